@@ -1,0 +1,28 @@
+"""Root URLs: admin, allauth, dj-stripe webhooks, the /v1 API, its schema/docs, and the pages."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_patterns = [
+    path("platform/", include("recommendations.platform_urls")),
+    path("", include("accounts.api_urls")),
+    path("", include("catalog.api_urls")),
+    path("", include("events.api_urls")),
+    path("", include("billing.api_urls")),
+    path("", include("recommendations.api_urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("v1/", include(api_patterns)),
+    path("account/", include("accounts.urls")),
+    path("billing/", include("billing.urls")),
+    path("events/", include("events.urls")),
+    path("", include("recommendations.urls")),
+    path("", include("catalog.urls")),
+]

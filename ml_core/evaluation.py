@@ -1,0 +1,220 @@
+"""The one evaluation protocol: chronological leave-one-out, full-ranking and sampled metrics.
+
+Protocol (used by every model, the ensemble and the online learner):
+
+* Split: per user, interactions sorted by time (ties keep file order, a stable sort);
+  the last is the test target, the second-to-last the validation target, the rest
+  train. Users with fewer than 3 interactions stay entirely in train.
+* Models are trained on train only, selected and early-stopped on validation
+  NDCG@10 (full ranking), and the selected model is reported on test (RecBole style).
+  At test time the model sees the validation item as part of the history.
+* Full ranking: every catalogue item is a candidate except what the user interacted
+  with *before* the target (train items; for test also the validation item). The
+  target itself is never excluded.
+* Ties are broken pessimistically: rank = 1 + #{other candidates with score >= target}.
+  NaN scores count as -inf, so a NaN target ranks last. Ranks are one-based.
+* HR@k = [rank <= k]; NDCG@k = 1/log2(rank + 1) if rank <= k; MRR@k = 1/rank if rank <= k.
+* Sampled (for comparison with the SASRec paper only): the target against 100 negatives
+  drawn uniformly, without replacement, from items the user never interacted with
+  (whole log), with a fixed seed, so every model sees the same negatives.
+* Beyond accuracy on the top-10 lists of the evaluated users: catalogue coverage
+  (share of items recommended at least once), Gini of exposure over all items
+  (0 = equal exposure, 1 = one item gets everything), novelty = mean self-information
+  -log2((train users of item + 1) / (n_users + 1)) of recommended items.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+
+from .data import Interactions
+from .interface import UserContext
+
+log = logging.getLogger(__name__)
+
+K = 10
+N_SAMPLED_NEGATIVES = 100
+
+
+@dataclass
+class Split:
+    """A leave-one-out split; targets are -1 for users without one."""
+
+    train: Interactions
+    full: Interactions
+    train_seqs: list[np.ndarray]  # per user, chronological train items
+    train_times: list[np.ndarray]
+    valid_item: np.ndarray  # int64 (n_users,)
+    valid_time: np.ndarray
+    test_item: np.ndarray
+    test_time: np.ndarray
+    sampled_negatives: np.ndarray  # int64 (n_users, 100): -1 padded when the catalogue is too small
+
+    @property
+    def n_items(self) -> int:
+        return self.full.n_items
+
+    def eval_users(self, stage: str) -> np.ndarray:
+        """Users with a target for stage 'valid' or 'test'."""
+        target = self.valid_item if stage == "valid" else self.test_item
+        return np.flatnonzero(target >= 0)
+
+    def contexts(self, stage: str, users: np.ndarray) -> list[UserContext]:
+        """What the model may see when predicting the stage's target of each user."""
+        out = []
+        for u in users.tolist():
+            hist, times = self.train_seqs[u], self.train_times[u]
+            if stage == "test" and self.valid_item[u] >= 0:
+                hist = np.append(hist, self.valid_item[u])
+                times = np.append(times, self.valid_time[u])
+            now = float(self.valid_time[u] if stage == "valid" else self.test_time[u])
+            out.append(UserContext(history=hist, times=times, user=u, now=now))
+        return out
+
+    def train_plus_valid(self) -> Interactions:
+        """Train rows plus each user's validation row (for refits; not used by default)."""
+        mask = np.ones(len(self.full), bool)
+        mask[self._test_rows] = False
+        return self.full.subset(mask)
+
+    _test_rows: np.ndarray = None  # type: ignore[assignment]
+
+
+def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
+    """Chronological leave-one-out split with fixed sampled negatives (seeded)."""
+    order = np.lexsort((np.arange(len(data)), data.times, data.users))
+    users = data.users[order]
+    bounds = np.searchsorted(users, np.arange(data.n_users + 1))
+    counts = np.diff(bounds)
+    is_test = np.zeros(len(data), bool)
+    is_valid = np.zeros(len(data), bool)
+    has = counts >= 3
+    is_test[order[bounds[1:][has] - 1]] = True
+    is_valid[order[bounds[1:][has] - 2]] = True
+    valid_item = np.full(data.n_users, -1, np.int64)
+    test_item = np.full(data.n_users, -1, np.int64)
+    valid_time = np.zeros(data.n_users, np.int64)
+    test_time = np.zeros(data.n_users, np.int64)
+    valid_item[data.users[is_valid]] = data.items[is_valid]
+    valid_time[data.users[is_valid]] = data.times[is_valid]
+    test_item[data.users[is_test]] = data.items[is_test]
+    test_time[data.users[is_test]] = data.times[is_test]
+    train = data.subset(~(is_test | is_valid))
+    split = Split(train, data, train.sequences(), train.time_sequences(), valid_item, valid_time,
+                  test_item, test_time, _sample_negatives(data, seed))
+    split._test_rows = np.flatnonzero(is_test)
+    return split
+
+
+def _sample_negatives(data: Interactions, seed: int) -> np.ndarray:
+    """100 items per user never interacted with, uniformly without replacement."""
+    rng = np.random.default_rng(seed)
+    seen = data.matrix().tolil().rows
+    out = np.full((data.n_users, N_SAMPLED_NEGATIVES), -1, np.int64)
+    for u in range(data.n_users):
+        pool = np.setdiff1d(np.arange(data.n_items), np.asarray(seen[u], np.int64), assume_unique=True)
+        take = min(N_SAMPLED_NEGATIVES, len(pool))
+        out[u, :take] = rng.choice(pool, size=take, replace=False)
+    return out
+
+
+def ranks_full(scores: np.ndarray, targets: np.ndarray, excluded: sparse.csr_matrix) -> np.ndarray:
+    """One-based pessimistic ranks of targets among all non-excluded items.
+
+    scores: float (B, n_items); targets: (B,); excluded: CSR (B, n_items) of items to drop
+    (the target is never dropped even when listed).
+    """
+    s = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64, copy=True))
+    rows = np.arange(len(targets))
+    t = s[rows, targets].copy()
+    ex_rows, ex_cols = excluded.nonzero()
+    s[ex_rows, ex_cols] = np.nan  # NaN compares false: excluded items never outrank
+    s[rows, targets] = np.nan
+    return 1 + (s >= t[:, None]).sum(axis=1)
+
+
+def ranks_sampled(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """One-based pessimistic ranks of targets among their sampled negatives (-1 = padding)."""
+    s = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64))
+    rows = np.arange(len(targets))
+    t = s[rows, targets]
+    neg = s[rows[:, None], np.maximum(negatives, 0)]
+    return 1 + ((neg >= t[:, None]) & (negatives >= 0)).sum(axis=1)
+
+
+def rank_metrics(ranks: np.ndarray, k: int = K) -> dict[str, float]:
+    """HR@k, NDCG@k, MRR@k averaged over users."""
+    ranks = np.asarray(ranks, np.float64)
+    hit = ranks <= k
+    return {f"hr@{k}": float(hit.mean()),
+            f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(ranks + 1), 0.0).mean()),
+            f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean())}
+
+
+def beyond_accuracy(top_lists: np.ndarray, train: Interactions) -> dict[str, float]:
+    """Coverage, Gini of exposure and novelty of top-k lists (B, k) of item indices."""
+    n_items = train.n_items
+    exposure = np.bincount(top_lists.ravel(), minlength=n_items).astype(np.float64)
+    coverage = float((exposure > 0).mean())
+    x = np.sort(exposure)
+    n = len(x)
+    gini = float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * x.sum())) if x.sum() > 0 else 0.0
+    item_users = np.asarray((train.matrix() > 0).sum(axis=0)).ravel()
+    info = -np.log2((item_users + 1.0) / (train.n_users + 1.0))
+    return {"coverage@10": coverage, "gini@10": gini, "novelty@10": float(info[top_lists].mean())}
+
+
+def _excluded(split: Split, stage: str, users: np.ndarray) -> sparse.csr_matrix:
+    rows, cols = [], []
+    for i, u in enumerate(users.tolist()):
+        items = split.train_seqs[u]
+        if stage == "test" and split.valid_item[u] >= 0:
+            items = np.append(items, split.valid_item[u])
+        rows.append(np.full(len(items), i))
+        cols.append(items)
+    r, c = np.concatenate(rows or [np.zeros(0)]), np.concatenate(cols or [np.zeros(0)])
+    return sparse.csr_matrix((np.ones(len(r), bool), (r.astype(np.int64), c.astype(np.int64))),
+                             shape=(len(users), split.n_items))
+
+
+def top_k(scores: np.ndarray, excluded: sparse.csr_matrix, k: int = K) -> np.ndarray:
+    """Indices of the k best non-excluded items per row, best first (NaN last)."""
+    s = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64, copy=True))
+    r, c = excluded.nonzero()
+    s[r, c] = -np.inf
+    part = np.argpartition(-s, kth=min(k, s.shape[1] - 1), axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512,
+             full_only: bool = False, users: Sequence[int] | None = None) -> dict[str, float]:
+    """Metrics of a fitted model on the split's 'valid' or 'test' targets."""
+    if stage not in ("valid", "test"):
+        raise ValueError(f"stage must be 'valid' or 'test', not {stage!r}")
+    users = split.eval_users(stage) if users is None else np.asarray(users, np.int64)
+    targets_all = split.valid_item if stage == "valid" else split.test_item
+    full, sampled, tops = [], [], []
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = np.asarray(model.score_batch(split.contexts(stage, batch)), dtype=np.float32)
+        if scores.shape != (len(batch), split.n_items):
+            raise ValueError(f"{type(model).__name__}.score_batch returned {scores.shape}, "
+                             f"expected {(len(batch), split.n_items)}")
+        targets = targets_all[batch]
+        excluded = _excluded(split, stage, batch)
+        full.append(ranks_full(scores, targets, excluded))
+        if not full_only:
+            sampled.append(ranks_sampled(scores, targets, split.sampled_negatives[batch]))
+            tops.append(top_k(scores, excluded))
+    out = rank_metrics(np.concatenate(full))
+    if not full_only:
+        out.update({f"sampled_{k}": v for k, v in rank_metrics(np.concatenate(sampled)).items()})
+        out.update(beyond_accuracy(np.concatenate(tops), split.train))
+    out["n_users"] = int(len(users))
+    return out

@@ -1,0 +1,81 @@
+"""The public contract every APEX model follows (see STYLE.md §3).
+
+Item and user arguments are *internal indices* from :class:`ml_core.data.Vocabulary`
+(0..n-1). An index outside the vocabulary (e.g. -1 for a movie the model never saw)
+is "unknown" and scores NaN; the ranking layer fills such gaps from a baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Run-time knobs that are not model hyperparameters."""
+
+    seed: int = 42
+    device: str = "cpu"
+    max_epochs: int | None = None  # overrides config.epochs when set (tests use 1-2)
+    progress: bool = True  # tqdm progress bars
+    validation: Any = None  # an ml_core.evaluation split used for early stopping
+    patience: int = 5  # epochs without validation NDCG@10 gain before stopping
+    time_budget_s: float | None = None  # stop training after this many seconds
+
+
+@dataclass
+class FitReport:
+    """What a fit did: epochs run, wall time, validation curve, parameter count."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    n_parameters: int = 0
+    val_curve: list[float] = field(default_factory=list)  # validation NDCG@10 per epoch
+    best_epoch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """What a model may know about the user at request time.
+
+    history: chronological item indices (oldest first).
+    times: unix seconds of each history event (same length), when known.
+    user: the training user index, when the user was seen in training; else None.
+    now: unix seconds of the request (defaults to the last event time).
+    """
+
+    history: Sequence[int]
+    times: Sequence[float] | None = None
+    user: int | None = None
+    now: float | None = None
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """fit / score / export / load: the one interface of every model."""
+
+    name: str
+    config: Any
+
+    def fit(self, data: "Interactions", options: FitOptions) -> FitReport: ...  # noqa: F821
+
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """One float32 per candidate, in order; NaN for unknown items/users.
+
+        ``context`` may carry ``times``, ``user`` and ``now`` (see UserContext).
+        """
+        ...
+
+    def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """Scores of every item for each context: float32 (len(contexts), n_items)."""
+        ...
+
+    def export(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> Self: ...

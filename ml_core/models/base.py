@@ -1,0 +1,101 @@
+"""Shared plumbing for models: `score` from `score_batch`, vocab bookkeeping, config I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import artifacts
+from ..data import Interactions
+from ..interface import UserContext
+
+
+class RecommenderBase:
+    """Implements `score` on top of `score_batch`; subclasses set `name` and `config_cls`."""
+
+    name: str = ""
+    config_cls: type = object
+    n_items: int = 0
+    item_raw_ids: list[int]
+    user_raw_ids: list[int]
+    data_snapshot: dict[str, Any] | None = None
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.config_cls()
+        self.item_raw_ids, self.user_raw_ids = [], []
+
+    def _remember_data(self, data: Interactions) -> None:
+        self.n_items = data.n_items
+        self.n_users = data.n_users
+        self.item_raw_ids = data.item_vocab.to_json()
+        self.user_raw_ids = data.user_vocab.to_json()
+        self.data_snapshot = data.snapshot()
+
+    def _clean_history(self, history: Sequence[int]) -> np.ndarray:
+        """History as int64 with unknown (out of range) items dropped."""
+        h = np.asarray(history, dtype=np.int64).ravel()
+        return h[(h >= 0) & (h < self.n_items)]
+
+    def _known_user(self, ctx: UserContext) -> int | None:
+        u = ctx.user
+        return int(u) if u is not None and 0 <= int(u) < getattr(self, "n_users", 0) else None
+
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """One float32 per candidate, in order; NaN for unknown items (and users the model cannot score)."""
+        ctx = UserContext(history=history, **context)
+        full = np.asarray(self.score_batch([ctx])[0], dtype=np.float32)
+        cand = np.asarray(candidates, dtype=np.int64).ravel()
+        out = np.full(len(cand), np.nan, dtype=np.float32)
+        ok = (cand >= 0) & (cand < self.n_items)
+        out[ok] = full[cand[ok]]
+        return out
+
+    def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """(n_items, d) float32 vectors whose dot product with a user vector scores items, or None."""
+        return None
+
+    # --- artifacts -------------------------------------------------------------------------
+    def _save(self, directory: Path, tensors: dict[str, np.ndarray], state: dict[str, Any] | None = None) -> None:
+        artifacts.save_artifact(
+            directory, model=self.name, config=dataclasses.asdict(self.config), tensors=tensors,
+            vocab={"items": self.item_raw_ids, "users": self.user_raw_ids},
+            data_snapshot=self.data_snapshot, state=state)
+
+    @classmethod
+    def _load_common(cls, directory: Path) -> tuple["RecommenderBase", dict[str, Any]]:
+        content = artifacts.load_artifact(Path(directory), model=cls.name)
+        fields = {f.name for f in dataclasses.fields(cls.config_cls)}
+        config = cls.config_cls(**{k: v for k, v in content["config"].items() if k in fields})
+        model = cls(config)
+        model.item_raw_ids = content["vocab"]["items"]
+        model.user_raw_ids = content["vocab"].get("users", [])
+        model.n_items = len(model.item_raw_ids)
+        model.n_users = len(model.user_raw_ids)
+        model.data_snapshot = content["manifest"].get("data_snapshot")
+        return model, content
+
+
+def history_matrix(contexts: Sequence[UserContext], n_items: int) -> "Any":
+    """Binary CSR (len(contexts), n_items) of each context's known history items."""
+    from scipy import sparse
+
+    rows, cols = [], []
+    for i, ctx in enumerate(contexts):
+        h = np.asarray(ctx.history, dtype=np.int64).ravel()
+        h = np.unique(h[(h >= 0) & (h < n_items)])
+        rows.append(np.full(len(h), i, np.int64))
+        cols.append(h)
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    return sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(contexts), n_items))
+
+
+def empty_rows(contexts: Sequence[UserContext], n_items: int) -> np.ndarray:
+    """Boolean mask of contexts with no known history item."""
+    return np.asarray(history_matrix(contexts, n_items).getnnz(axis=1) == 0)

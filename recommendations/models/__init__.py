@@ -1,0 +1,1 @@
+"""Recommendation models, split by subdomain and re-exported here."""

@@ -1,0 +1,53 @@
+"""Platform endpoints: status, readiness (503 naming what is not ready), SLO latencies."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apex_site.slo import slo_report
+
+from .platform import artifact_manifests, platform_readiness, platform_uptime_s
+
+
+def _serving_tier() -> str | None:
+    from . import engine
+
+    return engine.current_tier_name()
+
+
+class PlatformStatusApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=dict, summary="Version, serving tier, artifact versions, uptime")
+    def get(self, request: Request) -> Response:
+        manifests = artifact_manifests()
+        return Response({
+            "version": settings.APEX_VERSION,
+            "serving_tier": _serving_tier(),
+            "artifacts": {name: {"version": m.get("version"), "created_at": m.get("created_at")}
+                          for name, m in manifests.items()},
+            "uptime_s": platform_uptime_s(),
+        })
+
+
+class PlatformReadinessApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=dict, summary="Ready when database, Redis (if configured) and artifacts are")
+    def get(self, request: Request) -> Response:
+        report = platform_readiness()
+        return Response(report, status=status.HTTP_200_OK if report["ready"] else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class PlatformSloApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=dict, summary="Per-route latency p50/p95/p99 over a rolling window vs targets")
+    def get(self, request: Request) -> Response:
+        return Response(slo_report())
