@@ -133,6 +133,7 @@ LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # new people land on onboarding after sign-up
 
 EMAIL_URL = env_str("EMAIL_HOST")
 if EMAIL_URL:
@@ -149,9 +150,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "APEX <noreply@apex.local>")
 # --- DRF ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JWT first so an unauthenticated call gets 401 with a WWW-Authenticate header (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -172,6 +175,8 @@ STRIPE_LIVE_SECRET_KEY = env_str("STRIPE_LIVE_SECRET_KEY", "")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+STRIPE_PRICE_PRO = env_str("STRIPE_PRICE_PRO", "")  # Stripe Price ids for checkout (manage.py sync_plans)
+STRIPE_PRICE_ENTERPRISE = env_str("STRIPE_PRICE_ENTERPRISE", "")
 
 # --- ML / serving ---------------------------------------------------------------------
 ML_ARTIFACTS_DIR = Path(env_str("ML_ARTIFACTS_DIR", str(BASE_DIR / "var" / "artifacts")))

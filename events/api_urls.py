@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import api
 
 app_name = "events_api"
-urlpatterns: list = []
+urlpatterns = [
+    path("events", api.EventCreateApi.as_view(), name="event-create"),
+    path("events/batch", api.EventBatchCreateApi.as_view(), name="event-batch-create"),
+    path("events/features", api.EventFeaturesApi.as_view(), name="event-features"),
+]

@@ -1,1 +1,116 @@
-"""Models."""
+"""Events: the durable outbox of user interactions, and the differential-privacy budget ledger."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Event(models.Model):
+    """One interaction, written durably first (the outbox row), then relayed to the stream and applied once.
+
+    ``relayed_at`` is set when the row reached the Redis Stream (NULL: still waiting in the outbox);
+    ``applied_at`` is set in the same transaction that applies it to the online learner, so a
+    redelivered stream entry is skipped (exactly-once by event id).
+    """
+
+    class Kind(models.TextChoices):
+        IMPRESSION = "impression", "Impression"
+        CLICK = "click", "Click"
+        RATING = "rating", "Rating"
+        WATCH = "watch", "Watch"
+        WATCHLIST = "watchlist", "Watchlist"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="events")
+    movie = models.ForeignKey("catalog.Movie", on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    value = models.FloatField(null=True, blank=True, help_text="rating stars, watch fraction, watchlist 1/0")
+    idempotency_key = models.CharField(max_length=128, help_text="client key; a replay returns the same event")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="events", help_text="the key that posted it, if any")
+    external_user = models.CharField(max_length=128, blank=True, default="",
+                                     help_text="the API key holder's own id for its end user")
+    propensity = models.FloatField(null=True, blank=True, help_text="impressions: P(shown | policy)")
+    position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="impressions: rank shown at")
+    policy_version = models.CharField(max_length=64, blank=True, default="", help_text="serving policy version")
+    request_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    occurred_at = models.DateTimeField(help_text="when it happened on the client (defaults to receipt)")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    relayed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    applied_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="event_unique_user_idempotency_key"),
+            models.CheckConstraint(condition=models.Q(propensity__isnull=True)
+                                   | (models.Q(propensity__gt=0) & models.Q(propensity__lte=1)),
+                                   name="event_propensity_in_0_1"),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="event_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.user_id} on {self.movie_id}"
+
+
+class PrivacyBudget(models.Model):
+    """One analyst's total and spent ε (sequential composition); the row is locked while charging."""
+
+    analyst = models.CharField(max_length=64, unique=True, help_text="'user:<id>' (staff) or 'key:<id>' (API key)")
+    budget_epsilon = models.FloatField()
+    spent_epsilon = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["analyst"]
+
+    def __str__(self) -> str:
+        return f"{self.analyst}: {self.spent_epsilon:.3f} / {self.budget_epsilon:.3f} ε"
+
+    @property
+    def remaining_epsilon(self) -> float:
+        return max(self.budget_epsilon - self.spent_epsilon, 0.0)
+
+
+class PrivacyBudgetLedger(models.Model):
+    """One answered (charged) or refused analytics query."""
+
+    budget = models.ForeignKey(PrivacyBudget, on_delete=models.CASCADE, related_name="entries")
+    query = models.CharField(max_length=32)
+    epsilon = models.FloatField()
+    sensitivity = models.FloatField()
+    refused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "privacy budget ledger entry"
+        verbose_name_plural = "privacy budget ledger"
+
+    def __str__(self) -> str:
+        return f"{self.budget.analyst} {self.query} ε={self.epsilon}{' (refused)' if self.refused else ''}"
+
+
+class OnlineCheckpoint(models.Model):
+    """The online learner's state after one applied mini-batch, written in the batch's own transaction.
+
+    The consumer stores it together with the events' ``applied_at``, so state and "applied" move
+    together (exactly-once); serving workers load the newest one when the version in Redis moves.
+    The blob is an ``.npz`` archive of plain arrays (never a pickle), produced by ``ml_core.online``.
+    """
+
+    state = models.BinaryField()
+    events_applied = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True, help_text="guardrail outcome of this batch")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"online state v{self.pk} ({self.events_applied} events)"

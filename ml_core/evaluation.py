@@ -193,7 +193,7 @@ def top_k(scores: np.ndarray, excluded: sparse.csr_matrix, k: int = K) -> np.nda
 
 
 def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512,
-             full_only: bool = False, users: Sequence[int] | None = None) -> dict[str, float]:
+             full_only: bool = False, users: Sequence[int] | None = None, k: int = K) -> dict[str, float]:
     """Metrics of a fitted model on the split's 'valid' or 'test' targets."""
     if stage not in ("valid", "test"):
         raise ValueError(f"stage must be 'valid' or 'test', not {stage!r}")
@@ -212,9 +212,9 @@ def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512
         if not full_only:
             sampled.append(ranks_sampled(scores, targets, split.sampled_negatives[batch]))
             tops.append(top_k(scores, excluded))
-    out = rank_metrics(np.concatenate(full))
+    out = rank_metrics(np.concatenate(full), k)
     if not full_only:
-        out.update({f"sampled_{k}": v for k, v in rank_metrics(np.concatenate(sampled)).items()})
+        out.update({f"sampled_{name}": v for name, v in rank_metrics(np.concatenate(sampled), k).items()})
         out.update(beyond_accuracy(np.concatenate(tops), split.train))
     out["n_users"] = int(len(users))
     return out

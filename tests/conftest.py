@@ -24,3 +24,75 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _fast_hasher(settings: "settings") -> None:  # type: ignore[valid-type]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- The cast: accounts and plans (accounts/billing) ------------------------------------------------
+STRIPE_TEST_PRICES = {"STRIPE_PRICE_PRO": "price_1QApexPro000000000000000",
+                      "STRIPE_PRICE_ENTERPRISE": "price_1QApexEnterprise000000000"}
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    """Throttle counters and cached quota refusals must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def plans(db, settings):  # noqa: ANN001, ANN201
+    """Free/Pro/Enterprise synced from billing/plans.py, with test-mode Stripe price ids."""
+    from billing.services import plans_sync
+
+    for name, price in STRIPE_TEST_PRICES.items():
+        setattr(settings, name, price)
+    return {plan.code: plan for plan in plans_sync()}
+
+
+@pytest.fixture
+def alice(db, plans):  # noqa: ANN001, ANN201
+    """Free plan, has history (apps add hers), likes Sci-Fi and Drama, onboarded."""
+    from accounts.services import onboarding_complete
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="alice", email="alice@example.com")
+    onboarding_complete(user=user, favourite_genres=["Sci-Fi", "Drama"])
+    return user
+
+
+@pytest.fixture
+def bob(db, plans):  # noqa: ANN001, ANN201
+    """Paid plan (Pro, active Stripe subscription)."""
+    from accounts.services import onboarding_complete
+    from billing.services import account_plan_set
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="bob", email="bob@example.com")
+    onboarding_complete(user=user, favourite_genres=["Action"])
+    account_plan_set(user=user, plan=plans["pro"], subscription_id="sub_1QBobPro0000000000000000", status="active")
+    return user
+
+
+@pytest.fixture
+def carol(db, plans):  # noqa: ANN001, ANN201
+    """New: no history, onboarding not done, Free plan."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="carol", email="carol@example.com")
+
+
+@pytest.fixture
+def staff(db):  # noqa: ANN001, ANN201
+    from tests.factories import UserFactory
+
+    return UserFactory(username="staff", email="staff@example.com", is_staff=True)
+
+
+@pytest.fixture
+def api_key_for_alice(alice):  # noqa: ANN001, ANN201
+    """An active key of alice's: ``.raw`` is the secret, ``.headers`` the Django test-client kwargs."""
+    from accounts.services import api_key_create
+    from tests.factories import IssuedApiKey
+
+    key, raw = api_key_create(user=alice, name="alice's app")
+    return IssuedApiKey(key=key, raw=raw)

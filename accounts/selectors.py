@@ -1,0 +1,50 @@
+"""Reads for people and machines; the one place that decides who may see which key."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .keys import key_hash, key_prefix
+from .models import ApiKey, Profile
+
+
+def request_api_key(request: object) -> ApiKey | None:
+    """The API key a DRF request was authenticated with, if any (``request.auth``)."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None
+
+
+def profile_get(*, user: AbstractBaseUser) -> Profile:
+    """The user's profile, created empty on first use (users made outside register have none)."""
+    profile, _ = Profile.objects.get_or_create(user=user)
+    return profile
+
+
+def api_key_list(*, user: AbstractBaseUser, include_revoked: bool = True) -> QuerySet[ApiKey]:
+    keys = ApiKey.objects.filter(user=user)
+    return keys if include_revoked else keys.filter(revoked_at__isnull=True)
+
+
+def api_key_get_for(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """One of the user's own keys; anyone else's (or none) is Http404, so existence never leaks."""
+    try:
+        return ApiKey.objects.get(pk=key_id, user=user)
+    except (ApiKey.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such API key.") from exc
+
+
+def api_key_find_active(*, raw: str) -> ApiKey | None:
+    """The active key matching a full secret, or None; compared in constant time."""
+    prefix = key_prefix(raw)
+    if prefix is None:
+        return None
+    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    if key is None or not hmac.compare_digest(key.hashed_key, key_hash(raw)):
+        return None
+    if key.revoked_at is not None or not key.user.is_active:
+        return None
+    return key

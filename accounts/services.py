@@ -1,0 +1,100 @@
+"""Writes for people and machines: registration, profiles, onboarding, API keys."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .keys import key_generate, key_hash
+from .models import ApiKey, Profile
+from .selectors import api_key_get_for, profile_get
+
+logger = logging.getLogger(__name__)
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per key
+MAX_FAVOURITE_GENRES = 20
+
+
+@transaction.atomic
+def user_register(*, username: str, email: str, password: str) -> AbstractBaseUser:
+    """Create a user with a validated password and an empty profile; duplicates raise ValidationError."""
+    user_model = get_user_model()
+    if user_model.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "A user with that username already exists."})
+    if email and user_model.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "A user with that email already exists."})
+    candidate = user_model(username=username, email=email)
+    try:
+        validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    try:
+        user = user_model.objects.create_user(username=username, email=email, password=password)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise ValidationError({"username": "A user with that username already exists."}) from exc
+    Profile.objects.create(user=user)
+    logger.info("registered user %s", user.pk)
+    return user
+
+
+def profile_update(*, user: AbstractBaseUser, favourite_genres: list[str]) -> Profile:
+    """Replace the favourite genres (trimmed, de-duplicated, order kept)."""
+    cleaned: list[str] = []
+    for name in favourite_genres:
+        name = str(name).strip()
+        if name and name not in cleaned:
+            cleaned.append(name)
+    if len(cleaned) > MAX_FAVOURITE_GENRES:
+        raise ValidationError({"favourite_genres": f"At most {MAX_FAVOURITE_GENRES} genres."})
+    profile = profile_get(user=user)
+    profile.favourite_genres = cleaned
+    profile.save(update_fields=["favourite_genres", "updated_at"])
+    return profile
+
+
+def onboarding_complete(*, user: AbstractBaseUser, favourite_genres: list[str] | None = None) -> Profile:
+    """Mark onboarding done, optionally storing the genres picked on the way."""
+    if favourite_genres is not None:
+        profile_update(user=user, favourite_genres=favourite_genres)
+    profile = profile_get(user=user)
+    profile.onboarding_done = True
+    profile.save(update_fields=["onboarding_done", "updated_at"])
+    return profile
+
+
+def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with the full secret, which is never retrievable again."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the key a name."})
+    if len(name) > 100:
+        raise ValidationError({"name": "At most 100 characters."})
+    prefix, raw = key_generate()
+    key = ApiKey.objects.create(user=user, name=name, prefix=prefix, hashed_key=key_hash(raw))
+    logger.info("api key %s created for user %s", prefix, user.pk)
+    return key, raw
+
+
+def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """Revoke one of the user's keys (idempotent); someone else's key is a 404."""
+    key = api_key_get_for(user=user, key_id=key_id)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        logger.info("api key %s revoked", key.prefix)
+    return key
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Record use, writing at most once per LAST_USED_RESOLUTION so hot keys don't hammer one row."""
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now

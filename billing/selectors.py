@@ -1,0 +1,79 @@
+"""Reads: plans, the plan an account is on, and this period's usage."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone as dt_timezone
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import AccountPlan, Plan, UsageCounter, UsageKind
+from .plans import FREE_CODE, PLAN_DEFINITIONS
+
+
+def usage_period(now: datetime | None = None) -> tuple[date, datetime]:
+    """(first day of this UTC month, start of next month): quotas reset at the boundary."""
+    now = (now or timezone.now()).astimezone(dt_timezone.utc)
+    start = date(now.year, now.month, 1)
+    nxt = date(now.year + (now.month == 12), now.month % 12 + 1, 1)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=dt_timezone.utc)
+
+
+def plan_free() -> Plan:
+    """The Free plan, created from its definition if the catalogue was never synced."""
+    definition = next(d for d in PLAN_DEFINITIONS if d.code == FREE_CODE)
+    plan, _ = Plan.objects.get_or_create(code=FREE_CODE, defaults={
+        "name": definition.name, "price_cents": definition.price_cents, "sort_order": definition.sort_order,
+        "recommendation_quota": definition.recommendation_quota, "event_quota": definition.event_quota})
+    return plan
+
+
+def plan_list() -> QuerySet[Plan]:
+    return Plan.objects.all()
+
+
+def plan_get_by_code(*, code: str) -> Plan | None:
+    return Plan.objects.filter(code=code).first()
+
+
+def plan_for_user(*, user: AbstractBaseUser) -> Plan:
+    """The plan the account is on now; accounts without a row are on Free."""
+    account_plan = AccountPlan.objects.select_related("plan").filter(user=user).first()
+    return account_plan.plan if account_plan else plan_free()
+
+
+def account_plan_get(*, user: AbstractBaseUser) -> AccountPlan | None:
+    return AccountPlan.objects.select_related("plan").filter(user=user).first()
+
+
+def plan_next_up(*, plan: Plan) -> Plan | None:
+    """The cheapest plan above this one, for upgrade hints."""
+    return Plan.objects.filter(sort_order__gt=plan.sort_order).order_by("sort_order").first()
+
+
+def usage_summary(*, user: AbstractBaseUser, now: datetime | None = None) -> dict[str, Any]:
+    """This period's usage per kind against the plan's quota, with a per-API-key breakdown."""
+    start, end = usage_period(now)
+    plan = plan_for_user(user=user)
+    rows = UsageCounter.objects.filter(user=user, period=start).select_related("api_key")
+    totals = {kind.value: 0 for kind in UsageKind}
+    by_key: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.api_key_id is None:
+            totals[row.kind] = row.count
+        else:
+            entry = by_key.setdefault(row.api_key_id, {"id": row.api_key_id, "prefix": row.api_key.prefix,
+                                                       "name": row.api_key.name,
+                                                       **{kind.value: 0 for kind in UsageKind}})
+            entry[row.kind] = row.count
+    usage = {}
+    for kind in UsageKind:
+        limit = plan.quota_for(kind.value)
+        used = totals[kind.value]
+        usage[kind.value] = {"used": used, "limit": limit,
+                             "remaining": None if limit is None else max(limit - used, 0)}
+    return {"plan": plan.code, "plan_name": plan.name, "period_start": start.isoformat(),
+            "period_end": end.isoformat().replace("+00:00", "Z"), "usage": usage,
+            "api_keys": sorted(by_key.values(), key=lambda e: e["id"])}

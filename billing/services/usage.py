@@ -1,0 +1,78 @@
+"""Metering: count calls per account and API key and refuse them past the plan's monthly quota."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..exceptions import QuotaExceeded
+from ..models import Plan, UsageCounter, UsageKind
+from ..selectors import plan_for_user, plan_next_up, usage_period
+
+logger = logging.getLogger(__name__)
+
+# Only "over quota" is cached, briefly: it can only be stale towards refusing for OVER_QUOTA_TTL_S
+# after a plan change in another process (this process clears it at once), never towards allowing.
+OVER_QUOTA_TTL_S = 60
+
+
+def _over_key(user_id: int, kind: str, period: object) -> str:
+    return f"billing:over:{user_id}:{kind}:{period}"
+
+
+def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind: str, amount: int = 1) -> None:
+    """Count ``amount`` calls of ``kind`` for the account (and key), or raise QuotaExceeded (429) and count none."""
+    if kind not in UsageKind.values:
+        raise ValueError(f"unknown usage kind {kind!r}; expected one of {UsageKind.values}")
+    if amount < 1:
+        raise ValueError("amount must be at least 1")
+    now = timezone.now()
+    period, resets_at = usage_period(now)
+    if cache.get(_over_key(user.pk, kind, period)):
+        plan = plan_for_user(user=user)
+        raise _quota_exceeded(plan=plan, kind=kind, used=None, resets_at=resets_at, now=now)
+    plan = plan_for_user(user=user)
+    limit = plan.quota_for(kind)
+    with transaction.atomic():
+        total, _ = UsageCounter.objects.get_or_create(user=user, api_key=None, kind=kind, period=period)
+        rows = UsageCounter.objects.filter(pk=total.pk)
+        if limit is not None:
+            rows = rows.filter(count__lte=limit - amount)  # check and increment in one UPDATE: no race
+        if not rows.update(count=F("count") + amount):
+            used = UsageCounter.objects.filter(pk=total.pk).values_list("count", flat=True).first() or 0
+            cache.set(_over_key(user.pk, kind, period), True, OVER_QUOTA_TTL_S)
+            raise _quota_exceeded(plan=plan, kind=kind, used=used, resets_at=resets_at, now=now)
+        if api_key is not None:
+            per_key, _ = UsageCounter.objects.get_or_create(user=user, api_key=api_key, kind=kind, period=period)
+            UsageCounter.objects.filter(pk=per_key.pk).update(count=F("count") + amount)
+
+
+def usage_forget_over_quota(*, user_id: int) -> None:
+    """Drop the cached refusals after a plan change, so a new quota applies at once."""
+    period, _ = usage_period()
+    cache.delete_many([_over_key(user_id, kind, period) for kind in UsageKind.values])
+
+
+def _quota_exceeded(*, plan: Plan, kind: str, used: int | None, resets_at: datetime, now: datetime) -> QuotaExceeded:
+    limit = plan.quota_for(kind)
+    label = UsageKind(kind).label.lower()
+    resets = resets_at.isoformat().replace("+00:00", "Z")
+    detail = (f"Monthly quota exceeded: the {plan.name} plan includes {limit:,} {label} per month "
+              f"and this period's are used up. The quota resets at {resets}.")
+    upgrade_to = plan_next_up(plan=plan)
+    if upgrade_to is not None:
+        upgrade = (f"Upgrade to {upgrade_to.name} for {upgrade_to.quota_for(kind) or 0:,} {label} per month: "
+                   f"visit /billing/ or POST /v1/billing/checkout with {{\"plan\": \"{upgrade_to.code}\"}}.")
+    else:
+        upgrade = "You are on the largest plan; contact us to raise the limit."
+    logger.info("quota exceeded: user plan=%s kind=%s used=%s limit=%s", plan.code, kind, used, limit)
+    body = {"detail": detail, "code": "quota_exceeded", "kind": kind, "plan": plan.code, "limit": limit,
+            "used": used if used is not None else limit, "resets_at": resets, "upgrade": upgrade,
+            "upgrade_plan": upgrade_to.code if upgrade_to else None}
+    return QuotaExceeded(body, wait_s=max(int((resets_at - now).total_seconds()), 1))

@@ -1,0 +1,25 @@
+"""Burst limits per API key, user or client address, counted in the cache (Redis when REDIS_URL is set)."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from accounts.selectors import request_api_key
+
+
+class BurstThrottle(SimpleRateThrottle):
+    """Short-window rate limit (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["burst"], e.g. 120/min)."""
+
+    scope = "burst"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        api_key = request_api_key(request)
+        if api_key is not None:
+            ident = f"key:{api_key.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,193 @@
+"""Write a MovieLens release into the catalog: idempotent, transactional, batched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from ..models import Genre, Movie, Rating
+from ..services import movie_rating_stats_refresh, movie_search_text_refresh
+from .layouts import MovieLensData, MovieRow, opened, read_release
+from .progress import progress_bar
+
+logger = logging.getLogger(__name__)
+BATCH_SIZE = 5000
+MOVIE_FIELDS = ["title", "year", "imdb_id", "tmdb_id", "ml100k_id"]
+
+
+@dataclass
+class ImportReport:
+    """What one import changed."""
+
+    dataset: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, value: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + value
+
+    @property
+    def changed(self) -> int:
+        return sum(v for k, v in self.counts.items() if k.endswith(("created", "updated", "deleted")))
+
+    def __str__(self) -> str:
+        return f"{self.dataset}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.counts.items()))
+
+
+def default_reference() -> Path:
+    """The embedded ml-latest-small, used to map ml-100k titles into the shared MovieLens id space."""
+    return Path(settings.BASE_DIR) / "data" / "ml-latest-small"
+
+
+def import_movielens(path: Path, *, dataset: str | None = None, reference: Path | None = None,
+                     progress: bool = True, batch_size: int = BATCH_SIZE) -> ImportReport:
+    """Read the release at `path` (folder or zip) and write it in one transaction."""
+    with opened(Path(path)) as folder:
+        data = read_release(folder, dataset=dataset, reference=reference or default_reference())
+    logger.info("read %s (%s): %d movies, %d ratings", data.dataset, data.layout, len(data.movies), len(data.ratings))
+    report = ImportReport(data.dataset)
+    with transaction.atomic():
+        genre_ids = _genres(data.movies.values(), report)
+        touched = _movies(data, report, batch_size)
+        _movie_genres(data, touched, genre_ids, report, batch_size)
+        _tags(data, report, batch_size)
+        user_ids = _users(data, report, batch_size, progress)
+        _ratings(data, user_ids, report, batch_size, progress)
+        report.add("movie stats updated", movie_rating_stats_refresh())
+        report.add("search text updated", movie_search_text_refresh())
+    logger.info("imported %s", report)
+    return report
+
+
+def _genres(movies: Iterable[MovieRow], report: ImportReport) -> dict[str, int]:
+    names = sorted({g for m in movies for g in m.genres})
+    existing = set(Genre.objects.filter(name__in=names).values_list("name", flat=True))
+    new = [Genre(name=n, slug=slugify(n)) for n in names if n not in existing]
+    Genre.objects.bulk_create(new)
+    report.add("genres created", len(new))
+    return dict(Genre.objects.values_list("name", "id"))
+
+
+def _movies(data: MovieLensData, report: ImportReport, batch_size: int) -> set[int]:
+    """Create new movies and update changed ones; returns the ids whose genres this release decides."""
+    existing = Movie.objects.only("id", *MOVIE_FIELDS).in_bulk(list(data.movies))
+    create, update, owned = [], [], set()
+    for row in data.movies.values():
+        movie = existing.get(row.id)
+        if movie is None:
+            create.append(Movie(id=row.id, title=row.title, year=row.year, imdb_id=row.imdb_id,
+                                tmdb_id=row.tmdb_id, ml100k_id=row.ml100k_id))
+            owned.add(row.id)
+            continue
+        wanted = ({"ml100k_id": row.ml100k_id} if not data.owns_movies else
+                  {"title": row.title, "year": row.year, "imdb_id": row.imdb_id, "tmdb_id": row.tmdb_id})
+        if data.owns_movies:
+            owned.add(row.id)
+            if not row.imdb_id and not row.tmdb_id:  # a release without links.csv keeps the ids it has
+                wanted.pop("imdb_id"), wanted.pop("tmdb_id")
+        if any(getattr(movie, k) != v for k, v in wanted.items()):
+            for k, v in wanted.items():
+                setattr(movie, k, v)
+            update.append(movie)
+    Movie.objects.bulk_create(create, batch_size=batch_size)
+    now = timezone.now()
+    for movie in update:
+        movie.updated_at = now
+    Movie.objects.bulk_update(update, [*MOVIE_FIELDS, "updated_at"], batch_size=batch_size)
+    report.add("movies created", len(create))
+    report.add("movies updated", len(update))
+    return owned
+
+
+def _movie_genres(data: MovieLensData, owned: set[int], genre_ids: dict[str, int], report: ImportReport,
+                  batch_size: int) -> None:
+    through = Movie.genres.through
+    wanted = {(m, genre_ids[g]) for m in owned for g in data.movies[m].genres}
+    have = set(through.objects.values_list("movie_id", "genre_id"))
+    have_owned = {pair for pair in have if pair[0] in owned}
+    new = [through(movie_id=m, genre_id=g) for m, g in sorted(wanted - have)]
+    stale = have_owned - wanted
+    through.objects.bulk_create(new, batch_size=batch_size)
+    for movie_id, genre_id in stale:
+        through.objects.filter(movie_id=movie_id, genre_id=genre_id).delete()
+    report.add("movie genres created", len(new))
+    report.add("movie genres deleted", len(stale))
+
+
+def _tags(data: MovieLensData, report: ImportReport, batch_size: int) -> None:
+    if not data.tags:
+        return
+    movies = Movie.objects.only("id", "tags").in_bulk(list(data.tags))
+    changed = [m for m in movies.values() if m.tags != data.tags[m.id]]
+    now = timezone.now()
+    for movie in changed:
+        movie.tags, movie.updated_at = data.tags[movie.id], now
+    Movie.objects.bulk_update(changed, ["tags", "updated_at"], batch_size=batch_size)
+    report.add("movie tags updated", len(changed))
+
+
+def username_for(dataset: str, source_user_id: int) -> str:
+    """'ml-latest-small-1', 'ml-100k-1': the Django username of a MovieLens user."""
+    prefix = dataset if dataset.startswith("ml-") else f"ml-{dataset}"
+    return f"{prefix}-{source_user_id}"
+
+
+def _users(data: MovieLensData, report: ImportReport, batch_size: int, progress: bool) -> dict[int, int]:
+    """MovieLens user id -> Django user id, creating inactive users with unusable passwords."""
+    user_model = get_user_model()
+    source_ids = np.unique(data.ratings["user"].to_numpy()).tolist()
+    names = {username_for(data.dataset, u): u for u in source_ids}
+    prefix = username_for(data.dataset, 0)[:-1]
+    existing = {name: pk for name, pk in user_model.objects.filter(username__startswith=prefix)
+                .values_list("username", "id") if name in names}
+    new = [user_model(username=n, password=make_password(None), is_active=False)
+           for n in names if n not in existing]
+    with progress_bar(len(new), f"{data.dataset} users", progress) as bar:
+        for start in range(0, len(new), batch_size):
+            user_model.objects.bulk_create(new[start:start + batch_size])
+            bar.update(len(new[start:start + batch_size]))
+    report.add("users created", len(new))
+    if new:
+        existing = {name: pk for name, pk in user_model.objects.filter(username__startswith=prefix)
+                    .values_list("username", "id") if name in names}
+    return {names[n]: pk for n, pk in existing.items()}
+
+
+def _ratings(data: MovieLensData, user_ids: dict[int, int], report: ImportReport, batch_size: int,
+             progress: bool) -> None:
+    frame = data.ratings.sort_values("ts", kind="stable").drop_duplicates(["user", "movie"], keep="last")
+    existing = {(u, m): (v, int(t.timestamp())) for u, m, v, t in
+                Rating.objects.filter(source=data.dataset).order_by().values_list(
+                    "user_id", "movie_id", "value", "rated_at").iterator(chunk_size=50_000)}
+    create, update = [], []
+    changed_ids = Rating.objects.filter(source=data.dataset).order_by()
+    users = frame["user"].map(user_ids).to_numpy(dtype=np.int64)
+    for user, movie, value, ts in zip(users.tolist(), frame["movie"].tolist(), frame["value"].tolist(),
+                                      frame["ts"].tolist(), strict=True):
+        old = existing.get((user, movie))
+        if old is None:
+            create.append(Rating(user_id=user, movie_id=movie, value=value, source=data.dataset,
+                                 rated_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC)))
+        elif old != (value, ts):
+            update.append((user, movie, value, ts))
+    with progress_bar(len(create) + len(update), f"{data.dataset} ratings", progress) as bar:
+        for start in range(0, len(create), batch_size):
+            Rating.objects.bulk_create(create[start:start + batch_size])
+            bar.update(len(create[start:start + batch_size]))
+        for user, movie, value, ts in update:
+            changed_ids.filter(user_id=user, movie_id=movie).update(
+                value=value, rated_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC))
+            bar.update(1)
+    report.add("ratings created", len(create))
+    report.add("ratings updated", len(update))
+    report.add("ratings unchanged", len(frame) - len(create) - len(update))

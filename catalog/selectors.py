@@ -1,0 +1,109 @@
+"""Catalog reads used by pages, APIs and other apps (the only read path other apps may use)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from .models import Credit, Genre, Movie, Rating
+
+SORTS = {"popular": ("-rating_count", "id"), "rating": ("-rating_mean", "-rating_count", "id"),
+         "newest": ("-year", "id"), "title": ("title", "id")}
+
+
+def movie_get(*, movie_id: int) -> Movie:
+    """One movie with its genres, collection and credits; raises Http404 when unknown."""
+    credits = Credit.objects.select_related("person").order_by("role", "order")
+    try:
+        return (Movie.objects.select_related("collection")
+                .prefetch_related("genres", Prefetch("credits", queryset=credits)).get(id=movie_id))
+    except (Movie.DoesNotExist, ValueError, TypeError, OverflowError) as exc:
+        raise Http404(f"No movie with id {movie_id}") from exc
+
+
+def movie_list(*, genre: str | None = None, year: int | None = None, year_min: int | None = None,
+               year_max: int | None = None, text: str | None = None, min_rating: float | None = None,
+               sort: str = "popular") -> QuerySet[Movie]:
+    """Movies filtered by genre (name or slug), year or year range, title text and minimum mean rating."""
+    movies = Movie.objects.select_related("collection").prefetch_related("genres")
+    if genre:
+        movies = movies.filter(Q(genres__slug__iexact=genre) | Q(genres__name__iexact=genre))
+    if year is not None:
+        movies = movies.filter(year=year)
+    if year_min is not None:
+        movies = movies.filter(year__gte=year_min)
+    if year_max is not None:
+        movies = movies.filter(year__lte=year_max)
+    if text:
+        movies = movies.filter(title__icontains=text.strip())
+    if min_rating is not None:
+        movies = movies.filter(rating_mean__gte=min_rating)
+    return movies.order_by(*SORTS.get(sort, SORTS["popular"]))
+
+
+def movie_list_by_ids(*, movie_ids: list[int]) -> list[Movie]:
+    """Movies in the order of the given ids (unknown ids are skipped), with genres prefetched."""
+    found = Movie.objects.select_related("collection").prefetch_related("genres").in_bulk(movie_ids)
+    return [found[i] for i in movie_ids if i in found]
+
+
+def movie_list_in_collection(*, movie: Movie, limit: int = 12) -> list[Movie]:
+    """Other movies of the same collection (franchise), oldest first."""
+    if not movie.collection_id:
+        return []
+    return list(Movie.objects.filter(collection_id=movie.collection_id).exclude(id=movie.id)
+                .prefetch_related("genres").order_by("year", "id")[:limit])
+
+
+def genre_list() -> list[Genre]:
+    """All genres, by name."""
+    return list(Genre.objects.all())
+
+
+def rating_get(*, user: Any, movie: Movie) -> Rating | None:
+    """The user's rating of the movie, or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Rating.objects.filter(user=user, movie=movie).first()
+
+
+def ratings_as_arrays(*, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All ratings (of one source/dataset when given) as (user_ids, movie_ids, unix timestamps, values) arrays."""
+    rows = Rating.objects.order_by()
+    if dataset:
+        rows = rows.filter(source=dataset)
+    data = list(rows.values_list("user_id", "movie_id", "rated_at", "value").iterator(chunk_size=50_000))
+    if not data:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty.copy(), empty.copy(), np.array([], dtype=np.float32)
+    users, movies, stamps, values = zip(*data, strict=True)
+    timestamps = np.fromiter((s.timestamp() for s in stamps), dtype=np.float64, count=len(stamps)).astype(np.int64)
+    return (np.asarray(users, dtype=np.int64), np.asarray(movies, dtype=np.int64), timestamps,
+            np.asarray(values, dtype=np.float32))
+
+
+def movie_metadata_map() -> dict[int, dict[str, Any]]:
+    """movie id -> the metadata the serving engine's content index and knowledge graph use."""
+    genres: dict[int, list[str]] = defaultdict(list)
+    for movie_id, name in Movie.genres.through.objects.order_by("movie_id", "genre__name").values_list(
+            "movie_id", "genre__name"):
+        genres[movie_id].append(name)
+    directors: dict[int, list[str]] = defaultdict(list)
+    for movie_id, name in Credit.objects.filter(role=Credit.Role.DIRECTOR).order_by("movie_id", "order").values_list(
+            "movie_id", "person__name"):
+        directors[movie_id].append(name)
+    fields = ("id", "title", "year", "collection_id", "collection__name", "vote_average", "vote_count", "popularity",
+              "poster_path", "overview", "keywords", "tags", "rating_count", "rating_mean")
+    result: dict[int, dict[str, Any]] = {}
+    for row in Movie.objects.order_by("id").values(*fields).iterator(chunk_size=5000):
+        movie_id = row["id"]
+        row["genres"] = genres.get(movie_id, [])
+        row["directors"] = directors.get(movie_id, [])
+        row["director"] = row["directors"][0] if row["directors"] else None
+        row["collection"] = row.pop("collection__name")
+        result[movie_id] = row
+    return result

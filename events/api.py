@@ -1,0 +1,128 @@
+"""Events API: post interactions (202, idempotent), read the caller's live features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import request_api_key
+from billing.quota import QuotaMixin
+from billing.services import usage_consume
+from catalog.selectors import movie_list_by_ids
+
+from .models import Event
+from .selectors import event_features_for
+from .services import EventInput, event_record_batch, event_value_validate
+
+MAX_BATCH = 1000
+
+
+class UnprocessableEntity(serializers.ValidationError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
+class EventInputSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Event.Kind.choices)
+    value = serializers.FloatField(required=False, allow_null=True)
+    idempotency_key = serializers.CharField(max_length=128, help_text="client-chosen; a replay returns the same event")
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    propensity = serializers.FloatField(required=False, allow_null=True, help_text="impressions only, in (0, 1]")
+    position = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000)
+    policy_version = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    request_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    external_user = serializers.CharField(required=False, allow_blank=True, max_length=128, default="",
+                                          help_text="API keys only: your own id for the end user")
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+
+
+AcceptedSerializer = inline_serializer("EventAccepted", {
+    "id": serializers.UUIDField(), "status": serializers.CharField(), "replayed": serializers.BooleanField()})
+
+
+def _inputs(request: Request, rows: list[dict[str, Any]], prefix: str) -> list[EventInput]:
+    """Check domain rules (422, per field) and movies (404), and build the service inputs."""
+    is_key = request_api_key(request) is not None
+    errors: dict[str, Any] = {}
+    for i, row in enumerate(rows):
+        if row["external_user"] and not is_key:
+            errors[f"{prefix}{i}.external_user"] = ["only API keys may post for their end users"]
+        try:
+            event_value_validate(kind=row["kind"], value=row.get("value"), propensity=row.get("propensity"))
+        except DjangoValidationError as exc:
+            errors.update({f"{prefix}{i}.{field}": msgs for field, msgs in exc.message_dict.items()})
+    if errors:
+        raise UnprocessableEntity(errors)
+    wanted = sorted({row["movie_id"] for row in rows})
+    movies = {movie.id: movie for movie in movie_list_by_ids(movie_ids=wanted)}
+    for i, row in enumerate(rows):
+        if row["movie_id"] not in movies:
+            raise NotFound({"detail": f"No movie with id {row['movie_id']}", "field": f"{prefix}{i}.movie_id"})
+    return [EventInput(movie=movies[row.pop("movie_id")], **row) for row in rows]
+
+
+def _record(request: Request, items: list[EventInput]) -> list[tuple[Event, bool]]:
+    try:
+        return event_record_batch(user=request.user, items=items, api_key=request_api_key(request))
+    except DjangoValidationError as exc:
+        raise UnprocessableEntity(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
+
+
+class EventCreateApi(QuotaMixin, APIView):
+    """Accept one interaction for the authenticated user: stored durably, streamed after commit, 202."""
+
+    permission_classes = [IsAuthenticated]
+    quota_kind = "events"
+
+    @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        data = EventInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        (event, created), = _record(request, _inputs(request, [dict(data.validated_data)], prefix=""))
+        return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class EventBatchCreateApi(QuotaMixin, APIView):
+    """Accept up to 1,000 interactions in one transaction (all or none); each counts against the events quota."""
+
+    permission_classes = [IsAuthenticated]
+    quota_kind = None  # metered per event below, not per request
+
+    @extend_schema(request=EventBatchSerializer, responses={202: inline_serializer("EventBatchAccepted", {
+        "accepted": serializers.IntegerField(), "replayed": serializers.IntegerField(),
+        "events": AcceptedSerializer(many=True)})})
+    def post(self, request: Request) -> Response:
+        data = EventBatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        items = _inputs(request, [dict(row) for row in data.validated_data["events"]], prefix="events.")
+        usage_consume(user=request.user, api_key=request_api_key(request), kind="events", amount=len(items))
+        results = _record(request, items)
+        replayed = sum(1 for _, created in results if not created)
+        return Response({"accepted": len(results) - replayed, "replayed": replayed,
+                         "events": [{"id": str(e.id), "status": "accepted", "replayed": not created}
+                                    for e, created in results]}, status=status.HTTP_202_ACCEPTED)
+
+
+class EventFeaturesApi(APIView):
+    """The caller's live feature state: recent sequence, counters by kind, events still in flight."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: inline_serializer("EventFeatures", {
+        "user_id": serializers.IntegerField(), "recent_sequence": serializers.ListField(),
+        "counters": serializers.DictField(), "pending_events": serializers.IntegerField(),
+        "model_state_version": serializers.IntegerField()})})
+    def get(self, request: Request) -> Response:
+        return Response(event_features_for(user=request.user))

@@ -1,0 +1,75 @@
+"""Event reads: a user's live feature state, recent items, and the outbox/stream health."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, QuerySet
+from django.http import Http404
+
+from .models import Event, OnlineCheckpoint
+
+Kind = Event.Kind
+ENGAGED = (Kind.CLICK, Kind.RATING, Kind.WATCH, Kind.WATCHLIST)
+
+
+def event_get_for(*, user: AbstractBaseUser, event_id: Any) -> Event:
+    """One of the user's own events; anyone else's (or none) is Http404."""
+    try:
+        return Event.objects.get(id=event_id, user=user)
+    except (Event.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such event.") from exc
+
+
+def event_list_recent(*, user: AbstractBaseUser, limit: int = 50, applied_only: bool = False) -> QuerySet[Event]:
+    events = Event.objects.filter(user=user).select_related("movie")
+    if applied_only:
+        events = events.filter(applied_at__isnull=False)
+    return events.order_by("-created_at", "-id")[:limit]
+
+
+def event_list_by_ids(*, event_ids: Sequence[str]) -> list[Event]:
+    """Events by id, oldest first (for pushing and diagnostics)."""
+    return list(Event.objects.filter(id__in=list(event_ids)).order_by("created_at", "id"))
+
+
+def event_recent_movie_ids(*, user_id: int, limit: int = 200) -> list[int]:
+    """Movies the user engaged with (clicked, rated, watched, listed), oldest first, applied events only."""
+    rows = (Event.objects.filter(user_id=user_id, kind__in=ENGAGED, applied_at__isnull=False)
+            .order_by("-occurred_at", "-created_at").values_list("movie_id", flat=True)[:limit])
+    return list(reversed(list(rows)))
+
+
+def event_features_for(*, user: AbstractBaseUser, limit: int = 20) -> dict[str, Any]:
+    """The caller's live feature state: recent sequence, counters by kind, and what is still in flight."""
+    recent = list(Event.objects.filter(user=user, kind__in=ENGAGED, applied_at__isnull=False)
+                  .select_related("movie").order_by("-occurred_at", "-created_at")[:limit])
+    counts = dict(Event.objects.filter(user=user).order_by().values_list("kind").annotate(n=Count("id")))
+    pending = Event.objects.filter(user=user, applied_at__isnull=True).count()
+    latest = OnlineCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
+    return {
+        "user_id": user.pk,
+        "recent_sequence": [{"movie_id": e.movie_id, "title": e.movie.title, "kind": e.kind, "value": e.value,
+                             "occurred_at": e.occurred_at.isoformat()} for e in recent],
+        "counters": {kind: int(counts.get(kind, 0)) for kind in Kind.values},
+        "ratings_mean": _mean([e.value for e in recent if e.kind == Kind.RATING and e.value is not None]),
+        "pending_events": pending,
+        "model_state_version": latest or 0,
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def outbox_stats() -> dict[str, int]:
+    """Outbox health: rows waiting for the stream, rows waiting to be applied."""
+    return {"unrelayed": Event.objects.filter(relayed_at__isnull=True).count(),
+            "unapplied": Event.objects.filter(applied_at__isnull=True).count()}
+
+
+def online_checkpoint_latest(*, newer_than: int = 0) -> OnlineCheckpoint | None:
+    """The newest online-learner checkpoint with id above ``newer_than``, or None."""
+    return OnlineCheckpoint.objects.filter(id__gt=newer_than).order_by("-id").first()

@@ -1,0 +1,210 @@
+"""Event writes: record (idempotent, durable outbox row), relay to the stream after commit, apply exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from catalog.models import Movie
+from catalog.selectors import movie_list_by_ids
+from catalog.services import rating_upsert
+
+from .models import Event, OnlineCheckpoint
+from .signals import interaction_recorded, interactions_applied
+from .stream import stream_append, stream_enabled
+
+logger = logging.getLogger(__name__)
+
+Kind = Event.Kind
+RELAY_BATCH = 500
+CHECKPOINTS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One validated event as the API (or another app) hands it over."""
+
+    movie: Movie
+    kind: str
+    idempotency_key: str
+    value: float | None = None
+    occurred_at: dt.datetime | None = None
+    propensity: float | None = None
+    position: int | None = None
+    policy_version: str = ""
+    request_id: str = ""
+    external_user: str = ""
+
+
+def event_value_validate(*, kind: str, value: float | None, propensity: float | None) -> float | None:
+    """The stored value for a kind, or ValidationError naming the field (ratings 0.5-5 in half steps)."""
+    if kind not in Kind.values:
+        raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of {', '.join(Kind.values)}"})
+    if kind == Kind.RATING:
+        if value is None:
+            raise ValidationError({"value": "a rating needs a value (0.5 to 5 in half steps)"})
+        if not 0.5 <= value <= 5.0 or value * 2 != int(value * 2):
+            raise ValidationError({"value": f"rating must be 0.5 to 5 in half steps, got {value}"})
+    elif kind == Kind.WATCH:
+        value = 1.0 if value is None else value
+        if not 0.0 <= value <= 1.0:
+            raise ValidationError({"value": f"watch value is the fraction watched, 0 to 1; got {value}"})
+    elif kind == Kind.WATCHLIST:
+        value = 1.0 if value is None else value
+        if value not in (0.0, 1.0):
+            raise ValidationError({"value": f"watchlist value is 1 (add) or 0 (remove); got {value}"})
+    elif value is not None:
+        raise ValidationError({"value": f"{kind} events carry no value"})
+    if kind == Kind.IMPRESSION:
+        if propensity is None or not 0.0 < propensity <= 1.0:
+            raise ValidationError({"propensity": "impressions need the serving policy's propensity in (0, 1]"})
+    elif propensity is not None:
+        raise ValidationError({"propensity": "only impressions carry a propensity"})
+    return value
+
+
+def _build(*, user: AbstractBaseUser, item: EventInput, api_key: Any, now: dt.datetime) -> Event:
+    value = event_value_validate(kind=item.kind, value=item.value, propensity=item.propensity)
+    occurred = item.occurred_at or now
+    if timezone.is_naive(occurred):
+        raise ValidationError({"occurred_at": "occurred_at must include a timezone"})
+    return Event(user=user, movie=item.movie, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
+                 api_key=api_key, external_user=item.external_user, propensity=item.propensity,
+                 position=item.position, policy_version=item.policy_version, request_id=item.request_id,
+                 occurred_at=occurred)
+
+
+def _announce(event_ids: list[str], user_ids: list[int]) -> None:
+    """After commit: relay to the stream (best effort, the beat relay retries), then tell the listeners."""
+    relayed = event_outbox_relay(event_ids=event_ids)
+    interaction_recorded.send(sender=Event, event_ids=event_ids, user_ids=sorted(set(user_ids)),
+                              relayed=relayed == len(event_ids))
+
+
+@transaction.atomic
+def event_record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput],
+                       api_key: Any = None) -> list[tuple[Event, bool]]:
+    """Store many events in one transaction; replayed idempotency keys return the stored event (created False)."""
+    keys = [item.idempotency_key for item in items]
+    if len(set(keys)) != len(keys):
+        raise ValidationError({"events": "idempotency keys must be unique within a batch"})
+    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
+    now = timezone.now()
+    fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
+             if item.idempotency_key not in existing]
+    try:
+        with transaction.atomic():
+            Event.objects.bulk_create(fresh)
+    except IntegrityError:
+        # A concurrent request stored one of the keys first: insert one by one, keeping theirs.
+        stored = []
+        for event in fresh:
+            try:
+                with transaction.atomic():
+                    event.save(force_insert=True)
+                stored.append(event)
+            except IntegrityError:
+                existing[event.idempotency_key] = Event.objects.get(user=user, idempotency_key=event.idempotency_key)
+        fresh = stored
+    created = {e.idempotency_key: e for e in fresh}
+    if fresh:
+        ids, users = [str(e.id) for e in fresh], [user.pk] * len(fresh)
+        transaction.on_commit(lambda: _announce(ids, users))
+    return [(created[k], True) if k in created else (existing[k], False) for k in keys]
+
+
+def event_record(*, user: AbstractBaseUser, movie: Movie, kind: str, idempotency_key: str,
+                 value: float | None = None, api_key: Any = None, **fields: Any) -> tuple[Event, bool]:
+    """Store one event durably (the outbox row); returns (event, created). A replayed key returns the first event."""
+    item = EventInput(movie=movie, kind=kind, idempotency_key=idempotency_key, value=value, **fields)
+    return event_record_batch(user=user, items=[item], api_key=api_key)[0]
+
+
+def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
+                         positions: Sequence[int], policy_version: str, request_id: str) -> list[Event]:
+    """Log one served list's impressions with their propensities (for off-policy estimates on real logs)."""
+    if not len(movie_ids) == len(propensities) == len(positions):
+        raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
+    movies = {movie.id: movie for movie in movie_list_by_ids(movie_ids=sorted(set(movie_ids)))}
+    missing = [m for m in movie_ids if m not in movies]
+    if missing:
+        raise ValidationError({"movie_ids": f"unknown movie ids: {missing[:10]}"})
+    items = [EventInput(movie=movies[m], kind=Kind.IMPRESSION, idempotency_key=f"imp:{request_id}:{pos}:{m}",
+                        propensity=float(p), position=int(pos), policy_version=policy_version, request_id=request_id)
+             for m, p, pos in zip(movie_ids, propensities, positions, strict=True)]
+    return [event for event, _ in event_record_batch(user=user, items=items)]
+
+
+def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 10_000) -> int:
+    """Append unrelayed outbox rows (the given ones, or the oldest pending) to the stream; returns how many.
+
+    When Redis is down the rows stay with ``relayed_at`` NULL and the beat task retries later.
+    Without a Redis URL there is no stream: rows are marked relayed and applied in-process.
+    """
+    pending = Event.objects.filter(relayed_at__isnull=True).order_by("created_at")
+    if event_ids is not None:
+        pending = pending.filter(id__in=list(event_ids))
+    relayed = 0
+    while relayed < limit:
+        rows = list(pending.values_list("id", "user_id")[:RELAY_BATCH])
+        if not rows:
+            break
+        if stream_enabled():
+            try:
+                stream_append((str(event_id), user_id) for event_id, user_id in rows)
+            except redis.RedisError as exc:
+                logger.warning("stream unavailable, %d events stay in the outbox: %s", len(rows), exc)
+                break
+        # A crash between XADD and this UPDATE relays the rows twice; applying is idempotent by event id.
+        Event.objects.filter(id__in=[r[0] for r in rows]).update(relayed_at=timezone.now())
+        relayed += len(rows)
+    return relayed
+
+
+def event_apply_batch(*, event_ids: Sequence[str],
+                      apply: Callable[[list[Event]], dict[str, Any] | None]) -> list[Event]:
+    """Apply not-yet-applied events exactly once: lock them, ``apply`` them, mark applied, all in one transaction.
+
+    ``apply`` receives the events (oldest first) and may return a checkpoint dict
+    (``{"state": bytes, "report": {...}}``) that is stored in the same transaction.
+    Events already applied (a redelivery after a crash) are skipped; the rest apply once.
+    """
+    with transaction.atomic():
+        events = list(Event.objects.select_for_update(of=("self",)).select_related("movie", "user")
+                      .filter(id__in=list(event_ids), applied_at__isnull=True).order_by("created_at", "id"))
+        if not events:
+            return []
+        _ratings_store(events)
+        checkpoint = apply(events)
+        Event.objects.filter(id__in=[e.id for e in events]).update(applied_at=timezone.now())
+        if checkpoint is not None:
+            online_checkpoint_save(state=checkpoint["state"], report=checkpoint.get("report", {}),
+                                   events_applied=len(events))
+        ids, users = [str(e.id) for e in events], sorted({e.user_id for e in events})
+        transaction.on_commit(lambda: interactions_applied.send(sender=Event, event_ids=ids, user_ids=users))
+    return events
+
+
+def _ratings_store(events: list[Event]) -> None:
+    """Rating events become the user's catalog rating (the history serving reads), in the applying transaction."""
+    for event in events:
+        if event.kind == Kind.RATING and event.value is not None:
+            rating_upsert(user=event.user, movie=event.movie, value=event.value, rated_at=event.occurred_at,
+                          source="events")
+
+
+def online_checkpoint_save(*, state: bytes, report: dict[str, Any], events_applied: int) -> OnlineCheckpoint:
+    """Store the learner's state (inside the applying transaction) and prune old checkpoints."""
+    checkpoint = OnlineCheckpoint.objects.create(state=state, report=report, events_applied=events_applied)
+    stale = OnlineCheckpoint.objects.filter(id__lte=checkpoint.id - CHECKPOINTS_KEPT)
+    stale.delete()
+    return checkpoint

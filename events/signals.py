@@ -1,0 +1,11 @@
+"""Signals events sends after commit (STYLE.md §1): higher apps listen, events never imports them."""
+
+from django.dispatch import Signal
+
+# Sent after the outbox rows committed (and were relayed when Redis is up).
+# kwargs: event_ids (list[str]), user_ids (list[int]), relayed (bool)
+interaction_recorded = Signal()
+
+# Sent after a mini-batch of events was applied and committed.
+# kwargs: event_ids (list[str]), user_ids (list[int])
+interactions_applied = Signal()

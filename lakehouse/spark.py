@@ -1,0 +1,61 @@
+"""The Spark session: local[*] by default, a real cluster when SPARK_MASTER is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+# Measured in ECOSYSTEM.md §2: C1-only JIT and serial GC halve JVM startup for short local jobs.
+FAST_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+class SparkUnavailable(RuntimeError):
+    """No Java runtime, so no Spark: the message says what to install."""
+
+
+def java_available() -> bool:
+    """True when a java binary is on PATH or under JAVA_HOME."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.path.exists(os.path.join(java_home, "bin", "java")):
+        return True
+    return shutil.which("java") is not None
+
+
+def spark_session(*, master: str | None = None, app_name: str = "apex-lakehouse", shuffle_partitions: int | None = None,
+                  fast_jvm: bool | None = None, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """Get or create the session, configured from arguments, then SPARK_MASTER and friends."""
+    if not java_available():
+        raise SparkUnavailable("Spark needs Java 17: install openjdk-17-jre-headless or set JAVA_HOME")
+    master = master or os.environ.get("SPARK_MASTER", "local[*]")
+    is_local = master.startswith("local")
+    if is_local:
+        # Otherwise Spark binds the eth0 address, which sandboxes and CI runners may refuse.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    partitions = shuffle_partitions or int(os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8" if is_local else "200"))
+    builder = (
+        SparkSession.builder.master(master).appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
+    )
+    if fast_jvm if fast_jvm is not None else is_local:
+        builder = builder.config("spark.driver.extraJavaOptions", FAST_JVM_FLAGS)
+    jars = os.environ.get("APEX_DELTA_SPARK_JARS", "")
+    if jars:
+        builder = (builder.config("spark.jars", jars)
+                   .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+                   .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "ERROR"))
+    log.info("spark session on %s (%s shuffle partitions)", master, partitions)
+    return spark

@@ -1,0 +1,154 @@
+"""`python -m ml_core train ...` (and `manage.py train`): tune, evaluate, export and write model cards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from .data import REPO_ROOT, DatasetError, load_dataset
+
+log = logging.getLogger("ml_core")
+
+EXIT_USAGE = 2
+DEFAULT_MODELS = "popularity,itemknn,ease,sasrec,sasrec_bce,lightgcn"
+
+
+class UsageError(Exception):
+    """Bad command-line input (unknown dataset or model); exit code 2."""
+
+
+def artifacts_root(out: str | None) -> Path:
+    """--out, else $ML_ARTIFACTS_DIR, else var/artifacts in the project."""
+    return Path(out or os.environ.get("ML_ARTIFACTS_DIR") or REPO_ROOT / "var" / "artifacts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train, tune on validation, evaluate on test, export, write model cards")
+    train.add_argument("--dataset", default="ml-100k", help="ml-100k, ml-latest-small, or a MovieLens folder")
+    train.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
+    train.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
+    train.add_argument("--docs", default=str(REPO_ROOT / "docs"), help="where MODEL_CARDS.md and img/ go")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--threads", type=int, default=int(os.environ.get("ML_TORCH_THREADS", "1")),
+                       help="torch intra-op threads (default 1, or $ML_TORCH_THREADS)")
+    train.add_argument("--tune-budget", type=float, default=None,
+                       help="seconds per model for trying further configurations (default: model's own)")
+    train.add_argument("--quick", action="store_true", help="smoke run: first configuration, 2 epochs")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point shared by `python -m ml_core` and `manage.py train`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "train":
+            train_command(args)
+    except (UsageError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def resolve_models(names: str) -> list[str]:
+    from .registry import MODELS
+
+    wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in MODELS]
+    if unknown or not wanted:
+        raise UsageError(f"unknown model(s) {unknown or names!r}; valid names: {', '.join(sorted(MODELS))}")
+    return wanted
+
+
+def train_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Train every requested model on one dataset; returns the merged run metrics."""
+    import torch
+
+    from . import cards
+    from .evaluation import leave_one_out
+    from .interface import FitOptions
+
+    names = resolve_models(args.models)
+    torch.set_num_threads(max(1, args.threads))
+    data = load_dataset(args.dataset)
+    split = leave_one_out(data, seed=args.seed)
+    root = artifacts_root(args.out) / data.name
+    root.mkdir(parents=True, exist_ok=True)
+    metrics_path = root / "metrics.json"
+    run = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"dataset": data.name, "models": {}}
+    options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None)
+    for name in names:
+        entry = train_one(name, split, options, root / name, quick=args.quick, tune_budget=args.tune_budget)
+        entry["torch_threads"] = torch.get_num_threads()
+        run["models"][name] = entry
+        run.update(dataset=data.name, data_snapshot=data.snapshot(), protocol=_protocol(split),
+                   updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), platform=_platform())
+        metrics_path.write_text(json.dumps(run, indent=2, sort_keys=True))
+        log.info("%s: test NDCG@10 %.4f HR@10 %.4f (fit %.1f s) -> %s", name, entry["test"]["ndcg@10"],
+                 entry["test"]["hr@10"], entry["train_seconds"], root / name)
+    cards.write_model_cards(artifacts_root(args.out), Path(args.docs))
+    return run
+
+
+def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bool,
+              tune_budget: float | None) -> dict[str, Any]:
+    """Tune one model on validation, evaluate the selection on test, export it; the metrics entry."""
+    from . import artifacts
+    from .evaluation import evaluate
+    from .registry import MODELS
+    from .training import config_dict, tune
+
+    cls = MODELS[name]
+    space = getattr(cls, "search_space", [{}])
+    budget = tune_budget if tune_budget is not None else getattr(cls, "tune_budget_s", None)
+    result = tune(cls, split, options, space=space[:1] if quick else space, budget_s=budget)
+    model, report = result.model, result.report
+    entry = {
+        "model": name,
+        "description": (sys.modules[cls.__module__].__doc__ or "").strip(),
+        "test": evaluate(model, split, "test"),
+        "valid": evaluate(model, split, "valid"),
+        "train_seconds": round(report.seconds, 2),
+        "tuning_seconds": round(result.seconds, 2),
+        "n_parameters": int(report.n_parameters),
+        "hyperparameters": config_dict(result.config),
+        "trials": result.trials,
+        "epochs": report.epochs,
+        "best_epoch": report.best_epoch,
+        "val_curve": report.val_curve,
+        "val_epochs": report.extra.get("val_epochs", list(range(1, len(report.val_curve) + 1))),
+        "seed": options.seed,
+        "quick": quick,
+        "data_snapshot": split.train.snapshot(),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    model.export(directory)
+    artifacts.write_manifest(directory, metrics={k: entry[k] for k in ("test", "valid", "train_seconds",
+                                                                       "n_parameters", "hyperparameters")})
+    return entry
+
+
+def _protocol(split: Any) -> dict[str, Any]:
+    return {"split": "chronological leave-one-out (last=test, second-to-last=validation)",
+            "selection": "validation NDCG@10, full ranking", "ties": "pessimistic",
+            "n_eval_users": int(len(split.eval_users("test"))), "sampled_negatives": 100,
+            "train_interactions": len(split.train)}
+
+
+def _platform() -> dict[str, Any]:
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One model per module; see ml_core.registry.MODELS for the names."""

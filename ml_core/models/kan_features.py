@@ -1,0 +1,125 @@
+"""Features per (user, candidate) for the KAN ranker: base-model scores, popularity, recency, genres, metadata.
+
+The base models are fitted inside the builder on the data it is given: EASE (the shared
+:class:`ml_core.models.ease.EASE`), an item-item cosine neighbourhood on the last items, and a
+truncated-SVD embedding model. Time features use weekly bins of the training log, evaluated at the
+request time `now`, so they are the same at training, evaluation and serving time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..interface import FitOptions, UserContext
+from .ease import EASE, EASEConfig
+
+WEEK = 7 * 86400
+FEATURES = (
+    "ease", "ease_z", "knn_recent", "knn_last", "svd", "log_pop", "pop_1w", "pop_4w", "item_age_w",
+    "year", "year_gap", "genre_cos", "user_len",
+)
+ARRAYS = ("ease_w", "cosine", "svd_v", "log_pop", "week_cum", "first_week", "years", "genres")
+
+
+class FeatureBuilder:
+    """Fitted feature extractor: `features(contexts)` -> (B, n_items, F) float32."""
+
+    def __init__(self, ease_reg: float = 250.0, svd_factors: int = 64, recent: int = 10) -> None:
+        self.ease_reg, self.svd_factors, self.recent = ease_reg, svd_factors, recent
+        self.arrays: dict[str, np.ndarray] = {}
+        self.week0 = 0
+
+    @property
+    def n_features(self) -> int:
+        return len(FEATURES)
+
+    def fit(self, data: Any) -> "FeatureBuilder":
+        """Fit the base models and the item statistics on a training log."""
+        from scipy.sparse.linalg import svds
+
+        x = data.matrix()
+        ease = EASE(EASEConfig(reg=self.ease_reg))
+        ease.fit(data, FitOptions(progress=False))
+        counts = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+        co = (x.T @ x).toarray().astype(np.float64)
+        norms = np.sqrt(np.maximum(np.diag(co), 1.0))
+        cosine = co / norms[:, None] / norms[None, :]
+        np.fill_diagonal(cosine, 0.0)
+        k = int(min(self.svd_factors, min(x.shape) - 1))
+        _, _, vt = svds(x.astype(np.float64), k=k, random_state=0)
+        self.week0 = int(data.times.min()) if len(data) else 0
+        weeks = (data.times - self.week0) // WEEK
+        n_weeks = int(weeks.max()) + 2 if len(data) else 2
+        week_counts = np.zeros((data.n_items, n_weeks + 1), np.float32)
+        np.add.at(week_counts, (data.items, weeks + 1), 1.0)
+        first_week = np.full(data.n_items, n_weeks, np.float32)
+        np.minimum.at(first_week, data.items, weeks.astype(np.float32))
+        years = np.array([data.item_years.get(i, np.nan) for i in range(data.n_items)], np.float32)
+        years = np.where(np.isnan(years), np.nanmean(years) if np.isfinite(years).any() else 1990.0, years)
+        names = sorted({g for gs in data.item_genres.values() for g in gs}) or ["none"]
+        genres = np.zeros((data.n_items, len(names)), np.float32)
+        for i, gs in data.item_genres.items():
+            for g in gs:
+                genres[i, names.index(g)] = 1.0
+        self.arrays = {
+            "ease_w": ease.weights.astype(np.float32), "cosine": cosine.astype(np.float32),
+            "svd_v": vt.T.astype(np.float32), "log_pop": np.log1p(counts).astype(np.float32),
+            "week_cum": np.cumsum(week_counts, axis=1), "first_week": first_week, "years": years,
+            "genres": genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-6),
+        }
+        return self
+
+    def features(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, n_items, F) float32 features of every item for each context (history must be known)."""
+        a = self.arrays
+        n = len(a["log_pop"])
+        b = len(contexts)
+        hist = np.zeros((b, n), np.float32)
+        recent = np.zeros((b, n), np.float32)
+        last = np.zeros(b, np.int64)
+        now_w = np.zeros(b, np.int64)
+        user_len = np.zeros(b, np.float32)
+        for row, ctx in enumerate(contexts):
+            h = np.asarray(ctx.history, np.int64).reshape(-1)
+            h = h[(h >= 0) & (h < n)]
+            hist[row, h] = 1.0
+            recent[row, h[-self.recent :]] = 1.0
+            last[row] = h[-1] if len(h) else 0
+            now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
+                                                       else self.week0)
+            now_w[row] = int((float(now) - self.week0) // WEEK)
+            user_len[row] = np.log1p(len(h))
+        ease = hist @ a["ease_w"]
+        ease_z = (ease - ease.mean(1, keepdims=True)) / (ease.std(1, keepdims=True) + 1e-6)
+        knn_recent = recent @ a["cosine"] / np.maximum(recent.sum(1, keepdims=True), 1.0)
+        knn_last = a["cosine"][last]
+        user_vec = hist @ a["svd_v"] / np.sqrt(np.maximum(hist.sum(1, keepdims=True), 1.0))
+        svd = user_vec @ a["svd_v"].T
+        cols = a["week_cum"].shape[1] - 1
+        w = np.clip(now_w, 0, cols)  # counts of whole weeks before the request week: no look-ahead
+        pop_1w = np.log1p(a["week_cum"][:, w].T - a["week_cum"][:, np.clip(w - 1, 0, cols)].T)
+        pop_4w = np.log1p(a["week_cum"][:, w].T - a["week_cum"][:, np.clip(w - 4, 0, cols)].T)
+        item_age = np.log1p(np.maximum(now_w[:, None] - a["first_week"][None], 0.0))  # future items look brand new
+        year = (a["years"] - 1990.0) / 20.0
+        mean_year = (hist @ a["years"]) / np.maximum(hist.sum(1), 1.0)
+        year_gap = np.abs(a["years"][None] - mean_year[:, None]) / 20.0
+        profile = hist @ a["genres"]
+        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-6)
+        genre_cos = profile @ a["genres"].T
+        cols_ = [ease, ease_z, knn_recent, knn_last, svd, np.broadcast_to(a["log_pop"], (b, n)), pop_1w, pop_4w,
+                 item_age, np.broadcast_to(year, (b, n)), year_gap, genre_cos,
+                 np.broadcast_to(user_len[:, None], (b, n))]
+        return np.stack(cols_, axis=-1).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        return {"ease_reg": self.ease_reg, "svd_factors": self.svd_factors, "recent": self.recent,
+                "week0": self.week0}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], tensors: dict[str, np.ndarray]) -> "FeatureBuilder":
+        fb = cls(state["ease_reg"], state["svd_factors"], state["recent"])
+        fb.week0 = int(state["week0"])
+        fb.arrays = {k: np.asarray(tensors[f"features.{k}"]) for k in ARRAYS}
+        return fb

@@ -1,0 +1,139 @@
+"""Kolmogorov-Arnold layers (Liu et al. 2024): a learnable B-spline on every edge plus a SiLU base path.
+
+phi(x) = w_b * silu(x) + w_s * sum_i c_i B_i(x) for every (input, output) edge, B_i the order-k
+B-splines on a grid of G intervals (extended by k knots each side). The grid adapts to the data
+(`update_grid`): knots move to a blend of input quantiles and a uniform grid, and the spline
+coefficients are refitted by least squares so each edge's function is preserved (the paper's
+grid extension/update).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class KANLinear(nn.Module):
+    """One KAN layer: in_features x out_features learnable edge functions, summed per output."""
+
+    def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
+                 grid_range: tuple[float, float] = (-2.0, 2.0), grid_eps: float = 0.02,
+                 noise_scale: float = 0.1) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.grid_size, self.spline_order, self.grid_eps = grid_size, spline_order, grid_eps
+        h = (grid_range[1] - grid_range[0]) / grid_size
+        knots = torch.arange(-spline_order, grid_size + spline_order + 1, dtype=torch.float32) * h + grid_range[0]
+        self.register_buffer("grid", knots.expand(in_features, -1).contiguous())  # (in, G + 2k + 1)
+        self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, grid_size + spline_order))
+        self.spline_scaler = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.base_weight, a=5**0.5)
+        nn.init.kaiming_uniform_(self.spline_scaler, a=5**0.5)
+        with torch.no_grad():
+            noise = (torch.rand(grid_size + 1, in_features, out_features) - 0.5) * noise_scale / grid_size
+            self.spline_weight.copy_(self.curve_to_coeff(self.grid.T[spline_order:-spline_order], noise))
+
+    def b_splines(self, x: Tensor) -> Tensor:
+        """B-spline bases by the Cox-de Boor recursion: (N, in) -> (N, in, G + k)."""
+        grid = self.grid
+        x = x.unsqueeze(-1)
+        bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)
+        for k in range(1, self.spline_order + 1):
+            left = (x - grid[:, : -(k + 1)]) / (grid[:, k:-1] - grid[:, : -(k + 1)]) * bases[..., :-1]
+            right = (grid[:, k + 1 :] - x) / (grid[:, k + 1 :] - grid[:, 1:-k]) * bases[..., 1:]
+            bases = left + right
+        return bases
+
+    def curve_to_coeff(self, x: Tensor, y: Tensor) -> Tensor:
+        """Least-squares spline coefficients: x (N, in), y (N, in, out) -> (out, in, G + k)."""
+        a = self.b_splines(x).transpose(0, 1)  # (in, N, G + k)
+        sol = torch.linalg.lstsq(a, y.transpose(0, 1)).solution  # (in, G + k, out)
+        return sol.permute(2, 0, 1).contiguous()
+
+    @property
+    def scaled_spline_weight(self) -> Tensor:
+        return self.spline_weight * self.spline_scaler.unsqueeze(-1)
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, in) -> (N, out)
+        base = F.linear(F.silu(x), self.base_weight)
+        spline = F.linear(self.b_splines(x).reshape(x.shape[0], -1),
+                          self.scaled_spline_weight.reshape(self.out_features, -1))
+        return base + spline
+
+    @torch.no_grad()
+    def update_grid(self, x: Tensor, margin: float = 0.01) -> None:
+        """Move knots to the data (quantile/uniform blend) and refit coefficients to keep each edge's curve."""
+        n = x.shape[0]
+        splines = self.b_splines(x).permute(1, 0, 2)  # (in, N, G + k)
+        weight = self.scaled_spline_weight.permute(1, 2, 0)  # (in, G + k, out)
+        y = torch.bmm(splines, weight).permute(1, 0, 2)  # (N, in, out): current spline outputs
+        x_sorted = torch.sort(x, dim=0).values
+        idx = torch.linspace(0, n - 1, self.grid_size + 1).long()
+        adaptive = x_sorted[idx]
+        step = (x_sorted[-1] - x_sorted[0] + 2 * margin) / self.grid_size
+        uniform = torch.arange(self.grid_size + 1, dtype=torch.float32).unsqueeze(1) * step + x_sorted[0] - margin
+        grid = self.grid_eps * uniform + (1 - self.grid_eps) * adaptive
+        k = self.spline_order
+        ext = torch.arange(1, k + 1, dtype=torch.float32).unsqueeze(1) * step
+        grid = torch.cat([grid[:1] - ext.flip(0), grid, grid[-1:] + ext], dim=0)
+        self.grid.copy_(grid.T)
+        self.spline_weight.copy_(self.curve_to_coeff(x, y))  # the scaler is folded into the refitted coefficients
+        self.spline_scaler.fill_(1.0)
+
+    def regularization_loss(self, activation: float = 1.0, entropy: float = 1.0) -> Tensor:
+        """The paper's sparsity regulariser: L1 of mean |coefficients| plus entropy over edges."""
+        l1 = self.spline_weight.abs().mean(-1)
+        total = l1.sum()
+        p = l1 / total.clamp_min(1e-12)
+        return activation * total + entropy * -(p * (p + 1e-12).log()).sum()
+
+
+class KANNet(nn.Module):
+    """Stack of KAN layers over standardised features: (N, F) -> (N,) scores."""
+
+    def __init__(self, widths: list[int], grid_size: int, spline_order: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(widths[0]))
+        self.register_buffer("std", torch.ones(widths[0]))
+        self.layers = nn.ModuleList(KANLinear(a, b, grid_size, spline_order) for a, b in zip(widths[:-1], widths[1:]))
+
+    def forward(self, features: Tensor) -> Tensor:
+        x = (features - self.mean) / self.std
+        for layer in self.layers:
+            x = layer(x)
+        return x.squeeze(-1)
+
+    @torch.no_grad()
+    def update_grid(self, features: Tensor) -> None:
+        """Grid update from data, layer by layer (each layer sees the previous layer's outputs)."""
+        x = (features - self.mean) / self.std
+        for layer in self.layers:
+            layer.update_grid(x)
+            x = layer(x)
+
+    def regularization_loss(self) -> Tensor:
+        return sum(layer.regularization_loss() for layer in self.layers)
+
+
+class MLPNet(nn.Module):
+    """The comparison ranker: a SiLU MLP on the same standardised features."""
+
+    def __init__(self, widths: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(widths[0]))
+        self.register_buffer("std", torch.ones(widths[0]))
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < len(widths) - 2 else [])
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.body((features - self.mean) / self.std).squeeze(-1)
+
+    def update_grid(self, features: Tensor) -> None:
+        """MLPs have no grid; kept so both rankers train through the same loop."""
+
+    def regularization_loss(self) -> Tensor:
+        return torch.zeros(())

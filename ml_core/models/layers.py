@@ -1,0 +1,61 @@
+"""Torch helpers shared by the neural models: padding, negative sampling, parameter I/O."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def pad_left(seqs: Sequence[np.ndarray], max_len: int, offset: int = 1) -> np.ndarray:
+    """(B, max_len) int64: the last max_len items of each sequence shifted by `offset`, 0-padded on the left."""
+    out = np.zeros((len(seqs), max_len), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        s = np.asarray(s, dtype=np.int64)[-max_len:]
+        if len(s):
+            out[i, max_len - len(s):] = s + offset
+    return out
+
+
+def seen_matrix(seqs: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """Dense boolean (n_users, n_items): True where the user interacted with the item."""
+    seen = np.zeros((len(seqs), n_items), dtype=bool)
+    for u, s in enumerate(seqs):
+        seen[u, np.asarray(s, dtype=np.int64)] = True
+    return seen
+
+
+def sample_negatives(users: np.ndarray, seen: np.ndarray, rng: np.random.Generator, size: tuple[int, ...] | None = None,
+                     tries: int = 10) -> np.ndarray:
+    """Uniform items the user has not seen (resampled up to `tries` times); shape of users or `size`."""
+    shape = size if size is not None else users.shape
+    neg = rng.integers(0, seen.shape[1], size=shape)
+    u = np.broadcast_to(users.reshape(users.shape + (1,) * (len(shape) - users.ndim)), shape)
+    for _ in range(tries):
+        bad = seen[u, neg]
+        if not bad.any():
+            break
+        neg[bad] = rng.integers(0, seen.shape[1], size=int(bad.sum()))
+    return neg
+
+
+def n_parameters(net: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+
+
+def state_numpy(net: nn.Module) -> dict[str, np.ndarray]:
+    """A module's state dict as contiguous numpy arrays (for safetensors)."""
+    return {k: v.detach().cpu().contiguous().numpy() for k, v in net.state_dict().items()}
+
+
+def load_state_numpy(net: nn.Module, tensors: dict[str, np.ndarray]) -> None:
+    """Load a state dict written by :func:`state_numpy` (strict)."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, strict=True)
+
+
+def clone_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the parameters (best-epoch snapshot)."""
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -1,0 +1,158 @@
+"""LightGCN (He et al., SIGIR 2020): linear propagation over the normalised user-item graph.
+
+E^(k+1) = D^-1/2 A D^-1/2 E^(k) with A = [[0, R], [R^T, 0]] (torch sparse), no feature
+transforms or non-linearities; final embeddings are the mean over layers 0..K; BPR loss
+with L2 on the layer-0 embeddings of the batch. Users unseen in training are folded in
+as the mean of their history items' final embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import Interactions
+from ..interface import FitOptions, FitReport, UserContext
+from ..training import run_epochs
+from .base import RecommenderBase
+from .layers import clone_state, n_parameters, sample_negatives, seen_matrix
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """LightGCN hyperparameters."""
+
+    embedding_size: int = 64
+    n_layers: int = 3
+    learning_rate: float = 5e-3
+    reg: float = 1e-4  # L2 weight on layer-0 embeddings of the batch
+    batch_size: int = 2048
+    epochs: int = 400
+    eval_every: int = 5
+
+
+class LightGCNNet(nn.Module):
+    """Layer-0 user and item embeddings plus the fixed normalised adjacency."""
+
+    def __init__(self, n_users: int, n_items: int, c: LightGCNConfig, adjacency: Tensor) -> None:
+        super().__init__()
+        self.n_users, self.n_layers = n_users, c.n_layers
+        self.user_emb = nn.Embedding(n_users, c.embedding_size)
+        self.item_emb = nn.Embedding(n_items, c.embedding_size)
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        self.adjacency = adjacency
+
+    def propagate(self) -> tuple[Tensor, Tensor]:
+        """Final (mean over layers) user (n_users, d) and item (n_items, d) embeddings."""
+        e = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        layers = [e]
+        for _ in range(self.n_layers):
+            e = torch.sparse.mm(self.adjacency, e)
+            layers.append(e)
+        final = torch.stack(layers).mean(0)
+        return final[: self.n_users], final[self.n_users :]
+
+
+def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Tensor:
+    """Symmetric-normalised bipartite adjacency D^-1/2 A D^-1/2 as a sparse CSR tensor."""
+    pairs = np.unique(np.stack([users, items], 1), axis=0)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1] + n_users])
+    cols = np.concatenate([pairs[:, 1] + n_users, pairs[:, 0]])
+    n = n_users + n_items
+    deg = np.bincount(rows, minlength=n).astype(np.float64)
+    inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
+    vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
+    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n))
+    return coo.coalesce().to_sparse_csr()
+
+
+class LightGCN(RecommenderBase):
+    """fit / score / export / load; scores are dot products of final user and item embeddings."""
+
+    name = "lightgcn"
+    config_cls = LightGCNConfig
+    search_space: ClassVar[list[dict]] = [{"reg": 1e-4}, {"reg": 1e-3}]
+
+    def fit(self, data: Interactions, options: FitOptions) -> FitReport:
+        c = self.config
+        self._remember_data(data)
+        torch.manual_seed(options.seed)
+        rng = np.random.default_rng(options.seed)
+        adjacency = normalized_adjacency(data.users, data.items, self.n_users, self.n_items)
+        self.net = LightGCNNet(self.n_users, self.n_items, c, adjacency)
+        seen = seen_matrix(data.sequences(), self.n_items)
+        pairs = np.unique(np.stack([data.users, data.items], 1), axis=0)
+        opt = torch.optim.Adam(self.net.parameters(), lr=c.learning_rate)
+
+        def train_epoch(epoch: int) -> float:
+            self.net.train()
+            order = rng.permutation(len(pairs))
+            total, steps = 0.0, 0
+            for start in range(0, len(order), c.batch_size):
+                u, i = pairs[order[start : start + c.batch_size]].T
+                j = sample_negatives(u, seen, rng)
+                u_t, i_t, j_t = (torch.from_numpy(a) for a in (u, i, j))
+                users, items = self.net.propagate()
+                eu, ei, ej = users[u_t], items[i_t], items[j_t]
+                bpr = -F.logsigmoid((eu * ei).sum(-1) - (eu * ej).sum(-1)).mean()
+                l2 = (self.net.user_emb(u_t).pow(2).sum() + self.net.item_emb(i_t).pow(2).sum()
+                      + self.net.item_emb(j_t).pow(2).sum()) / (2 * len(u))
+                loss = bpr + c.reg * l2
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, steps = total + loss.item(), steps + 1
+            self._cache()
+            return total / max(steps, 1)
+
+        report = run_epochs(model=self, options=options, epochs=c.epochs, train_epoch=train_epoch,
+                            get_state=lambda: clone_state(self.net), set_state=self._restore,
+                            eval_every=c.eval_every, desc="lightgcn")
+        report.n_parameters = n_parameters(self.net)
+        return report
+
+    def _restore(self, state: dict) -> None:
+        self.net.load_state_dict(state)
+        self._cache()
+
+    @torch.no_grad()
+    def _cache(self) -> None:
+        self.net.eval()
+        users, items = self.net.propagate()
+        self.user_final, self.item_final = users.numpy().copy(), items.numpy().copy()
+
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, d): the trained user embedding, or the mean history item embedding (NaN when empty)."""
+        out = np.full((len(contexts), self.item_final.shape[1]), np.nan, dtype=np.float32)
+        for i, ctx in enumerate(contexts):
+            u = self._known_user(ctx)
+            if u is not None:
+                out[i] = self.user_final[u]
+                continue
+            hist = self._clean_history(ctx.history)
+            if len(hist):
+                out[i] = self.item_final[hist].mean(0)
+        return out
+
+    def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        return self.user_vectors(contexts) @ self.item_final.T
+
+    def item_embeddings(self) -> np.ndarray:
+        return self.item_final
+
+    def export(self, directory: Path) -> None:
+        self._save(directory, {"user_final": self.user_final, "item_final": self.item_final})
+
+    @classmethod
+    def load(cls, directory: Path) -> "LightGCN":
+        model, content = cls._load_common(directory)
+        model.user_final = content["tensors"]["user_final"]
+        model.item_final = content["tensors"]["item_final"]
+        return model

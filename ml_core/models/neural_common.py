@@ -1,0 +1,107 @@
+"""Plumbing shared by the four torch models (KAN, Neural-ODE, hyperbolic, diffusion).
+
+Builds on :class:`ml_core.models.base.RecommenderBase` (score via score_batch, artifacts)
+and :func:`ml_core.training.run_epochs` (early stopping on validation NDCG@10).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..interface import FitOptions, FitReport, UserContext
+from ..training import run_epochs, set_seed
+from .base import RecommenderBase
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for sampling."""
+    set_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def multi_hot(histories: Sequence[Sequence[int]], n_items: int) -> torch.Tensor:
+    """(B, n_items) float32 0/1 matrix of the (known) items in each history."""
+    x = torch.zeros(len(histories), n_items)
+    for row, hist in enumerate(histories):
+        h = known(hist, n_items)
+        if len(h):
+            x[row, torch.from_numpy(h)] = 1.0
+    return x
+
+
+def known(history: Sequence[int], n_items: int) -> np.ndarray:
+    """History as int64 array with unknown (out-of-vocabulary) items dropped."""
+    h = np.asarray(history, dtype=np.int64).reshape(-1)
+    return h[(h >= 0) & (h < n_items)]
+
+
+def n_parameters(module: torch.nn.Module) -> int:
+    """Count of trainable scalars."""
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
+class TorchRecommender(RecommenderBase):
+    """Base of the torch models: rows with a known history are scored by `_score_rows`, the rest NaN."""
+
+    net: torch.nn.Module | None = None
+
+    def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(len(contexts), n_items) float32; rows without a known history item are NaN."""
+        out = np.full((len(contexts), self.n_items), np.nan, dtype=np.float32)
+        rows = [i for i, c in enumerate(contexts) if len(known(c.history, self.n_items))]
+        if rows and self.net is not None:
+            self.net.eval()
+            with torch.no_grad():
+                out[rows] = np.asarray(self._score_rows([contexts[i] for i in rows]), dtype=np.float32)
+        return out
+
+    def _score_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _train_epochs(self, options: FitOptions, epochs: int, train_epoch: Callable[[int], float],
+                      module: torch.nn.Module | None = None) -> FitReport:
+        """The shared epoch loop; best-epoch weights of `module` (default self.net) are restored."""
+        net = module if module is not None else self.net
+        assert net is not None
+        report = run_epochs(model=self, options=options, epochs=epochs, train_epoch=train_epoch,
+                            get_state=lambda: copy.deepcopy(net.state_dict()), set_state=net.load_state_dict,
+                            desc=self.name)
+        report.n_parameters = n_parameters(net)
+        return report
+
+    # -- artifacts -------------------------------------------------------------------------
+    def _tensors(self) -> dict[str, np.ndarray]:
+        """Everything that defines the fitted model, as named arrays (default: the net's state)."""
+        assert self.net is not None, "fit() or load() first"
+        return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+
+    def _state(self) -> dict[str, Any]:
+        """JSON-able fitted state beyond config and vocab."""
+        return {}
+
+    def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def export(self, directory: Path) -> None:
+        """config.json, weights.safetensors, vocab.json, state.json and a checksummed manifest."""
+        self._save(directory, self._tensors(), state=self._state())
+
+    @classmethod
+    def load(cls, directory: Path) -> "TorchRecommender":
+        """Verify checksums, rebuild the network from config and weights (nothing unpickled)."""
+        model, content = cls._load_common(directory)
+        model._restore(content["tensors"], content["state"])
+        if model.net is not None:
+            model.net.eval()
+        return model
+
+
+def load_net_state(net: torch.nn.Module, tensors: dict[str, np.ndarray]) -> None:
+    """Load the 'net.*' arrays into a module (strict)."""
+    state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
+    net.load_state_dict(state, strict=True)

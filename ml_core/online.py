@@ -1,0 +1,282 @@
+"""Online learning from live events: user sequences, popularity/propensity counters, bounded SGD on the ranker.
+
+Plain values in, plain values out (no Django): the app maps its events to :class:`OnlineEvent`
+(item *indices* of the serving vocabulary) and stores the bytes of :meth:`OnlineLearningCoordinator.state_bytes`.
+
+Guardrails, each logged: the learning rate is clipped to ``[min_learning_rate, max_learning_rate]``;
+events with non-finite values are dropped; an SGD step whose loss, gradients or resulting parameters
+are not finite is undone; and when a held-out check (hit rate of held-out positives among fixed
+sampled negatives) drops by more than ``rollback_drop`` after a step, the step is rolled back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .interface import UserContext
+
+logger = logging.getLogger(__name__)
+
+POSITIVE_KINDS = ("click", "rating", "watch", "watchlist")
+KIND_WEIGHT = {"impression": 0.0, "click": 1.0, "rating": 1.0, "watch": 1.0, "watchlist": 1.0}
+MAX_POSITION = 100
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Online learner settings."""
+
+    learning_rate: float = 1e-3  # requested SGD step size for the ranker
+    min_learning_rate: float = 1e-5  # guardrail: step size is clipped into [min, max]
+    max_learning_rate: float = 1e-2
+    max_len: int = 200  # longest per-user sequence kept
+    positive_rating: float = 3.5  # ratings at or above this are positives for the ranker
+    rollback_drop: float = 0.05  # roll back when held-out hit rate drops more than this (absolute)
+    holdout_k: int = 10  # held-out check: hit if the positive ranks in the top k of its candidates
+    holdout_negatives: int = 99  # sampled negatives per held-out positive (fixed seed)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OnlineEvent:
+    """One applied interaction; ``item`` is the serving vocabulary index (-1: unknown to the models)."""
+
+    event_id: str
+    user: int
+    item: int
+    kind: str
+    value: float | None
+    time: float  # unix seconds
+    propensity: float | None = None
+    position: int | None = None
+
+
+@dataclass
+class OnlineUpdate:
+    """What one mini-batch did (stored with the checkpoint, shown in admin/logs)."""
+
+    version: int
+    applied: int = 0
+    dropped_non_finite: int = 0
+    unknown_items: int = 0
+    sgd_examples: int = 0
+    learning_rate: float = 0.0
+    learning_rate_clipped: bool = False
+    loss: float | None = None
+    rejected_non_finite: bool = False
+    holdout_before: float | None = None
+    holdout_after: float | None = None
+    rolled_back: bool = False
+    users: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Held-out (context, positive, candidates) triples for the rollback check."""
+
+    contexts: list[UserContext]
+    candidates: np.ndarray  # (n, 1 + negatives) int64, column 0 the positive
+
+    @classmethod
+    def build(cls, contexts: Sequence[UserContext], positives: Sequence[int], n_items: int,
+              negatives: int = 99, seed: int = 0) -> Holdout:
+        rng = np.random.default_rng(seed)
+        rows = []
+        for ctx, pos in zip(contexts, positives, strict=True):
+            banned = set(int(i) for i in ctx.history) | {int(pos)}
+            pool = np.setdiff1d(np.arange(n_items), np.fromiter(banned, np.int64))
+            rows.append(np.concatenate([[pos], rng.choice(pool, size=min(negatives, len(pool)), replace=False)]))
+        return cls(list(contexts), np.asarray(rows, np.int64).reshape(len(rows), -1))
+
+
+class OnlineLearningCoordinator:
+    """Applies mini-batches of events to the serving state; one instance per worker process."""
+
+    def __init__(self, *, n_items: int, ranker: Any = None, config: OnlineConfig | None = None,
+                 holdout: Holdout | None = None, item_counts: np.ndarray | None = None) -> None:
+        self.config = config or OnlineConfig()
+        self.n_items = n_items
+        self.ranker = ranker if ranker is not None and getattr(ranker, "net", None) is not None else None
+        self.holdout = holdout
+        self.version = 0
+        self.item_counts = (np.zeros(n_items, np.float64) if item_counts is None
+                            else np.asarray(item_counts, np.float64).copy())
+        self.impressions = np.zeros(n_items, np.float64)
+        self.clicks = np.zeros(n_items, np.float64)
+        self.propensity_sum = np.zeros(n_items, np.float64)
+        self.position_impressions = np.zeros(MAX_POSITION + 1, np.float64)
+        self.position_clicks = np.zeros(MAX_POSITION + 1, np.float64)
+        self.sequences: dict[int, list[tuple[int, float]]] = {}
+        self._holdout_score: float | None = None
+
+    # --- per-user sequence state ----------------------------------------------------------
+    def seed_user(self, user: int, history: Sequence[int], times: Sequence[float] | None = None) -> None:
+        """Give the coordinator a user's stored history (oldest first) before applying their new events."""
+        stamps = list(times) if times is not None else [0.0] * len(history)
+        self.sequences[user] = [(int(i), float(t)) for i, t in zip(history, stamps, strict=True)][-self.config.max_len:]
+
+    def has_user(self, user: int) -> bool:
+        return user in self.sequences
+
+    def user_context(self, user: int, now: float | None = None) -> UserContext:
+        """The user's current sequence as the serving models read it."""
+        seq = self.sequences.get(user, [])
+        return UserContext(history=[i for i, _ in seq], times=[t for _, t in seq], now=now)
+
+    # --- applying a mini-batch ---------------------------------------------------------------
+    def apply(self, events: Sequence[OnlineEvent]) -> OnlineUpdate:
+        """Update sequences and counters, then take one guarded SGD step on the ranker; bumps the version."""
+        report = OnlineUpdate(version=self.version + 1)
+        contexts: list[UserContext] = []
+        positives: list[int] = []
+        for event in sorted(events, key=lambda e: e.time):
+            if event.value is not None and not math.isfinite(event.value) or not math.isfinite(event.time):
+                report.dropped_non_finite += 1
+                logger.warning("online: dropped event %s with a non-finite value/time", event.event_id)
+                continue
+            report.applied += 1
+            if not 0 <= event.item < self.n_items:
+                report.unknown_items += 1
+                continue
+            if self._is_positive(event):
+                contexts.append(self.user_context(event.user, now=event.time))
+                positives.append(event.item)
+            self._count(event)
+            if event.kind != "impression":
+                seq = self.sequences.setdefault(event.user, [])
+                seq.append((event.item, event.time))
+                del seq[: -self.config.max_len]
+        report.users = sorted({e.user for e in events})
+        usable = [i for i, c in enumerate(contexts) if len(c.history)]
+        if self.ranker is not None and usable:
+            self._sgd_step([contexts[i] for i in usable], [positives[i] for i in usable], report)
+        self.version = report.version
+        return report
+
+    def _is_positive(self, event: OnlineEvent) -> bool:
+        if event.kind == "rating":
+            return event.value is not None and event.value >= self.config.positive_rating
+        if event.kind == "watch":
+            return (event.value if event.value is not None else 1.0) >= 0.5
+        if event.kind == "watchlist":
+            return (event.value if event.value is not None else 1.0) > 0
+        return event.kind == "click"
+
+    def _count(self, event: OnlineEvent) -> None:
+        self.item_counts[event.item] += KIND_WEIGHT.get(event.kind, 0.0) if self._is_positive(event) else 0.0
+        pos = min(event.position, MAX_POSITION) if event.position is not None else None
+        if event.kind == "impression":
+            self.impressions[event.item] += 1
+            self.propensity_sum[event.item] += event.propensity or 0.0
+            if pos is not None:
+                self.position_impressions[pos] += 1
+        elif event.kind == "click":
+            self.clicks[event.item] += 1
+            if pos is not None:
+                self.position_clicks[pos] += 1
+
+    def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate) -> None:
+        cfg, ranker = self.config, self.ranker
+        lr = min(max(cfg.learning_rate, cfg.min_learning_rate), cfg.max_learning_rate)
+        if lr != cfg.learning_rate:
+            logger.warning("online: learning rate %g clipped to %g", cfg.learning_rate, lr)
+        report.learning_rate, report.learning_rate_clipped = lr, lr != cfg.learning_rate
+        if hasattr(ranker.config, "online_learning_rate"):
+            ranker.config = dataclasses.replace(ranker.config, online_learning_rate=lr)
+        snapshot = self._ranker_state()
+        report.holdout_before = self.holdout_score()
+        loss = float(ranker.partial_fit(contexts, positives))
+        report.sgd_examples = len(contexts)
+        report.loss = loss if math.isfinite(loss) else None
+        if not math.isfinite(loss) or not all(np.isfinite(v).all() for v in self._ranker_state().values()):
+            report.rejected_non_finite = True
+            self._load_ranker_state(snapshot)
+            logger.warning("online: rejected a non-finite update (loss=%s); parameters kept", loss)
+            return
+        self._holdout_score = None
+        report.holdout_after = self.holdout_score()
+        before, after = report.holdout_before, report.holdout_after
+        if before is not None and after is not None and before - after > cfg.rollback_drop:
+            report.rolled_back = True
+            self._load_ranker_state(snapshot)
+            self._holdout_score = before
+            logger.warning("online: rolled back, held-out hit@%d fell %.3f -> %.3f (limit %.3f)",
+                           cfg.holdout_k, before, after, cfg.rollback_drop)
+        else:
+            logger.info("online: v%d applied %d examples, loss %.4f, held-out %s -> %s", report.version,
+                        len(contexts), loss, before, after)
+
+    def holdout_score(self) -> float | None:
+        """Held-out hit rate @k of the ranker (cached until the next accepted step); None without a holdout."""
+        if self.ranker is None or self.holdout is None or not self.holdout.contexts:
+            return None
+        if self._holdout_score is None:
+            hits = []
+            for ctx, cands in zip(self.holdout.contexts, self.holdout.candidates, strict=True):
+                scores = np.nan_to_num(self.ranker.score(ctx.history, cands, times=ctx.times, now=ctx.now),
+                                       nan=-np.inf)
+                hits.append(float((scores[1:] > scores[0]).sum() < self.config.holdout_k))
+            self._holdout_score = float(np.mean(hits))
+        return self._holdout_score
+
+    # --- outputs the serving side reads ------------------------------------------------------
+    def popularity_scores(self) -> np.ndarray:
+        """log(1 + count) per item, the same scale as the Popularity model's scores."""
+        return np.log1p(self.item_counts).astype(np.float32)
+
+    def propensity_estimates(self) -> np.ndarray:
+        """Smoothed exposure share per item from logged impressions (uniform before any impression)."""
+        return ((self.impressions + 1.0) / (self.impressions.sum() + self.n_items)).astype(np.float32)
+
+    def position_ctr(self) -> np.ndarray:
+        """Click-through rate by position (the position-bias curve), smoothed."""
+        return ((self.position_clicks + 0.1) / (self.position_impressions + 1.0)).astype(np.float32)
+
+    # --- state: publish and swap in -------------------------------------------------------------
+    def _ranker_state(self) -> dict[str, np.ndarray]:
+        if self.ranker is None:
+            return {}
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.ranker.net.state_dict().items()}
+
+    def _load_ranker_state(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        if self.ranker is not None and state:
+            self.ranker.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+
+    def state_bytes(self) -> bytes:
+        """The shareable state (counters + ranker parameters) as an ``.npz`` archive; never pickled."""
+        arrays = {"item_counts": self.item_counts, "impressions": self.impressions, "clicks": self.clicks,
+                  "propensity_sum": self.propensity_sum, "position_impressions": self.position_impressions,
+                  "position_clicks": self.position_clicks,
+                  **{f"ranker.{k}": v for k, v in self._ranker_state().items()}}
+        meta = json.dumps({"version": self.version, "n_items": self.n_items}).encode()
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)
+        return buffer.getvalue()
+
+    def load_state_bytes(self, blob: bytes) -> None:
+        """Swap in a published state (another worker's update) without restarting."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            meta = json.loads(archive["meta"].tobytes())
+            if meta["n_items"] != self.n_items:
+                raise ValueError(f"online state for {meta['n_items']} items, engine has {self.n_items}")
+            for name in ("item_counts", "impressions", "clicks", "propensity_sum", "position_impressions",
+                         "position_clicks"):
+                setattr(self, name, np.array(archive[name], np.float64))
+            ranker = {k[len("ranker."):]: archive[k] for k in archive.files if k.startswith("ranker.")}
+        self._load_ranker_state(ranker)
+        self.version = int(meta["version"])
+        self._holdout_score = None

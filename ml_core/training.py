@@ -1,0 +1,134 @@
+"""Shared training machinery: seeding, the epoch loop with early stopping, and tuning on validation."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from .interface import FitOptions, FitReport
+
+log = logging.getLogger(__name__)
+
+SELECTION_METRIC = "ndcg@10"
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (when imported) so a run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency of the neural models
+        pass
+
+
+def validation_ndcg(model: Any, options: FitOptions) -> float | None:
+    """Validation NDCG@10 (full ranking) of the model, or None when no split was given."""
+    if options.validation is None:
+        return None
+    from .evaluation import evaluate
+
+    return evaluate(model, options.validation, "valid", full_only=True)[SELECTION_METRIC]
+
+
+def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Callable[[int], float],
+               get_state: Callable[[], Any], set_state: Callable[[Any], None],
+               eval_every: int = 1, desc: str = "") -> FitReport:
+    """Train epoch by epoch; with a validation split, keep the best epoch and stop early.
+
+    train_epoch(epoch) runs one epoch and returns the mean loss. get_state/set_state snapshot
+    and restore the parameters of the best epoch. Stops after `options.patience` evaluations
+    without a gain, or when `options.time_budget_s` is spent.
+    """
+    from tqdm.auto import tqdm
+
+    epochs = options.max_epochs if options.max_epochs is not None else epochs
+    start = time.perf_counter()
+    report = FitReport()
+    best, best_state, since_best = -1.0, None, 0
+    bar = tqdm(range(1, epochs + 1), desc=desc or getattr(model, "name", "train"), disable=not options.progress,
+               leave=False)
+    for epoch in bar:
+        loss = train_epoch(epoch)
+        report.epochs = epoch
+        report.extra.setdefault("loss", []).append(float(loss))
+        if options.validation is not None and (epoch % eval_every == 0 or epoch == epochs):
+            ndcg = validation_ndcg(model, options)
+            report.val_curve.append(float(ndcg))
+            report.extra.setdefault("val_epochs", []).append(epoch)
+            if ndcg > best:
+                best, best_state, since_best, report.best_epoch = ndcg, copy.deepcopy(get_state()), 0, epoch
+            else:
+                since_best += 1
+            bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
+            if since_best >= options.patience:
+                log.info("%s: early stop at epoch %d (best %d, NDCG@10 %.4f)", desc, epoch, report.best_epoch, best)
+                break
+        else:
+            bar.set_postfix(loss=f"{loss:.4f}")
+        if options.time_budget_s is not None and time.perf_counter() - start > options.time_budget_s:
+            log.info("%s: time budget of %.0f s spent at epoch %d", desc, options.time_budget_s, epoch)
+            break
+    bar.close()
+    if best_state is not None:
+        set_state(best_state)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+@dataclass
+class TuningResult:
+    """The selected model, its fit report, and every trial's validation score."""
+
+    model: Any
+    report: FitReport
+    config: Any
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def tune(model_cls: type, split: Any, options: FitOptions, *, space: list[dict[str, Any]] | None = None,
+         base_config: Any = None, budget_s: float | None = None) -> TuningResult:
+    """Fit one model per configuration in `space`; keep the best by validation NDCG@10 (full ranking).
+
+    Stops trying new configurations once `budget_s` is spent (the first one always runs).
+    """
+    space = space if space is not None else getattr(model_cls, "search_space", [{}])
+    base = base_config if base_config is not None else model_cls.config_cls()
+    opts = replace(options, validation=split)
+    start = time.perf_counter()
+    best: TuningResult | None = None
+    best_score = -1.0
+    trials: list[dict[str, Any]] = []
+    for i, overrides in enumerate(space or [{}]):
+        if i > 0 and budget_s is not None and time.perf_counter() - start > budget_s:
+            log.info("%s: tuning budget spent after %d of %d configurations", model_cls.name, i, len(space))
+            break
+        set_seed(options.seed)
+        config = replace(base, **overrides)
+        model = model_cls(config)
+        report = model.fit(split.train, opts)
+        score = max(report.val_curve) if report.val_curve else validation_ndcg(model, opts)
+        trials.append({"overrides": overrides, "val_ndcg@10": score, "seconds": report.seconds,
+                       "epochs": report.epochs})
+        log.info("%s %s: val NDCG@10 %.4f (%.1f s)", model_cls.name, overrides, score, report.seconds)
+        if best is None or score > best_score:
+            best, best_score = TuningResult(model, report, config), score
+    assert best is not None
+    best.trials = trials
+    best.seconds = time.perf_counter() - start
+    return best
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as a plain dict (for metrics and cards)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})

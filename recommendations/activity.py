@@ -1,0 +1,117 @@
+"""The visitor's own activity as the portal shows and changes it: ratings, watchlist, and undo.
+
+Writes go through the owning apps' services: ``events`` when it offers a recorder (so the event is
+streamed, learned from and pushed live), otherwise ``catalog``'s rating service. Reads use their selectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import import_module
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from catalog import selectors as catalog
+from catalog import services as catalog_services
+
+logger = logging.getLogger(__name__)
+
+
+def _optional(module: str, name: str) -> Any:
+    """``module.name`` when that app already provides it, else None (apps land progressively)."""
+    try:
+        return getattr(import_module(module), name, None)
+    except ModuleNotFoundError:
+        return None
+
+
+@dataclass
+class HistoryEntry:
+    movie: Any
+    value: float
+    rated_at: datetime
+
+
+def ratings_map(*, user: AbstractBaseUser, movie_ids: list[int] | None = None) -> dict[int, float]:
+    """movie id -> the user's rating, for the given movies (all the user's ratings when None)."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    selector = _optional("catalog.selectors", "rating_map_for_user")
+    if selector is not None:
+        return dict(selector(user=user, movie_ids=movie_ids))
+    return {entry.movie.id: entry.value for entry in rating_history(user=user, limit=None)
+            if movie_ids is None or entry.movie.id in movie_ids}
+
+
+def rating_history(*, user: AbstractBaseUser, limit: int | None = 50) -> list[HistoryEntry]:
+    """The user's ratings, newest first."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    selector = _optional("catalog.selectors", "rating_list_for_user")
+    if selector is None:
+        return []
+    rows = selector(user=user)
+    rows = rows if limit is None else rows[:limit]
+    return [HistoryEntry(movie=r.movie, value=r.value, rated_at=r.rated_at) for r in rows]
+
+
+def recent_favourites(*, user: AbstractBaseUser, limit: int, min_value: float = 4.0) -> list[Any]:
+    """The user's most recently rated movies at or above ``min_value``."""
+    return [e.movie for e in rating_history(user=user, limit=200) if e.value >= min_value][:limit]
+
+
+def rating_set(*, user: AbstractBaseUser, movie_id: int, value: float) -> float | None:
+    """Rate a movie (0.5-5 in half steps); returns the previous rating for undo."""
+    movie = catalog.movie_get(movie_id=movie_id)
+    before = catalog.rating_get(user=user, movie=movie)
+    previous = before.value if before else None
+    recorder = _optional("events.services", "event_record")
+    if recorder is not None:
+        recorder(user=user, kind="rating", movie_id=movie.id, value=float(value))
+    else:
+        catalog_services.rating_upsert(user=user, movie=movie, value=value)
+    logger.info("user %s rated movie %s: %s (was %s)", user.pk, movie.id, value, previous)
+    return previous
+
+
+def rating_clear(*, user: AbstractBaseUser, movie_id: int) -> float | None:
+    """Remove the user's rating of a movie; returns the removed value for undo."""
+    movie = catalog.movie_get(movie_id=movie_id)
+    before = catalog.rating_get(user=user, movie=movie)
+    if before is None:
+        return None
+    catalog_services.rating_delete(user=user, movie=movie)
+    return before.value
+
+
+def rating_restore(*, user: AbstractBaseUser, movie_id: int, value: float | None) -> None:
+    """Undo: put back a previous rating, or remove the rating when there was none."""
+    if value is None:
+        rating_clear(user=user, movie_id=movie_id)
+    else:
+        rating_set(user=user, movie_id=movie_id, value=value)
+
+
+def watchlist_ids(*, user: AbstractBaseUser) -> list[int]:
+    """Movie ids on the user's watchlist, newest first (empty until the events app provides one)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    selector = _optional("events.selectors", "watchlist_movie_ids")
+    return list(selector(user=user)) if selector is not None else []
+
+
+def watchlist_available() -> bool:
+    return _optional("events.services", "watchlist_set") is not None
+
+
+def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> bool:
+    """Add a movie to (on=True) or remove it from the watchlist; returns the new state."""
+    movie = catalog.movie_get(movie_id=movie_id)
+    service = _optional("events.services", "watchlist_set")
+    if service is None:
+        raise NotImplementedError("The watchlist needs the events app's watchlist_set service.")
+    service(user=user, movie_id=movie.id, on=on)
+    return on

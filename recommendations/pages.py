@@ -1,0 +1,95 @@
+"""Context for the portal's pages, assembled from the rows and the owning apps' selectors."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
+
+from catalog import selectors as catalog
+
+from . import activity, engine_picks, rows
+
+REQUEST_CACHE = "_portal_card_state"
+
+
+def card_state(request: HttpRequest | None) -> tuple[dict[int, float], set[int]]:
+    """(the visitor's ratings, watchlist ids), loaded once per request for every card on the page."""
+    if request is None:
+        return {}, set()
+    cached = getattr(request, REQUEST_CACHE, None)
+    if cached is None:
+        user = request.user
+        cached = (activity.ratings_map(user=user), set(activity.watchlist_ids(user=user)))
+        setattr(request, REQUEST_CACHE, cached)
+    return cached
+
+
+def _favourite_genres(user: AbstractBaseUser) -> list[str]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    from accounts.selectors import profile_get
+
+    return list(profile_get(user=user).favourite_genres or [])
+
+
+def home_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+    """Home rows for a member or a visitor."""
+    signed_in = getattr(user, "is_authenticated", False)
+    rated = activity.ratings_map(user=user) if signed_in else {}
+    favourites = activity.recent_favourites(user=user, limit=rows.BECAUSE_ROWS) if signed_in else []
+    home = rows.home_rows(user=user if signed_in else None, rated=rated, recent_favourites=favourites,
+                          genres=_favourite_genres(user))
+    return {"rows": home, "rated_count": len(rated), "live": signed_in}
+
+
+def movie_extras_context(*, user: AbstractBaseUser, movie: Any) -> dict[str, Any]:
+    """The detail page's extras: your rating, the predicted rating for you, and related rows."""
+    signed_in = getattr(user, "is_authenticated", False)
+    rated = activity.ratings_map(user=user) if signed_in else {}
+    predicted = engine_picks.predicted_rating(user_id=user.pk, movie_id=movie.id) if signed_in else None
+    return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted,
+            "related_rows": rows.detail_rows(movie=movie, exclude=set(rated)), "live": signed_in}
+
+
+def history_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+    return {"entries": activity.rating_history(user=user, limit=500)}
+
+
+def watchlist_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+    ids = activity.watchlist_ids(user=user)
+    return {"movies": catalog.movie_list_by_ids(movie_ids=ids), "available": activity.watchlist_available()}
+
+
+def _optional_call(module: str, name: str, **kwargs: Any) -> Any:
+    """Call another app's selector when it exists (apps land progressively); None otherwise."""
+    try:
+        func = getattr(import_module(module), name, None)
+    except ModuleNotFoundError:
+        return None
+    return func(**kwargs) if func is not None else None
+
+
+def account_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+    """Profile, API keys, plan and usage."""
+    from accounts.selectors import api_key_list, profile_get
+
+    usage = _optional_call("billing.selectors", "usage_summary", user=user)
+    usage_rows = []
+    for kind, numbers in (usage or {}).get("usage", {}).items():
+        limit = numbers.get("limit")
+        percent = min(100, round(100 * numbers["used"] / limit)) if limit else 0
+        usage_rows.append({"kind": kind.replace("_", " ").capitalize(), **numbers, "percent": percent})
+    return {
+        "profile": profile_get(user=user),
+        "genres": catalog.genre_list(),
+        "api_keys": list(api_key_list(user=user)),
+        "plan": _optional_call("billing.selectors", "plan_for_user", user=user),
+        "account_plan": _optional_call("billing.selectors", "account_plan_get", user=user),
+        "plans": list(_optional_call("billing.selectors", "plan_list") or []),
+        "usage": usage,
+        "usage_rows": usage_rows,
+        "rated_count": len(activity.ratings_map(user=user)),
+    }

@@ -1,0 +1,169 @@
+"""Portal reads: the rows of movies the pages show (home, movie detail, onboarding) with a reason per movie.
+
+Rows come from the serving engine (``recommendations.engine``) when it is loaded; while it is not (no
+artifacts yet, or a page rendered before the first request loaded it) they come from the catalog's own
+signals, so every page always renders real movies with an honest explanation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from catalog import selectors as catalog
+
+from . import engine_picks as serving
+
+logger = logging.getLogger(__name__)
+
+ROW_SIZE = 12
+BECAUSE_ROWS = 3  # "Because you watched …" rows, one per recent favourite
+FAVOURITE_MIN = 4.0  # a rating at or above this makes a movie a "favourite"
+LONG_TAIL_MAX_COUNT = 40  # "Discover" picks have at most this many ratings in the catalog
+
+
+@dataclass
+class Pick:
+    """One movie in a row, with the one-line reason shown on hover or tap."""
+
+    movie: Any
+    reason: str
+    score: float | None = None
+
+
+@dataclass
+class Row:
+    """A titled row of picks; ``key`` names it for tests and live refresh."""
+
+    key: str
+    title: str
+    picks: list[Pick] = field(default_factory=list)
+    note: str = ""
+
+
+def _picks(movies: list[Any], reasons: dict[int, str] | None = None, default: str = "") -> list[Pick]:
+    reasons = reasons or {}
+    return [Pick(movie=m, reason=reasons.get(m.id, default)) for m in movies]
+
+
+def _by_ids(items: list[tuple[int, str, float | None]]) -> list[Pick]:
+    """(movie id, reason, score) triples -> picks in the same order, unknown ids skipped."""
+    movies = {m.id: m for m in catalog.movie_list_by_ids(movie_ids=[i for i, _, _ in items])}
+    return [Pick(movie=movies[i], reason=r, score=s) for i, r, s in items if i in movies]
+
+
+def _genre_text(movie: Any) -> str:
+    names = [g.name for g in movie.genres.all()][:2]
+    return " & ".join(names) if names else "film"
+
+
+def _popular_unseen(*, exclude: set[int], genres: list[str], limit: int) -> list[Any]:
+    """The catalog's most-rated movies (in the given genres when any), skipping ``exclude``."""
+    found: list[Any] = []
+    seen = set(exclude)
+    for genre in genres or [None]:
+        for movie in catalog.movie_list(genre=genre, sort="popular")[: limit * 3]:
+            if movie.id not in seen:
+                found.append(movie)
+                seen.add(movie.id)
+        if len(found) >= limit * max(1, len(genres)):
+            break
+    found.sort(key=lambda m: -(m.rating_count or 0))
+    return found[:limit]
+
+
+def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str]) -> Row:
+    """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres."""
+    user_id = getattr(user, "pk", None)
+    items = serving.recommend_for_user(user_id=user_id, k=ROW_SIZE, exclude=set(rated)) if user_id else None
+    if items:
+        return Row("top-picks", "Top picks for you", _by_ids(items))
+    movies = _popular_unseen(exclude=set(rated), genres=genres, limit=ROW_SIZE)
+    why = {m.id: (f"Popular in {_genre_text(m)}, a genre you like" if genres else
+                  f"One of the most-rated {_genre_text(m)} movies here") for m in movies}
+    note = "" if rated else "Rate a few movies and these become yours."
+    return Row("top-picks", "Top picks for you", _picks(movies, why), note=note)
+
+
+def row_because(*, anchor: Any, exclude: set[int]) -> Row:
+    """"Because you watched …": movies like one of the user's recent favourites."""
+    items = serving.similar_movies(movie_id=anchor.id, k=ROW_SIZE, exclude=exclude)
+    if items:
+        picks = _by_ids(items)
+    else:
+        picks = [p for p in similar_from_catalog(movie=anchor, limit=ROW_SIZE * 2) if p.movie.id not in exclude]
+    return Row(f"because-{anchor.id}", f"Because you watched {anchor.title}", picks[:ROW_SIZE])
+
+
+def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
+    """Same franchise first, then popular movies sharing the most genres (the catalog's own relations)."""
+    picks = [Pick(m, f"Same franchise as {movie.title}") for m in catalog.movie_list_in_collection(movie=movie)]
+    names = [g.name for g in movie.genres.all()]
+    taken = {movie.id, *(p.movie.id for p in picks)}
+    scored: list[tuple[int, int, Any]] = []
+    for genre in names[:3]:
+        for other in catalog.movie_list(genre=genre, sort="popular")[:60]:
+            if other.id in taken:
+                continue
+            taken.add(other.id)
+            shared = [g.name for g in other.genres.all() if g.name in names]
+            scored.append((len(shared), other.rating_count or 0, other))
+    scored.sort(key=lambda t: (-t[0], -t[1]))
+    for shared, _, other in scored:
+        picks.append(Pick(other, f"Shares {shared} genre{'s' if shared != 1 else ''} with {movie.title}"))
+    return picks[:limit]
+
+
+def row_discover(*, rated: dict[int, float], genres: list[str]) -> Row:
+    """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
+    items = serving.long_tail_for_user(user_id=None, k=ROW_SIZE, exclude=set(rated))
+    if items:
+        return Row("discover", "Discover: long-tail picks", _by_ids(items))
+    movies = [m for m in catalog.movie_list(min_rating=4.0, sort="rating")[:400]
+              if m.id not in rated and 5 <= (m.rating_count or 0) <= LONG_TAIL_MAX_COUNT]
+    if genres:
+        wanted = set(genres)
+        movies.sort(key=lambda m: not wanted.intersection(g.name for g in m.genres.all()))
+    why = {m.id: f"Rated {m.rating_mean:.1f}★ by the {m.rating_count} people who found it" for m in movies}
+    return Row("discover", "Discover: long-tail picks", _picks(movies[:ROW_SIZE], why))
+
+
+def row_trending(*, rated: dict[int, float]) -> Row:
+    """"Trending": the engine's live popularity, or the catalog's most-rated movies."""
+    items = serving.trending(k=ROW_SIZE, exclude=set(rated))
+    if items:
+        return Row("trending", "Trending", _by_ids(items))
+    movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE * 2] if m.id not in rated][:ROW_SIZE]
+    why = {m.id: f"{m.rating_count} ratings, {m.rating_mean or 0:.1f}★ on average" for m in movies}
+    return Row("trending", "Trending", _picks(movies, why))
+
+
+def home_rows(*, user: AbstractBaseUser | None, rated: dict[int, float], recent_favourites: list[Any],
+              genres: list[str]) -> list[Row]:
+    """Every row of the home page, in display order; empty rows are dropped."""
+    rows = [row_top_picks(user=user, rated=rated, genres=genres)]
+    for anchor in recent_favourites[:BECAUSE_ROWS]:
+        rows.append(row_because(anchor=anchor, exclude=set(rated)))
+    rows += [row_discover(rated=rated, genres=genres), row_trending(rated=rated)]
+    return [row for row in rows if row.picks]
+
+
+def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
+    """Movie detail rows: more like this, same franchise, same director (knowledge graph)."""
+    rows: list[Row] = []
+    items = serving.similar_movies(movie_id=movie.id, k=ROW_SIZE, exclude=exclude | {movie.id})
+    like = _by_ids(items) if items else [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
+                                          if p.movie.id not in exclude]
+    rows.append(Row("more-like-this", "More like this", like[:ROW_SIZE]))
+    graph = serving.knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
+    franchise = _by_ids(graph["franchise"]) if graph and graph.get("franchise") else [
+        Pick(m, f"Also in {movie.collection.name}") for m in catalog.movie_list_in_collection(movie=movie)]
+    if franchise:
+        rows.append(Row("franchise", f"More from {movie.collection.name}" if movie.collection else "Same franchise",
+                        franchise))
+    if graph and graph.get("director"):
+        rows.append(Row("director", "Same director", _by_ids(graph["director"])))
+    return [row for row in rows if row.picks]

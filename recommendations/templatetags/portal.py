@@ -1,0 +1,76 @@
+"""Portal template tags: movie cards with half-star rating and watchlist toggle, and the detail page's extras.
+
+Usable on any page (catalog lists included): ``{% load portal %}{% movie_card movie reason="…" %}``,
+``{% rating_widget movie %}``, ``{% watchlist_toggle movie %}``, ``{% movie_extras movie %}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django import template
+
+from .. import activity, pages
+
+register = template.Library()
+_ids = itertools.count(1)
+STAR_VALUES = [v / 2 for v in range(1, 11)]
+
+
+def _request(context: template.Context) -> Any:
+    return context.get("request")
+
+
+def _state(context: template.Context, movie: Any) -> dict[str, Any]:
+    request = _request(context)
+    ratings, watchlist = pages.card_state(request)
+    user = getattr(request, "user", None)
+    return {"request": request, "movie": movie, "my_rating": ratings.get(movie.id),
+            "on_watchlist": movie.id in watchlist, "signed_in": bool(user and user.is_authenticated),
+            "watchlist_available": activity.watchlist_available(), "uid": f"m{movie.id}-{next(_ids)}",
+            "csrf_token": context.get("csrf_token")}
+
+
+def _stars(value: float | None) -> list[dict[str, Any]]:
+    return [{"value": f"{v:g}", "label": f"{v:g} star{'s' if v != 1 else ''}", "checked": value == v,
+             "side": "l" if i % 2 == 0 else "r"} for i, v in enumerate(STAR_VALUES)]
+
+
+@register.inclusion_tag("partials/movie_card.html", takes_context=True)
+def movie_card(context: template.Context, movie: Any, reason: str = "", row: str = "") -> dict[str, Any]:
+    """A poster card with the reason (hover or tap), the half-star rating widget and the watchlist toggle."""
+    state = _state(context, movie)
+    return {**state, "reason": reason, "row": row, "stars": _stars(state["my_rating"])}
+
+
+@register.inclusion_tag("partials/rating_widget.html", takes_context=True)
+def rating_widget(context: template.Context, movie: Any) -> dict[str, Any]:
+    """The half-star rating form alone (radio group: Tab to it, arrow keys to rate)."""
+    state = _state(context, movie)
+    return {**state, "stars": _stars(state["my_rating"])}
+
+
+@register.inclusion_tag("partials/watchlist_toggle.html", takes_context=True)
+def watchlist_toggle(context: template.Context, movie: Any) -> dict[str, Any]:
+    return _state(context, movie)
+
+
+@register.inclusion_tag("partials/movie_extras.html", takes_context=True)
+def movie_extras(context: template.Context, movie: Any) -> dict[str, Any]:
+    """Detail-page extras: your rating, the predicted rating for you, more like this, franchise, director."""
+    request = _request(context)
+    extras = pages.movie_extras_context(user=request.user, movie=movie)
+    return {**_state(context, movie), **extras, "stars": _stars(extras["my_rating"])}
+
+
+@register.inclusion_tag("partials/portal_assets.html")
+def portal_assets() -> dict[str, Any]:
+    """The portal's stylesheet and script (safe to include more than once)."""
+    return {}
+
+
+@register.filter
+def hue(movie_id: int) -> int:
+    """A stable colour hue for a movie's generated poster placeholder."""
+    return (int(movie_id) * 47) % 360

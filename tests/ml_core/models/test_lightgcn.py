@@ -1,0 +1,20 @@
+import numpy as np
+
+from ml_core.interface import FitOptions
+from ml_core.models.lightgcn import LightGCN, LightGCNConfig
+from tests.ml_core.contract import RecommenderContract
+
+
+class TestLightGCN(RecommenderContract):
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=60)
+
+    def make_model(self):
+        return LightGCN(LightGCNConfig(embedding_size=8, n_layers=2, learning_rate=0.05, batch_size=128))
+
+    def test_unseen_user_is_scored_from_history(self, fitted, split):
+        history = split.train_seqs[0]
+        scores = fitted.score(history, np.arange(split.n_items), user=None)
+        assert np.isfinite(scores).all()
+        group = set(range((history[0] // 6) * 6, (history[0] // 6) * 6 + 6))
+        unseen_best = [i for i in np.argsort(-scores) if i not in set(history)][0]
+        assert unseen_best in group
