@@ -38,16 +38,16 @@ class RegisterApi(APIView):
     authentication_classes: list = []
     throttle_classes = [AnonRateThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class RegisterInputSerializer(serializers.Serializer):
         username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
         email = serializers.EmailField()
         password = serializers.CharField(write_only=True, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={201: inline_serializer("Registered", {
+    @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer("Registered", {
         "id": serializers.IntegerField(), "username": serializers.CharField(), "email": serializers.EmailField(),
         "access": serializers.CharField(), "refresh": serializers.CharField()})})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             user = user_register(**data.validated_data)
@@ -64,31 +64,31 @@ class ProfileDetailApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    class OutputSerializer(serializers.Serializer):
+    class ProfileSerializer(serializers.Serializer):
         id = serializers.IntegerField(source="user.pk")
         username = serializers.CharField(source="user.username")
         email = serializers.EmailField(source="user.email")
         favourite_genres = serializers.ListField(child=serializers.CharField())
         onboarding_done = serializers.BooleanField()
 
-    class InputSerializer(serializers.Serializer):
+    class ProfileUpdateInputSerializer(serializers.Serializer):
         favourite_genres = serializers.ListField(child=serializers.CharField(max_length=64), max_length=20)
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=ProfileSerializer)
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(profile_get(user=request.user)).data)
+        return Response(self.ProfileSerializer(profile_get(user=request.user)).data)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(request=ProfileUpdateInputSerializer, responses=ProfileSerializer)
     def patch(self, request: Request) -> Response:
         if not IsPersonNotApiKey().has_permission(request, self):
             self.permission_denied(request, message=IsPersonNotApiKey.message)
-        data = self.InputSerializer(data=request.data)
+        data = self.ProfileUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             profile = profile_update(user=request.user, **data.validated_data)
         except DjangoValidationError as exc:
             raise _as_drf_error(exc) from exc
-        return Response(self.OutputSerializer(profile).data)
+        return Response(self.ProfileSerializer(profile).data)
 
 
 class ApiKeyListCreateApi(APIView):
@@ -96,16 +96,16 @@ class ApiKeyListCreateApi(APIView):
 
     permission_classes = [IsAuthenticated, IsPersonNotApiKey]
 
-    class InputSerializer(serializers.Serializer):
+    class ApiKeyCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
 
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(ApiKeySerializer(api_key_list(user=request.user), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: ApiKeySerializer})
+    @extend_schema(request=ApiKeyCreateInputSerializer, responses={201: ApiKeySerializer})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ApiKeyCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             key, raw = api_key_create(user=request.user, name=data.validated_data["name"])

@@ -114,7 +114,21 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Events that missed the stream (Redis down at commit) are relayed, and pending entries of a dead
+    # consumer reclaimed, every few seconds (recommendations.tasks).
+    "relay-event-outbox": {"task": "recommendations.tasks.relay_event_outbox",
+                           "schedule": env_float("EVENTS_RELAY_INTERVAL_S", 5.0)},
+}
+EVENTS_STREAM = env_str("EVENTS_STREAM", "apex:events")  # Redis Stream the outbox relays to
+EVENTS_RECLAIM_IDLE_MS = env_int("EVENTS_RECLAIM_IDLE_MS", 30_000)  # reclaim a consumer's entries after this idle
+EVENTS_REDELIVER_AFTER_S = env_float("EVENTS_REDELIVER_AFTER_S", 300.0)  # re-relay rows the stream lost
+ONLINE_BATCH_SIZE = env_int("ONLINE_BATCH_SIZE", 256)  # stream entries per applied mini-batch
+ONLINE_LEARNING_RATE = env_float("ONLINE_LEARNING_RATE", 1e-3)  # clipped to [1e-5, 1e-2] by the learner
+ONLINE_ROLLBACK_DROP = env_float("ONLINE_ROLLBACK_DROP", 0.05)  # held-out hit-rate drop that rolls back
+PRIVACY_EPSILON_BUDGET = env_float("PRIVACY_EPSILON_BUDGET", 10.0)  # total ε per analyst
+ONLINE_APPLY_DELAY_S = env_float("ONLINE_APPLY_DELAY_S", 0.0)  # fault injection for reliability tests only
+ONLINE_ACK_DELAY_S = env_float("ONLINE_ACK_DELAY_S", 0.0)  # fault injection: pause between commit and XACK
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "auth.User"

@@ -52,14 +52,14 @@ class CheckoutCreateApi(APIView):
 
     permission_classes = [IsAuthenticated, IsPersonNotApiKey]
 
-    class InputSerializer(serializers.Serializer):
+    class CheckoutInputSerializer(serializers.Serializer):
         plan = serializers.CharField()
         success_url = serializers.URLField(required=False)
         cancel_url = serializers.URLField(required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: SessionOut})
+    @extend_schema(request=CheckoutInputSerializer, responses={201: SessionOut})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.CheckoutInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         plan = plan_get_by_code(code=data.validated_data["plan"])
         if plan is None or not plan.price_cents:
@@ -77,12 +77,12 @@ class PortalCreateApi(APIView):
 
     permission_classes = [IsAuthenticated, IsPersonNotApiKey]
 
-    class InputSerializer(serializers.Serializer):
+    class PortalInputSerializer(serializers.Serializer):
         return_url = serializers.URLField(required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: SessionOut})
+    @extend_schema(request=PortalInputSerializer, responses={201: SessionOut})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.PortalInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return_url = data.validated_data.get("return_url") or _billing_page_url(request, "")
         return Response(portal_session_create(user=request.user, return_url=return_url),

@@ -107,3 +107,18 @@ def movie_metadata_map() -> dict[int, dict[str, Any]]:
         row["collection"] = row.pop("collection__name")
         result[movie_id] = row
     return result
+
+
+def rating_list_for_user(*, user: Any) -> QuerySet[Rating]:
+    """The user's ratings with their movies, newest first (portal history, online learning seeds)."""
+    return (Rating.objects.filter(user=user).select_related("movie")
+            .order_by("-rated_at", "-id"))
+
+
+def rating_map_for_user(*, user: Any, movie_ids: list[int] | None = None) -> dict[int, float]:
+    """movie id -> the user's rating, for the given movies (all of the user's ratings when None)."""
+    rows = Rating.objects.filter(user=user)
+    if movie_ids is not None:
+        rows = rows.filter(movie_id__in=movie_ids)
+    return dict(rows.order_by().values_list("movie_id", "value"))
+

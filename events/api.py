@@ -47,8 +47,10 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
 
 
-AcceptedSerializer = inline_serializer("EventAccepted", {
-    "id": serializers.UUIDField(), "status": serializers.CharField(), "replayed": serializers.BooleanField()})
+class AcceptedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    replayed = serializers.BooleanField()
 
 
 def _inputs(request: Request, rows: list[dict[str, Any]], prefix: str) -> list[EventInput]:

@@ -64,6 +64,22 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
 
+def event_unapplied_ids(*, limit: int = 10_000) -> list[str]:
+    """Ids of relayed events not applied yet, oldest first."""
+    rows = (Event.objects.filter(applied_at__isnull=True, relayed_at__isnull=False)
+            .order_by("created_at").values_list("id", flat=True)[:limit])
+    return [str(r) for r in rows]
+
+
+def watchlist_movie_ids(*, user: AbstractBaseUser) -> list[int]:
+    """Movies on the user's watchlist (latest watchlist event per movie is an add), newest first."""
+    latest: dict[int, float] = {}
+    for movie_id, value in (Event.objects.filter(user=user, kind=Kind.WATCHLIST)
+                            .order_by("-created_at", "-id").values_list("movie_id", "value")):
+        latest.setdefault(movie_id, value or 0.0)
+    return [movie_id for movie_id, value in latest.items() if value > 0]
+
+
 def outbox_stats() -> dict[str, int]:
     """Outbox health: rows waiting for the stream, rows waiting to be applied."""
     return {"unrelayed": Event.objects.filter(relayed_at__isnull=True).count(),

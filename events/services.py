@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Movie
-from catalog.selectors import movie_list_by_ids
+from catalog.selectors import movie_get, movie_list_by_ids
 from catalog.services import rating_upsert
 
 from .models import Event, OnlineCheckpoint
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 Kind = Event.Kind
 RELAY_BATCH = 500
 CHECKPOINTS_KEPT = 20
+APPLY_LOCK_ID = 0x41504558  # 'APEX': advisory lock held while a batch is applied
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,25 @@ def event_record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput],
     return [(created[k], True) if k in created else (existing[k], False) for k in keys]
 
 
-def event_record(*, user: AbstractBaseUser, movie: Movie, kind: str, idempotency_key: str,
-                 value: float | None = None, api_key: Any = None, **fields: Any) -> tuple[Event, bool]:
-    """Store one event durably (the outbox row); returns (event, created). A replayed key returns the first event."""
-    item = EventInput(movie=movie, kind=kind, idempotency_key=idempotency_key, value=value, **fields)
+def event_record(*, user: AbstractBaseUser, kind: str, movie: Movie | None = None, movie_id: int | None = None,
+                 idempotency_key: str | None = None, value: float | None = None, api_key: Any = None,
+                 **fields: Any) -> tuple[Event, bool]:
+    """Store one event durably (the outbox row); returns (event, created). A replayed key returns the first event.
+
+    Pass ``movie`` or ``movie_id`` (unknown ids raise Http404). Without an idempotency key (server-side
+    callers such as the portal) a fresh one is generated.
+    """
+    if movie is None:
+        movie = movie_get(movie_id=movie_id)
+    key = idempotency_key or f"srv:{uuid.uuid4()}"
+    item = EventInput(movie=movie, kind=kind, idempotency_key=key, value=value, **fields)
     return event_record_batch(user=user, items=[item], api_key=api_key)[0]
+
+
+def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> Event:
+    """Add a movie to the user's watchlist (on) or remove it: a watchlist event with value 1 or 0."""
+    event, _ = event_record(user=user, kind=Kind.WATCHLIST, movie_id=movie_id, value=1.0 if on else 0.0)
+    return event
 
 
 def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
@@ -150,9 +168,14 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
     When Redis is down the rows stay with ``relayed_at`` NULL and the beat task retries later.
     Without a Redis URL there is no stream: rows are marked relayed and applied in-process.
     """
-    pending = Event.objects.filter(relayed_at__isnull=True).order_by("created_at")
+    pending = Event.objects.filter(relayed_at__isnull=True)
     if event_ids is not None:
         pending = pending.filter(id__in=list(event_ids))
+    elif stream_enabled():
+        # Relayed long ago but never applied: the stream lost them (e.g. Redis restarted without persistence).
+        stale = timezone.now() - dt.timedelta(seconds=float(getattr(settings, "EVENTS_REDELIVER_AFTER_S", 300)))
+        pending = Event.objects.filter(Q(relayed_at__isnull=True) | Q(applied_at__isnull=True, relayed_at__lt=stale))
+    pending = pending.order_by("created_at")
     relayed = 0
     while relayed < limit:
         rows = list(pending.values_list("id", "user_id")[:RELAY_BATCH])
@@ -170,8 +193,23 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
     return relayed
 
 
+@dataclass(frozen=True)
+class AppliedBatch:
+    """Events a consumer applied (skipping already-applied ones) and the checkpoint stored with them."""
+
+    events: list[Event]
+    checkpoint_id: int | None = None
+
+
+def _lock_appliers() -> None:
+    """Serialise appliers across processes for the transaction (one learner state, no lost updates)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK_ID])
+
+
 def event_apply_batch(*, event_ids: Sequence[str],
-                      apply: Callable[[list[Event]], dict[str, Any] | None]) -> list[Event]:
+                      apply: Callable[[list[Event]], dict[str, Any] | None]) -> AppliedBatch:
     """Apply not-yet-applied events exactly once: lock them, ``apply`` them, mark applied, all in one transaction.
 
     ``apply`` receives the events (oldest first) and may return a checkpoint dict
@@ -179,19 +217,21 @@ def event_apply_batch(*, event_ids: Sequence[str],
     Events already applied (a redelivery after a crash) are skipped; the rest apply once.
     """
     with transaction.atomic():
+        _lock_appliers()
         events = list(Event.objects.select_for_update(of=("self",)).select_related("movie", "user")
                       .filter(id__in=list(event_ids), applied_at__isnull=True).order_by("created_at", "id"))
         if not events:
-            return []
+            return AppliedBatch(events=[])
         _ratings_store(events)
         checkpoint = apply(events)
         Event.objects.filter(id__in=[e.id for e in events]).update(applied_at=timezone.now())
+        saved = None
         if checkpoint is not None:
-            online_checkpoint_save(state=checkpoint["state"], report=checkpoint.get("report", {}),
-                                   events_applied=len(events))
+            saved = online_checkpoint_save(state=checkpoint["state"], report=checkpoint.get("report", {}),
+                                           events_applied=len(events))
         ids, users = [str(e.id) for e in events], sorted({e.user_id for e in events})
         transaction.on_commit(lambda: interactions_applied.send(sender=Event, event_ids=ids, user_ids=users))
-    return events
+    return AppliedBatch(events=events, checkpoint_id=saved.id if saved else None)
 
 
 def _ratings_store(events: list[Event]) -> None:

@@ -37,6 +37,11 @@ def stream_group() -> str:
     return getattr(settings, "EVENTS_STREAM_GROUP", "apex-online")
 
 
+def stream_key(suffix: str) -> str:
+    """A Redis key that belongs to this stream (so separate streams never share flags)."""
+    return f"{stream_name()}:{suffix}"
+
+
 def stream_enabled() -> bool:
     """True when a Redis URL is configured (otherwise the outbox is applied in-process)."""
     return bool(settings.REDIS_URL)

@@ -14,7 +14,8 @@ from . import tables as T
 def build_gold_user_sequences(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """One row per (dataset, user): item ids, unix times and ratings in chronological order."""
     interactions: DataFrame = sources[T.SILVER_INTERACTIONS]
-    event = F.struct(F.col(T.TIMESTAMP), F.col(T.ARRIVAL), F.col(T.MOVIE_ID), F.coalesce(F.col(T.RATING), F.lit(1.0)).alias(T.RATING))
+    rating = F.coalesce(F.col(T.RATING), F.lit(1.0)).alias(T.RATING)
+    event = F.struct(F.col(T.TIMESTAMP), F.col(T.ARRIVAL), F.col(T.MOVIE_ID), rating)
     grouped = interactions.groupBy(T.DATASET, T.USER_ID).agg(F.sort_array(F.collect_list(event)).alias("_ev"))
     return grouped.select(
         T.DATASET, T.USER_ID, F.col(f"_ev.{T.MOVIE_ID}").alias(T.ITEM_IDS),

@@ -106,7 +106,7 @@ def run_silver(spark: SparkSession, store: DeltaBackend, config: LakehouseConfig
     events = split(build_silver_events(spark, sources).cache(), T.SILVER_EVENTS, checked_at=at)
     ratings = split(build_silver_ratings(spark, sources).cache(), T.SILVER_INTERACTIONS, checked_at=at)
     _timed(result, "silver", T.SILVER_EVENTS, lambda: (store.overwrite(T.SILVER_EVENTS, events.valid.select(
-        *T.SILVER_EVENTS_COLUMNS, T.LINE)), ""))
+        *T.SILVER_EVENTS_COLUMNS)), ""))
     interactions = build_silver_interactions(spark, {"ratings": ratings.valid,
                                                      T.SILVER_EVENTS: store.read(spark, T.SILVER_EVENTS)})
     _timed(result, "silver", T.SILVER_INTERACTIONS,

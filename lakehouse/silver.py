@@ -195,15 +195,18 @@ def build_silver_ratings(spark: SparkSession, sources: Mapping[str, object]) -> 
 
 
 def build_silver_interactions(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
-    """Valid MovieLens ratings plus positive site events (users offset by EVENT_USER_OFFSET), one schema."""
+    """Valid MovieLens ratings plus positive site events (users offset by EVENT_USER_OFFSET), one schema.
+
+    Arrival breaks ties between equal timestamps: file position for MovieLens, microseconds for events.
+    """
     ratings, events = sources["ratings"], sources[T.SILVER_EVENTS]
     ml = ratings.select(
         T.DATASET, T.USER_ID, T.MOVIE_ID, F.col(T.RATING).cast("float").alias(T.RATING), T.TIMESTAMP,
-        F.timestamp_seconds(T.TIMESTAMP).alias(T.EVENT_TIME), F.lit(T.ORIGIN_MOVIELENS).alias(T.ORIGIN),
+        F.col(T.LINE).alias(T.ARRIVAL), F.timestamp_seconds(T.TIMESTAMP).alias(T.EVENT_TIME), F.lit(T.ORIGIN_MOVIELENS).alias(T.ORIGIN),
         F.lit(T.KIND_RATING).alias(T.KIND), F.lit(None).cast("string").alias(T.EVENT_ID))
     site = events.where(F.col(T.KIND).isin(*T.POSITIVE_EVENT_KINDS)).select(
         T.DATASET, (F.col(T.USER_ID) + F.lit(T.EVENT_USER_OFFSET)).alias(T.USER_ID), T.MOVIE_ID,
         F.when(F.col(T.KIND) == T.KIND_RATING, F.col(T.VALUE)).cast("float").alias(T.RATING),
-        F.unix_timestamp(T.EVENT_TIME).alias(T.TIMESTAMP), F.col(T.LINE).alias(T.ARRIVAL), T.EVENT_TIME, F.lit(T.ORIGIN_EVENTS).alias(T.ORIGIN),
-        T.KIND, T.EVENT_ID)
+        F.unix_timestamp(T.EVENT_TIME).alias(T.TIMESTAMP), F.unix_micros(T.EVENT_TIME).alias(T.ARRIVAL),
+        T.EVENT_TIME, F.lit(T.ORIGIN_EVENTS).alias(T.ORIGIN), T.KIND, T.EVENT_ID)
     return ml.unionByName(site)

@@ -79,7 +79,8 @@ def _model_section(run: dict[str, Any], e: dict[str, Any], img: str) -> list[str
         lines.append(f"| {label} | " + " | ".join(_fmt(m[k]) for k in FULL + SAMPLED) + " |")
     lines += ["", f"- Beyond accuracy (test top-10): coverage {_fmt(t['coverage@10'])}, Gini of exposure "
               f"{_fmt(t['gini@10'])}, novelty {_fmt(t['novelty@10'])} bits",
-              f"- Training: {e['train_seconds']:.1f} s for the selected configuration ({e['epochs']} epochs, "
+              f"- Training: {e['train_seconds']:.1f} s wall, {e.get('train_cpu_seconds', 0):.1f} s CPU, for the "
+              f"selected configuration, validation checks included ({e['epochs']} epochs, "
               f"best epoch {e.get('best_epoch') or '-'}, {e.get('torch_threads', '?')} torch thread(s)); "
               f"tuning over {len(e.get('trials', []))} configuration(s) took {e['tuning_seconds']:.1f} s",
               f"- Parameters: {e['n_parameters']:,}",

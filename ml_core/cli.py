@@ -30,10 +30,8 @@ def artifacts_root(out: str | None) -> Path:
     return Path(out or os.environ.get("ML_ARTIFACTS_DIR") or REPO_ROOT / "var" / "artifacts")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train, tune on validation, evaluate on test, export, write model cards")
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """The train options (shared with `manage.py train`)."""
     train.add_argument("--dataset", default="ml-100k", help="ml-100k, ml-latest-small, or a MovieLens folder")
     train.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
     train.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
@@ -45,16 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds per model for trying further configurations (default: model's own)")
     train.add_argument("--quick", action="store_true", help="smoke run: first configuration, 2 epochs")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_arguments(sub.add_parser("train", help="train, tune on validation, evaluate on test, export, "
+                                                     "write model cards"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point shared by `python -m ml_core` and `manage.py train`; returns the exit code."""
+    """Entry point of `python -m ml_core`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_train(args)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run the train command from parsed options (also used by `manage.py train`); the exit code."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ml_core").setLevel(logging.INFO)
     try:
-        if args.command == "train":
-            train_command(args)
+        train_command(args)
     except (UsageError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -120,6 +131,7 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "test": evaluate(model, split, "test"),
         "valid": evaluate(model, split, "valid"),
         "train_seconds": round(report.seconds, 2),
+        "train_cpu_seconds": round(report.extra.get("cpu_seconds", report.seconds), 2),
         "tuning_seconds": round(result.seconds, 2),
         "n_parameters": int(report.n_parameters),
         "hyperparameters": config_dict(result.config),

@@ -142,7 +142,7 @@ class OnlineLearningCoordinator:
         contexts: list[UserContext] = []
         positives: list[int] = []
         for event in sorted(events, key=lambda e: e.time):
-            if event.value is not None and not math.isfinite(event.value) or not math.isfinite(event.time):
+            if (event.value is not None and not math.isfinite(event.value)) or not math.isfinite(event.time):
                 report.dropped_non_finite += 1
                 logger.warning("online: dropped event %s with a non-finite value/time", event.event_id)
                 continue
@@ -267,7 +267,7 @@ class OnlineLearningCoordinator:
         np.savez(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)
         return buffer.getvalue()
 
-    def load_state_bytes(self, blob: bytes) -> None:
+    def load_state_bytes(self, blob: bytes, version: int | None = None) -> None:
         """Swap in a published state (another worker's update) without restarting."""
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes())
@@ -278,5 +278,5 @@ class OnlineLearningCoordinator:
                 setattr(self, name, np.array(archive[name], np.float64))
             ranker = {k[len("ranker."):]: archive[k] for k in archive.files if k.startswith("ranker.")}
         self._load_ranker_state(ranker)
-        self.version = int(meta["version"])
+        self.version = int(meta["version"]) if version is None else version
         self._holdout_score = None

@@ -52,7 +52,7 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
     from tqdm.auto import tqdm
 
     epochs = options.max_epochs if options.max_epochs is not None else epochs
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     report = FitReport()
     best, best_state, since_best = -1.0, None, 0
     bar = tqdm(range(1, epochs + 1), desc=desc or getattr(model, "name", "train"), disable=not options.progress,
@@ -70,6 +70,8 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
             else:
                 since_best += 1
             bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
+            log.debug("%s epoch %d: loss %.4f, val NDCG@10 %.4f (%.0f s)", desc, epoch, loss, ndcg,
+                      time.perf_counter() - start)
             if since_best >= options.patience:
                 log.info("%s: early stop at epoch %d (best %d, NDCG@10 %.4f)", desc, epoch, report.best_epoch, best)
                 break
@@ -82,6 +84,7 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
     if best_state is not None:
         set_state(best_state)
     report.seconds = time.perf_counter() - start
+    report.extra["cpu_seconds"] = time.process_time() - cpu_start
     return report
 
 
@@ -116,10 +119,12 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, space: list[dict[s
         set_seed(options.seed)
         config = replace(base, **overrides)
         model = model_cls(config)
+        cpu = time.process_time()
         report = model.fit(split.train, opts)
+        report.extra["cpu_seconds"] = time.process_time() - cpu
         score = max(report.val_curve) if report.val_curve else validation_ndcg(model, opts)
-        trials.append({"overrides": overrides, "val_ndcg@10": score, "seconds": report.seconds,
-                       "epochs": report.epochs})
+        trials.append({"overrides": overrides, "val_ndcg@10": score, "seconds": round(report.seconds, 2),
+                       "epochs": report.epochs, "best_epoch": report.best_epoch})
         log.info("%s %s: val NDCG@10 %.4f (%.1f s)", model_cls.name, overrides, score, report.seconds)
         if best is None or score > best_score:
             best, best_score = TuningResult(model, report, config), score

@@ -51,8 +51,7 @@ def rows_fragment(request: HttpRequest) -> HttpResponse:
 def movie_extras_fragment(request: HttpRequest, movie_id: int) -> HttpResponse:
     """A movie's detail extras (your rating, predicted rating, related rows), for live refresh."""
     movie = catalog.movie_get(movie_id=movie_id)
-    return render(request, "partials/movie_extras_body.html", pages.movie_extras_context(user=request.user,
-                                                                                         movie=movie))
+    return render(request, "recommendations/_movie_extras.html", {"movie": movie})
 
 
 @login_required
@@ -78,7 +77,7 @@ def rating_set(request: HttpRequest, movie_id: int) -> HttpResponse:
     undo.undo_push(request=request, kind="rating", movie_id=movie.id, previous=previous, title=movie.title)
     if _wants_json(request):
         return JsonResponse({"ok": True, "movie_id": movie.id, "value": value, "message": text,
-                             "undo_url": reverse("recommendations:undo")})
+                             "was_rated": previous is not None, "undo_url": reverse("recommendations:undo")})
     messages.success(request, text, extra_tags="undoable")
     return _back(request)
 

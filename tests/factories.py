@@ -30,6 +30,7 @@ class GenreFactory(factory.django.DjangoModelFactory):
 class MovieFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Movie
+        skip_postgeneration_save = True
 
     id = factory.Sequence(lambda n: 900_000 + n)
     title = factory.Sequence(lambda n: f"Movie {n}")

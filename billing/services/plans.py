@@ -40,6 +40,7 @@ def account_plan_set(*, user: AbstractBaseUser, plan: Plan, subscription_id: str
     account_plan, _ = AccountPlan.objects.update_or_create(user=user, defaults={
         "plan": plan, "stripe_subscription_id": subscription_id, "status": status,
         "current_period_end": current_period_end})
+    usage_forget_over_quota(user_id=user.pk)  # now, and again once committed (a refusal may land in between)
     transaction.on_commit(lambda: usage_forget_over_quota(user_id=user.pk))
     logger.info("user %s now on plan %s (subscription %s, %s)", user.pk, plan.code, subscription_id or "-",
                 status or "-")

@@ -46,8 +46,9 @@ def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind
             rows = rows.filter(count__lte=limit - amount)  # check and increment in one UPDATE: no race
         if not rows.update(count=F("count") + amount):
             used = UsageCounter.objects.filter(pk=total.pk).values_list("count", flat=True).first() or 0
-            cache.set(_over_key(user.pk, kind, period), True, OVER_QUOTA_TTL_S)
-            raise _quota_exceeded(plan=plan, kind=kind, used=used, resets_at=resets_at, now=now)
+            if limit is not None and used >= limit:  # fully used: later calls may skip the database
+                cache.set(_over_key(user.pk, kind, period), True, OVER_QUOTA_TTL_S)
+            raise _quota_exceeded(plan=plan, kind=kind, used=used, resets_at=resets_at, now=now, amount=amount)
         if api_key is not None:
             per_key, _ = UsageCounter.objects.get_or_create(user=user, api_key=api_key, kind=kind, period=period)
             UsageCounter.objects.filter(pk=per_key.pk).update(count=F("count") + amount)
@@ -59,12 +60,15 @@ def usage_forget_over_quota(*, user_id: int) -> None:
     cache.delete_many([_over_key(user_id, kind, period) for kind in UsageKind.values])
 
 
-def _quota_exceeded(*, plan: Plan, kind: str, used: int | None, resets_at: datetime, now: datetime) -> QuotaExceeded:
-    limit = plan.quota_for(kind)
+def _quota_exceeded(*, plan: Plan, kind: str, used: int | None, resets_at: datetime, now: datetime,
+                    amount: int = 1) -> QuotaExceeded:
+    limit = plan.quota_for(kind) or 0
+    used = limit if used is None else used
     label = UsageKind(kind).label.lower()
     resets = resets_at.isoformat().replace("+00:00", "Z")
+    asked = "" if amount == 1 else f" This request needs {amount:,}."
     detail = (f"Monthly quota exceeded: the {plan.name} plan includes {limit:,} {label} per month "
-              f"and this period's are used up. The quota resets at {resets}.")
+              f"and {used:,} are used this period.{asked} The quota resets at {resets}.")
     upgrade_to = plan_next_up(plan=plan)
     if upgrade_to is not None:
         upgrade = (f"Upgrade to {upgrade_to.name} for {upgrade_to.quota_for(kind) or 0:,} {label} per month: "
@@ -73,6 +77,6 @@ def _quota_exceeded(*, plan: Plan, kind: str, used: int | None, resets_at: datet
         upgrade = "You are on the largest plan; contact us to raise the limit."
     logger.info("quota exceeded: user plan=%s kind=%s used=%s limit=%s", plan.code, kind, used, limit)
     body = {"detail": detail, "code": "quota_exceeded", "kind": kind, "plan": plan.code, "limit": limit,
-            "used": used if used is not None else limit, "resets_at": resets, "upgrade": upgrade,
+            "used": used, "resets_at": resets, "upgrade": upgrade,
             "upgrade_plan": upgrade_to.code if upgrade_to else None}
     return QuotaExceeded(body, wait_s=max(int((resets_at - now).total_seconds()), 1))

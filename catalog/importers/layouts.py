@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..models import ML100K_ID_OFFSET
 from .errors import ImportFileError
 from .readers import RatingsSpec, clean_genres, iter_rows, parse_int, read_ratings, split_title
 
@@ -167,15 +168,16 @@ def _read_ml100k(folder: Path, name: str, reference: Path | None) -> MovieLensDa
     by_title = _reference_titles(reference)
     item_to_movie: dict[int, int] = {}
     movies: dict[int, MovieRow] = {}
+    first_item_of: dict[str, int] = {}  # ml-100k lists a few films twice: both items map to one movie
     path = folder / "u.item"
     for line, row in iter_rows(path, sep="|", encoding="latin-1", min_fields=5 + len(genre_names)):
         item = parse_int(path, line, "item id", row[0], minimum=1)
         flags = row[5: 5 + len(genre_names)]
         genres = clean_genres([g for g, flag in zip(genre_names, flags, strict=True) if flag.strip() == "1"])
         matched = by_title.get(row[1].strip())
-        movie_id = matched.id if matched else 10_000_000 + item
+        movie_id = matched.id if matched else ML100K_ID_OFFSET + first_item_of.setdefault(row[1].strip(), item)
         item_to_movie[item] = movie_id
-        if movie_id in movies:  # ml-100k lists a few films twice: both items map to one movie
+        if movie_id in movies:
             continue
         title, year = split_title(row[1]) if row[1].strip() != "unknown" else ("unknown", None)
         if year is None and row[2].strip():

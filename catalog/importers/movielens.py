@@ -18,6 +18,7 @@ from django.utils.text import slugify
 
 from ..models import Genre, Movie, Rating
 from ..services import movie_rating_stats_refresh, movie_search_text_refresh
+from ..services.bulk import bulk_update_fast
 from .layouts import MovieLensData, MovieRow, opened, read_release
 from .progress import progress_bar
 
@@ -103,7 +104,7 @@ def _movies(data: MovieLensData, report: ImportReport, batch_size: int) -> set[i
     now = timezone.now()
     for movie in update:
         movie.updated_at = now
-    Movie.objects.bulk_update(update, [*MOVIE_FIELDS, "updated_at"], batch_size=batch_size)
+    bulk_update_fast(update, [*MOVIE_FIELDS, "updated_at"], batch_size=batch_size)
     report.add("movies created", len(create))
     report.add("movies updated", len(update))
     return owned
@@ -132,7 +133,7 @@ def _tags(data: MovieLensData, report: ImportReport, batch_size: int) -> None:
     now = timezone.now()
     for movie in changed:
         movie.tags, movie.updated_at = data.tags[movie.id], now
-    Movie.objects.bulk_update(changed, ["tags", "updated_at"], batch_size=batch_size)
+    bulk_update_fast(changed, ["tags", "updated_at"], batch_size=batch_size)
     report.add("movie tags updated", len(changed))
 
 

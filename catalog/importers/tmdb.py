@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..models import Collection, Credit, Movie, Person
 from ..services import movie_search_text_refresh
+from ..services.bulk import bulk_update_fast
 from ..tmdb_client import TMDBClient, movie_fields_from_api
 from .movielens import ImportReport
 from .progress import progress_bar
@@ -23,7 +24,7 @@ ENRICHED = ["overview", "runtime", "poster_path", "vote_average", "vote_count", 
 CreditKey = tuple[int, str, str]  # movie id, person external id, role
 
 
-def _merge_files(path: Path) -> dict[int, dict[str, Any]]:
+def _merge_files(path: Path, wanted: set[int]) -> dict[int, dict[str, Any]]:
     """tmdb id -> merged fields; earlier sources win per field (README: coverage and join keys)."""
     sources: list[dict[int, dict[str, Any]]] = []
     numbers = path / "ml-latest-small-tmdb" / "tmdb_metadata.csv"
@@ -31,13 +32,13 @@ def _merge_files(path: Path) -> dict[int, dict[str, Any]]:
     tmdb5000 = path / "tmdb-5000" / "tmdb_5000_movies.csv"
     keywords = path / "the-movies-dataset" / "keywords.csv"
     if numbers.exists():
-        sources.append(read_tmdb_metadata(numbers))
+        sources.append(read_tmdb_metadata(numbers, wanted))
     if metadata.exists():
-        sources.append(read_movies_metadata(metadata))
+        sources.append(read_movies_metadata(metadata, wanted))
     if tmdb5000.exists():
-        sources.append(read_tmdb_5000(tmdb5000))
+        sources.append(read_tmdb_5000(tmdb5000, wanted))
     if keywords.exists():
-        sources.append({k: {"keywords": v} for k, v in read_keywords(keywords).items()})
+        sources.append({k: {"keywords": v} for k, v in read_keywords(keywords, wanted).items()})
     merged: dict[int, dict[str, Any]] = {}
     for source in sources:
         for tmdb_id, fields in source.items():
@@ -73,9 +74,9 @@ def import_tmdb(*, path: Path | None, directors: Path | None, client: TMDBClient
                 api_limit: int | None = None, progress: bool = True, batch_size: int = 2000) -> ImportReport:
     """Enrich every movie with a TMDB id from the files, then the API (when a client is given), in one transaction."""
     report = ImportReport("tmdb")
-    merged = _merge_files(path) if path else {}
-    hetrec = read_hetrec_directors(directors) if directors else {}
     movies = list(Movie.objects.only("id", "tmdb_id", "imdb_id", *ENRICHED))
+    merged = _merge_files(path, {m.tmdb_id for m in movies if m.tmdb_id}) if path else {}
+    hetrec = read_hetrec_directors(directors) if directors else {}
     collections: dict[int, str] = {}
     changed = {m.id: m for m in movies if m.tmdb_id in merged and _apply(m, merged[m.tmdb_id], collections)}
     credits: dict[CreditKey, tuple[str, int, str, int | None]] = {}  # -> (name, order, character, tmdb person)
@@ -91,7 +92,7 @@ def import_tmdb(*, path: Path | None, directors: Path | None, client: TMDBClient
         now = timezone.now()
         for movie in changed.values():
             movie.updated_at = now
-        Movie.objects.bulk_update(list(changed.values()), [*ENRICHED, "updated_at"], batch_size=batch_size)
+        bulk_update_fast(list(changed.values()), [*ENRICHED, "updated_at"], batch_size=batch_size)
         report.add("movies updated", len(changed))
         _write_credits(credits, report, batch_size)
         report.add("search text updated", movie_search_text_refresh())

@@ -16,6 +16,13 @@ from .errors import ImportFileError
 Fields = dict[str, Any]
 
 
+def _records(frame: pd.DataFrame, column: str, wanted: set[int] | None) -> list[tuple[int, dict[str, Any]]]:
+    """(row index, record) pairs, only for rows whose TMDB id is wanted (the row index keeps error lines right)."""
+    if wanted is not None:
+        frame = frame[pd.to_numeric(frame[column], errors="coerce").isin(wanted)]
+    return list(zip(frame.index.tolist(), frame.to_dict("records"), strict=True))
+
+
 def _read(path: Path, **kwargs: Any) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
@@ -55,13 +62,13 @@ def _tmdb_id(raw: str) -> int | None:
     return int(value) if value is not None and value > 0 else None
 
 
-def read_movies_metadata(path: Path) -> dict[int, Fields]:
+def read_movies_metadata(path: Path, wanted: set[int] | None = None) -> dict[int, Fields]:
     """the-movies-dataset/movies_metadata_small.csv: poster, overview, collection, runtime, votes."""
     frame = _read(path)
     result: dict[int, Fields] = {}
-    for row, rec in enumerate(frame.to_dict("records")):
+    for row, rec in _records(frame, "id", wanted):
         tmdb_id = _tmdb_id(rec["id"])
-        if tmdb_id is None:
+        if tmdb_id is None or (wanted is not None and tmdb_id not in wanted):
             continue
         collection = _literal(path, row, "belongs_to_collection", rec["belongs_to_collection"])
         result[tmdb_id] = {
@@ -73,13 +80,13 @@ def read_movies_metadata(path: Path) -> dict[int, Fields]:
     return result
 
 
-def read_tmdb_5000(path: Path) -> dict[int, Fields]:
+def read_tmdb_5000(path: Path, wanted: set[int] | None = None) -> dict[int, Fields]:
     """tmdb-5000/tmdb_5000_movies.csv: overview, keywords, runtime, votes."""
     frame = _read(path)
     result: dict[int, Fields] = {}
-    for row, rec in enumerate(frame.to_dict("records")):
+    for row, rec in _records(frame, "id", wanted):
         tmdb_id = _tmdb_id(rec["id"])
-        if tmdb_id is None:
+        if tmdb_id is None or (wanted is not None and tmdb_id not in wanted):
             continue
         keywords = _literal(path, row, "keywords", rec["keywords"], as_json=True) or []
         result[tmdb_id] = {
@@ -90,25 +97,25 @@ def read_tmdb_5000(path: Path) -> dict[int, Fields]:
     return result
 
 
-def read_keywords(path: Path) -> dict[int, list[str]]:
+def read_keywords(path: Path, wanted: set[int] | None = None) -> dict[int, list[str]]:
     """the-movies-dataset/keywords.csv: TMDB keywords (first non-empty row per id wins)."""
     frame = _read(path)
     result: dict[int, list[str]] = {}
-    for row, rec in enumerate(frame.to_dict("records")):
+    for row, rec in _records(frame, "id", wanted):
         tmdb_id = _tmdb_id(rec["id"])
-        if tmdb_id is None or result.get(tmdb_id):
+        if tmdb_id is None or result.get(tmdb_id) or (wanted is not None and tmdb_id not in wanted):
             continue
         result[tmdb_id] = [k["name"] for k in _literal(path, row, "keywords", rec["keywords"]) or []]
     return result
 
 
-def read_tmdb_metadata(path: Path) -> dict[int, Fields]:
+def read_tmdb_metadata(path: Path, wanted: set[int] | None = None) -> dict[int, Fields]:
     """ml-latest-small-tmdb/tmdb_metadata.csv: popularity, vote average and count, by TMDB id."""
     frame = _read(path)
     result: dict[int, Fields] = {}
-    for rec in frame.to_dict("records"):
+    for _, rec in _records(frame, "tmdbId", wanted):
         tmdb_id = _tmdb_id(rec["tmdbId"])
-        if tmdb_id is not None:
+        if tmdb_id is not None and (wanted is None or tmdb_id in wanted):
             result[tmdb_id] = {"vote_average": _number(rec["tmdb_rating"]), "vote_count": _number(rec["vote_count"]),
                                "popularity": _number(rec["popularity"])}
     return result

@@ -9,6 +9,7 @@ from django.db.models import Avg, Count
 from django.utils import timezone
 
 from ..models import Credit, Movie, Rating
+from .bulk import bulk_update_fast
 
 BATCH_SIZE = 2000
 
@@ -18,8 +19,7 @@ def _changed_only(movies: list[Movie], fields: list[str]) -> int:
     now = timezone.now()
     for movie in movies:
         movie.updated_at = now
-    Movie.objects.bulk_update(movies, [*fields, "updated_at"], batch_size=BATCH_SIZE)
-    return len(movies)
+    return bulk_update_fast(movies, [*fields, "updated_at"], batch_size=BATCH_SIZE)
 
 
 def movie_rating_stats_refresh(*, movie_ids: Iterable[int] | None = None) -> int:
@@ -44,23 +44,23 @@ def movie_rating_stats_refresh(*, movie_ids: Iterable[int] | None = None) -> int
 
 def movie_search_text_refresh(*, movie_ids: Iterable[int] | None = None) -> int:
     """Rebuild search_text (genres, directors, collection, keywords, tags); returns how many movies changed."""
-    movies = Movie.objects.only("id", "search_text", "keywords", "tags", "collection__name").select_related(
-        "collection").prefetch_related("genres")
-    credits = Credit.objects.filter(role=Credit.Role.DIRECTOR)
+    movies = Movie.objects.order_by("id")
+    links = Movie.genres.through.objects.order_by("movie_id", "genre__name")
+    credits = Credit.objects.filter(role=Credit.Role.DIRECTOR).order_by("movie_id", "order")
     if movie_ids is not None:
         ids = list(movie_ids)
-        movies, credits = movies.filter(id__in=ids), credits.filter(movie_id__in=ids)
-    directors: dict[int, list[str]] = defaultdict(list)
-    for movie_id, name in credits.order_by("movie_id", "order").values_list("movie_id", "person__name"):
-        directors[movie_id].append(name)
+        movies, links, credits = movies.filter(id__in=ids), links.filter(movie_id__in=ids), credits.filter(
+            movie_id__in=ids)
+    parts: dict[int, list[str]] = defaultdict(list)
+    for movie_id, name in links.values_list("movie_id", "genre__name"):
+        parts[movie_id].append(name)
+    for movie_id, name in credits.values_list("movie_id", "person__name"):
+        parts[movie_id].append(name)
     changed = []
-    for movie in movies.iterator(chunk_size=BATCH_SIZE):
-        parts = [g.name for g in movie.genres.all()] + directors.get(movie.id, [])
-        if movie.collection:
-            parts.append(movie.collection.name)
-        parts += list(movie.keywords or []) + list(movie.tags or [])
-        text = " | ".join(parts)
-        if movie.search_text != text:
-            movie.search_text = text
-            changed.append(movie)
+    for movie_id, old, collection, keywords, tags in movies.values_list(
+            "id", "search_text", "collection__name", "keywords", "tags").iterator(chunk_size=BATCH_SIZE):
+        text = " | ".join(parts.get(movie_id, []) + ([collection] if collection else []) + list(keywords or [])
+                          + list(tags or []))
+        if old != text:
+            changed.append(Movie(id=movie_id, search_text=text))
     return _changed_only(changed, ["search_text"])

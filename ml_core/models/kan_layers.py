@@ -93,6 +93,8 @@ class KANLinear(nn.Module):
 class KANNet(nn.Module):
     """Stack of KAN layers over standardised features: (N, F) -> (N,) scores."""
 
+    chunk = 4096  # rows per block at inference
+
     def __init__(self, widths: list[int], grid_size: int, spline_order: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(widths[0]))
@@ -100,6 +102,9 @@ class KANNet(nn.Module):
         self.layers = nn.ModuleList(KANLinear(a, b, grid_size, spline_order) for a, b in zip(widths[:-1], widths[1:]))
 
     def forward(self, features: Tensor) -> Tensor:
+        if not torch.is_grad_enabled() and features.shape[0] > self.chunk and not torch.jit.is_tracing():
+            # cache-sized blocks: the spline bases are ~(G + 2k) temporaries per input, memory-bound in bulk
+            return torch.cat([self.forward(block) for block in features.split(self.chunk)])
         x = (features - self.mean) / self.std
         for layer in self.layers:
             x = layer(x)

@@ -58,7 +58,15 @@ def watchlist_toggle(context: template.Context, movie: Any) -> dict[str, Any]:
 
 @register.inclusion_tag("partials/movie_extras.html", takes_context=True)
 def movie_extras(context: template.Context, movie: Any) -> dict[str, Any]:
-    """Detail-page extras: your rating, the predicted rating for you, more like this, franchise, director."""
+    """Detail-page extras (live-refreshed as a whole): your rating, predicted rating, related rows."""
+    request = _request(context)
+    return {"movie": movie, "request": request, "csrf_token": context.get("csrf_token"),
+            "live": bool(request and request.user.is_authenticated)}
+
+
+@register.inclusion_tag("partials/movie_extras_body.html", takes_context=True)
+def movie_extras_body(context: template.Context, movie: Any) -> dict[str, Any]:
+    """The inside of the extras section: your rating, the predicted rating, more like this, franchise, director."""
     request = _request(context)
     extras = pages.movie_extras_context(user=request.user, movie=movie)
     return {**_state(context, movie), **extras, "stars": _stars(extras["my_rating"])}
@@ -71,6 +79,7 @@ def portal_assets() -> dict[str, Any]:
 
 
 @register.filter
-def hue(movie_id: int) -> int:
-    """A stable colour hue for a movie's generated poster placeholder."""
-    return (int(movie_id) * 47) % 360
+def money(cents: int | None) -> str:
+    """Cents as whole dollars ("$29") or with cents when needed ("$29.50")."""
+    value = (cents or 0) / 100
+    return f"${value:,.0f}" if value == int(value) else f"${value:,.2f}"

@@ -22,6 +22,7 @@ def fake_stripe(settings, monkeypatch) -> FakeStripeHttpClient:  # noqa: ANN001
     settings.STRIPE_TEST_SECRET_KEY = STRIPE_TEST_KEY
     client = FakeStripeHttpClient()
     client.add("GET", "/v1/account", fixture("account"))
+    client.add("GET", "/v1/products/prod_RApexPro0001", fixture("product"))
     monkeypatch.setattr(stripe, "default_http_client", client)
     return client
 

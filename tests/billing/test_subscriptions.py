@@ -53,3 +53,88 @@ def test_signed_subscription_webhook_puts_the_account_on_pro_at_once(alice, fake
 
     assert response.status_code == 200, response.content
     assert plan_for_user(user=alice).code == "pro"
+
+
+def test_a_badly_signed_webhook_is_refused_and_changes_nothing(alice, fake_stripe, stripe_webhook):
+    subscription = _serve_customer_and_subscription(fake_stripe, alice)
+
+    response = stripe_webhook.send("customer.subscription.created", subscription, secret="whsec_wrong")
+
+    assert response.status_code == 400
+    assert plan_for_user(user=alice).code == "free"
+    assert not fake_stripe.called("GET", f"/v1/subscriptions/{SUBSCRIPTION}")
+
+
+def test_cancelling_returns_the_account_to_free(alice, fake_stripe, stripe_webhook):
+    active = _serve_customer_and_subscription(fake_stripe, alice)
+    stripe_webhook.send("customer.subscription.created", active, event_id="evt_1QApexCreated")
+    assert plan_for_user(user=alice).code == "pro"
+
+    canceled = fixture("subscription", status="canceled", canceled_at=1764200000, ended_at=1764200000)
+    fake_stripe.add("GET", f"/v1/subscriptions/{SUBSCRIPTION}", canceled)
+    response = stripe_webhook.send("customer.subscription.deleted", canceled, event_id="evt_1QApexDeleted")
+
+    assert response.status_code == 200
+    assert plan_for_user(user=alice).code == "free"
+
+
+def test_the_canonical_subscription_wins_over_a_stale_event_body(alice, fake_stripe, stripe_webhook):
+    """dj-stripe re-fetches the subscription, so a replayed 'active' event after cancellation keeps Free."""
+    _serve_customer_and_subscription(fake_stripe, alice, status="canceled")
+    stale = fixture("subscription")  # says active
+
+    stripe_webhook.send("customer.subscription.updated", stale)
+
+    assert plan_for_user(user=alice).code == "free"
+
+
+def test_an_unpaid_checkout_does_not_grant_the_plan(alice, fake_stripe, stripe_webhook):
+    incomplete = _serve_customer_and_subscription(fake_stripe, alice, status="incomplete")
+    assert stripe_webhook.send("customer.subscription.created", incomplete).status_code == 200
+    assert plan_for_user(user=alice).code == "free"
+
+
+def test_a_second_checkout_is_sent_to_the_portal(bob, fake_stripe):
+    api = APIClient()
+    api.force_authenticate(bob)
+    response = api.post("/v1/billing/checkout", {"plan": "enterprise"}, format="json")
+    assert response.status_code == 409
+    assert "billing portal" in response.json()["detail"]
+    assert not fake_stripe.calls
+
+
+def test_checkout_needs_a_paid_plan_and_configured_stripe(alice, settings, fake_stripe):
+    api = APIClient()
+    api.force_authenticate(alice)
+    assert api.post("/v1/billing/checkout", {"plan": "free"}, format="json").status_code == 400
+    assert api.post("/v1/billing/checkout", {"plan": "gold"}, format="json").status_code == 400
+    settings.STRIPE_TEST_SECRET_KEY = ""
+    unconfigured = api.post("/v1/billing/checkout", {"plan": "pro"}, format="json")
+    assert unconfigured.status_code == 503
+    assert "STRIPE_TEST_SECRET_KEY" in unconfigured.json()["detail"]
+
+
+def test_stripe_errors_become_a_502_with_a_plain_message(alice, fake_stripe):
+    fake_stripe.add("POST", "/v1/customers", {"error": {
+        "type": "invalid_request_error", "code": "email_invalid", "param": "email",
+        "message": "Invalid email address: alice@example.com"}}, status=400)
+    api = APIClient()
+    api.force_authenticate(alice)
+    response = api.post("/v1/billing/checkout", {"plan": "pro"}, format="json")
+    assert response.status_code == 502
+    assert "payment provider" in response.json()["detail"]
+
+
+def test_the_portal_returns_a_stripe_url_for_the_callers_customer(alice, fake_stripe):
+    _serve_customer_and_subscription(fake_stripe, alice)
+    fake_stripe.add("POST", "/v1/billing_portal/sessions", fixture("billing_portal_session"))
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    response = api.post("/v1/billing/portal", {}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["url"].startswith("https://billing.stripe.com/p/session/")
+    (call,) = fake_stripe.called("POST", "/v1/billing_portal/sessions")
+    assert call.params["customer"] == [CUSTOMER]
+    assert call.params["return_url"] == ["http://testserver/billing/"]

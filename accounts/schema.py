@@ -1,0 +1,16 @@
+"""OpenAPI: describe ``Authorization: Api-Key <key>`` so the schema and Swagger UI offer it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "API key created under /account/api-keys/, sent as `Api-Key <key>`."}

@@ -1,0 +1,108 @@
+"""Catalog API (public, read-only): movies, movie detail, keyword and semantic search."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import semantic
+from .models import Movie
+from .search import movie_keyword_search
+from .selectors import SORTS, movie_get, movie_list, movie_list_by_ids
+from .serializers import MovieDetailSerializer, MovieSummarySerializer, ScoredMovieSerializer
+
+
+class CatalogPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class MovieFilterSerializer(serializers.Serializer):
+    genre = serializers.CharField(required=False, help_text="genre name or slug, e.g. Sci-Fi or sci-fi")
+    year = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    text = serializers.CharField(required=False, max_length=200, help_text="words in the title")
+    min_rating = serializers.FloatField(required=False, min_value=0.5, max_value=5.0,
+                                        help_text="minimum mean rating in this catalog")
+    sort = serializers.ChoiceField(choices=sorted(SORTS), required=False, default="popular")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("year_min") and attrs.get("year_max") and attrs["year_min"] > attrs["year_max"]:
+            raise serializers.ValidationError({"year_min": "year_min must not be after year_max"})
+        return attrs
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=300, help_text="what to look for")
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+
+
+class MovieListApi(generics.ListAPIView):
+    """Movies, filtered and paginated."""
+
+    permission_classes = [AllowAny]
+    serializer_class = MovieSummarySerializer
+    pagination_class = CatalogPagination
+
+    def get_queryset(self) -> QuerySet[Movie]:
+        filters = MovieFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return movie_list(**filters.validated_data)
+
+    @extend_schema(parameters=[MovieFilterSerializer], summary="List movies")
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class MovieDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: MovieDetailSerializer, 404: OpenApiResponse(description="unknown movie")},
+                   summary="One movie")
+    def get(self, request: Request, movie_id: int) -> Response:
+        return Response(MovieDetailSerializer(movie_get(movie_id=movie_id)).data)
+
+
+class MovieSearchApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: ScoredMovieSerializer(many=True)},
+                   summary="Keyword search (PostgreSQL full-text search, or a portable fallback)")
+    def get(self, request: Request) -> Response:
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        hits = movie_keyword_search(query=params.validated_data["q"], limit=params.validated_data["limit"])
+        return Response({"query": params.validated_data["q"], "mode": "keyword",
+                         "results": ScoredMovieSerializer([{"score": s, "movie": m} for m, s in hits], many=True).data})
+
+
+class MovieSemanticSearchApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(parameters=[SearchQuerySerializer],
+                   responses={200: ScoredMovieSerializer(many=True),
+                              503: OpenApiResponse(OpenApiTypes.OBJECT, description="index not built")},
+                   summary="Semantic search (MiniLM sentence embeddings + FAISS)")
+    def get(self, request: Request) -> Response:
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            hits = semantic.semantic_search(params.validated_data["q"], limit=params.validated_data["limit"])
+        except semantic.SearchIndexMissing as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        scores = dict(hits)
+        movies = movie_list_by_ids(movie_ids=[movie_id for movie_id, _ in hits])
+        return Response({"query": params.validated_data["q"], "mode": "semantic",
+                         "results": ScoredMovieSerializer([{"score": scores[m.id], "movie": m} for m in movies],
+                                                          many=True).data})
+
+

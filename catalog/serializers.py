@@ -1,0 +1,53 @@
+"""Output shapes of catalog movies for the API (one place, shared by every catalog endpoint)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import Movie
+
+
+class MovieSummarySerializer(serializers.ModelSerializer):
+    """A movie in a list."""
+
+    genres = serializers.SerializerMethodField()
+    poster_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Movie
+        fields = ["id", "title", "year", "genres", "poster_url", "rating_mean", "rating_count", "vote_average",
+                  "vote_count", "popularity"]
+
+    def get_genres(self, movie: Movie) -> list[str]:
+        return [g.name for g in movie.genres.all()]
+
+
+class CreditSerializer(serializers.Serializer):
+    name = serializers.CharField(source="person.name")
+    role = serializers.CharField()
+    character = serializers.CharField()
+
+
+class MovieDetailSerializer(MovieSummarySerializer):
+    """One movie with everything the catalog knows about it."""
+
+    collection = serializers.CharField(source="collection.name", default=None)
+    directors = serializers.SerializerMethodField()
+    cast = serializers.SerializerMethodField()
+
+    class Meta(MovieSummarySerializer.Meta):
+        fields = [*MovieSummarySerializer.Meta.fields, "ml100k_id", "tmdb_id", "imdb_id", "overview", "runtime",
+                  "keywords", "tags", "collection", "directors", "cast", "poster_path", "updated_at"]
+
+    def get_directors(self, movie: Movie) -> list[str]:
+        return [c.person.name for c in movie.credits.all() if c.role == "director"]
+
+    def get_cast(self, movie: Movie) -> list[dict[str, str]]:
+        return [{"name": c.person.name, "character": c.character} for c in movie.credits.all() if c.role == "cast"]
+
+
+class ScoredMovieSerializer(serializers.Serializer):
+    """A search hit: the movie and its score."""
+
+    score = serializers.FloatField()
+    movie = MovieSummarySerializer()

@@ -1,0 +1,117 @@
+"""Build a serving bundle: fit (or reuse) the ensemble models, select DR weights, build indexes, calibrate gating."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data import Interactions
+from .ensemble import ENSEMBLE_MODELS, evaluate_scores, fit_or_load, registered, score_tensor, select
+from .interface import FitOptions
+from .ranking import blend
+
+log = logging.getLogger(__name__)
+
+GATING_QUANTILE = 0.95  # the calibrated threshold sends about 5% of requests to the content fallback
+MAX_SELECTION_USERS = 1000
+
+
+def metadata_from_interactions(data: Interactions) -> dict[int, dict[str, Any]]:
+    """Titles, years and genres the dataset files carry, keyed by raw movie id."""
+    out = {}
+    for i, raw in enumerate(data.item_vocab.raw_ids.tolist()):
+        out[int(raw)] = {"title": data.item_titles.get(i, f"movie {raw}"), "year": data.item_years.get(i),
+                         "genres": data.item_genres.get(i, [])}
+    return out
+
+
+def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None, out: Path, *,
+                  names: Sequence[str] = ENSEMBLE_MODELS, model_root: Path | None = None, quick: bool = False,
+                  seed: int = 42, onnx: bool = True, time_budget_s: float | None = None,
+                  temperature: float = 0.05) -> dict[str, Any]:
+    """Train/reuse the models on the split's train part, pick weights by DR on validation, write the bundle.
+
+    The bundle is written to a sibling folder and swapped in with renames, so a serving engine never
+    reads a half-written bundle. Returns the ensemble summary (weights, DR, test metrics, version).
+    """
+    from .evaluation import leave_one_out
+    from .serving_artifacts import build_bundle, write_bundle_manifest
+
+    start = time.perf_counter()
+    out = Path(out)
+    metadata = metadata or metadata_from_interactions(data)
+    split = leave_one_out(data, seed=seed)
+    names = registered(names)
+    options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None, time_budget_s=time_budget_s)
+    root = model_root or out.parent / f"models-{data.name}"
+    models = {n: fit_or_load(n, split, options, root / n, quick=quick)[0] for n in names}
+    rng = np.random.default_rng(seed)
+    vusers, tusers = split.eval_users("valid"), split.eval_users("test")
+    if len(vusers) > MAX_SELECTION_USERS:
+        vusers = np.sort(rng.choice(vusers, MAX_SELECTION_USERS, replace=False))
+        tusers = np.sort(rng.choice(tusers, min(MAX_SELECTION_USERS, len(tusers)), replace=False))
+    norm_valid = score_tensor(models, split, "valid", vusers)
+    weights, info = select(norm_valid, split, vusers, seed=seed)
+    del norm_valid
+    norm_test = score_tensor(models, split, "test", tusers)
+    metrics = {"test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
+               "singles_test": {n: evaluate_scores(norm_test[m], split, "test", tusers)
+                                for m, n in enumerate(models)}}
+    del norm_test
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    ensemble = {"models": list(models), "weights": dict(zip(models, weights.astype(float).round(6).tolist())),
+                "weights_version": f"dr-{stamp}", "selection": info, "metrics": metrics,
+                "temperature": temperature, "gating_threshold": None, "dataset": data.name}
+    tmp = out.parent / f".{out.name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_bundle(tmp, item_raw_ids=data.item_vocab.to_json(), interactions_items=split.train.items,
+                 metadata=metadata, models=models, ensemble=ensemble, data_snapshot=split.train.snapshot(),
+                 onnx=onnx, matrix=split.train.matrix())
+    ensemble["gating_threshold"] = calibrate_gating(tmp, split, vusers[:200])
+    (tmp / "ensemble.json").write_text(json.dumps({**json.loads((tmp / "ensemble.json").read_text()),
+                                                   "gating_threshold": ensemble["gating_threshold"]},
+                                                  indent=2, sort_keys=True))
+    manifest = write_bundle_manifest(tmp, models=list(models), data_snapshot=split.train.snapshot())
+    _swap_in(tmp, out)
+    ensemble.update(version=manifest["version"], seconds=round(time.perf_counter() - start, 1),
+                    model_dirs={n: str(root / n) for n in models})
+    log.info("serving bundle %s written to %s in %.0f s; test NDCG@10 %.4f", manifest["version"], out,
+             ensemble["seconds"], metrics["test"]["ndcg@10"])
+    return ensemble
+
+
+def calibrate_gating(directory: Path, split: Any, users: np.ndarray, quantile: float = GATING_QUANTILE) -> float:
+    """The disagreement quantile over served lists for validation histories (Tier 1 semantics)."""
+    from .serving import Tier, load_engine
+
+    engine = load_engine(directory, Tier.TORCH)
+    if not engine.bundle.model_names:
+        return float("inf")
+    movie_ids = np.asarray(engine.movie_ids)
+    values = []
+    for u in users.tolist():
+        hist = split.train_seqs[u]
+        if not len(hist):
+            continue
+        result = engine.recommend_user(movie_ids[hist].tolist(), times=split.train_times[u].tolist(),
+                                       temperature=0.0)
+        if result.disagreement is not None:
+            values.append(result.disagreement)
+    threshold = float(np.quantile(values, quantile)) if values else float("inf")
+    log.info("gating threshold %.4f (q%.2f of %d validation lists)", threshold, quantile, len(values))
+    return threshold
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,296 @@
+"""The request path of the serving engine: a loaded :class:`Bundle` and the user/item recommendation functions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .ranking import blend, disagreement, normalise, plackett_luce_slate
+from .rerank import FairnessAuditor, ItemFacts, apply_boosts, mmr
+from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
+from .serving_artifacts import read_manifest
+
+log = logging.getLogger(__name__)
+
+LIKED_RATING = 4.0
+DEFAULT_TEMPERATURE = 0.05  # on the [0, 1]-scaled, boosted relevance of the re-ranked pool
+
+
+@dataclass
+class RecommendationList:
+    """A served list: items (movie_id, score, position, propensity[, explanation]) and how it was made."""
+
+    items: list[dict[str, Any]]
+    tier: int
+    weights_version: str
+    bundle_version: str
+    gated: bool = False
+    cold_start: bool = False
+    disagreement: float | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    fairness: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "tier": self.tier, "weights_version": self.weights_version,
+                "bundle_version": self.bundle_version, "gated": self.gated, "cold_start": self.cold_start,
+                "disagreement": self.disagreement, "policy": self.policy, "fairness": self.fairness}
+
+
+class Bundle:
+    """Everything one engine serves from, loaded from a serving bundle folder."""
+
+    def __init__(self) -> None:
+        self.scorers: dict[str, Any] = {}
+        self.ranker: Any = None
+
+    @classmethod
+    def load(cls, directory: Path, tier: int) -> "Bundle":
+        b = cls()
+        directory = Path(directory)
+        b.tier, b.manifest = tier, read_manifest(directory)
+        items = json.loads((directory / "items.json").read_text())
+        b.movie_ids = [int(m) for m in items["movie_ids"]]
+        b.meta = items["metadata"]
+        b.index = {m: i for i, m in enumerate(b.movie_ids)}
+        b.popularity = np.load(directory / "popularity.npy", allow_pickle=False).astype(np.float64)
+        b.popular_order = np.argsort(-b.popularity, kind="stable")
+        ens = json.loads((directory / "ensemble.json").read_text())
+        b.ensemble = ens
+        threshold = ens.get("gating_threshold")
+        b.gating_threshold = float("inf") if threshold is None else float(threshold)
+        b.temperature = float(ens.get("temperature", DEFAULT_TEMPERATURE))
+        b.faiss = EmbeddingIndex.load(directory / "retrieval")
+        b.content = ContentIndex.load(directory / "retrieval")
+        b.kg = KnowledgeGraph.load(directory / "retrieval")
+        b.facts = ItemFacts.from_metadata(b.meta, b.popularity)
+        b.auditor = FairnessAuditor(b.facts)
+        b.genre_column = {g.lower(): j for j, g in enumerate(b.facts.genre_names)}
+        names = list(ens.get("models", []))
+        b.model_names = [] if tier == 3 else names
+        b.weights = np.asarray([ens.get("weights", {}).get(m, 0.0) for m in b.model_names], np.float32)
+        b.weights_version = str(ens.get("weights_version", "bundle")) if tier != 3 else "tier3-content"
+        b.users = {}
+        if tier != 3:
+            b._load_scorers(directory, tier, names, set(ens.get("onnx_models", [])))
+        return b
+
+    def _load_scorers(self, directory: Path, tier: int, names: list[str], onnx_names: set[str]) -> None:
+        from .artifacts import load_model
+
+        for name in names:
+            if tier == 2 and name in onnx_names:
+                from . import onnx_export
+
+                self.scorers[name] = onnx_export.load_scorer(directory / "onnx" / name)
+            else:
+                if tier == 2:
+                    log.warning("tier 2: no ONNX export of %s, serving it with torch", name)
+                self.scorers[name] = load_model(directory / "models" / name)
+        for name, scorer in self.scorers.items():
+            if hasattr(scorer, "partial_fit") and getattr(scorer, "net", None) is not None:
+                self.ranker = scorer
+        first = directory / "models" / names[0] / "vocab.json" if names else None
+        if first is not None and first.exists():
+            self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
+
+    def set_weights(self, weights: np.ndarray, version: str) -> None:
+        self.weights, self.weights_version = weights, version
+
+    def version_info(self) -> tuple[str, str]:
+        return self.weights_version, self.manifest.get("version", "")
+
+
+# ---- shared steps ------------------------------------------------------------------------------------
+def _filter_mask(b: Bundle, items: np.ndarray, genre: str | None, year: int | None, year_min: int | None,
+                 year_max: int | None) -> np.ndarray:
+    keep = np.ones(len(items), bool)
+    if genre:
+        col = b.genre_column.get(genre.strip().lower())
+        keep &= b.facts.genres[items, col] if col is not None else False
+    years = b.facts.year[items]
+    for bound, test in ((year, years == year), (year_min, years >= (year_min or 0)),
+                        (year_max, years <= (year_max or 0))):
+        if bound is not None:
+            keep &= test
+    return keep
+
+
+def _apply_filters(b: Bundle, cands: Any, k: int, exclude: np.ndarray, **filters: Any) -> Any:
+    """Keep candidates passing the filters; top up from the filtered popular list when short."""
+    if not any(v is not None and v != "" for v in filters.values()):
+        return cands
+    keep = _filter_mask(b, cands.items, **filters)
+    items = cands.items[keep]
+    if len(items) < k:
+        pool = b.popular_order[_filter_mask(b, b.popular_order, **filters)]
+        banned = set(exclude.tolist()) | set(items.tolist())
+        extra = [i for i in pool[: k * 4 + len(banned)].tolist() if i not in banned][: k - len(items)]
+        for i in extra:
+            cands.sources[i] = ["popular"]
+        items = np.concatenate([items, np.asarray(extra, np.int64)])
+    cands.items = items
+    return cands
+
+
+def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
+    """(M, C) raw scores of every ensemble model (NaN where a model cannot score)."""
+    out = np.full((len(b.model_names), len(cands)), np.nan, np.float32)
+    for m, name in enumerate(b.model_names):
+        out[m] = b.scorers[name].score(history, cands, **ctx)
+    return out
+
+
+def _lite_scores(b: Bundle, query: np.ndarray | None, content: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Tier 3 / fallback relevance: z(embedding cosine) + z(content similarity) + 0.1 z(log popularity)."""
+    cos = b.faiss.vectors[cands] @ query if query is not None else np.zeros(len(cands), np.float32)
+    parts = np.stack([cos, content, np.log1p(b.popularity[cands])]).astype(np.float32)
+    return blend(normalise(parts), np.asarray([0.45, 0.45, 0.1], np.float32))
+
+
+def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Mean TF-IDF cosine of each candidate to the anchors."""
+    if not len(anchors):
+        return np.zeros(len(cands), np.float32)
+    sims = b.content.matrix[cands] @ b.content.matrix[anchors].T
+    return np.asarray(sims.mean(axis=1)).ravel().astype(np.float32)
+
+
+def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,
+            seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+    """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts)."""
+    boosted, boosts = apply_boosts(relevance, cands.items, anchors, b.facts)
+    pool = mmr(boosted, b.faiss.vectors[cands.items], min(2 * k, len(boosted)))
+    temp = b.temperature if temperature is None else temperature
+    picks, props = plackett_luce_slate(boosted[pool], k, temp, np.random.default_rng(seed))
+    chosen = pool[picks]
+    return chosen, boosted[chosen], props, [boosts[i] for i in chosen]
+
+
+def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: np.ndarray, **info: Any
+          ) -> RecommendationList:
+    items = [{"movie_id": b.movie_ids[int(cands.items[c])], "score": round(float(s), 5), "position": pos,
+              "propensity": round(float(p), 6)} for pos, (c, s, p) in enumerate(zip(chosen, scores, props))]
+    temperature = info.pop("temperature")
+    return RecommendationList(items, b.tier, b.weights_version, b.manifest.get("version", ""),
+                              policy={"name": "plackett-luce", "temperature": temperature}, **info)
+
+
+def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: dict[str, Any]) -> RecommendationList:
+    from .retrieval import Candidates
+
+    cands = Candidates(np.zeros(0, np.int64), {})
+    cands = _apply_filters(b, cands, k, exclude, **filters) if any(v for v in filters.values()) else Candidates(
+        np.asarray([i for i in b.popular_order[: k + len(exclude)].tolist() if i not in set(exclude.tolist())][:k]),
+        {})
+    scores = np.log1p(b.popularity[cands.items])
+    result = _list(b, cands, np.arange(len(cands.items)), scores, np.ones(len(cands.items)), cold_start=True,
+                   temperature=0.0)
+    if explain:
+        for item in result.items:
+            item["explanation"] = {"sources": ["popular"], "contributions": {}, "boosts": [],
+                                   "sentence": "Popular with everyone right now"}
+    return result
+
+
+# ---- user recommendations -----------------------------------------------------------------------------
+def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] | None = None,
+                   ratings: Sequence[float] | None = None, user_key: int | None = None, now: float | None = None,
+                   k: int = 10, n_candidates: int = 100, genre: str | None = None, year: int | None = None,
+                   year_min: int | None = None, year_max: int | None = None, explain: bool = False,
+                   audit: bool = False, temperature: float | None = None, seed: int | None = None
+                   ) -> RecommendationList:
+    """Retrieval -> ensemble ranking (or gated content fallback) -> boosts, MMR, Plackett-Luce slate."""
+    idx = np.asarray([b.index.get(int(m), -1) for m in history], np.int64)
+    known = idx >= 0
+    hist = idx[known]
+    filters = {"genre": genre, "year": year, "year_min": year_min, "year_max": year_max}
+    if not len(hist):
+        return _cold_start(b, k, hist, explain, filters)
+    rates = None if ratings is None else np.asarray(ratings, np.float32)[known]
+    recent = hist[-50:]
+    liked = recent[rates[-50:] >= LIKED_RATING] if rates is not None else recent
+    anchors = (liked if len(liked) else recent)[-3:]
+    query = b.faiss.user_query(recent)
+    results = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
+               "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
+               "knowledge_graph": _neighbour_vote(b.kg.neighbours, b.kg.scores, anchors, n_candidates // 4),
+               "popular": (b.popular_order[: n_candidates // 4], None)}
+    cands = union(results, exclude=hist, limit=n_candidates)
+    cands = _apply_filters(b, cands, k, hist, **filters)
+    if not len(cands.items):
+        return _cold_start(b, k, hist, explain, filters)
+    content = _content_scores(b, recent[-5:], cands.items)
+    gated, spread, norm = False, None, None
+    if b.model_names:
+        ctx: dict[str, Any] = {"now": now}
+        if times is not None:
+            ctx["times"] = np.asarray(times, np.float64)[known]
+        if user_key is not None and int(user_key) in b.users:
+            ctx["user"] = b.users[int(user_key)]
+        norm = normalise(_model_scores(b, hist, cands.items, ctx))
+        relevance = blend(norm, b.weights)
+        spread = disagreement(norm, relevance)
+        gated = spread > b.gating_threshold
+    if not b.model_names or gated:
+        relevance = _lite_scores(b, query, content, cands.items)
+    chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed)
+    result = _list(b, cands, chosen, scores, props, gated=gated, disagreement=spread,
+                   temperature=b.temperature if temperature is None else temperature)
+    if explain:
+        from .explain import explain_user_items
+
+        explain_user_items(b, result, cands, chosen, boosts, norm, hist, rates, gated)
+    if audit:
+        result.fairness = b.auditor.audit(cands.items[chosen], profile=hist)
+    return result
+
+
+def _neighbour_vote(neighbours: np.ndarray, scores: np.ndarray, anchors: np.ndarray, n: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Items most supported by the anchors' precomputed neighbour lists (summed similarity)."""
+    if not len(anchors) or n <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    items, sims = neighbours[anchors].ravel(), scores[anchors].ravel()
+    ok = items >= 0
+    uniq, inverse = np.unique(items[ok], return_inverse=True)
+    total = np.bincount(inverse, weights=sims[ok])
+    top = np.argsort(-total, kind="stable")[:n]
+    return uniq[top], total[top].astype(np.float32)
+
+
+# ---- item recommendations ------------------------------------------------------------------------------
+def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int = 100, genre: str | None = None,
+                   year: int | None = None, year_min: int | None = None, year_max: int | None = None,
+                   explain: bool = False, audit: bool = False, temperature: float | None = 0.0,
+                   seed: int | None = None) -> RecommendationList:
+    """Movies to watch after ``movie_id``: the ensemble scores candidates for a one-item session."""
+    i = b.index.get(int(movie_id), -1)
+    if i < 0:
+        raise KeyError(movie_id)
+    anchor = np.asarray([i], np.int64)
+    results = {"embedding": b.faiss.similar(i, n_candidates),
+               "content": b.content.similar(i, n_candidates // 2),
+               "knowledge_graph": b.kg.similar(i, n_candidates // 4)}
+    cands = union(results, exclude=anchor, limit=n_candidates)
+    cands = _apply_filters(b, cands, k, anchor, genre=genre, year=year, year_min=year_min, year_max=year_max)
+    norm = None
+    content = _content_scores(b, anchor, cands.items)
+    if b.model_names:
+        norm = normalise(_model_scores(b, anchor, cands.items, {}))
+        relevance = blend(norm, b.weights)
+    else:
+        relevance = _lite_scores(b, b.faiss.vectors[i], content, cands.items)
+    chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed)
+    result = _list(b, cands, chosen, scores, props, temperature=temperature or 0.0)
+    if explain:
+        from .explain import explain_item_items
+
+        explain_item_items(b, result, cands, chosen, boosts, norm, i)
+    if audit:
+        result.fairness = b.auditor.audit(cands.items[chosen])
+    return result

@@ -1,0 +1,122 @@
+"""Machines: register, JWT, API keys (shown once, hashed, revocable) and calling the API with them."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_machine_registers_gets_tokens_and_calls_the_api():
+    api = APIClient()
+    registered = api.post("/v1/auth/register", {"username": "robot", "email": "robot@example.com",
+                                                "password": "a-long-unguessable-passphrase"}, format="json")
+    assert registered.status_code == 201, registered.content
+    assert {"id", "access", "refresh"} <= registered.json().keys()
+
+    token = api.post("/v1/auth/token", {"username": "robot", "password": "a-long-unguessable-passphrase"},
+                     format="json")
+    assert token.status_code == 200
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access']}")
+    me = api.get("/v1/auth/me")
+    assert me.status_code == 200 and me.json()["username"] == "robot"
+
+    refreshed = APIClient().post("/v1/auth/token/refresh", {"refresh": token.json()["refresh"]}, format="json")
+    assert refreshed.status_code == 200 and refreshed.json()["access"]
+
+
+def test_registration_explains_what_is_wrong():
+    api = APIClient()
+    response = api.post("/v1/auth/register", {"username": "x", "email": "not-an-email", "password": "123"},
+                        format="json")
+    assert response.status_code == 400
+    assert "email" in response.json()
+
+    weak = api.post("/v1/auth/register", {"username": "x", "email": "x@example.com", "password": "123"},
+                    format="json")
+    assert weak.status_code == 400
+    assert "too short" in " ".join(weak.json()["password"])
+
+
+def test_a_username_cannot_be_registered_twice(alice):
+    response = APIClient().post("/v1/auth/register", {"username": "ALICE", "email": "other@example.com",
+                                                      "password": "a-long-unguessable-passphrase"}, format="json")
+    assert response.status_code == 400
+    assert "username" in response.json()
+
+
+def test_wrong_password_gets_401():
+    response = APIClient().post("/v1/auth/token", {"username": "nobody", "password": "nope"}, format="json")
+    assert response.status_code == 401
+
+
+def test_a_new_key_is_shown_once_and_stored_only_as_a_hash(alice):
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    created = api.post("/v1/auth/api-keys", {"name": "mobile app"}, format="json")
+
+    assert created.status_code == 201
+    raw = created.json()["key"]
+    stored = ApiKey.objects.get(pk=created.json()["id"])
+    assert stored.hashed_key == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw not in {stored.prefix, stored.hashed_key, stored.name}
+    listed = api.get("/v1/auth/api-keys").json()
+    assert [k["prefix"] for k in listed] == [stored.prefix]
+    assert "key" not in listed[0]
+
+
+def test_a_key_authenticates_and_records_its_last_use(api_key_for_alice):
+    api = APIClient()
+    response = api.get("/v1/auth/me", **api_key_for_alice.headers)
+    assert response.status_code == 200 and response.json()["username"] == "alice"
+    api_key_for_alice.key.refresh_from_db()
+    assert api_key_for_alice.key.last_used_at is not None
+
+
+def test_a_revoked_key_is_refused_with_a_reason(alice, api_key_for_alice):
+    api = APIClient()
+    api.force_authenticate(alice)
+    assert api.delete(f"/v1/auth/api-keys/{api_key_for_alice.key.pk}").status_code == 204
+
+    response = APIClient().get("/v1/auth/me", **api_key_for_alice.headers)
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Invalid or revoked API key."
+    assert response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("header", ["Api-Key", "Api-Key apx_00000000_wrong", "Api-Key a b", "Api-Key garbage"])
+def test_malformed_or_unknown_keys_get_401(db, header):
+    response = APIClient().get("/v1/auth/me", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+
+
+def test_someone_elses_key_cannot_be_revoked_and_its_existence_does_not_leak(bob, api_key_for_alice):
+    api = APIClient()
+    api.force_authenticate(bob)
+    theirs = api.delete(f"/v1/auth/api-keys/{api_key_for_alice.key.pk}")
+    missing = api.delete("/v1/auth/api-keys/999999")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json()
+    api_key_for_alice.key.refresh_from_db()
+    assert api_key_for_alice.key.is_active
+
+
+def test_an_api_key_cannot_mint_more_keys(api_key_for_alice):
+    response = APIClient().post("/v1/auth/api-keys", {"name": "sneaky"}, format="json", **api_key_for_alice.headers)
+    assert response.status_code == 403
+    assert "API keys cannot manage the account" in response.json()["detail"]
+
+
+def test_profile_genres_are_cleaned_and_saved(carol):
+    api = APIClient()
+    api.force_authenticate(carol)
+    response = api.patch("/v1/auth/me", {"favourite_genres": [" Comedy", "Comedy", "Horror"]}, format="json")
+    assert response.status_code == 200
+    assert response.json()["favourite_genres"] == ["Comedy", "Horror"]

@@ -1,0 +1,87 @@
+"""Browser journeys: Playwright drives Debian's Chromium against a real APEX ASGI server (see portal_server.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .portal_server import PortalServer
+
+CHROMIUM = os.environ.get("APEX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+PASSWORD = "Cinema-Paradiso-1988"
+_names = itertools.count(1)
+
+# Playwright's sync API runs an event loop in this thread; Django code called from tests must not refuse.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if Path(CHROMIUM).exists() or shutil.which("chromium"):
+        return
+    skip = pytest.mark.skip(reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if "browser" in item.keywords or "browser_heavy" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalServer]:
+    """One running server for the session, on a fresh copy of the prepared database."""
+    server = PortalServer(tmp_path_factory.mktemp("portal"))
+    server.prepare()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(portal: PortalServer) -> str:
+    return portal.url
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Debian's Chromium instead of Playwright's download (which cannot work offline)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": DESKTOP}
+
+
+@pytest.fixture
+def page(page: Any) -> Any:
+    """Pages never wait on the internet: TMDB posters are refused, so placeholders show (as offline visitors see)."""
+    page.route("https://image.tmdb.org/**", lambda route: route.abort())
+    page.set_default_timeout(15_000)
+    return page
+
+
+@pytest.fixture
+def member(portal: PortalServer) -> dict[str, str]:
+    """A verified member with no history yet."""
+    name = f"member{os.getpid()}x{next(_names)}"
+    portal.create_user(username=name, password=PASSWORD)
+    return {"username": name, "password": PASSWORD, "email": f"{name}@example.com"}
+
+
+def sign_in(page: Any, base_url: str, who: dict[str, str], next_path: str = "/") -> None:
+    """Log in through the allauth form, as a person would."""
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.locator("input[name=login]").fill(who["username"])
+    page.locator("input[name=password]").fill(who["password"])
+    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page.wait_for_load_state()

@@ -1,0 +1,64 @@
+"""The train command: clear errors, artifacts, metrics and model cards."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ml_core.cli import main
+from ml_core.registry import MODELS
+from tests.ml_core.contract import synthetic_interactions
+
+
+def test_unknown_dataset_exits_2_and_names_the_valid_ones(capsys, tmp_path):
+    code = main(["train", "--dataset", "ml-1b", "--models", "ease", "--out", str(tmp_path), "--docs", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ml-1b" in err and "ml-100k" in err and "ml-latest-small" in err
+
+
+def test_unknown_model_exits_2_and_lists_the_registry(capsys, tmp_path):
+    code = main(["train", "--dataset", "ml-100k", "--models", "ease,gpt5", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "gpt5" in err and all(name in err for name in MODELS)
+
+
+@pytest.fixture
+def movielens_folder(tmp_path):
+    """The synthetic log written in the ml-latest-small layout."""
+    data = synthetic_interactions()
+    folder = tmp_path / "tiny-movielens"
+    folder.mkdir()
+    lines = ["userId,movieId,rating,timestamp"] + [
+        f"{data.user_vocab.raw_ids[u]},{data.item_vocab.raw_ids[i]},4.0,{t}"
+        for u, i, t in zip(data.users, data.items, data.times, strict=True)]
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+    movies = ["movieId,title,genres"] + [f"{r},Movie {r} (1999),Drama" for r in data.item_vocab.raw_ids]
+    (folder / "movies.csv").write_text("\n".join(movies) + "\n")
+    return folder
+
+
+def test_train_writes_artifacts_metrics_and_cards_and_keeps_other_models(movielens_folder, tmp_path):
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    args = ["train", "--dataset", str(movielens_folder), "--out", str(out), "--docs", str(docs), "--quick",
+            "--no-progress"]
+    assert main([*args, "--models", "popularity,ease"]) == 0
+    assert main([*args, "--models", "itemknn"]) == 0
+    run = json.loads((out / "tiny-movielens" / "metrics.json").read_text())
+    assert set(run["models"]) == {"popularity", "ease", "itemknn"}
+    ease = run["models"]["ease"]
+    assert ease["test"]["ndcg@10"] > run["models"]["popularity"]["test"]["ndcg@10"]
+    assert {"sampled_ndcg@10", "coverage@10", "gini@10", "novelty@10"} <= set(ease["test"])
+    assert (out / "tiny-movielens" / "ease" / "manifest.json").exists()
+    cards = (docs / "MODEL_CARDS.md").read_text()
+    assert "### ease" in cards and "### popularity" in cards and "### itemknn" in cards
+    assert (docs / "img" / "tiny-movielens_ease_val_ndcg.png").stat().st_size > 0
+
+
+def test_out_defaults_to_the_env_variable(movielens_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("ML_ARTIFACTS_DIR", str(tmp_path / "env-artifacts"))
+    assert main(["train", "--dataset", str(movielens_folder), "--models", "popularity", "--quick",
+                 "--docs", str(tmp_path / "docs"), "--no-progress"]) == 0
+    assert np.isfinite(json.loads((tmp_path / "env-artifacts" / "tiny-movielens" / "metrics.json").read_text())
+                       ["models"]["popularity"]["test"]["ndcg@10"])

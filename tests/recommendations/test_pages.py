@@ -1,0 +1,187 @@
+"""Portal pages through Django's test client: rows, rating and watchlist forms (with and without JS), undo."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from catalog.models import Rating
+from tests.factories import MovieFactory, RatingFactory
+
+pytestmark = pytest.mark.django_db
+
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+@pytest.fixture
+def shelf(db):  # noqa: ANN001, ANN201
+    """A small catalog: popular Sci-Fi and Drama titles, a franchise pair, and well-rated rarities."""
+    from catalog.models import Collection
+
+    alien_saga = Collection.objects.create(id=8091, name="Alien Collection")
+    movies = {
+        "alien": MovieFactory(id=1214, title="Alien", year=1979, genres=["Sci-Fi", "Horror"], rating_count=80,
+                              rating_mean=4.1, collection=alien_saga),
+        "aliens": MovieFactory(id=1200, title="Aliens", year=1986, genres=["Sci-Fi", "Action"], rating_count=70,
+                               rating_mean=4.0, collection=alien_saga),
+        "matrix": MovieFactory(id=2571, title="The Matrix", year=1999, genres=["Sci-Fi", "Action"],
+                               rating_count=270, rating_mean=4.2),
+        "forrest": MovieFactory(id=356, title="Forrest Gump", year=1994, genres=["Drama", "Comedy"],
+                                rating_count=330, rating_mean=4.2),
+        "stalker": MovieFactory(id=1232, title="Stalker", year=1979, genres=["Sci-Fi", "Drama"], rating_count=12,
+                                rating_mean=4.4),
+    }
+    for n in range(8):
+        movies[f"drama{n}"] = MovieFactory(id=5000 + n, title=f"Quiet Drama {n}", year=2000 + n,
+                                           genres=["Drama"], rating_count=40 - n, rating_mean=3.5)
+    return movies
+
+
+def _rate(user, movie, value: float, minutes_ago: int = 0) -> Rating:  # noqa: ANN001
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
+    return RatingFactory(user=user, movie=movie, value=value, rated_at=when)
+
+
+def test_visitor_home_shows_trending_and_discover_rows_with_reasons(client, shelf) -> None:  # noqa: ANN001
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-row="trending"' in html and 'data-row="discover"' in html
+    assert "Stalker" in html  # the well-rated rarity is a long-tail pick
+    assert "Why this?" in html and "Sign in to rate" in html
+
+
+def test_new_member_is_sent_to_onboarding(client, carol, shelf) -> None:  # noqa: ANN001
+    client.force_login(carol)
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == reverse("recommendations:onboarding")
+
+
+def test_onboarding_shows_a_group_and_progress_then_finishes(client, carol, shelf) -> None:  # noqa: ANN001
+    client.force_login(carol)
+    _rate(carol, shelf["matrix"], 4.5)
+    page = client.get(reverse("recommendations:onboarding")).content.decode()
+    assert "1</span> rated" in page and "4</span> to go" in page
+    assert "Forrest Gump" in page and "The Matrix" not in page  # rated already: not offered again
+    response = client.post(reverse("recommendations:onboarding"), {"action": "finish"})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200  # onboarded now: home, not onboarding
+
+
+def test_member_sees_because_you_watched_row_for_a_recent_favourite(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["alien"], 5.0)
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert "Because you watched Alien" in html
+    assert 'data-row="top-picks"' in html
+    rows = html.split('data-row="because-1214"')[1]
+    assert "Aliens" in rows.split("</section>")[0]  # same franchise first
+
+
+def test_rating_without_javascript_redirects_back_with_an_undo_message(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    url = reverse("recommendations:rating-set", args=[shelf["matrix"].id])
+    response = client.post(url, {"value": "4.5", "next": "/history/"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/history/"
+    html = response.content.decode()
+    assert "You rated The Matrix 4.5★." in html and "Undo" in html
+    assert Rating.objects.get(user=alice, movie=shelf["matrix"]).value == 4.5
+
+
+def test_rating_with_javascript_answers_json_and_undo_restores_the_previous_value(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["matrix"], 3.0)
+    client.force_login(alice)
+    url = reverse("recommendations:rating-set", args=[shelf["matrix"].id])
+    data = client.post(url, {"value": "5"}, **JSON).json()
+    assert data["ok"] and data["value"] == 5.0 and data["was_rated"] is True
+    assert Rating.objects.get(user=alice, movie=shelf["matrix"]).value == 5.0
+    undone = client.post(data["undo_url"], **JSON).json()
+    assert undone["ok"] and "Restored your rating of The Matrix to 3★" in undone["message"]
+    assert Rating.objects.get(user=alice, movie=shelf["matrix"]).value == 3.0
+
+
+def test_undo_of_a_first_rating_removes_it(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    client.post(reverse("recommendations:rating-set", args=[shelf["alien"].id]), {"value": "2"}, **JSON)
+    client.post(reverse("recommendations:undo"), **JSON)
+    assert not Rating.objects.filter(user=alice, movie=shelf["alien"]).exists()
+
+
+@pytest.mark.parametrize("value", ["0.3", "5.5", "4.25", "lots", "nan"])
+def test_a_bad_rating_is_refused_with_a_message(client, alice, shelf, value: str) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    response = client.post(reverse("recommendations:rating-set", args=[shelf["alien"].id]), {"value": value}, **JSON)
+    assert response.status_code == 400
+    assert "0.5 to 5 in half steps" in response.json()["error"]
+    assert not Rating.objects.filter(user=alice).exists()
+
+
+def test_rating_an_unknown_movie_is_404(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    assert client.post(reverse("recommendations:rating-set", args=[987654321]), {"value": "4"}).status_code == 404
+
+
+def test_visitors_must_sign_in_to_rate(client, shelf) -> None:  # noqa: ANN001
+    response = client.post(reverse("recommendations:rating-set", args=[shelf["alien"].id]), {"value": "4"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_clearing_a_rating_removes_it(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["alien"], 4.0)
+    client.force_login(alice)
+    data = client.post(reverse("recommendations:rating-set", args=[shelf["alien"].id]), {"clear": "1"}, **JSON).json()
+    assert data["ok"] and data["value"] is None
+    assert not Rating.objects.filter(user=alice, movie=shelf["alien"]).exists()
+
+
+def test_watchlist_toggle_then_page_then_undo(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    url = reverse("recommendations:watchlist-toggle", args=[shelf["stalker"].id])
+    data = client.post(url, {"on": "1"}, **JSON).json()
+    assert data["ok"] and data["on"] is True
+    assert "Stalker" in client.get(reverse("recommendations:watchlist")).content.decode()
+    client.post(reverse("recommendations:undo"), **JSON)
+    assert "Stalker" not in client.get(reverse("recommendations:watchlist")).content.decode()
+
+
+def test_history_lists_ratings_newest_first(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["alien"], 4.0, minutes_ago=30)
+    _rate(alice, shelf["forrest"], 3.5, minutes_ago=5)
+    client.force_login(alice)
+    html = client.get(reverse("recommendations:history")).content.decode()
+    assert html.index("Forrest Gump") < html.index("Alien")
+    assert "2 movies" in html
+
+
+def test_rows_fragment_is_just_the_rows(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    html = client.get(reverse("recommendations:rows-fragment")).content.decode()
+    assert html.lstrip().startswith("<section") and "<html" not in html
+
+
+def test_movie_extras_show_your_rating_and_related_rows(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["alien"], 4.5)
+    client.force_login(alice)
+    html = client.get(reverse("recommendations:movie-extras", args=[shelf["alien"].id])).content.decode()
+    assert 'value="4.5" checked' in html
+    assert 'data-row="more-like-this"' in html and 'data-row="franchise"' in html and "Aliens" in html
+
+
+def test_account_page_pulls_profile_plan_usage_and_keys_together(client, bob, shelf) -> None:  # noqa: ANN001
+    from accounts.services import api_key_create
+
+    api_key_create(user=bob, name="bob's app")
+    client.force_login(bob)
+    html = client.get(reverse("recommendations:account")).content.decode()
+    assert 'data-plan="pro"' in html and "bob&#x27;s app" in html and "Usage this month" in html
+    assert "Upgrade to Enterprise" in html
+
+
+def test_home_queries_do_not_grow_with_the_rows(client, alice, shelf, django_assert_max_num_queries) -> None:  # noqa: ANN001
+    for key in ("alien", "matrix", "forrest"):
+        _rate(alice, shelf[key], 4.5)
+    client.force_login(alice)
+    with django_assert_max_num_queries(60):
+        assert client.get("/").status_code == 200
