@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from .models import ApiKey
 from .permissions import IsPersonNotApiKey
 from .selectors import api_key_list, profile_get
-from .services import api_key_create, api_key_revoke, profile_update, user_register
+from .services import api_key_create, api_key_revoke, email_verification_send, profile_update, user_register
 
 
 def _as_drf_error(exc: DjangoValidationError) -> ValidationError:
@@ -53,6 +53,7 @@ class RegisterApi(APIView):
             user = user_register(**data.validated_data)
         except DjangoValidationError as exc:
             raise _as_drf_error(exc) from exc
+        email_verification_send(user=user, request=request._request)
         refresh = RefreshToken.for_user(user)
         return Response({"id": user.pk, "username": user.username, "email": user.email,
                          "access": str(refresh.access_token), "refresh": str(refresh)},

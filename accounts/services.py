@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
@@ -40,8 +41,17 @@ def user_register(*, username: str, email: str, password: str) -> AbstractBaseUs
     except IntegrityError as exc:  # a concurrent registration won the race
         raise ValidationError({"username": "A user with that username already exists."}) from exc
     Profile.objects.create(user=user)
+    if email:  # the same unverified address allauth keeps for people who sign up on the site
+        EmailAddress.objects.create(user=user, email=email.lower(), primary=True, verified=False)
     logger.info("registered user %s", user.pk)
     return user
+
+
+def email_verification_send(*, user: AbstractBaseUser, request: object | None = None) -> None:
+    """Mail the link that verifies the user's primary address, once the registration has committed."""
+    address = EmailAddress.objects.filter(user=user, primary=True, verified=False).first()
+    if address is not None:
+        transaction.on_commit(lambda: address.send_confirmation(request, signup=True))
 
 
 def profile_update(*, user: AbstractBaseUser, favourite_genres: list[str]) -> Profile:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_list, env_str
@@ -194,6 +195,19 @@ STRIPE_PRICE_ENTERPRISE = env_str("STRIPE_PRICE_ENTERPRISE", "")
 
 # --- ML / serving ---------------------------------------------------------------------
 ML_ARTIFACTS_DIR = Path(env_str("ML_ARTIFACTS_DIR", str(BASE_DIR / "var" / "artifacts")))
+
+# --- Lakehouse and the nightly job (recommendations.nightly) ------------------------------------
+LAKEHOUSE_ROOT = Path(env_str("LAKEHOUSE_ROOT", str(BASE_DIR / "var" / "lakehouse")))  # Delta tables
+LAKEHOUSE_EVENTS_DIR = Path(env_str("LAKEHOUSE_EVENTS_DIR", str(BASE_DIR / "var" / "exports" / "events")))
+LAKEHOUSE_DATASETS = env_list("LAKEHOUSE_DATASETS", ["ml-latest-small"])  # MovieLens ratings ingested nightly
+NIGHTLY_DATASET = env_str("NIGHTLY_DATASET", "ml-latest-small")  # gold dataset the models are retrained on
+NIGHTLY_MODELS = env_str("NIGHTLY_MODELS", "popularity,itemknn,ease")  # cheap full retrains; others fine-tune online
+NIGHTLY_HOUR_UTC = env_int("NIGHTLY_HOUR_UTC", 3)
+EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events older than this (late commits)
+CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {
+    "task": "recommendations.tasks.run_nightly_pipeline",
+    "schedule": crontab(hour=NIGHTLY_HOUR_UTC, minute=0),
+}
 APEX_SERVING_TIER = env_str("APEX_SERVING_TIER", "")  # "", "1", "2" or "3"
 APEX_DATASET = env_str("APEX_DATASET", "ml-latest-small")
 TMDB_API_KEY = env_str("TMDB_API_KEY", "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,10 +15,10 @@ from .plans import FREE_CODE, PLAN_DEFINITIONS
 
 def usage_period(now: datetime | None = None) -> tuple[date, datetime]:
     """(first day of this UTC month, start of next month): quotas reset at the boundary."""
-    now = (now or timezone.now()).astimezone(dt_timezone.utc)
+    now = (now or timezone.now()).astimezone(UTC)
     start = date(now.year, now.month, 1)
     nxt = date(now.year + (now.month == 12), now.month % 12 + 1, 1)
-    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=dt_timezone.utc)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
 
 
 def plan_free() -> Plan:

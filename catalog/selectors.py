@@ -45,6 +45,12 @@ def movie_list(*, genre: str | None = None, year: int | None = None, year_min: i
     return movies.order_by(*SORTS.get(sort, SORTS["popular"]))
 
 
+def movie_list_top_rated(*, min_count: int = 50, limit: int = 12) -> list[Movie]:
+    """Best mean rating among movies with at least `min_count` ratings."""
+    return list(Movie.objects.filter(rating_count__gte=min_count).prefetch_related("genres")
+                .order_by("-rating_mean", "-rating_count", "id")[:limit])
+
+
 def movie_list_by_ids(*, movie_ids: list[int]) -> list[Movie]:
     """Movies in the order of the given ids (unknown ids are skipped), with genres prefetched."""
     found = Movie.objects.select_related("collection").prefetch_related("genres").in_bulk(movie_ids)

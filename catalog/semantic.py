@@ -66,16 +66,16 @@ def embed(texts: list[str], *, batch_size: int = 64, progress: bool = False) -> 
 
 
 def movie_document(meta: dict[str, Any]) -> str:
-    """The text embedded for one movie: title, year, genres, tags/keywords and overview."""
+    """The text embedded for one movie: title, year, overview, genres and tags/keywords."""
     title = f"{meta['title']} ({meta['year']})" if meta.get("year") else meta["title"]
     parts = [title + "."]
+    if meta.get("overview"):
+        parts.append(meta["overview"])
     if meta.get("genres"):
         parts.append("Genres: " + ", ".join(meta["genres"]) + ".")
     words = list(dict.fromkeys([*(meta.get("tags") or [])[:15], *(meta.get("keywords") or [])[:15]]))
     if words:
         parts.append("Tags: " + ", ".join(words) + ".")
-    if meta.get("overview"):
-        parts.append(meta["overview"])
     return " ".join(parts)
 
 

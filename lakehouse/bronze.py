@@ -148,15 +148,14 @@ def build_bronze_links(spark: SparkSession, sources: Mapping[str, object]) -> Da
 
 # --- TMDB -----------------------------------------------------------------------------
 def build_bronze_tmdb(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
-    """TMDB metadata CSVs (tmdb_5000_movies.csv, movies_metadata_small.csv), keyed by TMDB id."""
+    """TMDB CSVs keyed by TMDB id (tmdb_5000_movies, movies_metadata_small, keywords); absent columns are null."""
     at, files = sources["ingested_at"], sources["files"]
     frames = []
     for f in files:
         df = spark.read.options(header="true", multiLine="true", escape='"').csv(str(f.path))
-        keywords = F.col("keywords") if "keywords" in df.columns else F.lit(None)
-        df = df.select(F.col("id").alias(T.TMDB_ID), T.TITLE, T.OVERVIEW, T.GENRES, keywords.alias(T.KEYWORDS),
-                       T.RELEASE_DATE, T.RUNTIME, T.VOTE_AVERAGE, T.VOTE_COUNT,
-                       F.col("popularity").alias(T.TMDB_POPULARITY))
+        names = {T.TMDB_ID: "id", T.TMDB_POPULARITY: "popularity"}
+        df = df.select(*[(F.col(names.get(c, c)) if names.get(c, c) in df.columns else F.lit(None)).alias(c)
+                         for c in T.BRONZE_TMDB_COLUMNS])
         frames.append(_with_meta(_strings(df, T.BRONZE_TMDB_COLUMNS), f, at))
     return _union(frames, _empty(spark, T.BRONZE_TMDB_COLUMNS))
 

@@ -13,7 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 EMBEDDED_ML = REPO_ROOT / "data" / "ml-latest-small"
 KNOWN_DATASETS = ("ml-100k", "ml-latest-small")
-TMDB_FILES = ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv")
+TMDB_FILES = ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv",
+              "the-movies-dataset/keywords.csv")
 
 
 class SourceError(ValueError):

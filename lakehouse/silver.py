@@ -21,7 +21,8 @@ from .contracts import Contract, Rule, bad_cast, is_half_step, missing, raw_stru
 NO_GENRES = ("unknown", "(no genres listed)")
 # TMDB genres/keywords are JSON (tmdb-5000) or Python reprs (the-movies-dataset): pull out the names.
 NAME_PATTERN = r"""name['"]: ['"]([^'"]+)"""
-TMDB_SOURCE_PRIORITY = ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv")
+TMDB_SOURCE_PRIORITY = ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv",
+                        "the-movies-dataset/keywords.csv")
 
 
 def _latest_load(df: DataFrame, *key: str) -> DataFrame:
@@ -56,17 +57,18 @@ def _names(col: Column) -> Column:
 
 # --- movies -------------------------------------------------------------------------------
 def _tmdb_current(tmdb: DataFrame) -> DataFrame:
-    """One typed row per TMDB id, preferring the richer source, then the latest load."""
+    """One typed row per TMDB id; each field from the highest-priority source that has it, latest load first."""
     priority = F.coalesce(*[F.when(F.col(T.SOURCE).endswith(s), F.lit(i)) for i, s in
                             enumerate(TMDB_SOURCE_PRIORITY)], F.lit(len(TMDB_SOURCE_PRIORITY)))
+    rank = F.struct(priority.alias("p"), (-F.unix_micros(T.INGESTED_AT)).alias("t"))
     typed = tmdb.select(
-        _long(T.TMDB_ID).alias(T.TMDB_ID), F.col(T.OVERVIEW), _names(F.col(T.GENRES)).alias("tmdb_genres"),
-        _names(F.col(T.KEYWORDS)).alias(T.KEYWORDS), _double(T.RUNTIME).alias(T.RUNTIME),
-        _double(T.VOTE_AVERAGE).alias(T.VOTE_AVERAGE), _double(T.VOTE_COUNT).try_cast("bigint").alias(T.VOTE_COUNT),
-        _double(T.TMDB_POPULARITY).alias(T.TMDB_POPULARITY), priority.alias("_priority"), F.col(T.INGESTED_AT))
-    w = Window.partitionBy(T.TMDB_ID).orderBy("_priority", F.col(T.INGESTED_AT).desc())
-    return (typed.where(F.col(T.TMDB_ID).isNotNull()).withColumn("_rank", F.row_number().over(w))
-            .where("_rank = 1").drop("_rank", "_priority", T.INGESTED_AT, "tmdb_genres"))
+        _long(T.TMDB_ID).alias(T.TMDB_ID), F.col(T.OVERVIEW), _names(F.col(T.KEYWORDS)).alias(T.KEYWORDS),
+        _double(T.RUNTIME).alias(T.RUNTIME), _double(T.VOTE_AVERAGE).alias(T.VOTE_AVERAGE),
+        _double(T.VOTE_COUNT).try_cast("bigint").alias(T.VOTE_COUNT),
+        _double(T.TMDB_POPULARITY).alias(T.TMDB_POPULARITY), rank.alias("_rank"))
+    fields = (T.OVERVIEW, T.KEYWORDS, T.RUNTIME, T.VOTE_AVERAGE, T.VOTE_COUNT, T.TMDB_POPULARITY)
+    best = [F.min_by(F.col(c), F.when(F.col(c).isNotNull(), F.col("_rank"))).alias(c) for c in fields]
+    return typed.where(F.col(T.TMDB_ID).isNotNull()).groupBy(T.TMDB_ID).agg(*best)
 
 
 def _links(links: DataFrame, movies: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -9,9 +9,9 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .data import REPO_ROOT, DatasetError, load_dataset
 

@@ -26,8 +26,8 @@ Protocol (used by every model, the ensemble and the online learner):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import sparse

@@ -56,7 +56,7 @@ def explain_user_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boos
         sentence += _relation_clause(relations)
         if gated:
             sentence += "; the models disagreed, so this list is ranked by content similarity"
-        entry["explanation"] = {"sources": cands.sources.get(item, []), "contributions": _contributions(b, norm, pos),
+        entry["explanation"] = {"sources": cands.sources_of(item), "contributions": _contributions(b, norm, pos),
                                 "boosts": applied, "anchor_movie_id": b.movie_ids[anchor], "shared": relations,
                                 "sentence": sentence}
 
@@ -71,6 +71,6 @@ def explain_item_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boos
         sentence = f"Because you looked at {_title(b, anchor)}"
         if words:
             sentence += ": " + ", ".join(words)
-        entry["explanation"] = {"sources": cands.sources.get(item, []), "contributions": _contributions(b, norm, pos),
+        entry["explanation"] = {"sources": cands.sources_of(item), "contributions": _contributions(b, norm, pos),
                                 "boosts": applied, "anchor_movie_id": b.movie_ids[anchor], "shared": relations,
                                 "sentence": sentence}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from .models.diffusion import DiffRec
 from .models.ease import EASE
+from .models.hyperbolic import HGCF
 from .models.itemknn import ItemKNN
+from .models.kan import KANRanker
 from .models.lightgcn import LightGCN
+from .models.neural_ode import NeuralODE
 from .models.popularity import Popularity
 from .models.sasrec import SASRec, SASRecBCE
 
@@ -15,4 +19,8 @@ MODELS: dict[str, type] = {
     "sasrec": SASRec,
     "sasrec_bce": SASRecBCE,
     "lightgcn": LightGCN,
+    "kan": KANRanker,
+    "neural_ode": NeuralODE,
+    "hyperbolic": HGCF,
+    "diffusion": DiffRec,
 }

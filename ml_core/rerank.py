@@ -102,16 +102,16 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float = MMR_LAM
         return np.zeros(0, np.int64)
     v = np.asarray(vectors, np.float32)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    max_sim = np.zeros(n)
-    chosen = np.zeros(n, bool)
-    order = []
-    for _ in range(k):
-        gain = np.where(chosen, -np.inf, lam * rel - (1 - lam) * max_sim)
-        pick = int(np.argmax(gain))
-        order.append(pick)
-        chosen[pick] = True
-        max_sim = np.maximum(max_sim, v @ v[pick])
-    return np.asarray(order, np.int64)
+    penalty = (1 - lam) * (v @ v.T)  # (C, C) once, then cheap row maxima
+    gain = lam * rel
+    best_pen = np.zeros(n)
+    order = np.empty(k, np.int64)
+    for step in range(k):
+        pick = int(np.argmax(gain - best_pen))
+        order[step] = pick
+        np.maximum(best_pen, penalty[pick], out=best_pen)
+        best_pen[pick] = np.inf
+    return order
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> float:

@@ -131,7 +131,7 @@ def _apply_filters(b: Bundle, cands: Any, k: int, exclude: np.ndarray, **filters
         banned = set(exclude.tolist()) | set(items.tolist())
         extra = [i for i in pool[: k * 4 + len(banned)].tolist() if i not in banned][: k - len(items)]
         for i in extra:
-            cands.sources[i] = ["popular"]
+            cands.extra[i] = ["popular"]
         items = np.concatenate([items, np.asarray(extra, np.int64)])
     cands.items = items
     return cands
@@ -153,11 +153,10 @@ def _lite_scores(b: Bundle, query: np.ndarray | None, content: np.ndarray, cands
 
 
 def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Mean TF-IDF cosine of each candidate to the anchors."""
+    """Cosine of each candidate to the anchors' mean content vector (LSA projection of the TF-IDF rows)."""
     if not len(anchors):
         return np.zeros(len(cands), np.float32)
-    sims = b.content.matrix[cands] @ b.content.matrix[anchors].T
-    return np.asarray(sims.mean(axis=1)).ravel().astype(np.float32)
+    return b.content.dense[cands] @ b.content.dense[anchors].mean(0)
 
 
 def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,

@@ -1,13 +1,207 @@
-"""Adapter between Django and ml_core's serving API (the only place that calls ml_core).
+"""Adapter between Django and ml_core's serving API (the only place that calls ml_core's engine).
 
-Filled in by the serving work; until artifacts exist the tier is unknown.
+One engine per process, loaded lazily on the first request (or by Celery's ``worker_process_init``).
+On every request the adapter compares two published versions with the loaded ones, cheaply (a cache
+read; Redis when configured): the active ensemble-weights version (hot-swapped from the database row)
+and the serving-bundle version (artifacts reloaded from disk). With a per-process cache (no Redis),
+a missing key falls back to one indexed query, cached for ``VERSION_TTL_S`` seconds.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
 _engine = None
+_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+WEIGHTS_KEY = "apex:serving:weights-version"
+BUNDLE_KEY = "apex:serving:bundle-version"
+VERSION_TTL_S = 5
+
+
+class EngineUnavailable(RuntimeError):
+    """No serving bundle to load; the message says how to build one."""
 
 
 def current_tier_name() -> str | None:
     """The loaded engine's tier name, or None when no engine has been loaded in this process."""
     return None if _engine is None else getattr(_engine, "tier_name", None)
+
+
+def serving_dir() -> Path:
+    return Path(settings.ML_ARTIFACTS_DIR) / "serving"
+
+
+def get_engine() -> Any:
+    """This process's engine (loaded on first use), synchronised with the published versions."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                from ml_core.serving import load_engine, parse_tier
+
+                directory = serving_dir()
+                if not (directory / "manifest.json").exists():
+                    raise EngineUnavailable(f"no serving bundle in {directory}; run "
+                                            "`python manage.py build_serving_artifacts`")
+                _engine = load_engine(directory, parse_tier(settings.APEX_SERVING_TIER))
+                _apply_active_weights(_engine)
+    _sync(_engine)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the loaded engine (tests, or after the bundle folder moved)."""
+    global _engine
+    with _lock:
+        _engine = None
+
+
+def warm(**_: object) -> None:
+    """Celery ``worker_process_init`` hook: load the engine before the first task needs it."""
+    try:
+        get_engine()
+    except EngineUnavailable as exc:
+        log.warning("serving engine not loaded at worker start: %s", exc)
+
+
+def _sync(engine: Any) -> None:
+    bundle = cache.get(BUNDLE_KEY)
+    if bundle and bundle != engine.manifest_version:
+        engine.reload_if_changed()
+        _apply_active_weights(engine)
+    version = cache.get(WEIGHTS_KEY)
+    if version is None:
+        version = _active_version()
+        cache.set(WEIGHTS_KEY, version, VERSION_TTL_S)
+    if version and version != engine.weights_version:
+        _apply_active_weights(engine)
+
+
+def _active_version() -> str:
+    from .serving_selectors import ensemble_weights_active
+
+    row = ensemble_weights_active()
+    return row.version if row is not None else ""
+
+
+def _apply_active_weights(engine: Any) -> None:
+    from .serving_selectors import ensemble_weights_active
+
+    row = ensemble_weights_active()
+    if row is not None and row.version != engine.weights_version:
+        try:
+            engine.set_weights(row.weights, row.version)
+        except ValueError as exc:
+            log.error("active ensemble weights %s not applied: %s", row.version, exc)
+
+
+def publish_weights_version(version: str) -> None:
+    """Tell every worker (through the shared cache) that these weights are now active."""
+    cache.set(WEIGHTS_KEY, version, None)
+
+
+def publish_bundle_version(version: str) -> None:
+    cache.set(BUNDLE_KEY, version, None)
+
+
+def reload_now() -> dict[str, Any]:
+    """Reload this process's bundle if changed and publish its version for the others."""
+    engine = get_engine()
+    changed = engine.reload_if_changed()
+    _apply_active_weights(engine)
+    publish_bundle_version(engine.manifest_version)
+    return {"reloaded": changed, "bundle_version": engine.manifest_version, "tier": engine.tier_name,
+            "weights_version": engine.weights_version}
+
+
+# ---- requests (plain values out) ------------------------------------------------------------------------
+def user_history(user: Any, limit: int = 200) -> tuple[list[int], list[float], list[float]]:
+    """The user's rated movies, oldest first: (movie ids, unix times, ratings)."""
+    from catalog.selectors import rating_list_for_user
+
+    rows = list(rating_list_for_user(user=user).values_list("movie_id", "rated_at", "value")[:limit])
+    rows.reverse()
+    return [r[0] for r in rows], [r[1].timestamp() for r in rows], [float(r[2]) for r in rows]
+
+
+def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> dict[str, Any]:
+    """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id."""
+    engine = get_engine()
+    history, times, ratings = user_history(user) if user is not None else ([], [], [])
+    result = engine.recommend_user(history, times=times, ratings=ratings, user_key=user_id, **params)
+    return {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict())}
+
+
+def recommend_movie(*, movie_id: int, **params: Any) -> dict[str, Any]:
+    """Movies to watch after one movie; KeyError when the engine does not know it."""
+    engine = get_engine()
+    return {"movie_id": movie_id, **_decorate(engine, engine.recommend_item(movie_id, **params).as_dict())}
+
+
+def knowledge_graph_for(*, movie_id: int, k: int = 10) -> dict[str, Any]:
+    engine = get_engine()
+    graph = engine.knowledge_graph(movie_id, k)
+    for items in graph["relations"].values():
+        for item in items:
+            item["title"] = (engine.metadata(item["movie_id"]) or {}).get("title")
+    return graph
+
+
+def _decorate(engine: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    for item in payload["items"]:
+        meta = engine.metadata(item["movie_id"]) or {}
+        item.update(title=meta.get("title"), year=meta.get("year"), genres=meta.get("genres", []))
+    payload["tier_name"] = engine.tier_name
+    return payload
+
+
+# ---- the portal's entry points (see recommendations/engine_picks.py) --------------------------------------
+def recommend_for_user(*, user_id: int, k: int = 10, explain: bool = True) -> list[dict[str, Any]]:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return recommend_user(user=user, user_id=user_id, k=k, explain=explain)["items"]
+
+
+def recommend_for_movie(*, movie_id: int, k: int = 10, explain: bool = True) -> list[dict[str, Any]]:
+    try:
+        return recommend_movie(movie_id=movie_id, k=k, explain=explain)["items"]
+    except KeyError:
+        return []
+
+
+def recommend_long_tail(*, user_id: int | None, k: int = 10, explain: bool = True) -> list[dict[str, Any]]:
+    """The user's list re-drawn from a 500-candidate pool, keeping the less popular 60% of the catalogue."""
+    from django.contrib.auth import get_user_model
+
+    engine = get_engine()
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    items = recommend_user(user=user, user_id=user_id, k=k * 5, n_candidates=500, explain=explain)["items"]
+    bucket = engine.bundle.auditor.bucket
+    return [i for i in items if bucket[engine.item_index(i["movie_id"])] <= 2][:k]
+
+
+def trending(*, k: int = 10) -> list[dict[str, Any]]:
+    """Most interacted-with movies by the live counters (online learner updates them)."""
+    engine = get_engine()
+    counts = engine.popularity.counts
+    top = counts.argsort()[::-1][:k]
+    return [{"movie_id": engine.movie_ids[i], "score": float(counts[i]), "explanation": "Trending now"} for i in top]
+
+
+def knowledge_graph(*, movie_id: int, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+    try:
+        graph = knowledge_graph_for(movie_id=movie_id, k=k)
+    except KeyError:
+        return {}
+    return {rel: [{"movie_id": i["movie_id"], "score": i["score"], "explanation": f"Same {rel}"} for i in items]
+            for rel, items in graph["relations"].items()}

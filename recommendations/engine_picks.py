@@ -16,6 +16,8 @@ from . import engine
 logger = logging.getLogger(__name__)
 
 Triple = tuple[int, str, float | None]
+EXTRA = 50  # ask for this many more than needed at most, so excluded (already rated) movies can be dropped
+_unavailable_logged: set[str] = set()
 
 
 def _call(name: str, **kwargs: Any) -> Any:
@@ -25,6 +27,11 @@ def _call(name: str, **kwargs: Any) -> Any:
         return None
     try:
         return func(**kwargs)
+    except getattr(engine, "EngineUnavailable", LookupError) as exc:  # no artifacts built: expected, say it once
+        if name not in _unavailable_logged:
+            _unavailable_logged.add(name)
+            logger.info("engine.%s unavailable (%s); the portal uses catalog rows", name, exc)
+        return None
     except Exception:  # noqa: BLE001 - a page must render even when serving is down
         logger.exception("engine.%s failed; the portal falls back to catalog rows", name)
         return None
@@ -52,25 +59,25 @@ def _triples(items: Any, exclude: set[int], k: int) -> list[Triple] | None:
 
 def recommend_for_user(*, user_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
     """The engine's personalised ranking for a user, explained."""
-    items = _call("recommend_for_user", user_id=user_id, k=k + len(exclude), explain=True)
+    items = _call("recommend_for_user", user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude, k)
 
 
 def similar_movies(*, movie_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
     """Movies the engine finds similar to one movie."""
-    items = _call("recommend_for_movie", movie_id=movie_id, k=k + len(exclude), explain=True)
+    items = _call("recommend_for_movie", movie_id=movie_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude | {movie_id}, k)
 
 
 def long_tail_for_user(*, user_id: int | None, k: int, exclude: set[int]) -> list[Triple] | None:
     """The debiased ranker's niche finds for a user."""
-    items = _call("recommend_long_tail", user_id=user_id, k=k + len(exclude), explain=True)
+    items = _call("recommend_long_tail", user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude, k)
 
 
 def trending(*, k: int, exclude: set[int]) -> list[Triple] | None:
     """Live popularity from the online counters."""
-    items = _call("trending", k=k + len(exclude))
+    items = _call("trending", k=k + min(len(exclude), EXTRA))
     return _triples(items, exclude, k)
 
 

@@ -117,9 +117,9 @@ def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
     return picks[:limit]
 
 
-def row_discover(*, rated: dict[int, float], genres: list[str]) -> Row:
+def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str]) -> Row:
     """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
-    items = serving.long_tail_for_user(user_id=None, k=ROW_SIZE, exclude=set(rated))
+    items = serving.long_tail_for_user(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
     if items:
         return Row("discover", "Discover: long-tail picks", _by_ids(items))
     movies = [m for m in catalog.movie_list(min_rating=4.0, sort="rating")[:400]
@@ -147,7 +147,7 @@ def home_rows(*, user: AbstractBaseUser | None, rated: dict[int, float], recent_
     rows = [row_top_picks(user=user, rated=rated, genres=genres)]
     for anchor in recent_favourites[:BECAUSE_ROWS]:
         rows.append(row_because(anchor=anchor, exclude=set(rated)))
-    rows += [row_discover(rated=rated, genres=genres), row_trending(rated=rated)]
+    rows += [row_discover(user=user, rated=rated, genres=genres), row_trending(rated=rated)]
     return [row for row in rows if row.picks]
 
 

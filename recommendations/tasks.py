@@ -49,3 +49,28 @@ def relay_event_outbox() -> int:
 
         online_apply_outbox(event_ids=event_unapplied_ids())
     return relayed
+
+
+# --- nightly lakehouse job (recommendations.nightly) ---------------------------------------------------
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=4 * 3600)
+def run_nightly_pipeline() -> int:
+    """Beat, nightly: export events, bronze -> silver -> gold, retrain from gold, ask serving to reload."""
+    from .nightly import nightly_run
+
+    return len(nightly_run())
+
+
+# --- serving: impressions with their propensities (off-policy estimates on real logs) -------------------
+@shared_task(acks_late=True, ignore_result=True)
+def log_impressions(*, user_id: int, movie_ids: list[int], propensities: list[float], positions: list[int],
+                    policy_version: str, request_id: str) -> int:
+    """Store one served list's impressions through the events app; returns how many were logged."""
+    from django.contrib.auth import get_user_model
+
+    from events.services import impression_log_batch
+
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return 0
+    return len(impression_log_batch(user=user, movie_ids=movie_ids, propensities=propensities, positions=positions,
+                                    policy_version=policy_version, request_id=request_id))

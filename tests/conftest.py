@@ -96,3 +96,14 @@ def api_key_for_alice(alice):  # noqa: ANN001, ANN201
 
     key, raw = api_key_create(user=alice, name="alice's app")
     return IssuedApiKey(key=key, raw=raw)
+
+
+# --- serving: one tiny real bundle per test session (tests/ml_core/serving_bundle.py) ---------------------
+@pytest.fixture(scope="session")
+def serving_bundle(tmp_path_factory):  # noqa: ANN001, ANN201
+    """Path of a tiny serving bundle (sasrec, lightgcn, ease; FAISS, TF-IDF, KG; DR weights), built once."""
+    from tests.ml_core.serving_bundle import build_tiny_bundle
+
+    root = tmp_path_factory.mktemp("serving-artifacts")
+    build_tiny_bundle(root)
+    return root / "serving"

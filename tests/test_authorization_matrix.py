@@ -26,6 +26,7 @@ PERSON = {**AUTHENTICATED, "api_key": 403}  # account management: a session/JWT,
 STAFF_ONLY = {"anonymous": 401, "user": 403, "other_user": 403, "staff": OK, "api_key": 403}
 OWNED = {"anonymous": 401, "user": OK, "other_user": 404, "staff": 404, "api_key": OK}  # alice's object
 OWNED_PERSON = {**OWNED, "api_key": 403}
+SELF_OR_STAFF = {**AUTHENTICATED, "other_user": 403}  # per-user data addressed by user id: 403 for any other id
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,22 @@ EXPECTATIONS: dict[str, Expect] = {
     "billing_api:checkout-create": Expect({"post": PERSON}),
     "billing_api:portal-create": Expect({"post": PERSON}),
     "billing_api:usage-detail": Expect({"get": AUTHENTICATED}),
+    # catalog: public reads
+    "catalog_api:movie-list": Expect({"get": PUBLIC}),
+    "catalog_api:movie-detail": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
+    "catalog_api:search": Expect({"get": PUBLIC}),
+    "catalog_api:search-ai": Expect({"get": PUBLIC}),
+    # recommendations
+    "recommendations_api:user-recommendations": Expect(
+        {"get": SELF_OR_STAFF}, kwargs=lambda cast: {"user_id": cast["alice"].pk}, missing_kwargs={"user_id": 987654}),
+    "recommendations_api:movie-recommendations": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
+    "recommendations_api:movie-recommendations-enriched": Expect({"get": PUBLIC},
+                                                                  kwargs=lambda cast: {"movie_id": 1}),
+    "recommendations_api:knowledge-graph": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
+    "recommendations_api:offline-metrics": Expect({"get": PUBLIC}),
+    "recommendations_api:artifacts-health": Expect({"get": PUBLIC}),
+    "recommendations_api:artifacts-reload": Expect({"post": STAFF_ONLY}),
+    "recommendations_api:reload-ensemble-weights": Expect({"post": STAFF_ONLY}),
     # events
     "events_api:event-create": Expect({"post": AUTHENTICATED}),
     "events_api:event-batch-create": Expect({"post": AUTHENTICATED}),
@@ -139,9 +156,9 @@ def test_endpoint_answers_each_caller_as_classified(name: str, method: str, call
     assert detail, f"{name} {method} as {caller}: a {status} must say why"
     if wanted == 401:
         assert response.has_header("WWW-Authenticate"), "a 401 must say how to authenticate"
-    if wanted == 404:  # someone else's object looks exactly like one that does not exist
+    if wanted in (403, 404) and expect.missing_kwargs:  # someone else's object looks like one that does not exist
         missing = getattr(client, method)(reverse(name, kwargs=expect.missing_kwargs), expect.body, format="json")
-        assert (missing.status_code, missing.json()) == (404, response.json()), "404s must not leak existence"
+        assert (missing.status_code, missing.json()) == (wanted, response.json()), "refusals must not leak existence"
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/accounts/apikey/", "/admin/billing/accountplan/"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class RecommenderBase:
             data_snapshot=self.data_snapshot, state=state)
 
     @classmethod
-    def _load_common(cls, directory: Path) -> tuple["RecommenderBase", dict[str, Any]]:
+    def _load_common(cls, directory: Path) -> tuple[RecommenderBase, dict[str, Any]]:
         content = artifacts.load_artifact(Path(directory), model=cls.name)
         fields = {f.name for f in dataclasses.fields(cls.config_cls)}
         config = cls.config_cls(**{k: v for k, v in content["config"].items() if k in fields})
@@ -81,7 +82,7 @@ class RecommenderBase:
         return model, content
 
 
-def history_matrix(contexts: Sequence[UserContext], n_items: int) -> "Any":
+def history_matrix(contexts: Sequence[UserContext], n_items: int) -> Any:
     """Binary CSR (len(contexts), n_items) of each context's known history items."""
     from scipy import sparse
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class EASE(RecommenderBase):
         self._save(directory, {"weights": self.weights})
 
     @classmethod
-    def load(cls, directory: Path) -> "EASE":
+    def load(cls, directory: Path) -> EASE:
         model, content = cls._load_common(directory)
         model.weights = content["tensors"]["weights"]
         return model

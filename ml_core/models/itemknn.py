@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
@@ -57,7 +58,7 @@ class ItemKNN(RecommenderBase):
                                "data": s.data.astype(np.float32)})
 
     @classmethod
-    def load(cls, directory: Path) -> "ItemKNN":
+    def load(cls, directory: Path) -> ItemKNN:
         model, content = cls._load_common(directory)
         t = content["tensors"]
         model.sim = sparse.csr_matrix((t["data"], t["indices"], t["indptr"]),

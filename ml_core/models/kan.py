@@ -43,11 +43,11 @@ class KANConfig:
     hidden: tuple[int, ...] = (8,)  # hidden widths; input is the 13 features, output one score
     grid_size: int = 5  # B-spline grid intervals G
     spline_order: int = 3  # B-spline order k
-    grid_update_epochs: int = 3  # update the grid from data at the start of these first epochs
+    grid_update_epochs: int = 2  # update the grid from data at the start of these first epochs
     ranker: str = "kan"  # "kan", or "mlp" for the equal-parameter comparison
-    learning_rate: float = 1e-2
+    learning_rate: float = 3e-3
     reg: float = 0.0  # weight of the paper's L1 + entropy spline regulariser
-    epochs: int = 30
+    epochs: int = 4
     batch_size: int = 64  # training lists per step
     labels_per_user: int = 3  # last events per user used as ranking labels
     n_hard: int = 50  # negatives from the EASE top-200
@@ -82,7 +82,7 @@ class KANRanker(TorchRecommender):
 
     name = "kan"
     config_cls = KANConfig
-    search_space: ClassVar[list[dict]] = [{}, {"hidden": (4,)}, {"grid_size": 8}, {"labels_per_user": 5}]
+    search_space: ClassVar[list[dict]] = [{}, {"grid_size": 8}]
 
     def __init__(self, config: KANConfig | None = None) -> None:
         super().__init__(config)

@@ -8,9 +8,10 @@ as the mean of their history items' final embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -151,7 +152,7 @@ class LightGCN(RecommenderBase):
         self._save(directory, {"user_final": self.user_final, "item_final": self.item_final})
 
     @classmethod
-    def load(cls, directory: Path) -> "LightGCN":
+    def load(cls, directory: Path) -> LightGCN:
         model, content = cls._load_common(directory)
         model.user_final = content["tensors"]["user_final"]
         model.item_final = content["tensors"]["item_final"]

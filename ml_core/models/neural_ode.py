@@ -39,7 +39,7 @@ class NeuralODEConfig:
     embedding_size: int = 64  # complex dimensions d (real width 2d)
     hidden_size: int = 64  # width of the vector-field MLP
     max_len: int = 50  # events fed to the state per user
-    ode_steps: int = 2  # fixed RK4 steps per gap
+    ode_steps: int = 1  # fixed RK4 steps per gap
     time_unit_s: float = 3600.0  # gaps are warped as log(1 + gap / time_unit)
     dropout: float = 0.2
     learning_rate: float = 2e-3

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Popularity(RecommenderBase):
         self._save(directory, {"item_scores": self.item_scores})
 
     @classmethod
-    def load(cls, directory: Path) -> "Popularity":
+    def load(cls, directory: Path) -> Popularity:
         model, content = cls._load_common(directory)
         model.item_scores = content["tensors"]["item_scores"]
         return model

@@ -9,9 +9,10 @@ available as ``loss="bce"``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -162,7 +163,7 @@ class SASRec(RecommenderBase):
         self._save(directory, state_numpy(self.net))
 
     @classmethod
-    def load(cls, directory: Path) -> "SASRec":
+    def load(cls, directory: Path) -> SASRec:
         model, content = cls._load_common(directory)
         model.net = SASRecNet(model.n_items, model.config)
         load_state_numpy(model.net, content["tensors"])

@@ -81,6 +81,7 @@ class EmbeddingIndex:
     def load(cls, directory: Path) -> "EmbeddingIndex":
         import faiss
 
+        faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead
         index = faiss.read_index(str(directory / "faiss.index"))
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = HNSW_EF_SEARCH

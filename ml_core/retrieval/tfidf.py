@@ -3,7 +3,8 @@
 Free text (title, overview) is split into words; categorical fields become prefixed tokens
 (``g:science_fiction``, ``d:ridley_scott``, ``k:space``, ``t:dark``) so a genre never collides
 with the same word in an overview. Rows are L2-normalised, so a dot product is a cosine.
-Serving needs only scipy (the matrix and precomputed neighbours); scikit-learn is used to build.
+Serving needs only numpy/scipy (the matrix, precomputed neighbours and a 128-d LSA projection for
+scoring candidates); scikit-learn is used to build.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from scipy import sparse
 
 WORD = re.compile(r"[a-z0-9]+")
 N_NEIGHBOURS = 50
+LSA_DIMS = 128
 
 
 def _tokens(prefix: str, values: Iterable[Any] | None) -> list[str]:
@@ -40,8 +42,10 @@ def document(meta: dict[str, Any]) -> str:
 class ContentIndex:
     """Item x term TF-IDF matrix (CSR, rows L2-normalised) plus each item's top content neighbours."""
 
-    def __init__(self, matrix: sparse.csr_matrix, neighbours: np.ndarray, neighbour_scores: np.ndarray) -> None:
+    def __init__(self, matrix: sparse.csr_matrix, neighbours: np.ndarray, neighbour_scores: np.ndarray,
+                 dense: np.ndarray) -> None:
         self.matrix = matrix
+        self.dense = dense  # (n_items, d) float32, L2-normalised LSA projection for fast candidate scoring
         self.neighbours = neighbours  # int64 (n_items, N_NEIGHBOURS), -1 padded
         self.neighbour_scores = neighbour_scores  # float32, same shape
 
@@ -57,7 +61,7 @@ class ContentIndex:
             docs = ["_empty_"] * len(docs)
         matrix = vectorizer.fit_transform(docs).tocsr().astype(np.float32)
         neighbours, scores = _top_neighbours(matrix, n_neighbours)
-        return cls(matrix, neighbours, scores)
+        return cls(matrix, neighbours, scores, _lsa(matrix))
 
     @property
     def n_items(self) -> int:
@@ -92,13 +96,25 @@ class ContentIndex:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         sparse.save_npz(directory / "tfidf.npz", self.matrix)
-        np.savez(directory / "tfidf_neighbours.npz", items=self.neighbours, scores=self.neighbour_scores)
+        np.savez(directory / "tfidf_neighbours.npz", items=self.neighbours, scores=self.neighbour_scores,
+                 dense=self.dense)
 
     @classmethod
     def load(cls, directory: Path) -> "ContentIndex":
         matrix = sparse.load_npz(directory / "tfidf.npz").tocsr()  # scipy loads with allow_pickle=False
         with np.load(directory / "tfidf_neighbours.npz", allow_pickle=False) as npz:
-            return cls(matrix, npz["items"], npz["scores"])
+            return cls(matrix, npz["items"], npz["scores"], npz["dense"])
+
+
+def _lsa(matrix: sparse.csr_matrix, dims: int = LSA_DIMS) -> np.ndarray:
+    """Truncated SVD of the TF-IDF matrix (latent semantic analysis), rows L2-normalised."""
+    from sklearn.decomposition import TruncatedSVD
+
+    k = min(dims, min(matrix.shape) - 1)
+    if k < 1:
+        return np.zeros((matrix.shape[0], 1), np.float32)
+    dense = TruncatedSVD(n_components=k, random_state=0).fit_transform(matrix).astype(np.float32)
+    return dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
 
 
 def _top_neighbours(matrix: sparse.csr_matrix, n: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:

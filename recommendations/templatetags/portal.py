@@ -1,7 +1,8 @@
 """Portal template tags: movie cards with half-star rating and watchlist toggle, and the detail page's extras.
 
 Usable on any page (catalog lists included): ``{% load portal %}{% movie_card movie reason="…" %}``,
-``{% rating_widget movie %}``, ``{% watchlist_toggle movie %}``, ``{% movie_extras movie %}``.
+``{% rating_widget movie %}``, ``{% watchlist_toggle movie %}``, ``{% movie_extras movie %}``. The
+stylesheet and script they need are loaded site-wide by ``partials/portal_assets.html`` in base.html.
 """
 
 from __future__ import annotations
@@ -70,12 +71,6 @@ def movie_extras_body(context: template.Context, movie: Any) -> dict[str, Any]:
     request = _request(context)
     extras = pages.movie_extras_context(user=request.user, movie=movie)
     return {**_state(context, movie), **extras, "stars": _stars(extras["my_rating"])}
-
-
-@register.inclusion_tag("partials/portal_assets.html")
-def portal_assets() -> dict[str, Any]:
-    """The portal's stylesheet and script (safe to include more than once)."""
-    return {}
 
 
 @register.filter

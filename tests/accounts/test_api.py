@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
@@ -12,12 +13,14 @@ from accounts.models import ApiKey
 pytestmark = pytest.mark.django_db
 
 
-def test_a_machine_registers_gets_tokens_and_calls_the_api():
+def test_a_machine_registers_gets_tokens_and_calls_the_api(django_capture_on_commit_callbacks):
     api = APIClient()
-    registered = api.post("/v1/auth/register", {"username": "robot", "email": "robot@example.com",
-                                                "password": "a-long-unguessable-passphrase"}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        registered = api.post("/v1/auth/register", {"username": "robot", "email": "robot@example.com",
+                                                    "password": "a-long-unguessable-passphrase"}, format="json")
     assert registered.status_code == 201, registered.content
     assert {"id", "access", "refresh"} <= registered.json().keys()
+    assert "/accounts/confirm-email/" in mail.outbox[-1].body  # the person behind it can verify the address
 
     token = api.post("/v1/auth/token", {"username": "robot", "password": "a-long-unguessable-passphrase"},
                      format="json")

@@ -36,9 +36,10 @@ def stream(settings):  # noqa: ANN001, ANN201
 
     settings.EVENTS_STREAM = name = f"apex:test:{uuid.uuid4().hex[:8]}"
     app.control.purge()
+    client = stream_client()  # the shared server, even if the test points REDIS_URL elsewhere
     yield name
-    client = stream_client()
     client.delete(name, *client.keys(f"{name}:*"))
+    app.control.purge()  # consume requests nobody ran (no worker in that test)
 
 
 def _post_ratings(client, user, movies) -> list[str]:  # noqa: ANN001

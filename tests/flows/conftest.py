@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .portal_server import PortalServer
+from .stripe_server import StripeServer
 
 CHROMIUM = os.environ.get("APEX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,9 +36,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalServer]:
+def stripe_server() -> Iterator[StripeServer]:
+    """Recorded Stripe responses over HTTP, for the server's real stripe client."""
+    server = StripeServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory: pytest.TempPathFactory, stripe_server: StripeServer) -> Iterator[PortalServer]:
     """One running server for the session, on a fresh copy of the prepared database."""
-    server = PortalServer(tmp_path_factory.mktemp("portal"))
+    server = PortalServer(tmp_path_factory.mktemp("portal"), extra_env={"APEX_FLOWS_STRIPE_HOST": stripe_server.url})
     server.prepare()
     server.start()
     try:

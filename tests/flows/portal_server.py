@@ -19,12 +19,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .stripe_server import PRICES as STRIPE_PRICES
+from .stripe_server import STRIPE_TEST_KEY
+
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "data" / "ml-latest-small"
 SHARED_TMDB = REPO.parent / "shared" / "data" / "tmdb"
-SETTINGS = "tests.flows.server_settings"
+SETTINGS = os.environ.get("APEX_FLOWS_SETTINGS", "tests.flows.server_settings")
 CACHE = REPO / "var" / "flows"
 # Whatever shapes the prepared database: a change to any of these rebuilds the cached copy.
 SCHEMA_SOURCES = ("*/models.py", "*/models/*.py", "catalog/importers/*.py", "billing/plans.py",
@@ -51,8 +54,9 @@ def free_port() -> int:
 class PortalServer:
     """Prepare a database, start uvicorn on a free port, and stop it again."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = root / "server.log"
@@ -69,7 +73,10 @@ class PortalServer:
             "APEX_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "WARNING",
+            "STRIPE_TEST_SECRET_KEY": STRIPE_TEST_KEY,  # test mode; the journeys answer Stripe with recorded fakes
+            **STRIPE_PRICES,
         })
+        env.update(self.extra_env)
         return env
 
     def manage(self, *args: str, timeout: float = 600) -> str:

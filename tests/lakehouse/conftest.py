@@ -58,11 +58,16 @@ def ml_small_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tmdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 400 rows of both TMDB movie files, re-quoted by pandas (records span lines)."""
+    """The first 400 rows of both TMDB movie files and their keywords, re-quoted by pandas (records span lines)."""
     import pandas as pd
 
     folder = tmp_path_factory.mktemp("tmdb-slice")
+    ids: set[str] = set()
     for rel in ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv"):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        pd.read_csv(TMDB / rel, nrows=400, dtype=str).to_csv(folder / rel, index=False)
+        part = pd.read_csv(TMDB / rel, nrows=400, dtype=str)
+        part.to_csv(folder / rel, index=False)
+        ids |= set(part["id"])
+    keywords = pd.read_csv(TMDB / "the-movies-dataset/keywords.csv", dtype=str)
+    keywords[keywords["id"].isin(ids)].to_csv(folder / "the-movies-dataset/keywords.csv", index=False)
     return folder

@@ -124,8 +124,6 @@ def test_movie_metadata_keeps_scd2_history_across_two_loads(spark, lake) -> None
     old = store.read(spark, T.SILVER_MOVIES, version=before).where(f"{T.MOVIE_KEY} = 'ml-100k:1'").collect()
     assert [(r[T.TITLE], r[T.IS_CURRENT]) for r in old] == [("Toy Story (1995)", True)]
     # a re-run with nothing new merges nothing
-    version = store.version(T.SILVER_MOVIES)
-    run_pipeline(replace(config, events_dir=None), spark=spark, layers=("bronze", "silver"), as_of=LOAD_2)
+    again = run_pipeline(replace(config, events_dir=None), spark=spark, layers=("bronze", "silver"), as_of=LOAD_2)
+    assert (again.rows(T.BRONZE_MOVIES), again.rows(T.SILVER_MOVIES)) == (0, 0)
     assert store.read(spark, T.SILVER_MOVIES).where(f"{T.DATASET} = 'ml-100k'").count() == 1683 + 2
-    assert store.history(T.SILVER_MOVIES)[0]["operationMetrics"].get("num_target_rows_inserted", 0) == 0
-    assert store.version(T.SILVER_MOVIES) >= version

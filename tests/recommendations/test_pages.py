@@ -16,6 +16,19 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 
 
 @pytest.fixture
+def client(client, django_capture_on_commit_callbacks):  # noqa: ANN001, ANN201
+    """The test client, running each request's after-commit work (event relay and apply) as production does."""
+    post = client.post
+
+    def post_and_commit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with django_capture_on_commit_callbacks(execute=True):
+            return post(*args, **kwargs)
+
+    client.post = post_and_commit
+    return client
+
+
+@pytest.fixture
 def shelf(db):  # noqa: ANN001, ANN201
     """A small catalog: popular Sci-Fi and Drama titles, a franchise pair, and well-rated rarities."""
     from catalog.models import Collection
@@ -76,8 +89,8 @@ def test_member_sees_because_you_watched_row_for_a_recent_favourite(client, alic
     html = client.get("/").content.decode()
     assert "Because you watched Alien" in html
     assert 'data-row="top-picks"' in html
-    rows = html.split('data-row="because-1214"')[1]
-    assert "Aliens" in rows.split("</section>")[0]  # same franchise first
+    row = html.split('<section class="movie-row" data-row="because-1214"')[1].split("</section>")[0]
+    assert row.index("Aliens") < row.index("The Matrix")  # same franchise first
 
 
 def test_rating_without_javascript_redirects_back_with_an_undo_message(client, alice, shelf) -> None:  # noqa: ANN001
@@ -176,7 +189,14 @@ def test_account_page_pulls_profile_plan_usage_and_keys_together(client, bob, sh
     client.force_login(bob)
     html = client.get(reverse("recommendations:account")).content.decode()
     assert 'data-plan="pro"' in html and "bob&#x27;s app" in html and "Usage this month" in html
-    assert "Upgrade to Enterprise" in html
+    assert "Manage subscription" in html  # a paying member manages the plan in Stripe's portal
+
+
+def test_free_members_are_offered_the_paid_plans(client, alice, shelf) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    html = client.get(reverse("recommendations:account")).content.decode()
+    assert 'data-plan="free"' in html
+    assert "Upgrade to Pro · $29/month" in html and "Upgrade to Enterprise · $299/month" in html
 
 
 def test_home_queries_do_not_grow_with_the_rows(client, alice, shelf, django_assert_max_num_queries) -> None:  # noqa: ANN001

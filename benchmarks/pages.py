@@ -1,0 +1,136 @@
+"""Server time of the portal's pages on the embedded catalog (ml-latest-small), written to docs/PAGES.md.
+
+    .venv/bin/python benchmarks/pages.py [--requests 30] [--out docs/PAGES.md]
+
+Server time is measured in-process through Django's full request stack (middleware, sessions, views,
+templates, database), without network or browser: the part of a page's latency the server owns. The
+database is a throw-away copy of the browser journeys' prepared one (ml-latest-small imported, plus
+TMDB/HetRec metadata when ../shared/data is present); a demo member has seven favourites. The serving
+engine is used when artifacts exist in ML_ARTIFACTS_DIR (default var/artifacts), otherwise the catalog rows.
+Target: every page under 300 ms (issue 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.flows.portal_server import SETTINGS, PortalServer  # noqa: E402
+
+logger = logging.getLogger("pages")
+TARGET_MS = 300.0
+PAGES = [  # (name, path, signed in)
+    ("home (visitor)", "/", False),
+    ("home (member)", "/", True),
+    ("rows fragment (live refresh)", "/rows/", True),
+    ("movie detail + extras", "/movies/260/", True),
+    ("movie extras fragment", "/movies/260/extras/", True),
+    ("browse", "/movies/?genre=Sci-Fi", True),
+    ("search (keyword)", "/search/?q=star+wars&mode=keyword", True),
+    ("search (semantic)", "/search/?q=space+adventure&mode=semantic", True),
+    ("onboarding", "/onboarding/", True),
+    ("history", "/history/", True),
+    ("watchlist", "/watchlist/", True),
+    ("account", "/me/", True),
+]
+FAVOURITES = [(1, 5.0), (260, 4.5), (2571, 4.5), (318, 4.0), (1214, 5.0), (4993, 4.5), (296, 3.5)]
+
+
+def _setup_django(database: Path) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    os.environ["SQLITE_PATH"] = str(database)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def _member():  # noqa: ANN202
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import onboarding_complete
+    from catalog.selectors import movie_get
+    from catalog.services import rating_upsert
+
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})
+    for movie_id, value in FAVOURITES:
+        rating_upsert(user=user, movie=movie_get(movie_id=movie_id), value=value)
+    onboarding_complete(user=user, favourite_genres=["Sci-Fi", "Adventure"])
+    return user
+
+
+def measure(requests: int) -> list[dict[str, object]]:
+    """Time each page ``requests`` times after 3 warm-up requests; returns one row per page."""
+    from django.test import Client
+
+    member, visitor = Client(), Client()
+    member.force_login(_member())
+    rows = []
+    for name, path, signed_in in PAGES:
+        client = member if signed_in else visitor
+        status = 0
+        for _ in range(3):
+            status = client.get(path).status_code
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            status = client.get(path).status_code
+            samples.append((time.perf_counter() - started) * 1000)
+        samples.sort()
+        rows.append({"page": name, "path": path, "status": status, "p50": statistics.median(samples),
+                     "p95": samples[min(len(samples) - 1, int(0.95 * len(samples)))], "max": samples[-1]})
+        logger.info("%-30s %3d  p50 %6.1f ms  p95 %6.1f ms", name, status, rows[-1]["p50"], rows[-1]["p95"])
+    return rows
+
+
+def write(rows: list[dict[str, object]], out: Path, requests: int) -> None:
+    from recommendations import engine
+
+    tier = engine.current_tier_name() or "no engine loaded (catalog rows)"
+    lines = [
+        "# Portal page server time",
+        "",
+        f"Produced by `python benchmarks/pages.py --requests {requests}` on {platform.node()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "In-process through Django's full stack on the embedded catalog (ml-latest-small), SQLite, signed-in member",
+        f"with {len(FAVOURITES)} ratings; serving: {tier}. Target: under {TARGET_MS:.0f} ms per page.",
+        "",
+        "| page | path | status | p50 ms | p95 ms | max ms | under target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ok = "yes" if r["status"] == 200 and float(r["p95"]) < TARGET_MS else "**no**"
+        lines.append(f"| {r['page']} | `{r['path']}` | {r['status']} | {r['p50']:.1f} | {r['p95']:.1f} | "
+                     f"{r['max']:.1f} | {ok} |")
+    out.write_text("\n".join(lines) + "\n")
+    logger.info("wrote %s", out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "PAGES.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="apex-pages-") as tmp:
+        server = PortalServer(Path(tmp))
+        server.prepare()
+        _setup_django(server.database)
+        rows = measure(args.requests)
+        write(rows, args.out, args.requests)
+
+
+if __name__ == "__main__":
+    main()

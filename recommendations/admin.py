@@ -1,0 +1,61 @@
+"""Admin for the recommendations app."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import EnsembleWeights, ModelArtifact, PipelineRun
+
+
+@admin.register(PipelineRun)
+class PipelineRunAdmin(admin.ModelAdmin):
+    """Nightly runs, step by step: status, timing, rows and the error of a failed step (read-only)."""
+
+    list_display = ("started_at", "step", "status", "rows", "seconds", "run_id")
+    list_filter = ("status", "step")
+    search_fields = ("run_id", "error")
+    date_hierarchy = "started_at"
+    readonly_fields = ("run_id", "step", "status", "started_at", "finished_at", "rows", "detail", "error",
+                       "created_at", "updated_at")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(EnsembleWeights)
+class EnsembleWeightsAdmin(admin.ModelAdmin):
+    """Weight versions: edit a vector, then 'Activate' it; every serving worker swaps it in without a restart."""
+
+    list_display = ("version", "is_active", "source", "dr_value", "dr_stderr", "activated_at", "created_at")
+    list_filter = ("is_active", "source")
+    search_fields = ("version", "notes")
+    readonly_fields = ("is_active", "activated_at", "created_at", "updated_at")
+    actions = ["activate"]
+
+    @admin.action(description="Activate the selected weights (hot reload in every worker)")
+    def activate(self, request, queryset) -> None:  # noqa: ANN001
+        from django.contrib import messages
+
+        from .serving_services import ensemble_weights_activate
+
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one weights version to activate.", messages.ERROR)
+            return
+        row = ensemble_weights_activate(weights_id=queryset.get().id)
+        self.message_user(request, f"Weights {row.version} are active; workers swap them in on their next request.")
+
+
+@admin.register(ModelArtifact)
+class ModelArtifactAdmin(admin.ModelAdmin):
+    """Artifacts of the serving bundles, mirrored from their manifests (read-only)."""
+
+    list_display = ("name", "version", "tier", "sha256", "created_at")
+    list_filter = ("tier", "name")
+    search_fields = ("name", "version", "sha256")
+    readonly_fields = ("name", "version", "sha256", "tier", "path", "metrics", "created_at", "updated_at")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False

@@ -1,0 +1,222 @@
+"""Recommendation APIs (DRF): user, item, enriched and knowledge-graph lists; metrics; artifact health and reloads."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from billing.quota import QuotaMixin
+from catalog.selectors import movie_get, movie_list_by_ids
+
+from . import engine
+from .serving_selectors import artifacts_health, ensemble_weights_active, offline_metrics_latest
+
+log = logging.getLogger(__name__)
+
+
+class ListParams(serializers.Serializer):
+    """Query parameters shared by the recommendation lists."""
+
+    k = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    genre = serializers.CharField(required=False, max_length=64)
+    year = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    explain = serializers.BooleanField(default=False)
+    fairness = serializers.BooleanField(default=False, help_text="attach the per-list fairness audit")
+    candidates = serializers.IntegerField(min_value=10, max_value=1000, default=100, help_text="retrieval pool size")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("year_min") and attrs.get("year_max") and attrs["year_min"] > attrs["year_max"]:
+            raise serializers.ValidationError({"year_min": "year_min must not be after year_max"})
+        return attrs
+
+
+LIST_PARAMS = [OpenApiParameter(name, type, description=desc) for name, type, desc in (
+    ("k", int, "list length (1-100, default 10)"), ("genre", str, "only this genre (name, case-insensitive)"),
+    ("year", int, "only this release year"), ("year_min", int, "released in or after"),
+    ("year_max", int, "released in or before"), ("explain", bool, "per-item sources, model contributions, "
+                                                 "boosts and a sentence"),
+    ("fairness", bool, "per-list fairness audit (KL of genre/popularity vs catalogue and profile)"),
+    ("candidates", int, "retrieval pool size (10-1000, default 100)"))]
+
+
+def _params(request: Request) -> dict[str, Any]:
+    data = ListParams(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    p = dict(data.validated_data)
+    return {"k": p["k"], "genre": p.get("genre"), "year": p.get("year"), "year_min": p.get("year_min"),
+            "year_max": p.get("year_max"), "explain": p["explain"], "audit": p["fairness"],
+            "n_candidates": p["candidates"]}
+
+
+def _unavailable(exc: Exception) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class UserRecommendationsApi(QuotaMixin, APIView):
+    """A user's personalised list: your own (staff: anyone's; an unknown user gets the cold-start list)."""
+
+    permission_classes = [IsAuthenticated]
+    quota_kind = "recommendations"
+
+    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT,
+                   summary="Personalised recommendations for a user (cold-start list when unknown)")
+    def get(self, request: Request, user_id: int) -> Response:
+        if user_id != request.user.pk and not request.user.is_staff:
+            raise PermissionDenied("You may read only your own recommendations.")
+        params = _params(request)
+        target = request.user if user_id == request.user.pk else get_user_model().objects.filter(pk=user_id).first()
+        try:
+            payload = engine.recommend_user(user=target, user_id=user_id, **params)
+        except engine.EngineUnavailable as exc:
+            return _unavailable(exc)
+        if target is not None and target.pk == request.user.pk and payload["items"]:
+            _log_impressions(request, payload)
+        return Response(payload)
+
+
+def _log_impressions(request: Request, payload: dict[str, Any]) -> None:
+    """Log the served list with its propensities (events app) after the response's transaction commits."""
+    from .tasks import log_impressions
+
+    items = payload["items"]
+    try:
+        log_impressions.delay(user_id=request.user.pk, movie_ids=[i["movie_id"] for i in items],
+                              propensities=[i["propensity"] for i in items],
+                              positions=[i["position"] for i in items],
+                              policy_version=payload["weights_version"], request_id=payload["request_id"])
+    except Exception:  # noqa: BLE001 - a logging failure must not fail the recommendation
+        log.exception("impression logging failed for request %s", payload["request_id"])
+
+
+class _MovieApi(QuotaMixin, APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle]
+    quota_kind = "recommendations"
+
+    def _movie_list(self, request: Request, movie_id: int) -> dict[str, Any]:
+        movie_get(movie_id=movie_id)  # Http404 for a movie the catalog does not know
+        try:
+            return engine.recommend_movie(movie_id=movie_id, **_params(request))
+        except KeyError as exc:
+            raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet (rebuild the artifacts).") from exc
+
+
+class MovieRecommendationsApi(_MovieApi):
+    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT, summary="Movies to watch after this one")
+    def get(self, request: Request, movie_id: int) -> Response:
+        try:
+            return Response(self._movie_list(request, movie_id))
+        except engine.EngineUnavailable as exc:
+            return _unavailable(exc)
+
+
+class MovieRecommendationsEnrichedApi(_MovieApi):
+    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT,
+                   summary="Movies to watch after this one, with catalog metadata (overview, poster, directors)")
+    def get(self, request: Request, movie_id: int) -> Response:
+        try:
+            payload = self._movie_list(request, movie_id)
+        except engine.EngineUnavailable as exc:
+            return _unavailable(exc)
+        movies = {m.id: m for m in movie_list_by_ids(movie_ids=[i["movie_id"] for i in payload["items"]])}
+        for item in payload["items"]:
+            movie = movies.get(item["movie_id"])
+            if movie is not None:
+                item.update(overview=movie.overview, poster_path=movie.poster_path, runtime=movie.runtime,
+                            vote_average=movie.vote_average, rating_mean=movie.rating_mean,
+                            rating_count=movie.rating_count, collection=movie.collection.name
+                            if movie.collection_id else None, genres=[g.name for g in movie.genres.all()])
+        return Response(payload)
+
+
+class KnowledgeGraphApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle]
+
+    @extend_schema(parameters=[OpenApiParameter("k", int, description="neighbours per relation (1-50)")],
+                   responses=OpenApiTypes.OBJECT, summary="Franchise, director, genre and era neighbours of a movie")
+    def get(self, request: Request, movie_id: int) -> Response:
+        movie_get(movie_id=movie_id)
+        k = request.query_params.get("k", "10")
+        if not k.isdigit() or not 1 <= int(k) <= 50:
+            return Response({"k": ["k must be an integer from 1 to 50"]}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            return Response(engine.knowledge_graph_for(movie_id=movie_id, k=int(k)))
+        except KeyError as exc:
+            raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet.") from exc
+        except engine.EngineUnavailable as exc:
+            return _unavailable(exc)
+
+
+class OfflineMetricsApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Latest model-card metrics (per dataset, model, ensemble)")
+    def get(self, request: Request) -> Response:
+        metrics = offline_metrics_latest()
+        if metrics is None:
+            raise Http404("No offline metrics yet: run `python manage.py train` or `build_serving_artifacts`.")
+        return Response(metrics)
+
+
+class ArtifactsHealthApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="SHA-256 of every serving artifact vs its manifest "
+                                                          "(503 on any mismatch)")
+    def get(self, request: Request) -> Response:
+        report = artifacts_health()
+        report["tier"] = engine.current_tier_name()
+        return Response(report, status=status.HTTP_200_OK if report["ok"] else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class ArtifactsReloadApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT,
+                   summary="Reload the serving bundle here and tell every worker to reload (staff)")
+    def post(self, request: Request) -> Response:
+        try:
+            return Response(engine.reload_now())
+        except engine.EngineUnavailable as exc:
+            return _unavailable(exc)
+
+
+class ReloadWeightsApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        version = serializers.CharField(required=False, max_length=64, help_text="activate this version first")
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT,
+                   summary="Hot-reload the active ensemble weights in every worker (staff)")
+    def post(self, request: Request) -> Response:
+        from .models import EnsembleWeights
+        from .serving_services import ensemble_weights_activate
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data.get("version"):
+            row = EnsembleWeights.objects.filter(version=data.validated_data["version"]).first()
+            if row is None:
+                raise NotFound(f"No ensemble weights version {data.validated_data['version']!r}.")
+            ensemble_weights_activate(weights_id=row.id)
+        active = ensemble_weights_active()
+        if active is None:
+            raise NotFound("No ensemble weights exist yet: run `python manage.py build_serving_artifacts`.")
+        engine.publish_weights_version(active.version)
+        return Response({"active_version": active.version, "weights": active.weights, "published": True})

@@ -1,0 +1,167 @@
+"""The nightly job: export new events to bronze, rebuild the lakehouse, retrain from gold, ask serving to reload.
+
+Every step is idempotent, so a failed night is fixed by running it again: the export
+advances a watermark kept in the export file names (written atomically), bronze skips
+files it already holds, silver/gold are rebuilt, and retraining overwrites the artifacts.
+Each step leaves a :class:`PipelineRun` row (visible in admin) with its rows, timing and error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone as dj_timezone
+
+from .models import PipelineRun
+
+log = logging.getLogger(__name__)
+
+STEPS = ("export", "bronze", "silver", "gold", "retrain", "reload")
+EXPORT_NAME = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d{8}T\d{12}Z)\.jsonl$")
+STAMP = "%Y%m%dT%H%M%S%fZ"
+RELOAD_CACHE_KEY = "ml:artifacts:reload-version"  # serving workers compare it with the version they loaded
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One export: the file written (None when no new events), its row count and the covered window."""
+
+    path: Path | None
+    rows: int
+    since: datetime
+    until: datetime
+
+
+def export_watermark(*, directory: Path) -> datetime:
+    """End of the newest export window found in the folder (the epoch when there is none)."""
+    ends = [m.group(2) for p in directory.glob("events-*.jsonl") if (m := EXPORT_NAME.match(p.name))]
+    return max((datetime.strptime(e, STAMP).replace(tzinfo=timezone.utc) for e in ends), default=EPOCH)
+
+
+def _event_row(event: Any) -> dict[str, Any]:
+    """One event in the bronze export schema (lakehouse.tables.EVENT_EXPORT_SCHEMA)."""
+    return {"event_id": str(event.pk), "user_id": event.user_id, "movie_id": event.movie_id, "kind": event.kind,
+            "value": event.value, "created_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
+            "propensity": event.propensity}
+
+
+def events_export(*, directory: Path | None = None, now: datetime | None = None) -> ExportResult:
+    """Write events received after the watermark (and before now minus the lag) to one JSON-lines file."""
+    directory = Path(directory or settings.LAKEHOUSE_EVENTS_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    since = export_watermark(directory=directory)
+    until = (now or dj_timezone.now()) - timedelta(seconds=settings.EVENTS_EXPORT_LAG_S)
+    try:
+        event_model = apps.get_model("events", "Event")
+    except LookupError:
+        log.warning("events app has no Event model: nothing to export")
+        return ExportResult(None, 0, since, until)
+    events = (event_model.objects.filter(created_at__gt=since, created_at__lte=until)
+              .order_by("created_at", "pk").only("pk", "user_id", "movie_id", "kind", "value", "occurred_at",
+                                                  "propensity"))
+    name = f"events-{since.strftime(STAMP)}-{until.strftime(STAMP)}.jsonl"
+    tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    rows = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for event in events.iterator(chunk_size=2000):
+            fh.write(json.dumps(_event_row(event)) + "\n")
+            rows += 1
+    if rows == 0:
+        tmp.unlink()
+        return ExportResult(None, 0, since, until)
+    os.replace(tmp, directory / name)  # atomic: the watermark moves only with a complete file
+    log.info("exported %d events to %s", rows, directory / name)
+    return ExportResult(directory / name, rows, since, until)
+
+
+def lakehouse_config() -> "LakehouseConfig":  # noqa: F821
+    """The lakehouse inputs and root from Django settings (same defaults as ``python -m lakehouse``)."""
+    from dataclasses import replace
+
+    from lakehouse.config import LakehouseConfig
+
+    return replace(LakehouseConfig.from_env(), root=Path(settings.LAKEHOUSE_ROOT),
+                   events_dir=Path(settings.LAKEHOUSE_EVENTS_DIR), datasets=tuple(settings.LAKEHOUSE_DATASETS),
+                   events_dataset=settings.APEX_DATASET)
+
+
+def lakehouse_build(*, layers: Sequence[str]) -> dict[str, Any]:
+    """Run lakehouse layers on local Spark (or SPARK_MASTER); per-table rows and seconds."""
+    from lakehouse.pipeline import run_pipeline
+
+    result = run_pipeline(lakehouse_config(), layers=layers)
+    return {"rows": sum(s.rows for s in result.steps),
+            "tables": {s.table: {"rows": s.rows, "seconds": round(s.seconds, 2), "note": s.note}
+                       for s in result.steps}}
+
+
+def models_retrain_from_gold(*, dataset: str | None = None, models: str | None = None) -> dict[str, Any]:
+    """Retrain the nightly models on the gold tables and export checksummed artifacts (ml_core.gold)."""
+    from ml_core.gold import train_from_gold
+
+    dataset = dataset or settings.NIGHTLY_DATASET
+    results = train_from_gold(settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS,
+                              out=settings.ML_ARTIFACTS_DIR)
+    return {"rows": int(next(iter(results.values()))["data_snapshot"]["n_interactions"]) if results else 0,
+            "models": {name: {"test": entry["test"], "train_seconds": entry["train_seconds"]}
+                       for name, entry in results.items()}}
+
+
+def serving_reload_request(*, reason: str) -> str:
+    """Publish a new artifacts version; serving workers reload when it differs from the one they hold."""
+    version = f"{dj_timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    cache.set(RELOAD_CACHE_KEY, version, timeout=None)
+    log.info("serving reload requested (%s): %s", reason, version)
+    return version
+
+
+def _record(run_id: uuid.UUID, step: str, work: Callable[[], dict[str, Any]]) -> PipelineRun:
+    row = PipelineRun.objects.create(run_id=run_id, step=step, started_at=dj_timezone.now())
+    try:
+        detail = work()
+    except Exception as exc:
+        row.status, row.error = PipelineRun.Status.FAILED, "".join(traceback.format_exception(exc))[-8000:]
+        row.finished_at = dj_timezone.now()
+        row.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        raise
+    row.status, row.rows, row.finished_at = PipelineRun.Status.SUCCEEDED, int(detail.pop("rows", 0)), dj_timezone.now()
+    row.detail = json.loads(json.dumps(detail, default=str))
+    row.save(update_fields=["status", "rows", "detail", "finished_at", "updated_at"])
+    return row
+
+
+def nightly_run(*, steps: Sequence[str] = STEPS) -> list[PipelineRun]:
+    """Run the steps in order, one PipelineRun row each; the first failure is recorded and re-raised."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}: expected some of {', '.join(STEPS)}")
+    run_id, done = uuid.uuid4(), []
+
+    def export() -> dict[str, Any]:
+        result = events_export()
+        return {"rows": result.rows, "file": str(result.path or ""), "since": result.since, "until": result.until}
+    work: dict[str, Callable[[], dict[str, Any]]] = {
+        "export": export,
+        "bronze": lambda: lakehouse_build(layers=["bronze"]),
+        "silver": lambda: lakehouse_build(layers=["silver"]),
+        "gold": lambda: lakehouse_build(layers=["gold"]),
+        "retrain": models_retrain_from_gold,
+        "reload": lambda: {"version": serving_reload_request(reason=f"nightly run {run_id}")},
+    }
+    for step in steps:
+        done.append(_record(run_id, step, work[step]))
+    return done

@@ -1,0 +1,59 @@
+"""Reads for serving: the active ensemble weights, artifact rows, offline metrics, bundle health."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from .models import EnsembleWeights, ModelArtifact
+
+
+def ensemble_weights_active() -> EnsembleWeights | None:
+    """The one active weights row, or None before any was created."""
+    return EnsembleWeights.objects.filter(is_active=True).first()
+
+
+def model_artifact_list(*, version: str | None = None) -> QuerySet[ModelArtifact]:
+    rows = ModelArtifact.objects.all()
+    return rows.filter(version=version) if version else rows
+
+
+def offline_metrics_latest() -> dict[str, Any] | None:
+    """The newest model-card metrics: every ``metrics.json`` the train command wrote, plus the bundle's ensemble."""
+    root = Path(settings.ML_ARTIFACTS_DIR)
+    found: dict[str, Any] = {}
+    for path in sorted(root.glob("*/metrics.json")):
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found[run.get("dataset", path.parent.name)] = {
+            "updated_at": run.get("updated_at"),
+            "models": {name: {"test": entry.get("test"), "valid": entry.get("valid"),
+                              "train_seconds": entry.get("train_seconds")}
+                       for name, entry in run.get("models", {}).items()}}
+    ensemble_path = root / "serving" / "ensemble.json"
+    if ensemble_path.exists():
+        ensemble = json.loads(ensemble_path.read_text())
+        found.setdefault(ensemble.get("dataset", "serving"), {"models": {}})["ensemble"] = {
+            "weights": ensemble.get("weights"), "weights_version": ensemble.get("weights_version"),
+            "selection": ensemble.get("selection"), "metrics": ensemble.get("metrics")}
+    return found or None
+
+
+def artifacts_health() -> dict[str, Any]:
+    """SHA-256 of every bundle file against the manifest, and of every model folder's own manifest."""
+    from ml_core.artifacts import ArtifactError
+    from ml_core.serving_artifacts import verify_bundle
+
+    directory = Path(settings.ML_ARTIFACTS_DIR) / "serving"
+    try:
+        report = verify_bundle(directory)
+    except ArtifactError as exc:
+        return {"ok": False, "error": str(exc), "mismatches": [], "checked": 0}
+    report["path"] = str(directory)
+    return report

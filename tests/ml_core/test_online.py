@@ -1,0 +1,149 @@
+"""OnlineLearningCoordinator: sequences, counters, guarded SGD on the KAN ranker, publish/swap of state."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from ml_core.interface import FitOptions, UserContext
+from ml_core.models.kan import KANConfig, KANRanker
+from ml_core.online import Holdout, OnlineConfig, OnlineEvent, OnlineLearningCoordinator
+from tests.ml_core.contract import GROUP_SIZE, synthetic_interactions
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[KANRanker, Holdout]:
+    """A small KAN ranker fitted on the synthetic groups, and a holdout of each user's last item."""
+    torch.set_num_threads(1)
+    data = synthetic_interactions()
+    ranker = KANRanker(KANConfig(epochs=10, svd_factors=8, n_hard=10, n_uniform=10))
+    ranker.fit(data, FitOptions(seed=3, progress=False, max_epochs=10))
+    sequences = data.sequences()
+    users = range(0, data.n_users, 4)
+    contexts = [UserContext(history=sequences[u][:-1].tolist()) for u in users]
+    holdout = Holdout.build(contexts, [int(sequences[u][-1]) for u in users], data.n_items, negatives=20, seed=1)
+    return ranker, holdout
+
+
+def _coordinator(fitted, **config) -> OnlineLearningCoordinator:  # noqa: ANN001
+    ranker, holdout = fitted
+    return OnlineLearningCoordinator(n_items=ranker.n_items, ranker=copy.deepcopy(ranker), holdout=holdout,
+                                     config=OnlineConfig(**{"holdout_k": 3, **config}))
+
+
+def _params(coordinator: OnlineLearningCoordinator) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in coordinator.ranker.net.state_dict().items()}
+
+
+def _events(user: int = 7, items=(0, 1, 2), kind: str = "rating", value: float | None = 5.0):  # noqa: ANN001, ANN202
+    return [OnlineEvent(event_id=f"e{i}", user=user, item=item, kind=kind, value=value, time=1_000_000.0 + i)
+            for i, item in enumerate(items)]
+
+
+def test_events_update_the_users_sequence_and_the_counters():
+    coordinator = OnlineLearningCoordinator(n_items=5)
+    coordinator.seed_user(1, [4])
+    report = coordinator.apply([
+        OnlineEvent("a", 1, 2, "click", None, 10.0, position=0),
+        OnlineEvent("b", 1, 3, "rating", 2.0, 11.0),
+        OnlineEvent("c", 1, 0, "impression", None, 9.0, propensity=0.25, position=0),
+        OnlineEvent("d", 2, 99, "click", None, 12.0),
+    ])
+    assert (report.applied, report.unknown_items, report.version) == (4, 1, 1)
+    assert coordinator.user_context(1).history == [4, 2, 3]  # impressions are not part of the sequence
+    assert coordinator.item_counts.tolist() == [0, 0, 1, 0, 0]  # a 2-star rating is not a positive
+    assert (coordinator.impressions[0], coordinator.clicks[2], coordinator.propensity_sum[0]) == (1, 1, 0.25)
+    assert coordinator.position_ctr()[0] == pytest.approx((1 + 0.1) / (1 + 1))
+
+
+def test_positive_events_take_one_sgd_step_on_the_ranker(fitted):
+    coordinator = _coordinator(fitted, learning_rate=1e-2)
+    coordinator.seed_user(7, [3, 4])
+    before = _params(coordinator)
+    report = coordinator.apply(_events())
+    assert report.sgd_examples == 3 and report.loss is not None and np.isfinite(report.loss)
+    assert not report.rolled_back and report.holdout_before is not None
+    assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+
+
+def test_the_learning_rate_is_clipped_and_logged(fitted, caplog):
+    coordinator = _coordinator(fitted, learning_rate=5.0, rollback_drop=1.0)
+    coordinator.seed_user(7, [3])
+    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+        report = coordinator.apply(_events())
+    assert report.learning_rate == OnlineConfig().max_learning_rate and report.learning_rate_clipped
+    assert coordinator.ranker.config.online_learning_rate == OnlineConfig().max_learning_rate
+    assert "clipped" in caplog.text
+
+
+def test_events_with_non_finite_values_are_dropped_and_logged(caplog):
+    coordinator = OnlineLearningCoordinator(n_items=3)
+    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+        report = coordinator.apply([OnlineEvent("x", 1, 0, "rating", float("nan"), 1.0),
+                                    OnlineEvent("y", 1, 1, "click", None, float("inf"))])
+    assert (report.applied, report.dropped_non_finite) == (0, 2)
+    assert coordinator.item_counts.sum() == 0 and "non-finite" in caplog.text
+
+
+def test_an_update_that_makes_parameters_non_finite_is_rejected(fitted, caplog, monkeypatch):
+    coordinator = _coordinator(fitted)
+    coordinator.seed_user(7, [3])
+    before = _params(coordinator)
+
+    def poisoned(contexts, positives):  # noqa: ANN001, ANN202
+        with torch.no_grad():
+            next(coordinator.ranker.net.parameters()).fill_(float("nan"))
+        return 0.5
+
+    monkeypatch.setattr(coordinator.ranker, "partial_fit", poisoned)
+    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+        report = coordinator.apply(_events())
+    assert report.rejected_non_finite and "rejected a non-finite update" in caplog.text
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+
+
+def test_a_step_that_hurts_the_held_out_check_is_rolled_back(fitted, caplog, monkeypatch):
+    coordinator = _coordinator(fitted, rollback_drop=0.05)
+    coordinator.seed_user(7, [3])
+    baseline = coordinator.holdout_score()
+    assert baseline is not None and baseline >= 0.5  # the fitted ranker finds the groups' held-out items
+    before = _params(coordinator)
+
+    def sabotage(contexts, positives):  # noqa: ANN001, ANN202
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in coordinator.ranker.net.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 3.0)
+        return 0.1
+
+    monkeypatch.setattr(coordinator.ranker, "partial_fit", sabotage)
+    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+        report = coordinator.apply(_events())
+    assert report.rolled_back and report.holdout_after < report.holdout_before - 0.05
+    assert "rolled back" in caplog.text
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+    assert coordinator.holdout_score() == baseline
+
+
+def test_published_state_swaps_into_another_worker_without_pickles(fitted):
+    writer, reader = _coordinator(fitted, learning_rate=1e-2), _coordinator(fitted)
+    writer.seed_user(7, [3])
+    writer.apply(_events(items=tuple(range(GROUP_SIZE))))
+    blob = writer.state_bytes()
+    assert b"pickle" not in blob
+    reader.load_state_bytes(blob, version=42)
+    assert reader.version == 42
+    assert np.array_equal(reader.item_counts, writer.item_counts)
+    assert all(np.array_equal(_params(writer)[k], v) for k, v in _params(reader).items())
+    ctx = UserContext(history=[3, 0])
+    candidates = np.arange(reader.n_items)
+    assert np.allclose(reader.ranker.score(ctx.history, candidates), writer.ranker.score(ctx.history, candidates))
+
+
+def test_state_for_another_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="items"):
+        OnlineLearningCoordinator(n_items=4).load_state_bytes(OnlineLearningCoordinator(n_items=5).state_bytes())
