@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from .models import ApiKey
 from .permissions import IsPersonNotApiKey
@@ -58,6 +59,18 @@ class RegisterApi(APIView):
         return Response({"id": user.pk, "username": user.username, "email": user.email,
                          "access": str(refresh.access_token), "refresh": str(refresh)},
                         status=status.HTTP_201_CREATED)
+
+
+class TokenObtainApi(TokenObtainPairView):
+    """Username and password for a JWT pair; throttled per client address against password guessing."""
+
+    throttle_classes = [AnonRateThrottle]
+
+
+class TokenRefreshApi(TokenRefreshView):
+    """A refresh token for a new access token."""
+
+    throttle_classes = [AnonRateThrottle]
 
 
 class ProfileDetailApi(APIView):

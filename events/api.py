@@ -1,4 +1,4 @@
-"""Events API: post interactions (202, idempotent), read the caller's live features."""
+"""Events API: post interactions (202, idempotent), the caller's live features, private analytics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from billing.services import usage_consume
 from catalog.selectors import movie_list_by_ids
 
 from .models import Event
+from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
 from .selectors import event_features_for
 from .services import EventInput, event_record_batch, event_value_validate
 
@@ -128,3 +129,52 @@ class EventFeaturesApi(APIView):
         "model_state_version": serializers.IntegerField()})})
     def get(self, request: Request) -> Response:
         return Response(event_features_for(user=request.user))
+
+
+class PrivacyBudgetRefused(APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "privacy_budget_exhausted"
+
+
+def analyst_of(request: Request) -> str:
+    """The accountant's key: the API key (each key has its own budget) or a staff user; others may not ask."""
+    key = request_api_key(request)
+    if key is not None:
+        return f"key:{key.pk}"
+    if request.user.is_staff:
+        return f"user:{request.user.pk}"
+    raise PermissionDenied("Recommendation analytics are for staff analysts and API keys.")
+
+
+class RecommendationAnalyticsApi(APIView):
+    """Interactions by genre, demographic bucket or hour, with Laplace noise; each answer spends ε of your budget."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        dimension = serializers.ChoiceField(choices=DIMENSIONS, default="genre")
+        epsilon = serializers.FloatField(default=0.5, min_value=1e-3, max_value=MAX_QUERY_EPSILON,
+                                         help_text="privacy cost of this query; noise scale = sensitivity / ε")
+        kind = serializers.ChoiceField(choices=[k for k in Event.Kind.values if k != "impression"], required=False)
+
+    @extend_schema(parameters=[InputSerializer], responses={200: inline_serializer("RecommendationAnalytics", {
+        "dimension": serializers.CharField(), "mechanism": serializers.CharField(),
+        "epsilon": serializers.FloatField(), "sensitivity": serializers.FloatField(),
+        "noise_scale": serializers.FloatField(), "counts": serializers.DictField(child=serializers.FloatField()),
+        "budget": serializers.DictField()})})
+    def get(self, request: Request) -> Response:
+        analyst = analyst_of(request)
+        data = self.InputSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        try:
+            release = analytics_release(analyst=analyst, **data.validated_data)
+        except PrivacyBudgetExhausted as exc:
+            raise PrivacyBudgetRefused(str(exc)) from exc
+        budget = release.budget
+        return Response({
+            "dimension": release.dimension, "mechanism": "laplace", "epsilon": release.epsilon,
+            "sensitivity": release.sensitivity, "noise_scale": release.noise_scale,
+            "counts": {k: round(v, 2) for k, v in release.counts.items()},
+            "budget": {"analyst": budget.analyst, "spent_epsilon": round(budget.spent_epsilon, 6),
+                       "remaining_epsilon": round(budget.remaining_epsilon, 6),
+                       "budget_epsilon": budget.budget_epsilon}})

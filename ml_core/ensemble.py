@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
     for m, name in enumerate(models):
         singles[name] = evaluate_scores(norm_test[m], split, "test", tusers)
     weights, info = select(norm_valid, split, vusers, seed=seed)
-    report = {"dataset": data.name, "models": list(models), "weights": dict(zip(models, weights.round(4).tolist())),
+    report = {"dataset": data.name, "models": list(models), "weights": dict(zip(models, weights.round(4).tolist(), strict=False)),
               "selection": info, "test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
               "singles_test": singles, "data_snapshot": split.train.snapshot(), "seed": seed, "quick": quick,
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -131,7 +132,7 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
         for m, name in enumerate(models):
             keep = [j for j in range(len(models)) if j != m]
             w, sub = select(norm_valid[keep], split, vusers, seed=seed)
-            report["ablation"][name] = {"weights": dict(zip([n for n in models if n != name], w.round(4).tolist())),
+            report["ablation"][name] = {"weights": dict(zip([n for n in models if n != name], w.round(4).tolist(), strict=False)),
                                         "dr_value": sub["dr_value"],
                                         "test": evaluate_scores(blend(norm_test[keep], w), split, "test", tusers)}
     report["seconds"] = round(time.perf_counter() - start, 1)

@@ -23,7 +23,7 @@ def _stars(value: float) -> str:
 def _contributions(b: Any, norm: np.ndarray | None, pos: int) -> dict[str, float]:
     if norm is None or not len(b.model_names):
         return {}
-    return {m: round(float(w * norm[j, pos]), 4) for j, (m, w) in enumerate(zip(b.model_names, b.weights))}
+    return {m: round(float(w * norm[j, pos]), 4) for j, (m, w) in enumerate(zip(b.model_names, b.weights, strict=False))}
 
 
 def _best_anchor(b: Any, item: int, hist: np.ndarray) -> tuple[int, list[str]]:
@@ -45,7 +45,7 @@ def _relation_clause(relations: list[str]) -> str:
 def explain_user_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boosts: list[list[str]],
                        norm: np.ndarray | None, hist: np.ndarray, rates: np.ndarray | None, gated: bool) -> None:
     """Attach an explanation to every item of a user list (in place)."""
-    rating_of = {} if rates is None else {int(i): float(r) for i, r in zip(hist.tolist(), rates.tolist())}
+    rating_of = {} if rates is None else {int(i): float(r) for i, r in zip(hist.tolist(), rates.tolist(), strict=False)}
     for entry, pos, applied in zip(result.items, chosen.tolist(), boosts, strict=True):
         item = int(cands.items[pos])
         anchor, relations = _best_anchor(b, item, hist)

@@ -105,9 +105,10 @@ class OnlineLearningCoordinator:
     """Applies mini-batches of events to the serving state; one instance per worker process."""
 
     def __init__(self, *, n_items: int, ranker: Any = None, config: OnlineConfig | None = None,
-                 holdout: Holdout | None = None, item_counts: np.ndarray | None = None) -> None:
+                 holdout: Holdout | None = None, item_counts: np.ndarray | None = None, base: str = "") -> None:
         self.config = config or OnlineConfig()
         self.n_items = n_items
+        self.base = base  # what the state was learned on (e.g. the serving bundle version); must match to load
         self.ranker = ranker if ranker is not None and getattr(ranker, "net", None) is not None else None
         self.holdout = holdout
         self.version = 0
@@ -262,7 +263,7 @@ class OnlineLearningCoordinator:
                   "propensity_sum": self.propensity_sum, "position_impressions": self.position_impressions,
                   "position_clicks": self.position_clicks,
                   **{f"ranker.{k}": v for k, v in self._ranker_state().items()}}
-        meta = json.dumps({"version": self.version, "n_items": self.n_items}).encode()
+        meta = json.dumps({"version": self.version, "n_items": self.n_items, "base": self.base}).encode()
         buffer = io.BytesIO()
         np.savez(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)
         return buffer.getvalue()
@@ -271,8 +272,9 @@ class OnlineLearningCoordinator:
         """Swap in a published state (another worker's update) without restarting."""
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes())
-            if meta["n_items"] != self.n_items:
-                raise ValueError(f"online state for {meta['n_items']} items, engine has {self.n_items}")
+            if meta["n_items"] != self.n_items or meta.get("base", "") != self.base:
+                raise ValueError(f"online state for {meta['n_items']} items on {meta.get('base')!r}; "
+                                 f"this learner has {self.n_items} items on {self.base!r}")
             for name in ("item_counts", "impressions", "clicks", "propensity_sum", "position_impressions",
                          "position_clicks"):
                 setattr(self, name, np.array(archive[name], np.float64))

@@ -34,7 +34,7 @@ class ItemFacts:
     genre_names: list[str]
 
     @classmethod
-    def from_metadata(cls, metadata: list[dict[str, Any]], popularity: np.ndarray) -> "ItemFacts":
+    def from_metadata(cls, metadata: list[dict[str, Any]], popularity: np.ndarray) -> ItemFacts:
         """Codes and flags from one metadata dict per item (title, year, genres, director, collection, votes)."""
         def codes(values: list[Any]) -> np.ndarray:
             seen: dict[Any, int] = {}

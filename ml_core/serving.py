@@ -29,13 +29,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .serving_artifacts import read_manifest
-from .serving_engine import Bundle, recommend_item, recommend_user, RecommendationList  # noqa: F401
+from .serving_engine import Bundle, RecommendationList, recommend_item, recommend_user  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def detect_tier(*, ram_bytes: int | None = None, cuda: bool | None = None) -> Ti
     return Tier.ONNX if ram >= CPU_MIN_RAM else Tier.LITE
 
 
-def parse_tier(value: "str | int | Tier | None") -> Tier | None:
+def parse_tier(value: str | int | Tier | None) -> Tier | None:
     """'1'/'2'/'3', 'torch'/'onnx'/'lite', a Tier, or ''/None (= detect); ValueError names bad values."""
     if value is None or value == "":
         return None
@@ -103,8 +104,9 @@ def parse_tier(value: "str | int | Tier | None") -> Tier | None:
 class ItemPopularity:
     """A live view of the bundle's interaction counts in the two scales the online learner uses."""
 
-    def __init__(self, counts: np.ndarray) -> None:
-        self.counts = counts  # shared with the bundle: updates are seen by the next request
+    def __init__(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+        self.counts = bundle.popularity  # shared with the bundle: updates are seen by the next request
 
     @property
     def item_scores(self) -> np.ndarray:
@@ -114,6 +116,7 @@ class ItemPopularity:
     def item_scores(self, scores: np.ndarray) -> None:
         values = np.expm1(np.asarray(scores, np.float64))
         self.counts[: len(values)] = values[: len(self.counts)]
+        self._bundle.refresh_popularity()
 
 
 class Engine:
@@ -211,7 +214,7 @@ class Engine:
         if b.model_names and w.sum() <= 0:
             raise ValueError("ensemble weights must include a positive weight for a loaded model")
         b.set_weights(w / max(w.sum(), 1e-12), str(version))
-        log.info("ensemble weights %s swapped in: %s", version, dict(zip(b.model_names, w.round(3).tolist())))
+        log.info("ensemble weights %s swapped in: %s", version, dict(zip(b.model_names, w.round(3).tolist(), strict=False)))
 
     def reload_if_changed(self) -> bool:
         """Reload the bundle when its manifest version differs from the loaded one; True when reloaded."""
@@ -236,7 +239,7 @@ class Engine:
 
     @property
     def popularity(self) -> ItemPopularity:
-        return ItemPopularity(self._bundle.popularity)
+        return ItemPopularity(self._bundle)
 
     def bump_state_version(self, version: int | None = None) -> int:
         self.state_version = self.state_version + 1 if version is None else int(version)
@@ -255,6 +258,7 @@ class Engine:
             self._online = self.make_online_coordinator()
         self._online.load_state_bytes(blob)
         self._bundle.popularity[:] = self._online.item_counts[: self.n_items]
+        self._bundle.refresh_popularity()
         self.bump_state_version()
 
 

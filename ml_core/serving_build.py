@@ -6,8 +6,9 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
                                 for m, n in enumerate(models)}}
     del norm_test
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    ensemble = {"models": list(models), "weights": dict(zip(models, weights.astype(float).round(6).tolist())),
+    ensemble = {"models": list(models), "weights": dict(zip(models, weights.astype(float).round(6).tolist(), strict=False)),
                 "weights_version": f"dr-{stamp}", "selection": info, "metrics": metrics,
                 "temperature": temperature, "gating_threshold": None, "dataset": data.name}
     tmp = out.parent / f".{out.name}.building"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from .serving_artifacts import read_manifest
 log = logging.getLogger(__name__)
 
 LIKED_RATING = 4.0
+MMR_WINDOW = 60
+ONLINE_RANKERS = {"kan"}
 DEFAULT_TEMPERATURE = 0.05  # on the [0, 1]-scaled, boosted relevance of the re-ranked pool
 
 
@@ -49,7 +52,7 @@ class Bundle:
         self.ranker: Any = None
 
     @classmethod
-    def load(cls, directory: Path, tier: int) -> "Bundle":
+    def load(cls, directory: Path, tier: int) -> Bundle:
         b = cls()
         directory = Path(directory)
         b.tier, b.manifest = tier, read_manifest(directory)
@@ -83,7 +86,8 @@ class Bundle:
         from .artifacts import load_model
 
         for name in names:
-            if tier == 2 and name in onnx_names:
+            # the online learner updates the ranker's torch weights in place, so it is always served by torch
+            if tier == 2 and name in onnx_names and name not in ONLINE_RANKERS:
                 from . import onnx_export
 
                 self.scorers[name] = onnx_export.load_scorer(directory / "onnx" / name)
@@ -91,12 +95,16 @@ class Bundle:
                 if tier == 2:
                     log.warning("tier 2: no ONNX export of %s, serving it with torch", name)
                 self.scorers[name] = load_model(directory / "models" / name)
-        for name, scorer in self.scorers.items():
+        for scorer in self.scorers.values():
             if hasattr(scorer, "partial_fit") and getattr(scorer, "net", None) is not None:
                 self.ranker = scorer
         first = directory / "models" / names[0] / "vocab.json" if names else None
         if first is not None and first.exists():
             self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
+
+    def refresh_popularity(self) -> None:
+        """Re-sort the popular list after the counts changed (online learning)."""
+        self.popular_order = np.argsort(-self.popularity, kind="stable")
 
     def set_weights(self, weights: np.ndarray, version: str) -> None:
         self.weights, self.weights_version = weights, version
@@ -163,7 +171,10 @@ def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k
             seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
     """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts)."""
     boosted, boosts = apply_boosts(relevance, cands.items, anchors, b.facts)
-    pool = mmr(boosted, b.faiss.vectors[cands.items], min(2 * k, len(boosted)))
+    # MMR re-ranks a bounded window (the best MMR_WINDOW by boosted relevance), so its (C x C) similarity
+    # stays small at 500 candidates; items below the window are far less relevant and rarely win a slot
+    window = np.argsort(-boosted, kind="stable")[: max(MMR_WINDOW, 2 * k)]
+    pool = window[mmr(boosted[window], b.faiss.vectors[cands.items[window]], min(2 * k, len(window)))]
     temp = b.temperature if temperature is None else temperature
     picks, props = plackett_luce_slate(boosted[pool], k, temp, np.random.default_rng(seed))
     chosen = pool[picks]
@@ -173,7 +184,7 @@ def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k
 def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: np.ndarray, **info: Any
           ) -> RecommendationList:
     items = [{"movie_id": b.movie_ids[int(cands.items[c])], "score": round(float(s), 5), "position": pos,
-              "propensity": round(float(p), 6)} for pos, (c, s, p) in enumerate(zip(chosen, scores, props))]
+              "propensity": round(float(p), 6)} for pos, (c, s, p) in enumerate(zip(chosen, scores, props, strict=False))]
     temperature = info.pop("temperature")
     return RecommendationList(items, b.tier, b.weights_version, b.manifest.get("version", ""),
                               policy={"name": "plackett-luce", "temperature": temperature}, **info)

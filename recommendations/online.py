@@ -1,8 +1,8 @@
 """Django side of online learning: events -> ``ml_core.online`` -> checkpoint (same transaction) -> live push.
 
-One :class:`~ml_core.online.OnlineLearningCoordinator` per process. It learns on the serving
-engine's own ranker and vocabulary when an engine is loaded (see :func:`_engine_parts`), otherwise on
-the catalog's movie ids (counters and sequences only). Every applied mini-batch is stored as an
+One :class:`~ml_core.online.OnlineLearningCoordinator` per process. It learns on the serving engine's
+own ranker, item space and counters when a serving bundle exists (``engine.make_online_coordinator``),
+otherwise on the catalog's movie ids (counters and sequences only). Every applied mini-batch is stored as an
 ``events.OnlineCheckpoint`` in the applying transaction; its id is the state version, published in
 Redis after commit. Other processes compare that version (at most every ``ONLINE_SYNC_INTERVAL_S``)
 and swap the newer state in memory, without a restart.
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 VERSION_SUFFIX = "online-version"  # the published state version, next to the stream
 _lock = threading.RLock()
-_local: dict[str, Any] = {"coordinator": None, "index": None, "engine": None, "checked_at": 0.0}
+_local: dict[str, Any] = {"coordinator": None, "index": None, "engine": None, "bundle": None, "checked_at": 0.0}
 
 
 def consumer_name() -> str:
@@ -42,20 +42,38 @@ def consumer_name() -> str:
 
 
 # --- the coordinator and what it learns on -------------------------------------------------------
-def _engine_parts() -> tuple[Any, dict[int, int], Any, Any]:
-    """(engine or None, movie id -> item index, ranker or None, initial item counts or None)."""
-    loaded = getattr(engine, "_engine", None)
-    raw_ids = getattr(loaded, "item_raw_ids", None) if loaded is not None else None
-    if loaded is not None and raw_ids is not None:
-        index = {int(r): i for i, r in enumerate(raw_ids)}
-        popularity = getattr(loaded, "popularity", None)
-        scores = getattr(popularity, "item_scores", None)
-        counts = None if scores is None else np.expm1(scores)
-        return loaded, index, getattr(loaded, "ranker", None), counts
+def _loaded_engine() -> Any:
+    """The serving engine if this process has loaded one (never loads it)."""
+    return getattr(engine, "_engine", None)
+
+
+def _engine_for_learning() -> Any:
+    """The serving engine, loading it if a bundle exists; None when there is none (learn on the catalog)."""
+    try:
+        return engine.get_engine()
+    except Exception as exc:  # noqa: BLE001 - EngineUnavailable, or a broken bundle: learn counters only
+        logger.info("online learning without a serving engine: %s", exc)
+        return None
+
+
+def _build(eng: Any) -> tuple[OnlineLearningCoordinator, dict[int, int]]:
+    """A coordinator on the engine's ranker, item space and counters, or on the catalog's movie ids."""
+    config = _config()
+    if eng is not None:
+        coord = eng.make_online_coordinator(config)
+        coord.base = f"bundle:{eng.manifest_version}"
+        return coord, {int(m): i for i, m in enumerate(eng.movie_ids)}
     from catalog.selectors import movie_list
 
-    ids = list(movie_list(sort="title").order_by("id").values_list("id", flat=True))
-    return None, {movie_id: i for i, movie_id in enumerate(ids)}, None, None
+    ids = sorted(movie_list().values_list("id", flat=True))
+    coord = OnlineLearningCoordinator(n_items=len(ids), config=config, base=f"catalog:{len(ids)}")
+    return coord, {movie_id: i for i, movie_id in enumerate(ids)}
+
+
+def _stale() -> bool:
+    loaded = _loaded_engine()
+    return (_local["coordinator"] is None or _local["engine"] is not loaded
+            or (loaded is not None and _local["bundle"] is not loaded.bundle))
 
 
 def _config() -> OnlineConfig:
@@ -63,15 +81,14 @@ def _config() -> OnlineConfig:
                         rollback_drop=float(getattr(settings, "ONLINE_ROLLBACK_DROP", 0.05)))
 
 
-def coordinator() -> OnlineLearningCoordinator:
-    """This process's coordinator, built on first use (and rebuilt when the engine is reloaded)."""
+def coordinator(*, load_engine: bool = True) -> OnlineLearningCoordinator:
+    """This process's coordinator, built on first use and rebuilt when the engine or its bundle changes."""
     with _lock:
-        loaded = getattr(engine, "_engine", None)
-        if _local["coordinator"] is None or _local["engine"] is not loaded:
-            eng, index, ranker, counts = _engine_parts()
-            _local.update(coordinator=OnlineLearningCoordinator(
-                n_items=len(index), ranker=ranker, config=_config(), item_counts=counts),
-                index=index, engine=eng, base_counts=counts)
+        if _stale():
+            eng = _engine_for_learning() if load_engine else _loaded_engine()
+            coord, index = _build(eng)
+            _local.update(coordinator=coord, index=index, engine=eng, bundle=getattr(eng, "bundle", None),
+                          checked_at=0.0)
             online_state_sync(force=True)
         return _local["coordinator"]
 
@@ -79,18 +96,22 @@ def coordinator() -> OnlineLearningCoordinator:
 def online_reset() -> None:
     """Forget the in-memory state (after a failed transaction, or in tests); the next use reloads it."""
     with _lock:
-        _local.update(coordinator=None, index=None, engine=None, checked_at=0.0)
+        _local.update(coordinator=None, index=None, engine=None, bundle=None, checked_at=0.0)
 
 
 def online_state_sync(*, force: bool = False) -> bool:
-    """Swap in the newest published checkpoint if it is newer than ours; True when state changed."""
+    """Swap in the newest published checkpoint if it is newer than ours; True when state changed.
+
+    Serving workers call this on every request (throttled to one Redis read per ``ONLINE_SYNC_INTERVAL_S``).
+    """
     with _lock:
+        if _local["coordinator"] is None or (not force and _stale()):
+            if _loaded_engine() is None and _local["coordinator"] is None:
+                return False  # nothing served here yet: nothing to keep in sync
+            coordinator(load_engine=False)
         coord = _local["coordinator"]
-        if coord is None:
-            return False
         now = time.monotonic()
-        interval = float(getattr(settings, "ONLINE_SYNC_INTERVAL_S", 0.5))
-        if not force and now - _local["checked_at"] < interval:
+        if not force and now - _local["checked_at"] < float(getattr(settings, "ONLINE_SYNC_INTERVAL_S", 0.5)):
             return False
         _local["checked_at"] = now
         if not force and stream_enabled():
@@ -105,7 +126,7 @@ def online_state_sync(*, force: bool = False) -> bool:
             return False
         try:
             coord.load_state_bytes(bytes(latest.state), version=latest.id)
-        except ValueError as exc:  # a checkpoint for another engine/vocabulary: start from this engine's state
+        except (ValueError, RuntimeError, KeyError) as exc:  # learned on another bundle: keep this one's state
             logger.warning("online checkpoint v%s not loaded: %s", latest.id, exc)
             coord.version = latest.id
             return False
@@ -117,12 +138,10 @@ def online_state_sync(*, force: bool = False) -> bool:
 def _publish_to_engine(coord: OnlineLearningCoordinator) -> None:
     """Point the serving engine at the new counters (the ranker is shared, already updated in place)."""
     loaded = _local["engine"]
-    popularity = getattr(loaded, "popularity", None)
-    if popularity is not None and hasattr(popularity, "item_scores"):
-        popularity.item_scores = coord.popularity_scores()
-    bump = getattr(loaded, "bump_state_version", None)
-    if callable(bump):
-        bump(coord.version)
+    if loaded is None:
+        return
+    loaded.popularity.item_scores = np.log1p(coord.item_counts)  # float64: counts round-trip exactly
+    loaded.bump_state_version(coord.version)
 
 
 # --- applying a batch ---------------------------------------------------------------------------------
@@ -202,14 +221,14 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
             time.sleep(ack_delay)
         stream_ack([e.entry_id for e in entries])  # applied (or already applied before): safe to ack
         applied += len(batch.events)
-        online_push(user_ids=sorted({e.user_id for e in batch.events}), version=batch.checkpoint_id)
+        online_push(events=batch.events, version=batch.checkpoint_id)
     return applied
 
 
 def online_apply_outbox(*, event_ids: Sequence[str]) -> int:
     """Without a stream (no Redis URL): apply the given outbox rows directly, then push."""
     batch = online_apply(event_ids=event_ids)
-    online_push(user_ids=sorted({e.user_id for e in batch.events}), version=batch.checkpoint_id)
+    online_push(events=batch.events, version=batch.checkpoint_id)
     return len(batch.events)
 
 
@@ -233,17 +252,19 @@ def recommendations_payload(*, user_id: int) -> dict[str, Any]:
                        "score": p.score} for p in row.picks]}
 
 
-def online_push(*, user_ids: Sequence[int], version: int | None) -> int:
-    """Push each user's refreshed list to their open websockets; returns how many pushes were sent."""
+def online_push(*, events: Sequence[Any], version: int | None) -> int:
+    """Push each affected user's refreshed list (naming the events it reflects) to their open websockets."""
+    by_user: dict[int, list[str]] = {}
+    for event in events:
+        by_user.setdefault(event.user_id, []).append(str(event.id))
     sent = 0
-    for user_id in user_ids:
+    for user_id, event_ids in by_user.items():
         try:
             payload = recommendations_payload(user_id=user_id)
         except Exception:  # noqa: BLE001 - a failed refresh must not fail the (already committed) batch
             logger.exception("could not build the live refresh for user %s", user_id)
             continue
-        payload["version"] = version
-        payload["pushed_at"] = time.time()
+        payload.update(version=version, event_ids=event_ids, pushed_at=time.time())
         sent += live_push_recommendations(user_id=user_id, payload=payload)
     return sent
 

@@ -5,7 +5,7 @@ from django.db import migrations
 INDEX = "catalog_movie_search_gin"
 # Same expression Django compiles for catalog.search.search_vector(), so the planner can use the index.
 EXPRESSION = (
-    "(((setweight(to_tsvector('english'::regconfig, COALESCE((title)::text, '')), 'A') || "
+    "(((setweight(to_tsvector('english'::regconfig, COALESCE(title, '')), 'A') || "
     "setweight(to_tsvector('english'::regconfig, COALESCE(search_text, '')), 'B')) || "
     "setweight(to_tsvector('english'::regconfig, COALESCE(overview, '')), 'C')))"
 )

@@ -101,7 +101,8 @@ class KANRanker(TorchRecommender):
         self.net = net = build_net(cfg)
         flat = x_train.reshape(-1, x_train.shape[-1])
         net.mean.copy_(flat.mean(0))
-        net.std.copy_(flat.std(0).clamp_min(1e-6))
+        std = flat.std(0)
+        net.std.copy_(torch.where(std > 1e-3, std, torch.ones_like(std)))  # constant features stay unscaled
         opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
 
         def train_epoch(epoch: int) -> float:

@@ -90,6 +90,11 @@ class KANLinear(nn.Module):
         return activation * total + entropy * -(p * (p + 1e-12).log()).sum()
 
 
+def standardize(features: Tensor, mean: Tensor, std: Tensor, bound: float = 8.0) -> Tensor:
+    """(x - mean) / std, clipped to +-bound so serving-time outliers cannot blow up a ranker."""
+    return ((features - mean) / std).clamp(-bound, bound)
+
+
 class KANNet(nn.Module):
     """Stack of KAN layers over standardised features: (N, F) -> (N,) scores."""
 
@@ -105,7 +110,7 @@ class KANNet(nn.Module):
         if not torch.is_grad_enabled() and features.shape[0] > self.chunk and not torch.jit.is_tracing():
             # cache-sized blocks: the spline bases are ~(G + 2k) temporaries per input, memory-bound in bulk
             return torch.cat([self.forward(block) for block in features.split(self.chunk)])
-        x = (features - self.mean) / self.std
+        x = standardize(features, self.mean, self.std)
         for layer in self.layers:
             x = layer(x)
         return x.squeeze(-1)
@@ -113,7 +118,7 @@ class KANNet(nn.Module):
     @torch.no_grad()
     def update_grid(self, features: Tensor) -> None:
         """Grid update from data, layer by layer (each layer sees the previous layer's outputs)."""
-        x = (features - self.mean) / self.std
+        x = standardize(features, self.mean, self.std)
         for layer in self.layers:
             layer.update_grid(x)
             x = layer(x)
@@ -135,7 +140,7 @@ class MLPNet(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.body((features - self.mean) / self.std).squeeze(-1)
+        return self.body(standardize(features, self.mean, self.std)).squeeze(-1)
 
     def update_grid(self, features: Tensor) -> None:
         """MLPs have no grid; kept so both rankers train through the same loop."""

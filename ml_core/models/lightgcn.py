@@ -8,6 +8,7 @@ as the mean of their history items' final embeddings.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,11 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     deg = np.bincount(rows, minlength=n).astype(np.float64)
     inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
     vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
-    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n))
-    return coo.coalesce().to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n),
+                                  check_invariants=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.coalesce().to_sparse_csr()
 
 
 class LightGCN(RecommenderBase):

@@ -31,11 +31,13 @@ class SASRecConfig:
     """Self-attentive sequential recommender."""
 
     embedding_size: int = 64  # width of item and position embeddings
-    max_len: int = 200  # longest history we look at
+    max_len: int = 50  # longest history we look at (longer ones are cut into windows for training)
     n_layers: int = 2  # self-attention blocks
-    n_heads: int = 1
-    dropout: float = 0.2
-    learning_rate: float = 1e-3
+    n_heads: int = 2
+    ff_size: int = 256  # width of the point-wise feed-forward layer
+    activation: str = "gelu"
+    dropout: float = 0.5
+    learning_rate: float = 2e-3
     reg: float = 0.0  # AdamW weight decay
     batch_size: int = 128
     epochs: int = 200
@@ -51,8 +53,9 @@ class SASRecNet(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, c.embedding_size, padding_idx=0)  # index 0 = padding
         self.pos_emb = nn.Embedding(c.max_len, c.embedding_size)
         self.drop = nn.Dropout(c.dropout)
-        layer = nn.TransformerEncoderLayer(c.embedding_size, c.n_heads, dim_feedforward=c.embedding_size,
-                                           dropout=c.dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(c.embedding_size, c.n_heads, dim_feedforward=c.ff_size,
+                                           dropout=c.dropout, activation=c.activation, batch_first=True,
+                                           norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.embedding_size)
         self.scale = math.sqrt(c.embedding_size)
@@ -100,14 +103,15 @@ class SASRec(RecommenderBase):
 
         def train_epoch(epoch: int) -> float:
             self.net.train()
-            windows = {int(u): _random_window(seqs[u], c.max_len + 1, rng) for u in users}
+            tiles = [(u, w) for u in users for w in _tile(seqs[u], c.max_len + 1, rng)]  # every target covered
+            owners, windows = np.array([u for u, _ in tiles]), [w for _, w in tiles]
             total, steps = 0.0, 0
-            for batch in _length_buckets(users, windows, c.batch_size, rng):
-                width = max(len(windows[u]) for u in batch.tolist())  # pad to the batch's longest window
-                ids = torch.from_numpy(pad_left([windows[u] for u in batch.tolist()], width)).to(options.device)
+            for batch in _length_buckets(windows, c.batch_size, rng):
+                width = max(len(windows[i]) for i in batch)  # pad to the batch's longest window
+                ids = torch.from_numpy(pad_left([windows[i] for i in batch], width)).to(options.device)
                 inp, tgt = ids[:, :-1], ids[:, 1:]
                 hidden = self.net(inp)
-                loss = self._loss(hidden, tgt, batch, seen, rng)
+                loss = self._loss(hidden, tgt, owners[batch], seen, rng)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -171,33 +175,26 @@ class SASRec(RecommenderBase):
         return model
 
 
-def _random_window(seq: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The sequence itself, or for long histories a random contiguous window of `size` (data augmentation)."""
-    if len(seq) <= size:
-        return seq
-    end = int(rng.integers(size, len(seq) + 1))
-    return seq[end - size : end]
+def _tile(seq: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Windows of up to `size` items whose targets (every item but a window's first) cover the sequence.
+
+    The most recent window always ends at the sequence end; the others are cut at a random
+    phase each epoch, so the context of each target varies from epoch to epoch.
+    """
+    n, step = len(seq), size - 1
+    if n <= size:
+        return [seq]
+    ends = [n]
+    end = n - int(rng.integers(1, step + 1))
+    while end > 1:
+        ends.append(end)
+        end -= step
+    return [seq[max(0, e - size) : e] for e in ends]
 
 
-def _length_buckets(users: np.ndarray, windows: dict[int, np.ndarray], batch_size: int,
-                    rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches of users with similar window lengths (less padding), in random order."""
-    jitter = rng.random(len(users))
-    order = users[np.lexsort((jitter, [len(windows[int(u)]) for u in users]))]
+def _length_buckets(windows: list[np.ndarray], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of window indices with similar lengths (less padding), in random order."""
+    lengths = np.array([len(w) for w in windows])
+    order = np.lexsort((rng.random(len(windows)), lengths))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-@dataclass(frozen=True)
-class SASRecBCEConfig(SASRecConfig):
-    """SASRec with the paper's loss: BCE on the next item vs one uniformly sampled unseen negative."""
-
-    loss: str = "bce"
-
-
-class SASRecBCE(SASRec):
-    """The paper's training objective, kept for comparison with full cross-entropy."""
-
-    name = "sasrec_bce"
-    config_cls = SASRecBCEConfig
-    search_space: ClassVar[list[dict]] = [{}]

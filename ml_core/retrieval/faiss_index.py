@@ -24,13 +24,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class EmbeddingIndex:
     """Cosine search over item vectors; ``kind`` is 'flat' (exact) or 'hnsw'."""
 
-    def __init__(self, index: "object", vectors: np.ndarray, kind: str) -> None:
+    def __init__(self, index: object, vectors: np.ndarray, kind: str) -> None:
         self.index = index
         self.vectors = vectors  # (n_items, d) normalised, kept for user-profile queries and explanations
         self.kind = kind
 
     @classmethod
-    def build(cls, vectors: np.ndarray, *, hnsw_threshold: int = HNSW_THRESHOLD) -> "EmbeddingIndex":
+    def build(cls, vectors: np.ndarray, *, hnsw_threshold: int = HNSW_THRESHOLD) -> EmbeddingIndex:
         """Index the rows of ``vectors`` (n_items, d); HNSW (M=32, efSearch=128) at or above the threshold."""
         import faiss
 
@@ -78,7 +78,7 @@ class EmbeddingIndex:
         np.save(directory / "vectors.npy", self.vectors, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> "EmbeddingIndex":
+    def load(cls, directory: Path) -> EmbeddingIndex:
         import faiss
 
         faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead

@@ -36,7 +36,7 @@ class KnowledgeGraph:
 
     @classmethod
     def build(cls, metadata: list[dict[str, Any]], popularity: np.ndarray | None = None,
-              *, n_neighbours: int = N_NEIGHBOURS, block: int = 1024) -> "KnowledgeGraph":
+              *, n_neighbours: int = N_NEIGHBOURS, block: int = 1024) -> KnowledgeGraph:
         """Entities from one metadata dict per item (index order); neighbours by shared relations."""
         n = len(metadata)
         entities = [{"franchise": m.get("collection") or None,
@@ -101,7 +101,7 @@ class KnowledgeGraph:
         """Neighbours grouped by their strongest shared relation: {relation: [(item, score), ...]}."""
         out: dict[str, list[tuple[int, float]]] = {r: [] for r in RELATIONS}
         for other, bits, score in zip(self.neighbours[item].tolist(), self.relations[item].tolist(),
-                                      self.scores[item].tolist()):
+                                      self.scores[item].tolist(), strict=False):
             if other < 0 or not bits:
                 continue
             rel = RELATIONS[(bits & -bits).bit_length() - 1]  # lowest set bit = strongest relation
@@ -116,7 +116,7 @@ class KnowledgeGraph:
                  scores=self.scores)
 
     @classmethod
-    def load(cls, directory: Path) -> "KnowledgeGraph":
+    def load(cls, directory: Path) -> KnowledgeGraph:
         entities = json.loads((directory / "kg_entities.json").read_text())
         with np.load(directory / "kg_neighbours.npz", allow_pickle=False) as npz:
             return cls(entities, npz["items"], npz["relations"], npz["scores"])

@@ -10,8 +10,9 @@ scoring candidates); scikit-learn is used to build.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -50,7 +51,7 @@ class ContentIndex:
         self.neighbour_scores = neighbour_scores  # float32, same shape
 
     @classmethod
-    def build(cls, metadata: list[dict[str, Any]], *, n_neighbours: int = N_NEIGHBOURS) -> "ContentIndex":
+    def build(cls, metadata: list[dict[str, Any]], *, n_neighbours: int = N_NEIGHBOURS) -> ContentIndex:
         """Fit TF-IDF over one metadata dict per item (index order) and precompute neighbours."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -100,7 +101,7 @@ class ContentIndex:
                  dense=self.dense)
 
     @classmethod
-    def load(cls, directory: Path) -> "ContentIndex":
+    def load(cls, directory: Path) -> ContentIndex:
         matrix = sparse.load_npz(directory / "tfidf.npz").tocsr()  # scipy loads with allow_pickle=False
         with np.load(directory / "tfidf_neighbours.npz", allow_pickle=False) as npz:
             return cls(matrix, npz["items"], npz["scores"], npz["dense"])

@@ -123,3 +123,13 @@ def test_profile_genres_are_cleaned_and_saved(carol):
     response = api.patch("/v1/auth/me", {"favourite_genres": [" Comedy", "Comedy", "Horror"]}, format="json")
     assert response.status_code == 200
     assert response.json()["favourite_genres"] == ["Comedy", "Horror"]
+
+
+def test_password_guessing_on_the_token_endpoint_is_throttled(db, monkeypatch):
+    from rest_framework.throttling import AnonRateThrottle
+
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/min"})
+    api = APIClient()
+    codes = [api.post("/v1/auth/token", {"username": "alice", "password": f"guess{i}"}, format="json").status_code
+             for i in range(4)]
+    assert codes == [401, 401, 401, 429]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from .portal_server import PortalServer
 from .stripe_server import StripeServer
@@ -74,12 +75,33 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "viewport": DESKTOP}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(page: Any) -> Any:
-    """Pages never wait on the internet: TMDB posters are refused, so placeholders show (as offline visitors see)."""
+def page(page: Any, request: pytest.FixtureRequest, portal: PortalServer) -> Iterator[Any]:
+    """Pages never wait on the internet: TMDB posters are refused, so placeholders show (as offline visitors see).
+
+    When a journey fails, the server's log tail and the browser console are printed with the failure.
+    """
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
     page.route("https://image.tmdb.org/**", lambda route: route.abort())
     page.set_default_timeout(15_000)
-    return page
+    expect.set_options(timeout=10_000)  # a loaded 2-core CI box is slower than a laptop
+    yield page
+    if request.node.stash.get(_FAILED, False):
+        print("---- browser console ----\n" + "\n".join(console[-40:]))
+        print("---- server log (tail) ----\n" + portal.log()[-4000:])
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -86,13 +85,9 @@ def test_site_users_join_with_an_offset_and_other_gold_tables_are_filled(spark, 
     assert co.count() > 10_000 and co.where(f"{T.ITEM_A} >= {T.ITEM_B}").count() == 0
 
 
-def test_a_rerun_appends_nothing_and_rebuilds_the_same_gold(spark, gold_root: Path) -> None:
-    store = DeltaRsBackend(gold_root)
-    before = store.read_arrow(T.GOLD_USER_SEQUENCES).sort_by([(T.DATASET, "ascending"), (T.USER_ID, "ascending")])
+def test_a_rerun_ingests_nothing_new(spark, gold_root: Path) -> None:
     config = LakehouseConfig(root=gold_root, datasets=("ml-100k",), reference_dataset="ml-100k", tmdb_dir=None,
                              events_dir=gold_root.parent / "events", events_dataset="ml-100k")
-    again = run_pipeline(replace(config), spark=spark, layers=("bronze", "silver"), as_of=AS_OF)
-    assert sum(again.rows(t) for t in T.BRONZE_TABLES) == 0 and again.rows(T.SILVER_MOVIES) == 0
-    run_pipeline(config, spark=spark, layers=("gold",), as_of=AS_OF)
-    after = store.read_arrow(T.GOLD_USER_SEQUENCES).sort_by([(T.DATASET, "ascending"), (T.USER_ID, "ascending")])
-    assert after.equals(before)
+    again = run_pipeline(config, spark=spark, layers=("bronze",), as_of=AS_OF)
+    assert sum(again.rows(t) for t in T.BRONZE_TABLES) == 0
+    assert DeltaRsBackend(gold_root).version(T.BRONZE_RATINGS) == 0

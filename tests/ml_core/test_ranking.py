@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_core.ranking import (blend, dirichlet_weights, disagreement, doubly_robust, epsilon_greedy_slate, normalise,
-                             plackett_luce_slate, select_weights_dr)
+from ml_core.ranking import (
+    blend,
+    dirichlet_weights,
+    disagreement,
+    doubly_robust,
+    epsilon_greedy_slate,
+    normalise,
+    plackett_luce_slate,
+    select_weights_dr,
+)
 
 
 def test_normalise_z_scores_each_row_and_turns_nan_into_the_mean() -> None:

@@ -47,7 +47,7 @@ def test_knowledge_graph_ranks_franchise_then_director_and_groups_by_relation() 
     groups = kg.neighbourhood(0, 5)
     assert {i for i, _ in groups["franchise"]} == {1, 2}
     assert all(meta[i]["director"] == "Ridley Scott" for i, _ in groups["director"])
-    assert kg.relation_names(0, 2) == ["franchise", "director", "genre"]
+    assert kg.relation_names(0, 2) == ["franchise", "director", "genre", "era"]  # 1980 and 1984
 
 
 def test_union_keeps_every_source_of_each_candidate_and_drops_excluded() -> None:

@@ -47,11 +47,12 @@ def test_a_serving_worker_swaps_in_a_newer_version_on_its_next_request(client, a
     assert stale.version == fresh_version and stale.item_counts.sum() == 1
 
 
-def test_a_rating_posted_through_the_api_changes_the_next_recommendations(client, alice):
+def test_a_rating_posted_through_the_api_changes_the_next_recommendations(client, alice,
+                                                                         django_capture_on_commit_callbacks):
     movies = [MovieFactory(genres=["Sci-Fi"], rating_count=100 - i) for i in range(15)]
     before = [item["movie_id"] for item in online.recommendations_payload(user_id=alice.pk)["items"]]
     client.force_login(alice)
-    with pytest.MonkeyPatch.context():
+    with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/v1/events", {"movie_id": before[0], "kind": "rating", "value": 4.5,
                                               "idempotency_key": "rate-top"}, content_type="application/json")
     assert response.status_code == 202

@@ -11,7 +11,7 @@ TINY = NeuralODEConfig(embedding_size=8, hidden_size=8, max_len=8, learning_rate
 
 
 class TestNeuralODE(RecommenderContract):
-    fit_options = FitOptions(seed=7, progress=False, max_epochs=40)
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=60)
 
     def make_model(self):
         return NeuralODE(TINY)
@@ -24,7 +24,7 @@ class TestNeuralODE(RecommenderContract):
 
     def test_online_state_update_matches_replaying_the_history(self, fitted, split):
         history, times = split.train_seqs[0], split.train_times[0].astype(float)
-        state = fitted.net.h0.detach().numpy()
+        state = fitted.net.h0.detach().numpy().copy()
         prev = times[0]
         for item, t in zip(history, times):
             state = fitted.step_state(state, int(item), t - prev)
@@ -44,7 +44,7 @@ def test_torchdiffeq_rk4_matches_the_exported_solver():
 
 
 def test_pure_decay_shrinks_the_state_over_long_gaps():
-    net = NeuralODENet(10, NeuralODEConfig(embedding_size=4, hidden_size=8, ode_steps=4))
+    net = NeuralODENet(10, NeuralODEConfig(embedding_size=4, hidden_size=8, ode_steps=4))  # fresh: f(h) = 0
     h = torch.randn(2, 8)
     with torch.no_grad():
         short = net.evolve(h, torch.full((2, 1), 0.1)).norm(dim=-1)

@@ -4,7 +4,7 @@ from ml_core.interface import FitOptions
 from ml_core.models.sasrec import SASRec, SASRecBCE, SASRecConfig
 from tests.ml_core.contract import RecommenderContract
 
-TINY = dict(embedding_size=8, max_len=8, n_layers=1, n_heads=1, dropout=0.0, learning_rate=0.05, batch_size=32)
+TINY = dict(embedding_size=8, max_len=8, n_layers=1, n_heads=1, ff_size=16, dropout=0.0, learning_rate=0.05, batch_size=32)
 
 
 class TestSASRec(RecommenderContract):

@@ -1,0 +1,57 @@
+"""Demographic buckets where they are known: MovieLens 100K publishes age, gender and occupation per user.
+
+Imported ml-100k users are named ``ml-100k-<id>`` by the catalog importer; their bucket is
+"<gender> <age band>" from ``u.user`` (the file named by ``APEX_DEMOGRAPHICS_FILE``, by default the
+shared ml-100k copy). Everyone else (people who signed up here: we do not ask) is "unknown".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+AGE_BANDS = ((0, 17, "<18"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 44, "35-44"), (45, 49, "45-49"),
+             (50, 55, "50-55"), (56, 200, "56+"))
+DEMOGRAPHIC_BUCKETS = tuple(f"{g} {band}" for g in ("F", "M") for _, _, band in AGE_BANDS) + ("unknown",)
+PREFIX = "ml-100k-"
+
+
+def _band(age: int) -> str:
+    return next(band for low, high, band in AGE_BANDS if low <= age <= high)
+
+
+def demographics_file() -> Path:
+    default = Path(settings.BASE_DIR).parent / "shared" / "data" / "ml-100k" / "u.user"
+    return Path(getattr(settings, "APEX_DEMOGRAPHICS_FILE", "") or default)
+
+
+@lru_cache(maxsize=4)
+def _ml100k_buckets(path: Path) -> dict[int, str]:
+    """ml-100k user id -> bucket, from u.user ("id|age|gender|occupation|zip"); empty when the file is absent."""
+    if not path.exists():
+        return {}
+    buckets = {}
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        try:
+            buckets[int(parts[0])] = f"{parts[2]} {_band(int(parts[1]))}"
+        except (IndexError, ValueError, StopIteration) as exc:
+            raise ValueError(f"{path}:{number}: malformed u.user line {line!r}") from exc
+    return buckets
+
+
+def demographic_buckets(*, user_ids: list[int]) -> dict[int, str]:
+    """user id -> demographic bucket ("unknown" where not known)."""
+    known = _ml100k_buckets(demographics_file())
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    result = {}
+    for user_id in user_ids:
+        name = names.get(user_id, "")
+        source_id = name[len(PREFIX):] if name.startswith(PREFIX) else ""
+        result[user_id] = known.get(int(source_id), "unknown") if source_id.isdigit() else "unknown"
+    return result
