@@ -62,6 +62,45 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
     print(json.dumps(out))
 
 
+def _parity(bundle: str, n_requests: int) -> None:
+    """Tier 2 vs Tier 1 on the same histories: top-10 overlap and |score| error of shared items (JSON line)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    from ml_core.serving import Tier, load_engine
+
+    one, two = load_engine(Path(bundle), Tier.TORCH), load_engine(Path(bundle), Tier.ONNX)
+    rng = np.random.default_rng(1)
+    ids = np.asarray(one.movie_ids)
+    p = (one.popularity.counts + 1.0) / (one.popularity.counts + 1.0).sum()
+    overlaps, errors, raw_errors = [], [], []
+    for _ in range(n_requests):
+        hist = ids[rng.choice(len(ids), 30, replace=False, p=p)].tolist()
+        a, b = (e.recommend_user(hist, k=10, temperature=0.0, explain=True) for e in (one, two))
+        overlaps.append(len({i["movie_id"] for i in a.items} & {i["movie_id"] for i in b.items}) / 10)
+        sa = {i["movie_id"]: i for i in a.items}
+        for i in b.items:
+            if i["movie_id"] in sa:
+                errors.append(abs(sa[i["movie_id"]]["score"] - i["score"]))
+                ca, cb = sa[i["movie_id"]]["explanation"]["contributions"], i["explanation"]["contributions"]
+                raw_errors += [abs(ca[m] - cb[m]) for m in two.bundle.model_names if m in ca]
+    print(json.dumps({"requests": n_requests, "top10_overlap": float(np.mean(overlaps)),
+                      "min_top10_overlap": float(np.min(overlaps)), "mean_abs_score_error": float(np.mean(errors)),
+                      "max_abs_score_error": float(np.max(errors)),
+                      "mean_abs_contribution_error": float(np.mean(raw_errors)),
+                      "onnx": {n: f"{type(s).__name__} ({getattr(s, 'precision', 'torch')})"
+                               for n, s in two.bundle.scorers.items()}}))
+
+
+def parity(bundle: Path, n_requests: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, __file__, "--parity", "--bundle", str(bundle), "--requests",
+                           str(n_requests)], env=env, capture_output=True, text=True)
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def in_process(bundle: Path, tier: int, n_requests: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, __file__, "--worker", str(tier), "--bundle", str(bundle),
@@ -71,7 +110,8 @@ def in_process(bundle: Path, tier: int, n_requests: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict[str, Any],
+           par: dict[str, Any]) -> str:
     lines = [START, "## Serving (retrieval -> ensemble -> re-ranking)", "",
              f"Produced by `{meta['command']}` at {meta['at']} on {meta['machine']} "
              f"({meta['cpus']} CPUs; load average at start {meta['load']}). Bundle {meta['bundle_version']} "
@@ -92,7 +132,17 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
         if "error" not in r:
             scorers = ", ".join(f"{k}: {v}" for k, v in r["scorers"].items()) or "FAISS + TF-IDF only"
             lines.append(f"| {r['tier']} | {r['cold_start_s']:.2f} | {r['rss_mb']:.0f} | {scorers} |")
-    lines += ["", "Cold start = imports + bundle load + first request, in a fresh process.", "",
+    lines += ["", "Cold start = imports + bundle load + first request, in a fresh process.", ""]
+    if "error" in par:
+        lines += [f"Tier 2 vs Tier 1 parity: failed ({par['error']}).", ""]
+    else:
+        lines += ["### Tier 2 vs Tier 1 parity (same histories, deterministic lists)", "",
+                  f"Over {par['requests']} user requests: mean top-10 overlap {par['top10_overlap']:.3f} "
+                  f"(min {par['min_top10_overlap']:.2f}); |score| error of shared items (boosted relevance on "
+                  f"[0, 1]) mean {par['mean_abs_score_error']:.4f}, max {par['max_abs_score_error']:.4f}; "
+                  f"per-model contribution error mean {par['mean_abs_contribution_error']:.4f}. Tier 2 scorers: "
+                  + ", ".join(f"{k}: {v}" for k, v in par["onnx"].items()) + ".", ""]
+    lines += [
               "### HTTP: recommendation endpoint vs a bare DRF endpoint (same server, loopback)", "",
               "| tier | endpoint | requests/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
     for h in http:
@@ -136,7 +186,11 @@ def main() -> None:
     parser.add_argument("--http-tiers", default="2,3")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--parity", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.parity:
+        _parity(args.bundle, min(args.requests, 100))
+        return
     if args.worker is not None:
         _worker(args.bundle, args.worker, args.requests)
         return
@@ -151,6 +205,8 @@ def main() -> None:
     results = [in_process(bundle, int(t), args.requests) for t in args.tiers.split(",") if t]
     for r in results:
         print(json.dumps(r), flush=True)
+    par = parity(bundle, args.requests)
+    print(json.dumps(par), flush=True)
     from benchmarks.serving_http import run_http
 
     http = []
@@ -161,7 +217,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report the failure in the table instead of losing the rest
             http.append({"tier": tier, "error": f"{type(exc).__name__}: {exc}"[:300]})
         print(json.dumps(http[-1]), flush=True)
-    write_section(Path(args.out), render(results, http, meta))
+    write_section(Path(args.out), render(results, http, meta, par))
 
 
 if __name__ == "__main__":

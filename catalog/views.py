@@ -9,8 +9,15 @@ from django.shortcuts import render
 from . import semantic
 from .forms import BrowseForm, SearchForm
 from .search import movie_keyword_search
-from .selectors import (genre_list, movie_get, movie_list, movie_list_by_ids, movie_list_in_collection,
-                        movie_list_top_rated, rating_get)
+from .selectors import (
+    genre_list,
+    movie_get,
+    movie_list,
+    movie_list_by_ids,
+    movie_list_in_collection,
+    movie_list_top_rated,
+    rating_get,
+)
 
 ROW_SIZE = 12
 PAGE_SIZE = 24

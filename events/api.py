@@ -16,12 +16,12 @@ from rest_framework.views import APIView
 from accounts.selectors import request_api_key
 from billing.quota import QuotaMixin
 from billing.services import usage_consume
-from catalog.selectors import movie_list_by_ids
 
 from .models import Event
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
 from .selectors import event_features_for
-from .services import EventInput, event_record_batch, event_value_validate
+from .parsing import events_parse
+from .services import EventInput, event_record_batch, event_value_validate, movie_ids_unknown
 
 MAX_BATCH = 1000
 
@@ -31,6 +31,8 @@ class UnprocessableEntity(serializers.ValidationError):
 
 
 class EventInputSerializer(serializers.Serializer):
+    """The shape of one event (documentation; ``parsing.events_parse`` checks it, faster)."""
+
     movie_id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Event.Kind.choices)
     value = serializers.FloatField(required=False, allow_null=True)
@@ -54,25 +56,27 @@ class AcceptedSerializer(serializers.Serializer):
     replayed = serializers.BooleanField()
 
 
-def _inputs(request: Request, rows: list[dict[str, Any]], prefix: str) -> list[EventInput]:
-    """Check domain rules (422, per field) and movies (404), and build the service inputs."""
+def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
+    """Parse (400 per field), check domain rules (422 per field) and movies (404), build the service inputs."""
+    rows, errors = events_parse(request.data, batch=batch, max_batch=MAX_BATCH)
+    if errors:
+        raise serializers.ValidationError(errors)
     is_key = request_api_key(request) is not None
-    errors: dict[str, Any] = {}
+    name = (lambda i, field: f"events.{i}.{field}") if batch else (lambda i, field: field)
     for i, row in enumerate(rows):
         if row["external_user"] and not is_key:
-            errors[f"{prefix}{i}.external_user"] = ["only API keys may post for their end users"]
+            errors[name(i, "external_user")] = ["only API keys may post for their end users"]
         try:
-            event_value_validate(kind=row["kind"], value=row.get("value"), propensity=row.get("propensity"))
+            event_value_validate(kind=row["kind"], value=row["value"], propensity=row["propensity"])
         except DjangoValidationError as exc:
-            errors.update({f"{prefix}{i}.{field}": msgs for field, msgs in exc.message_dict.items()})
+            errors.update({name(i, field): msgs for field, msgs in exc.message_dict.items()})
     if errors:
         raise UnprocessableEntity(errors)
-    wanted = sorted({row["movie_id"] for row in rows})
-    movies = {movie.id: movie for movie in movie_list_by_ids(movie_ids=wanted)}
+    unknown = set(movie_ids_unknown(movie_ids=[row["movie_id"] for row in rows]))
     for i, row in enumerate(rows):
-        if row["movie_id"] not in movies:
-            raise NotFound({"detail": f"No movie with id {row['movie_id']}", "field": f"{prefix}{i}.movie_id"})
-    return [EventInput(movie=movies[row.pop("movie_id")], **row) for row in rows]
+        if row["movie_id"] in unknown:
+            raise NotFound({"detail": f"No movie with id {row['movie_id']}", "field": name(i, "movie_id")})
+    return [EventInput(**row) for row in rows]
 
 
 def _record(request: Request, items: list[EventInput]) -> list[tuple[Event, bool]]:
@@ -90,9 +94,7 @@ class EventCreateApi(QuotaMixin, APIView):
 
     @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer})
     def post(self, request: Request) -> Response:
-        data = EventInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        (event, created), = _record(request, _inputs(request, [dict(data.validated_data)], prefix=""))
+        (event, created), = _record(request, _inputs(request, batch=False))
         return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -107,9 +109,7 @@ class EventBatchCreateApi(QuotaMixin, APIView):
         "accepted": serializers.IntegerField(), "replayed": serializers.IntegerField(),
         "events": AcceptedSerializer(many=True)})})
     def post(self, request: Request) -> Response:
-        data = EventBatchSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        items = _inputs(request, [dict(row) for row in data.validated_data["events"]], prefix="events.")
+        items = _inputs(request, batch=True)
         usage_consume(user=request.user, api_key=request_api_key(request), kind="events", amount=len(items))
         results = _record(request, items)
         replayed = sum(1 for _, created in results if not created)

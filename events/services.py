@@ -15,10 +15,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.http import Http404
 from django.utils import timezone
 
 from catalog.models import Movie
-from catalog.selectors import movie_get, movie_list_by_ids
+from catalog.selectors import movie_list
 from catalog.services import rating_upsert
 
 from .models import Event, OnlineCheckpoint
@@ -35,9 +36,9 @@ APPLY_LOCK_ID = 0x41504558  # 'APEX': advisory lock held while a batch is applie
 
 @dataclass(frozen=True)
 class EventInput:
-    """One validated event as the API (or another app) hands it over."""
+    """One validated event as the API (or another app) hands it over (the movie is known to exist)."""
 
-    movie: Movie
+    movie_id: int
     kind: str
     idempotency_key: str
     value: float | None = None
@@ -81,49 +82,79 @@ def _build(*, user: AbstractBaseUser, item: EventInput, api_key: Any, now: dt.da
     occurred = item.occurred_at or now
     if timezone.is_naive(occurred):
         raise ValidationError({"occurred_at": "occurred_at must include a timezone"})
-    return Event(user=user, movie=item.movie, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
+    return Event(user=user, movie_id=item.movie_id, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
                  api_key=api_key, external_user=item.external_user, propensity=item.propensity,
                  position=item.position, policy_version=item.policy_version, request_id=item.request_id,
                  occurred_at=occurred)
 
 
 def _announce(event_ids: list[str], user_ids: list[int]) -> None:
-    """After commit: relay to the stream (best effort, the beat relay retries), then tell the listeners."""
-    relayed = event_outbox_relay(event_ids=event_ids)
-    interaction_recorded.send(sender=Event, event_ids=event_ids, user_ids=sorted(set(user_ids)),
-                              relayed=relayed == len(event_ids))
+    """After commit: append to the stream, then tell the listeners.
+
+    Rows were stored with ``relayed_at`` set (saving an UPDATE and a commit per request); if the XADD
+    fails they are put back to NULL for the beat relay. Should the process die between the commit and
+    the XADD, the rows look relayed but stay unapplied, and the relay's stale scan appends them again.
+    """
+    relayed = True
+    if stream_enabled():
+        try:
+            stream_append(event_ids)
+        except redis.RedisError as exc:
+            logger.warning("stream unavailable, %d events stay in the outbox: %s", len(event_ids), exc)
+            Event.objects.filter(id__in=event_ids).update(relayed_at=None)
+            relayed = False
+    interaction_recorded.send(sender=Event, event_ids=event_ids, user_ids=sorted(set(user_ids)), relayed=relayed)
+
+
+def _insert(events: list[Event]) -> None:
+    """INSERT the rows; on PostgreSQL with COPY, several times faster than bulk_create for large batches."""
+    if connection.vendor != "postgresql" or len(events) < 20:
+        Event.objects.bulk_create(events)
+        return
+    fields = Event._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {Event._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for event in events:
+                copy.write_row([getattr(event, f.attname) for f in fields])
 
 
 @transaction.atomic
+def _record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput], api_key: Any) -> list[tuple[Event, bool]]:
+    keys = [item.idempotency_key for item in items]
+    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
+    now = timezone.now()
+    fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
+             if item.idempotency_key not in existing]
+    for event in fresh:
+        event.relayed_at = event.created_at = now
+    _insert(fresh)
+    if fresh:
+        ids, users = [str(e.id) for e in fresh], [user.pk] * len(fresh)
+        transaction.on_commit(lambda: _announce(ids, users))
+    created = {e.idempotency_key: e for e in fresh}
+    return [(created[k], True) if k in created else (existing[k], False) for k in keys]
+
+
 def event_record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput],
                        api_key: Any = None) -> list[tuple[Event, bool]]:
     """Store many events in one transaction; replayed idempotency keys return the stored event (created False)."""
     keys = [item.idempotency_key for item in items]
     if len(set(keys)) != len(keys):
         raise ValidationError({"events": "idempotency keys must be unique within a batch"})
-    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
-    now = timezone.now()
-    fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
-             if item.idempotency_key not in existing]
     try:
-        with transaction.atomic():
-            Event.objects.bulk_create(fresh)
+        return _record_batch(user=user, items=items, api_key=api_key)
     except IntegrityError:
-        # A concurrent request stored one of the keys first: insert one by one, keeping theirs.
-        stored = []
-        for event in fresh:
-            try:
-                with transaction.atomic():
-                    event.save(force_insert=True)
-                stored.append(event)
-            except IntegrityError:
-                existing[event.idempotency_key] = Event.objects.get(user=user, idempotency_key=event.idempotency_key)
-        fresh = stored
-    created = {e.idempotency_key: e for e in fresh}
-    if fresh:
-        ids, users = [str(e.id) for e in fresh], [user.pk] * len(fresh)
-        transaction.on_commit(lambda: _announce(ids, users))
-    return [(created[k], True) if k in created else (existing[k], False) for k in keys]
+        # A concurrent request stored one of these keys first (PostgreSQL waited for it to commit):
+        # the retry finds its row and returns it as a replay.
+        return _record_batch(user=user, items=items, api_key=api_key)
+
+
+def movie_ids_unknown(*, movie_ids: Sequence[int]) -> list[int]:
+    """The ids (in order, once each) that name no catalogue movie: one indexed query, no model instances."""
+    wanted = sorted(set(movie_ids))
+    known = set(movie_list().filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
+    return [m for m in dict.fromkeys(movie_ids) if m not in known]
 
 
 def event_record(*, user: AbstractBaseUser, kind: str, movie: Movie | None = None, movie_id: int | None = None,
@@ -134,10 +165,12 @@ def event_record(*, user: AbstractBaseUser, kind: str, movie: Movie | None = Non
     Pass ``movie`` or ``movie_id`` (unknown ids raise Http404). Without an idempotency key (server-side
     callers such as the portal) a fresh one is generated.
     """
-    if movie is None:
-        movie = movie_get(movie_id=movie_id)
+    if movie is not None:
+        movie_id = movie.id
+    elif movie_id is None or movie_ids_unknown(movie_ids=[movie_id]):
+        raise Http404(f"No movie with id {movie_id}")
     key = idempotency_key or f"srv:{uuid.uuid4()}"
-    item = EventInput(movie=movie, kind=kind, idempotency_key=key, value=value, **fields)
+    item = EventInput(movie_id=movie_id, kind=kind, idempotency_key=key, value=value, **fields)
     return event_record_batch(user=user, items=[item], api_key=api_key)[0]
 
 
@@ -152,11 +185,10 @@ def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], pr
     """Log one served list's impressions with their propensities (for off-policy estimates on real logs)."""
     if not len(movie_ids) == len(propensities) == len(positions):
         raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
-    movies = {movie.id: movie for movie in movie_list_by_ids(movie_ids=sorted(set(movie_ids)))}
-    missing = [m for m in movie_ids if m not in movies]
+    missing = movie_ids_unknown(movie_ids=movie_ids)
     if missing:
         raise ValidationError({"movie_ids": f"unknown movie ids: {missing[:10]}"})
-    items = [EventInput(movie=movies[m], kind=Kind.IMPRESSION, idempotency_key=f"imp:{request_id}:{pos}:{m}",
+    items = [EventInput(movie_id=m, kind=Kind.IMPRESSION, idempotency_key=f"imp:{request_id}:{pos}:{m}",
                         propensity=float(p), position=int(pos), policy_version=policy_version, request_id=request_id)
              for m, p, pos in zip(movie_ids, propensities, positions, strict=True)]
     return [event for event, _ in event_record_batch(user=user, items=items)]
@@ -183,7 +215,7 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
             break
         if stream_enabled():
             try:
-                stream_append((str(event_id), user_id) for event_id, user_id in rows)
+                stream_append([str(event_id) for event_id, _ in rows])
             except redis.RedisError as exc:
                 logger.warning("stream unavailable, %d events stay in the outbox: %s", len(rows), exc)
                 break

@@ -1,7 +1,7 @@
 """The Redis Stream between the outbox and the online learner: append, read in a consumer group, reclaim, ack.
 
-Entries carry only the event id (and user id, for routing/diagnostics); the row in PostgreSQL is the
-source of truth. Reads first reclaim entries another consumer left pending for longer than
+Entries carry only event ids (up to ``IDS_PER_ENTRY`` per entry, so a 500-event batch is 5 XADDs, not
+500); the rows in PostgreSQL are the source of truth. Reads first reclaim entries another consumer left pending for longer than
 ``EVENTS_RECLAIM_IDLE_MS`` (XAUTOCLAIM: that consumer died mid-batch), then read new ones.
 """
 
@@ -18,15 +18,15 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 1_000_000  # approximate trim; acked entries older than this are dropped
+IDS_PER_ENTRY = 100
 
 
 @dataclass(frozen=True)
 class StreamEntry:
-    """One stream entry: its Redis id and the event it points at."""
+    """One stream entry: its Redis id and the events it points at."""
 
     entry_id: str
-    event_id: str
-    user_id: int
+    event_ids: list[str]
 
 
 def stream_name() -> str:
@@ -57,17 +57,15 @@ def stream_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-def stream_append(entries: Iterable[tuple[str, int]]) -> int:
-    """XADD (event id, user id) pairs in one pipeline; returns how many were appended. Raises on Redis errors."""
+def stream_append(event_ids: Sequence[str]) -> int:
+    """XADD the event ids (chunked) in one pipeline; returns how many entries were added. Raises on Redis errors."""
     pipe = stream_client().pipeline(transaction=False)
-    count = 0
-    for event_id, user_id in entries:
-        pipe.xadd(stream_name(), {"event_id": event_id, "user_id": str(user_id)},
-                  maxlen=STREAM_MAXLEN, approximate=True)
-        count += 1
-    if count:
+    chunks = [event_ids[i : i + IDS_PER_ENTRY] for i in range(0, len(event_ids), IDS_PER_ENTRY)]
+    for chunk in chunks:
+        pipe.xadd(stream_name(), {"event_ids": ",".join(chunk)}, maxlen=STREAM_MAXLEN, approximate=True)
+    if chunks:
         pipe.execute()
-    return count
+    return len(chunks)
 
 
 def stream_ensure_group() -> None:
@@ -84,12 +82,13 @@ def _entries(raw: Sequence) -> list[StreamEntry]:
     for entry_id, fields in raw:
         if not fields:  # deleted/trimmed entry still in the PEL
             continue
-        found.append(StreamEntry(entry_id, fields["event_id"], int(fields.get("user_id", 0))))
+        found.append(StreamEntry(entry_id, fields["event_ids"].split(",")))
     return found
 
 
 def stream_read(*, consumer: str, count: int, block_ms: int | None = None) -> list[StreamEntry]:
-    """Up to ``count`` entries for this consumer: reclaimed dead-consumer entries first, then new ones."""
+    """Up to ``count`` entries (of up to IDS_PER_ENTRY events each) for this consumer: reclaimed
+    dead-consumer entries first, then new ones."""
     stream_ensure_group()
     client = stream_client()
     idle_ms = int(getattr(settings, "EVENTS_RECLAIM_IDLE_MS", 30_000))

@@ -42,13 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = _config(args)
     if args.command == "run":
-        from .pipeline import run_pipeline
+        from .pipeline import PipelineBusy, run_pipeline
 
         try:
             result = run_pipeline(config, layers=[s.strip() for s in args.layers.split(",") if s.strip()])
-        except SourceError as exc:
+        except (SourceError, ValueError) as exc:
             log.error("%s", exc)
             return 2
+        except PipelineBusy as exc:
+            log.error("%s", exc)
+            return 3
         for s in result.steps:
             log.info("%-6s %-24s %10d rows %7.1fs %s", s.step, s.table, s.rows, s.seconds, s.note)
         return 0

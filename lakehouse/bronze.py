@@ -57,11 +57,13 @@ def plan_ingest(files: Iterable[SourceFile], already: set[str]) -> list[SourceFi
 
 def _with_meta(df: DataFrame, f: SourceFile, ingested_at: datetime) -> DataFrame:
     """Add ingestion time, source, file, checksum and line order (ids grow with file position)."""
-    return (df.withColumn(T.LINE, F.monotonically_increasing_id())
-            .withColumn(T.INGESTED_AT, F.lit(ingested_at).cast("timestamp"))
-            .withColumn(T.SOURCE, F.lit(f.source))
-            .withColumn(T.SOURCE_FILE, F.lit(str(f.path)))
-            .withColumn(T.CHECKSUM, F.lit(f.checksum)))
+    return (
+        df.withColumn(T.LINE, F.monotonically_increasing_id())
+        .withColumn(T.INGESTED_AT, F.lit(ingested_at).cast("timestamp"))
+        .withColumn(T.SOURCE, F.lit(f.source))
+        .withColumn(T.SOURCE_FILE, F.lit(str(f.path)))
+        .withColumn(T.CHECKSUM, F.lit(f.checksum))
+    )
 
 
 def _strings(df: DataFrame, columns: Sequence[str]) -> DataFrame:
@@ -89,8 +91,13 @@ def _ratings_ml100k(spark: SparkSession, f: SourceFile) -> DataFrame:
 
 def _ratings_csv(spark: SparkSession, f: SourceFile) -> DataFrame:
     df = _csv(spark, f.path, "userId string, movieId string, rating string, timestamp string", header="true")
-    return df.select(F.lit(f.dataset).alias(T.DATASET), F.col("userId").alias(T.USER_ID),
-                     F.col("movieId").alias(T.MOVIE_ID), T.RATING, T.TIMESTAMP)
+    return df.select(
+        F.lit(f.dataset).alias(T.DATASET),
+        F.col("userId").alias(T.USER_ID),
+        F.col("movieId").alias(T.MOVIE_ID),
+        T.RATING,
+        T.TIMESTAMP,
+    )
 
 
 RATING_READERS = {"ml-100k": _ratings_ml100k, "ml-latest": _ratings_csv}
@@ -99,8 +106,7 @@ RATING_READERS = {"ml-100k": _ratings_ml100k, "ml-latest": _ratings_csv}
 def build_bronze_ratings(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """MovieLens rating files (u.data or ratings.csv) as raw string rows plus ingestion metadata."""
     at, files = sources["ingested_at"], sources["files"]
-    frames = [_with_meta(_strings(RATING_READERS[f.layout](spark, f), T.BRONZE_RATINGS_COLUMNS), f, at)
-              for f in files]
+    frames = [_with_meta(_strings(RATING_READERS[f.layout](spark, f), T.BRONZE_RATINGS_COLUMNS), f, at) for f in files]
     return _union(frames, _empty(spark, T.BRONZE_RATINGS_COLUMNS))
 
 
@@ -109,18 +115,28 @@ def _movies_ml100k(spark: SparkSession, f: SourceFile) -> DataFrame:
     genre_file = f.path.with_name("u.genre")
     genres = [ln.split("|")[0] for ln in genre_file.read_text("latin-1").splitlines() if ln.strip()]
     flags = [f"g{i}" for i in range(len(genres))]
-    schema = ", ".join(["movie_id string, title string, release_date string, video_date string, url string",
-                        *[f"{g} string" for g in flags]])
+    schema = ", ".join(
+        [
+            "movie_id string, title string, release_date string, video_date string, url string",
+            *[f"{g} string" for g in flags],
+        ]
+    )
     df = _csv(spark, f.path, schema, sep="|", encoding="ISO-8859-1", quote="")
-    names: list[Column] = [F.when(F.col(g) == "1", F.lit(name)) for g, name in zip(flags, genres)]
-    return df.select(F.lit(f.dataset).alias(T.DATASET), T.MOVIE_ID, T.TITLE,
-                     F.concat_ws("|", *names).alias(T.GENRES), T.RELEASE_DATE)
+    names: list[Column] = [F.when(F.col(g) == "1", F.lit(name)) for g, name in zip(flags, genres, strict=True)]
+    return df.select(
+        F.lit(f.dataset).alias(T.DATASET), T.MOVIE_ID, T.TITLE, F.concat_ws("|", *names).alias(T.GENRES), T.RELEASE_DATE
+    )
 
 
 def _movies_csv(spark: SparkSession, f: SourceFile) -> DataFrame:
     df = _csv(spark, f.path, "movieId string, title string, genres string", header="true", escape='"')
-    return df.select(F.lit(f.dataset).alias(T.DATASET), F.col("movieId").alias(T.MOVIE_ID), T.TITLE, T.GENRES,
-                     F.lit(None).cast("string").alias(T.RELEASE_DATE))
+    return df.select(
+        F.lit(f.dataset).alias(T.DATASET),
+        F.col("movieId").alias(T.MOVIE_ID),
+        T.TITLE,
+        T.GENRES,
+        F.lit(None).cast("string").alias(T.RELEASE_DATE),
+    )
 
 
 MOVIE_READERS = {"ml-100k": _movies_ml100k, "ml-latest": _movies_csv}
@@ -129,8 +145,7 @@ MOVIE_READERS = {"ml-100k": _movies_ml100k, "ml-latest": _movies_csv}
 def build_bronze_movies(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """MovieLens movie files (u.item or movies.csv): id, title, genres as "A|B", release date."""
     at, files = sources["ingested_at"], sources["files"]
-    frames = [_with_meta(_strings(MOVIE_READERS[f.layout](spark, f), T.BRONZE_MOVIES_COLUMNS), f, at)
-              for f in files]
+    frames = [_with_meta(_strings(MOVIE_READERS[f.layout](spark, f), T.BRONZE_MOVIES_COLUMNS), f, at) for f in files]
     return _union(frames, _empty(spark, T.BRONZE_MOVIES_COLUMNS))
 
 
@@ -140,8 +155,12 @@ def build_bronze_links(spark: SparkSession, sources: Mapping[str, object]) -> Da
     frames = []
     for f in files:
         df = _csv(spark, f.path, "movieId string, imdbId string, tmdbId string", header="true")
-        df = df.select(F.lit(f.dataset).alias(T.DATASET), F.col("movieId").alias(T.MOVIE_ID),
-                       F.col("imdbId").alias(T.IMDB_ID), F.col("tmdbId").alias(T.TMDB_ID))
+        df = df.select(
+            F.lit(f.dataset).alias(T.DATASET),
+            F.col("movieId").alias(T.MOVIE_ID),
+            F.col("imdbId").alias(T.IMDB_ID),
+            F.col("tmdbId").alias(T.TMDB_ID),
+        )
         frames.append(_with_meta(_strings(df, T.BRONZE_LINKS_COLUMNS), f, at))
     return _union(frames, _empty(spark, T.BRONZE_LINKS_COLUMNS))
 
@@ -154,8 +173,12 @@ def build_bronze_tmdb(spark: SparkSession, sources: Mapping[str, object]) -> Dat
     for f in files:
         df = spark.read.options(header="true", multiLine="true", escape='"').csv(str(f.path))
         names = {T.TMDB_ID: "id", T.TMDB_POPULARITY: "popularity"}
-        df = df.select(*[(F.col(names.get(c, c)) if names.get(c, c) in df.columns else F.lit(None)).alias(c)
-                         for c in T.BRONZE_TMDB_COLUMNS])
+        df = df.select(
+            *[
+                (F.col(names.get(c, c)) if names.get(c, c) in df.columns else F.lit(None)).alias(c)
+                for c in T.BRONZE_TMDB_COLUMNS
+            ]
+        )
         frames.append(_with_meta(_strings(df, T.BRONZE_TMDB_COLUMNS), f, at))
     return _union(frames, _empty(spark, T.BRONZE_TMDB_COLUMNS))
 

@@ -13,8 +13,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 EMBEDDED_ML = REPO_ROOT / "data" / "ml-latest-small"
 KNOWN_DATASETS = ("ml-100k", "ml-latest-small")
-TMDB_FILES = ("tmdb-5000/tmdb_5000_movies.csv", "the-movies-dataset/movies_metadata_small.csv",
-              "the-movies-dataset/keywords.csv")
+TMDB_FILES = (
+    "tmdb-5000/tmdb_5000_movies.csv",
+    "the-movies-dataset/movies_metadata_small.csv",
+    "the-movies-dataset/keywords.csv",
+)
 
 
 class SourceError(ValueError):
@@ -43,13 +46,14 @@ class LakehouseConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "LakehouseConfig":
+    def from_env(cls) -> LakehouseConfig:
         """Read LAKEHOUSE_* variables; unset ones fall back to the repository's data and var/ folders."""
         tmdb = Path(os.environ.get("LAKEHOUSE_TMDB_DIR", str(SHARED_DATA / "tmdb")))
         return cls(
             root=Path(os.environ.get("LAKEHOUSE_ROOT", str(REPO_ROOT / "var" / "lakehouse"))),
-            datasets=tuple(d.strip() for d in os.environ.get("LAKEHOUSE_DATASETS", "ml-latest-small").split(",")
-                           if d.strip()),
+            datasets=tuple(
+                d.strip() for d in os.environ.get("LAKEHOUSE_DATASETS", "ml-latest-small").split(",") if d.strip()
+            ),
             reference_dataset=os.environ.get("LAKEHOUSE_REFERENCE_DATASET", "ml-latest-small"),
             tmdb_dir=tmdb if tmdb.exists() else None,
             events_dir=Path(os.environ.get("LAKEHOUSE_EVENTS_DIR", str(REPO_ROOT / "var" / "exports" / "events"))),
@@ -70,8 +74,7 @@ def _movielens_files(name: str, with_ratings: bool) -> dict[str, list[SourceFile
         if (folder / "links.csv").exists():
             files[T.BRONZE_LINKS] = [source_file(f"{label}/links.csv", label, "ml-latest", folder / "links.csv")]
         if with_ratings:
-            files[T.BRONZE_RATINGS] = [source_file(f"{label}/ratings.csv", label, "ml-latest",
-                                                   folder / "ratings.csv")]
+            files[T.BRONZE_RATINGS] = [source_file(f"{label}/ratings.csv", label, "ml-latest", folder / "ratings.csv")]
         return files
     raise SourceError(f"{folder}: not a MovieLens folder (expected u.data or ratings.csv)")
 

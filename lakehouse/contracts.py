@@ -62,7 +62,8 @@ def split(df: DataFrame, table: str, *, checked_at: datetime) -> Checked:
         F.lit(table).alias(T.TABLE),
         F.array_join(VIOLATIONS, "; ").alias(T.REASON),
         F.to_json(F.col(RAW)).alias(T.PAYLOAD),
-        F.col(T.SOURCE_FILE), F.col(T.CHECKSUM),
+        F.col(T.SOURCE_FILE),
+        F.col(T.CHECKSUM),
         F.lit(checked_at).cast("timestamp").alias(T.QUARANTINED_AT),
     )
     return Checked(valid, rejected)

@@ -33,8 +33,17 @@ class DeltaBackend(Protocol):
     def read(self, spark: SparkSession, table: str, version: int | None = None) -> DataFrame: ...
     def overwrite(self, table: str, df: DataFrame) -> int: ...
     def append(self, table: str, df: DataFrame) -> int: ...
-    def merge_scd2(self, table: str, staged: DataFrame, *, key: str, hash_column: str, valid_from: str,
-                   valid_to: str, is_current: str) -> dict[str, Any]: ...
+    def merge_scd2(
+        self,
+        table: str,
+        staged: DataFrame,
+        *,
+        key: str,
+        hash_column: str,
+        valid_from: str,
+        valid_to: str,
+        is_current: str,
+    ) -> dict[str, Any]: ...
     def distinct_values(self, table: str, column: str) -> set[str]: ...
     def version(self, table: str) -> int | None: ...
 
@@ -81,8 +90,9 @@ class DeltaRsBackend:
     def write_arrow(self, table: str, data: pa.Table, mode: str) -> int:
         """One atomic commit; returns the number of rows written."""
         self.root.mkdir(parents=True, exist_ok=True)
-        write_deltalake(self.path(table), _nullable(data), mode=mode, schema_mode="merge" if mode == "append" else
-                        "overwrite")
+        write_deltalake(
+            self.path(table), _nullable(data), mode=mode, schema_mode="merge" if mode == "append" else "overwrite"
+        )
         log.info("%s %s: %d rows (version %s)", mode, table, data.num_rows, self.version(table))
         return data.num_rows
 
@@ -92,8 +102,17 @@ class DeltaRsBackend:
     def append(self, table: str, df: DataFrame) -> int:
         return self.write_arrow(table, spark_to_arrow(df), "append")
 
-    def merge_scd2(self, table: str, staged: DataFrame, *, key: str, hash_column: str, valid_from: str,
-                   valid_to: str, is_current: str) -> dict[str, Any]:
+    def merge_scd2(
+        self,
+        table: str,
+        staged: DataFrame,
+        *,
+        key: str,
+        hash_column: str,
+        valid_from: str,
+        valid_to: str,
+        is_current: str,
+    ) -> dict[str, Any]:
         """Apply a staged SCD2 change set (see :func:`lakehouse.silver.stage_scd2`) in one MERGE commit.
 
         Rows whose ``merge_key`` matches a current version with a different hash close it;
@@ -102,14 +121,23 @@ class DeltaRsBackend:
         source = spark_to_arrow(staged)
         columns = [c for c in source.column_names if c != "merge_key"]
         if not self.exists(table):
-            return {"num_target_rows_inserted": self.write_arrow(
-                table, source.filter(pc.is_null(source["merge_key"])).select(columns), "overwrite")}
+            return {
+                "num_target_rows_inserted": self.write_arrow(
+                    table, source.filter(pc.is_null(source["merge_key"])).select(columns), "overwrite"
+                )
+            }
         metrics = (
             self.table(table)
-            .merge(source=source, source_alias="s", target_alias="t",
-                   predicate=f"t.{key} = s.merge_key AND t.{is_current} = true")
-            .when_matched_update(updates={is_current: "false", valid_to: f"s.{valid_from}"},
-                                 predicate=f"t.{hash_column} <> s.{hash_column}")
+            .merge(
+                source=source,
+                source_alias="s",
+                target_alias="t",
+                predicate=f"t.{key} = s.merge_key AND t.{is_current} = true",
+            )
+            .when_matched_update(
+                updates={is_current: "false", valid_to: f"s.{valid_from}"},
+                predicate=f"t.{hash_column} <> s.{hash_column}",
+            )
             .when_not_matched_insert(updates={c: f"s.{c}" for c in columns})
             .execute()
         )
@@ -138,8 +166,9 @@ class DeltaRsBackend:
         return self.table(table).optimize.compact()
 
     def vacuum(self, table: str, retention_hours: int = 168) -> list[str]:
-        return self.table(table).vacuum(retention_hours=retention_hours, dry_run=False,
-                                        enforce_retention_duration=retention_hours >= 168)
+        return self.table(table).vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=retention_hours >= 168
+        )
 
 
 class SparkDeltaBackend:
@@ -174,20 +203,36 @@ class SparkDeltaBackend:
     def append(self, table: str, df: DataFrame) -> int:
         return self._write(df, table, "append")
 
-    def merge_scd2(self, table: str, staged: DataFrame, *, key: str, hash_column: str, valid_from: str,
-                   valid_to: str, is_current: str) -> dict[str, Any]:
+    def merge_scd2(
+        self,
+        table: str,
+        staged: DataFrame,
+        *,
+        key: str,
+        hash_column: str,
+        valid_from: str,
+        valid_to: str,
+        is_current: str,
+    ) -> dict[str, Any]:
         from pyspark.sql import functions as F
 
         columns = [c for c in staged.columns if c != "merge_key"]
         if not self.exists(table):
-            return {"num_target_rows_inserted": self._write(
-                staged.where(F.col("merge_key").isNull()).select(*columns), table, "overwrite")}
-        (self._dt.forPath(self.spark, self.path(table)).alias("t")
-         .merge(staged.alias("s"), f"t.{key} = s.merge_key AND t.{is_current} = true")
-         .whenMatchedUpdate(condition=f"t.{hash_column} <> s.{hash_column}",
-                            set={is_current: "false", valid_to: f"s.{valid_from}"})
-         .whenNotMatchedInsert(values={c: f"s.{c}" for c in columns})
-         .execute())
+            return {
+                "num_target_rows_inserted": self._write(
+                    staged.where(F.col("merge_key").isNull()).select(*columns), table, "overwrite"
+                )
+            }
+        (
+            self._dt.forPath(self.spark, self.path(table))
+            .alias("t")
+            .merge(staged.alias("s"), f"t.{key} = s.merge_key AND t.{is_current} = true")
+            .whenMatchedUpdate(
+                condition=f"t.{hash_column} <> s.{hash_column}", set={is_current: "false", valid_to: f"s.{valid_from}"}
+            )
+            .whenNotMatchedInsert(values={c: f"s.{c}" for c in columns})
+            .execute()
+        )
         return {}
 
     def distinct_values(self, table: str, column: str) -> set[str]:

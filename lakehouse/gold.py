@@ -18,10 +18,13 @@ def build_gold_user_sequences(spark: SparkSession, sources: Mapping[str, object]
     event = F.struct(F.col(T.TIMESTAMP), F.col(T.ARRIVAL), F.col(T.MOVIE_ID), rating)
     grouped = interactions.groupBy(T.DATASET, T.USER_ID).agg(F.sort_array(F.collect_list(event)).alias("_ev"))
     return grouped.select(
-        T.DATASET, T.USER_ID, F.col(f"_ev.{T.MOVIE_ID}").alias(T.ITEM_IDS),
+        T.DATASET,
+        T.USER_ID,
+        F.col(f"_ev.{T.MOVIE_ID}").alias(T.ITEM_IDS),
         F.col(f"_ev.{T.TIMESTAMP}").alias(T.TIMESTAMPS),
         F.transform(F.col(f"_ev.{T.RATING}"), lambda r: r.cast("float")).alias(T.RATINGS),
-        F.size("_ev").alias(T.LENGTH))
+        F.size("_ev").alias(T.LENGTH),
+    )
 
 
 def build_gold_item_features(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
@@ -30,22 +33,32 @@ def build_gold_item_features(spark: SparkSession, sources: Mapping[str, object])
     interactions: DataFrame = sources[T.SILVER_INTERACTIONS]
     events: DataFrame = sources[T.SILVER_EVENTS]
     stats = interactions.groupBy(T.DATASET, T.MOVIE_ID).agg(
-        F.count(F.lit(1)).alias(T.N_INTERACTIONS), F.countDistinct(T.USER_ID).alias(T.N_USERS),
-        F.avg(T.RATING).alias(T.MEAN_RATING))
+        F.count(F.lit(1)).alias(T.N_INTERACTIONS),
+        F.countDistinct(T.USER_ID).alias(T.N_USERS),
+        F.avg(T.RATING).alias(T.MEAN_RATING),
+    )
     per_dataset = Window.partitionBy(T.DATASET)
     rank = Window.partitionBy(T.DATASET).orderBy(F.col(T.N_INTERACTIONS).desc(), T.MOVIE_ID)
-    impressions = events.where(F.col(T.KIND) == T.KIND_IMPRESSION).groupBy(T.DATASET, T.MOVIE_ID).agg(
-        F.count(F.lit(1)).alias(T.N_IMPRESSIONS), F.avg(T.PROPENSITY).alias(T.PROPENSITY_LOGGED))
+    impressions = (
+        events.where(F.col(T.KIND) == T.KIND_IMPRESSION)
+        .groupBy(T.DATASET, T.MOVIE_ID)
+        .agg(F.count(F.lit(1)).alias(T.N_IMPRESSIONS), F.avg(T.PROPENSITY).alias(T.PROPENSITY_LOGGED))
+    )
     current = movies.where(F.col(T.IS_CURRENT)).select(*T.GOLD_ITEM_FEATURES_COLUMNS[:12])
     n = F.coalesce(F.col(T.N_INTERACTIONS), F.lit(0))
-    return (current.join(stats, [T.DATASET, T.MOVIE_ID], "left").join(impressions, [T.DATASET, T.MOVIE_ID], "left")
-            .withColumn(T.N_INTERACTIONS, n).withColumn(T.N_USERS, F.coalesce(F.col(T.N_USERS), F.lit(0)))
-            .withColumn(T.N_IMPRESSIONS, F.coalesce(F.col(T.N_IMPRESSIONS), F.lit(0)))
-            .withColumn(T.POPULARITY_RANK, F.row_number().over(rank))
-            .withColumn(T.POPULARITY_SHARE, n / F.greatest(F.sum(n).over(per_dataset), F.lit(1)))
-            .withColumn(T.PROPENSITY_POP,
-                        F.pow(n / F.greatest(F.max(n).over(per_dataset), F.lit(1)), F.lit(T.PROPENSITY_POWER)))
-            .select(*T.GOLD_ITEM_FEATURES_COLUMNS))
+    return (
+        current.join(stats, [T.DATASET, T.MOVIE_ID], "left")
+        .join(impressions, [T.DATASET, T.MOVIE_ID], "left")
+        .withColumn(T.N_INTERACTIONS, n)
+        .withColumn(T.N_USERS, F.coalesce(F.col(T.N_USERS), F.lit(0)))
+        .withColumn(T.N_IMPRESSIONS, F.coalesce(F.col(T.N_IMPRESSIONS), F.lit(0)))
+        .withColumn(T.POPULARITY_RANK, F.row_number().over(rank))
+        .withColumn(T.POPULARITY_SHARE, n / F.greatest(F.sum(n).over(per_dataset), F.lit(1)))
+        .withColumn(
+            T.PROPENSITY_POP, F.pow(n / F.greatest(F.max(n).over(per_dataset), F.lit(1)), F.lit(T.PROPENSITY_POWER))
+        )
+        .select(*T.GOLD_ITEM_FEATURES_COLUMNS)
+    )
 
 
 def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
@@ -55,21 +68,37 @@ def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, obje
     min_count: int = int(sources.get("min_count", T.COOCCURRENCE_MIN_COUNT))
     seq = Window.partitionBy(T.DATASET, T.USER_ID).orderBy(T.TIMESTAMP, T.ARRIVAL, T.MOVIE_ID)
     nexts = F.array(*[F.lead(T.MOVIE_ID, k).over(seq) for k in range(1, window + 1)])
-    pairs = (interactions.select(T.DATASET, T.USER_ID, T.MOVIE_ID, nexts.alias("_nexts"))
-             .select(T.DATASET, T.USER_ID, T.MOVIE_ID, F.explode("_nexts").alias("_next"))
-             .where(F.col("_next").isNotNull() & (F.col("_next") != F.col(T.MOVIE_ID)))
-             .select(T.DATASET, T.USER_ID, F.least(T.MOVIE_ID, "_next").alias(T.ITEM_A),
-                     F.greatest(T.MOVIE_ID, "_next").alias(T.ITEM_B)))
-    counted = (pairs.groupBy(T.DATASET, T.USER_ID, T.ITEM_A, T.ITEM_B).count()
-               .groupBy(T.DATASET, T.ITEM_A, T.ITEM_B)
-               .agg(F.sum("count").alias(T.COUNT), F.count(F.lit(1)).alias(T.N_USERS_PAIR)))
+    pairs = (
+        interactions.select(T.DATASET, T.USER_ID, T.MOVIE_ID, nexts.alias("_nexts"))
+        .select(T.DATASET, T.USER_ID, T.MOVIE_ID, F.explode("_nexts").alias("_next"))
+        .where(F.col("_next").isNotNull() & (F.col("_next") != F.col(T.MOVIE_ID)))
+        .select(
+            T.DATASET,
+            T.USER_ID,
+            F.least(T.MOVIE_ID, "_next").alias(T.ITEM_A),
+            F.greatest(T.MOVIE_ID, "_next").alias(T.ITEM_B),
+        )
+    )
+    counted = (
+        pairs.groupBy(T.DATASET, T.USER_ID, T.ITEM_A, T.ITEM_B)
+        .count()
+        .groupBy(T.DATASET, T.ITEM_A, T.ITEM_B)
+        .agg(F.sum("count").alias(T.COUNT), F.count(F.lit(1)).alias(T.N_USERS_PAIR))
+    )
     per_dataset = Window.partitionBy(T.DATASET)
-    marginals = (counted.select(T.DATASET, F.explode(F.array(T.ITEM_A, T.ITEM_B)).alias("_item"), T.COUNT)
-                 .groupBy(T.DATASET, "_item").agg(F.sum(T.COUNT).alias("_m")))
+    marginals = (
+        counted.select(T.DATASET, F.explode(F.array(T.ITEM_A, T.ITEM_B)).alias("_item"), T.COUNT)
+        .groupBy(T.DATASET, "_item")
+        .agg(F.sum(T.COUNT).alias("_m"))
+    )
     m_a = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_A), F.col("_m").alias("_ma"))
     m_b = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_B), F.col("_m").alias("_mb"))
     total = F.sum(T.COUNT).over(per_dataset)
-    return (counted.withColumn("_total", total).where(F.col(T.COUNT) >= min_count)
-            .join(m_a, [T.DATASET, T.ITEM_A]).join(m_b, [T.DATASET, T.ITEM_B])
-            .withColumn(T.PMI, F.log(F.col(T.COUNT) * F.col("_total") / (F.col("_ma") * F.col("_mb"))))
-            .select(*T.GOLD_ITEM_COOCCURRENCE_COLUMNS))
+    return (
+        counted.withColumn("_total", total)
+        .where(F.col(T.COUNT) >= min_count)
+        .join(m_a, [T.DATASET, T.ITEM_A])
+        .join(m_b, [T.DATASET, T.ITEM_B])
+        .withColumn(T.PMI, F.log(F.col(T.COUNT) * F.col("_total") / (F.col("_ma") * F.col("_mb"))))
+        .select(*T.GOLD_ITEM_COOCCURRENCE_COLUMNS)
+    )

@@ -26,8 +26,14 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
-def spark_session(*, master: str | None = None, app_name: str = "apex-lakehouse", shuffle_partitions: int | None = None,
-                  fast_jvm: bool | None = None, extra_conf: dict[str, str] | None = None) -> SparkSession:
+def spark_session(
+    *,
+    master: str | None = None,
+    app_name: str = "apex-lakehouse",
+    shuffle_partitions: int | None = None,
+    fast_jvm: bool | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
     """Get or create the session, configured from arguments, then SPARK_MASTER and friends."""
     if not java_available():
         raise SparkUnavailable("Spark needs Java 17: install openjdk-17-jre-headless or set JAVA_HOME")
@@ -38,7 +44,8 @@ def spark_session(*, master: str | None = None, app_name: str = "apex-lakehouse"
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     partitions = shuffle_partitions or int(os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8" if is_local else "200"))
     builder = (
-        SparkSession.builder.master(master).appName(app_name)
+        SparkSession.builder.master(master)
+        .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(partitions))
@@ -50,9 +57,11 @@ def spark_session(*, master: str | None = None, app_name: str = "apex-lakehouse"
         builder = builder.config("spark.driver.extraJavaOptions", FAST_JVM_FLAGS)
     jars = os.environ.get("APEX_DELTA_SPARK_JARS", "")
     if jars:
-        builder = (builder.config("spark.jars", jars)
-                   .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-                   .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
+        builder = (
+            builder.config("spark.jars", jars)
+            .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+            .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -46,8 +46,18 @@ RUNTIME = "runtime"
 VOTE_AVERAGE = "vote_average"
 VOTE_COUNT = "vote_count"
 TMDB_POPULARITY = "tmdb_popularity"
-BRONZE_TMDB_COLUMNS = (TMDB_ID, TITLE, OVERVIEW, GENRES, KEYWORDS, RELEASE_DATE, RUNTIME, VOTE_AVERAGE,
-                       VOTE_COUNT, TMDB_POPULARITY)
+BRONZE_TMDB_COLUMNS = (
+    TMDB_ID,
+    TITLE,
+    OVERVIEW,
+    GENRES,
+    KEYWORDS,
+    RELEASE_DATE,
+    RUNTIME,
+    VOTE_AVERAGE,
+    VOTE_COUNT,
+    TMDB_POPULARITY,
+)
 BRONZE_EVENTS = "bronze_events"
 
 # --- the event log exported by the Django side (JSON lines or parquet) ------------
@@ -79,20 +89,50 @@ EVENT_USER_OFFSET = 1_000_000_000
 
 # --- silver: typed, deduplicated, joined ------------------------------------------
 SILVER_INTERACTIONS = "silver_interactions"
-SILVER_INTERACTIONS_COLUMNS = (DATASET, USER_ID, MOVIE_ID, RATING, TIMESTAMP, ARRIVAL, EVENT_TIME, ORIGIN, KIND,
-                               EVENT_ID)
+SILVER_INTERACTIONS_COLUMNS = (
+    DATASET,
+    USER_ID,
+    MOVIE_ID,
+    RATING,
+    TIMESTAMP,
+    ARRIVAL,
+    EVENT_TIME,
+    ORIGIN,
+    KIND,
+    EVENT_ID,
+)
 SILVER_EVENTS = "silver_events"
 SILVER_EVENTS_COLUMNS = (DATASET, EVENT_ID, USER_ID, MOVIE_ID, KIND, VALUE, EVENT_TIME, PROPENSITY)
+SILVER_TMDB = "silver_tmdb"  # typed TMDB rows under contract; folded into silver_movies, not stored on its own
 SILVER_MOVIES = "silver_movies"  # slowly changing dimension, type 2
 MOVIE_KEY = "movie_key"  # "<dataset>:<movie_id>", the SCD2 business key
 ATTR_HASH = "attr_hash"  # SHA-256 of the tracked attributes; a change opens a new version
 VALID_FROM = "valid_from"
 VALID_TO = "valid_to"  # null while current
 IS_CURRENT = "is_current"
-SILVER_MOVIES_ATTRIBUTES = (TITLE, YEAR, GENRES, TMDB_ID, IMDB_ID, OVERVIEW, KEYWORDS, RUNTIME, VOTE_AVERAGE,
-                            VOTE_COUNT, TMDB_POPULARITY)
-SILVER_MOVIES_COLUMNS = (MOVIE_KEY, DATASET, MOVIE_ID, *SILVER_MOVIES_ATTRIBUTES, ATTR_HASH, VALID_FROM, VALID_TO,
-                         IS_CURRENT)
+SILVER_MOVIES_ATTRIBUTES = (
+    TITLE,
+    YEAR,
+    GENRES,
+    TMDB_ID,
+    IMDB_ID,
+    OVERVIEW,
+    KEYWORDS,
+    RUNTIME,
+    VOTE_AVERAGE,
+    VOTE_COUNT,
+    TMDB_POPULARITY,
+)
+SILVER_MOVIES_COLUMNS = (
+    MOVIE_KEY,
+    DATASET,
+    MOVIE_ID,
+    *SILVER_MOVIES_ATTRIBUTES,
+    ATTR_HASH,
+    VALID_FROM,
+    VALID_TO,
+    IS_CURRENT,
+)
 
 # --- quarantine: rows that broke a data contract, with the reason -----------------
 QUARANTINE = "quarantine"
@@ -119,9 +159,28 @@ PROPENSITY_POP = "propensity_pop"  # popularity-based exposure estimate, (n_i / 
 PROPENSITY_POWER = 0.5  # Yang et al. 2018 style power-law exposure model
 N_IMPRESSIONS = "n_impressions"  # logged impressions from the site
 PROPENSITY_LOGGED = "propensity_logged"  # mean logged serving propensity of those impressions
-GOLD_ITEM_FEATURES_COLUMNS = (DATASET, MOVIE_ID, TITLE, YEAR, GENRES, TMDB_ID, OVERVIEW, KEYWORDS, RUNTIME,
-                              VOTE_AVERAGE, VOTE_COUNT, TMDB_POPULARITY, N_INTERACTIONS, N_USERS, MEAN_RATING,
-                              POPULARITY_RANK, POPULARITY_SHARE, PROPENSITY_POP, N_IMPRESSIONS, PROPENSITY_LOGGED)
+GOLD_ITEM_FEATURES_COLUMNS = (
+    DATASET,
+    MOVIE_ID,
+    TITLE,
+    YEAR,
+    GENRES,
+    TMDB_ID,
+    OVERVIEW,
+    KEYWORDS,
+    RUNTIME,
+    VOTE_AVERAGE,
+    VOTE_COUNT,
+    TMDB_POPULARITY,
+    N_INTERACTIONS,
+    N_USERS,
+    MEAN_RATING,
+    POPULARITY_RANK,
+    POPULARITY_SHARE,
+    PROPENSITY_POP,
+    N_IMPRESSIONS,
+    PROPENSITY_LOGGED,
+)
 GOLD_ITEM_COOCCURRENCE = "gold_item_cooccurrence"
 ITEM_A = "item_a"  # movie_id, always < item_b
 ITEM_B = "item_b"

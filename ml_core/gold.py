@@ -27,15 +27,20 @@ def _read(root: Path, table: str, dataset: str, columns: list[str], version: int
     return data.filter(pc.equal(data[T.DATASET], dataset))
 
 
-def interactions_from_gold(root: Path | str, dataset: str, *, include_site_users: bool = True,
-                           version: int | None = None, features_version: int | None = None) -> Interactions:
+def interactions_from_gold(
+    root: Path | str,
+    dataset: str,
+    *,
+    include_site_users: bool = True,
+    version: int | None = None,
+    features_version: int | None = None,
+) -> Interactions:
     """Interactions of one dataset from gold_user_sequences (+ titles, genres, years from gold_item_features).
 
     ``version`` pins the sequences table (Delta time travel) so a training run can be repeated.
     Site users appear with ids offset by ``tables.EVENT_USER_OFFSET``; drop them with include_site_users=False.
     """
-    seqs = _read(Path(root), T.GOLD_USER_SEQUENCES, dataset, [T.USER_ID, T.ITEM_IDS, T.TIMESTAMPS, T.RATINGS],
-                 version)
+    seqs = _read(Path(root), T.GOLD_USER_SEQUENCES, dataset, [T.USER_ID, T.ITEM_IDS, T.TIMESTAMPS, T.RATINGS], version)
     if not include_site_users:
         seqs = seqs.filter(pc.less(seqs[T.USER_ID], T.EVENT_USER_OFFSET))
     if seqs.num_rows == 0:
@@ -52,8 +57,8 @@ def interactions_from_gold(root: Path | str, dataset: str, *, include_site_users
 
 def _attach_item_features(data: Interactions, root: Path, dataset: str, version: int | None) -> None:
     features = _read(root, T.GOLD_ITEM_FEATURES, dataset, [T.MOVIE_ID, T.TITLE, T.GENRES, T.YEAR], version)
-    for movie_id, title, genres, year in zip(*(features[c].to_pylist() for c in
-                                               (T.MOVIE_ID, T.TITLE, T.GENRES, T.YEAR))):
+    columns = (features[c].to_pylist() for c in (T.MOVIE_ID, T.TITLE, T.GENRES, T.YEAR))
+    for movie_id, title, genres, year in zip(*columns, strict=True):
         idx = data.item_vocab.index(movie_id)
         if idx < 0:
             continue
@@ -65,8 +70,7 @@ def _attach_item_features(data: Interactions, root: Path, dataset: str, version:
 
 def item_features_from_gold(root: Path | str, dataset: str, version: int | None = None) -> dict[str, np.ndarray]:
     """Per-movie popularity and propensity columns of gold_item_features as numpy arrays keyed by column name."""
-    columns = [T.MOVIE_ID, T.N_INTERACTIONS, T.POPULARITY_SHARE, T.PROPENSITY_POP, T.N_IMPRESSIONS,
-               T.PROPENSITY_LOGGED]
+    columns = [T.MOVIE_ID, T.N_INTERACTIONS, T.POPULARITY_SHARE, T.PROPENSITY_POP, T.N_IMPRESSIONS, T.PROPENSITY_LOGGED]
     table = _read(Path(root), T.GOLD_ITEM_FEATURES, dataset, columns, version)
     return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
 
@@ -82,8 +86,16 @@ def gold_snapshot(root: Path | str) -> dict[str, Any]:
     return out
 
 
-def train_from_gold(root: Path | str, dataset: str, *, models: str = "popularity,ease", out: Path | str | None = None,
-                    seed: int = 42, quick: bool = False, threads: int = 1) -> dict[str, Any]:
+def train_from_gold(
+    root: Path | str,
+    dataset: str,
+    *,
+    models: str = "popularity,ease",
+    out: Path | str | None = None,
+    seed: int = 42,
+    quick: bool = False,
+    threads: int = 1,
+) -> dict[str, Any]:
     """Retrain models on the gold tables, export checksummed artifacts, and return the metrics entry per model.
 
     Same protocol and export as ``python -m ml_core train`` (leave-one-out, tuning on validation);
@@ -100,8 +112,9 @@ def train_from_gold(root: Path | str, dataset: str, *, models: str = "popularity
 
     torch.set_num_threads(max(1, threads))
     snapshot = gold_snapshot(root)
-    data = interactions_from_gold(root, dataset, version=snapshot[T.GOLD_USER_SEQUENCES],
-                                  features_version=snapshot[T.GOLD_ITEM_FEATURES])
+    data = interactions_from_gold(
+        root, dataset, version=snapshot[T.GOLD_USER_SEQUENCES], features_version=snapshot[T.GOLD_ITEM_FEATURES]
+    )
     split = leave_one_out(data, seed=seed)
     target = artifacts_root(str(out) if out else None) / f"{dataset}-gold"
     target.mkdir(parents=True, exist_ok=True)
@@ -111,8 +124,20 @@ def train_from_gold(root: Path | str, dataset: str, *, models: str = "popularity
         entry = train_one(name, split, options, target / name, quick=quick, tune_budget=None)
         entry["gold_versions"] = snapshot
         results[name] = entry
-    (target / "metrics.json").write_text(json.dumps(
-        {"dataset": dataset, "source": "lakehouse gold", "gold_root": str(root), "gold_versions": snapshot,
-         "data_snapshot": data.snapshot(), "models": results,
-         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2, sort_keys=True, default=str))
+    (target / "metrics.json").write_text(
+        json.dumps(
+            {
+                "dataset": dataset,
+                "source": "lakehouse gold",
+                "gold_root": str(root),
+                "gold_versions": snapshot,
+                "data_snapshot": data.snapshot(),
+                "models": results,
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+    )
     return results

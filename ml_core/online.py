@@ -265,7 +265,7 @@ class OnlineLearningCoordinator:
                   **{f"ranker.{k}": v for k, v in self._ranker_state().items()}}
         meta = json.dumps({"version": self.version, "n_items": self.n_items, "base": self.base}).encode()
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)
+        np.savez_compressed(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)  # counters are mostly zeros
         return buffer.getvalue()
 
     def load_state_bytes(self, blob: bytes, version: int | None = None) -> None:

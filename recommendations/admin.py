@@ -15,8 +15,18 @@ class PipelineRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "step")
     search_fields = ("run_id", "error")
     date_hierarchy = "started_at"
-    readonly_fields = ("run_id", "step", "status", "started_at", "finished_at", "rows", "detail", "error",
-                       "created_at", "updated_at")
+    readonly_fields = (
+        "run_id",
+        "step",
+        "status",
+        "started_at",
+        "finished_at",
+        "rows",
+        "detail",
+        "error",
+        "created_at",
+        "updated_at",
+    )
 
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False

@@ -16,7 +16,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ STEPS = ("export", "bronze", "silver", "gold", "retrain", "reload")
 EXPORT_NAME = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d{8}T\d{12}Z)\.jsonl$")
 STAMP = "%Y%m%dT%H%M%S%fZ"
 RELOAD_CACHE_KEY = "ml:artifacts:reload-version"  # serving workers compare it with the version they loaded
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,20 @@ class ExportResult:
 def export_watermark(*, directory: Path) -> datetime:
     """End of the newest export window found in the folder (the epoch when there is none)."""
     ends = [m.group(2) for p in directory.glob("events-*.jsonl") if (m := EXPORT_NAME.match(p.name))]
-    return max((datetime.strptime(e, STAMP).replace(tzinfo=timezone.utc) for e in ends), default=EPOCH)
+    return max((datetime.strptime(e, STAMP).replace(tzinfo=UTC) for e in ends), default=EPOCH)
 
 
 def _event_row(event: Any) -> dict[str, Any]:
     """One event in the bronze export schema (lakehouse.tables.EVENT_EXPORT_SCHEMA)."""
-    return {"event_id": str(event.pk), "user_id": event.user_id, "movie_id": event.movie_id, "kind": event.kind,
-            "value": event.value, "created_at": event.occurred_at.astimezone(timezone.utc).isoformat(),
-            "propensity": event.propensity}
+    return {
+        "event_id": str(event.pk),
+        "user_id": event.user_id,
+        "movie_id": event.movie_id,
+        "kind": event.kind,
+        "value": event.value,
+        "created_at": event.occurred_at.astimezone(UTC).isoformat(),
+        "propensity": event.propensity,
+    }
 
 
 def events_export(*, directory: Path | None = None, now: datetime | None = None) -> ExportResult:
@@ -70,9 +76,11 @@ def events_export(*, directory: Path | None = None, now: datetime | None = None)
     except LookupError:
         log.warning("events app has no Event model: nothing to export")
         return ExportResult(None, 0, since, until)
-    events = (event_model.objects.filter(created_at__gt=since, created_at__lte=until)
-              .order_by("created_at", "pk").only("pk", "user_id", "movie_id", "kind", "value", "occurred_at",
-                                                  "propensity"))
+    events = (
+        event_model.objects.filter(created_at__gt=since, created_at__lte=until)
+        .order_by("created_at", "pk")
+        .only("pk", "user_id", "movie_id", "kind", "value", "occurred_at", "propensity")
+    )
     name = f"events-{since.strftime(STAMP)}-{until.strftime(STAMP)}.jsonl"
     tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
     rows = 0
@@ -88,25 +96,39 @@ def events_export(*, directory: Path | None = None, now: datetime | None = None)
     return ExportResult(directory / name, rows, since, until)
 
 
-def lakehouse_config() -> "LakehouseConfig":  # noqa: F821
+def lakehouse_config() -> LakehouseConfig:  # noqa: F821
     """The lakehouse inputs and root from Django settings (same defaults as ``python -m lakehouse``)."""
     from dataclasses import replace
 
     from lakehouse.config import LakehouseConfig
 
-    return replace(LakehouseConfig.from_env(), root=Path(settings.LAKEHOUSE_ROOT),
-                   events_dir=Path(settings.LAKEHOUSE_EVENTS_DIR), datasets=tuple(settings.LAKEHOUSE_DATASETS),
-                   events_dataset=settings.APEX_DATASET)
+    return replace(
+        LakehouseConfig.from_env(),
+        root=Path(settings.LAKEHOUSE_ROOT),
+        events_dir=Path(settings.LAKEHOUSE_EVENTS_DIR),
+        datasets=tuple(settings.LAKEHOUSE_DATASETS),
+        events_dataset=settings.APEX_DATASET,
+    )
 
 
-def lakehouse_build(*, layers: Sequence[str]) -> dict[str, Any]:
-    """Run lakehouse layers on local Spark (or SPARK_MASTER); per-table rows and seconds."""
+def lakehouse_build(*, layers: Sequence[str], stop_spark: bool = False) -> dict[str, Any]:
+    """Run lakehouse layers on local Spark (or SPARK_MASTER); per-table rows and seconds.
+
+    ``stop_spark`` ends the session afterwards, so a Celery worker does not keep an idle JVM all day.
+    """
     from lakehouse.pipeline import run_pipeline
+    from lakehouse.spark import spark_session
 
-    result = run_pipeline(lakehouse_config(), layers=layers)
-    return {"rows": sum(s.rows for s in result.steps),
-            "tables": {s.table: {"rows": s.rows, "seconds": round(s.seconds, 2), "note": s.note}
-                       for s in result.steps}}
+    spark = spark_session()
+    try:
+        result = run_pipeline(lakehouse_config(), spark=spark, layers=layers)
+    finally:
+        if stop_spark:
+            spark.stop()
+    return {
+        "rows": sum(s.rows for s in result.steps),
+        "tables": {s.table: {"rows": s.rows, "seconds": round(s.seconds, 2), "note": s.note} for s in result.steps},
+    }
 
 
 def models_retrain_from_gold(*, dataset: str | None = None, models: str | None = None) -> dict[str, Any]:
@@ -114,11 +136,15 @@ def models_retrain_from_gold(*, dataset: str | None = None, models: str | None =
     from ml_core.gold import train_from_gold
 
     dataset = dataset or settings.NIGHTLY_DATASET
-    results = train_from_gold(settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS,
-                              out=settings.ML_ARTIFACTS_DIR)
-    return {"rows": int(next(iter(results.values()))["data_snapshot"]["n_interactions"]) if results else 0,
-            "models": {name: {"test": entry["test"], "train_seconds": entry["train_seconds"]}
-                       for name, entry in results.items()}}
+    results = train_from_gold(
+        settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS, out=settings.ML_ARTIFACTS_DIR
+    )
+    return {
+        "rows": int(next(iter(results.values()))["data_snapshot"]["n_interactions"]) if results else 0,
+        "models": {
+            name: {"test": entry["test"], "train_seconds": entry["train_seconds"]} for name, entry in results.items()
+        },
+    }
 
 
 def serving_reload_request(*, reason: str) -> str:
@@ -154,11 +180,12 @@ def nightly_run(*, steps: Sequence[str] = STEPS) -> list[PipelineRun]:
     def export() -> dict[str, Any]:
         result = events_export()
         return {"rows": result.rows, "file": str(result.path or ""), "since": result.since, "until": result.until}
+
     work: dict[str, Callable[[], dict[str, Any]]] = {
         "export": export,
         "bronze": lambda: lakehouse_build(layers=["bronze"]),
         "silver": lambda: lakehouse_build(layers=["silver"]),
-        "gold": lambda: lakehouse_build(layers=["gold"]),
+        "gold": lambda: lakehouse_build(layers=["gold"], stop_spark=True),
         "retrain": models_retrain_from_gold,
         "reload": lambda: {"version": serving_reload_request(reason=f"nightly run {run_id}")},
     }

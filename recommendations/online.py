@@ -212,16 +212,18 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
     size = batch_size or int(getattr(settings, "ONLINE_BATCH_SIZE", 256))
     applied = 0
     for _ in range(max_batches):
-        entries = stream_read(consumer=name, count=size)
+        entries = stream_read(consumer=name, count=max(1, size // 10))  # entries hold 1-100 events each
         if not entries:
             break
-        batch = online_apply(event_ids=[e.event_id for e in entries])
+        event_ids = [event_id for entry in entries for event_id in entry.event_ids]
+        for start in range(0, len(event_ids), size):  # mini-batches of at most `size` events
+            batch = online_apply(event_ids=event_ids[start : start + size])
+            applied += len(batch.events)
+            online_push(events=batch.events, version=batch.checkpoint_id)
         ack_delay = float(getattr(settings, "ONLINE_ACK_DELAY_S", 0.0))  # fault-injection knob
         if ack_delay:
             time.sleep(ack_delay)
         stream_ack([e.entry_id for e in entries])  # applied (or already applied before): safe to ack
-        applied += len(batch.events)
-        online_push(events=batch.events, version=batch.checkpoint_id)
     return applied
 
 

@@ -101,7 +101,7 @@ def api_key_for_alice(alice):  # noqa: ANN001, ANN201
 # --- serving: one tiny real bundle per test session (tests/ml_core/serving_bundle.py) ---------------------
 @pytest.fixture(scope="session")
 def serving_bundle(tmp_path_factory):  # noqa: ANN001, ANN201
-    """Path of a tiny serving bundle (sasrec, lightgcn, ease; FAISS, TF-IDF, KG; DR weights), built once."""
+    """Path of a tiny serving bundle (sasrec, lightgcn, ease, diffusion + ONNX; FAISS, TF-IDF, KG; DR weights)."""
     from tests.ml_core.serving_bundle import build_tiny_bundle
 
     root = tmp_path_factory.mktemp("serving-artifacts")

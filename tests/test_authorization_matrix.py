@@ -26,6 +26,7 @@ PERSON = {**AUTHENTICATED, "api_key": 403}  # account management: a session/JWT,
 STAFF_ONLY = {"anonymous": 401, "user": 403, "other_user": 403, "staff": OK, "api_key": 403}
 OWNED = {"anonymous": 401, "user": OK, "other_user": 404, "staff": 404, "api_key": OK}  # alice's object
 OWNED_PERSON = {**OWNED, "api_key": 403}
+ANALYST = {**STAFF_ONLY, "api_key": OK}  # staff analysts and API keys, each with its own privacy budget
 SELF_OR_STAFF = {**AUTHENTICATED, "other_user": 403}  # per-user data addressed by user id: 403 for any other id
 
 
@@ -77,6 +78,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "events_api:event-create": Expect({"post": AUTHENTICATED}),
     "events_api:event-batch-create": Expect({"post": AUTHENTICATED}),
     "events_api:event-features": Expect({"get": AUTHENTICATED}),
+    "events_api:recommendation-analytics": Expect({"get": ANALYST}),
 }
 
 

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from ..models import Genre, Movie, Rating
 from ..services import movie_rating_stats_refresh, movie_search_text_refresh
-from ..services.bulk import bulk_update_fast
+from ..services.bulk import bulk_update_fast, insert_objects, insert_rows
 from .layouts import MovieLensData, MovieRow, opened, read_release
 from .progress import progress_bar
 
@@ -100,7 +100,7 @@ def _movies(data: MovieLensData, report: ImportReport, batch_size: int) -> set[i
             for k, v in wanted.items():
                 setattr(movie, k, v)
             update.append(movie)
-    Movie.objects.bulk_create(create, batch_size=batch_size)
+    insert_objects(create, batch_size=batch_size)
     now = timezone.now()
     for movie in update:
         movie.updated_at = now
@@ -116,9 +116,9 @@ def _movie_genres(data: MovieLensData, owned: set[int], genre_ids: dict[str, int
     wanted = {(m, genre_ids[g]) for m in owned for g in data.movies[m].genres}
     have = set(through.objects.values_list("movie_id", "genre_id"))
     have_owned = {pair for pair in have if pair[0] in owned}
-    new = [through(movie_id=m, genre_id=g) for m, g in sorted(wanted - have)]
+    new = sorted(wanted - have)
     stale = have_owned - wanted
-    through.objects.bulk_create(new, batch_size=batch_size)
+    insert_rows(through, ["movie", "genre"], new, batch_size=batch_size)
     for movie_id, genre_id in stale:
         through.objects.filter(movie_id=movie_id, genre_id=genre_id).delete()
     report.add("movie genres created", len(new))
@@ -171,23 +171,21 @@ def _ratings(data: MovieLensData, user_ids: dict[int, int], report: ImportReport
                 Rating.objects.filter(source=data.dataset).order_by().values_list(
                     "user_id", "movie_id", "value", "rated_at").iterator(chunk_size=50_000)}
     create, update = [], []
-    changed_ids = Rating.objects.filter(source=data.dataset).order_by()
+    rows = Rating.objects.filter(source=data.dataset).order_by()
     users = frame["user"].map(user_ids).to_numpy(dtype=np.int64)
     for user, movie, value, ts in zip(users.tolist(), frame["movie"].tolist(), frame["value"].tolist(),
                                       frame["ts"].tolist(), strict=True):
         old = existing.get((user, movie))
         if old is None:
-            create.append(Rating(user_id=user, movie_id=movie, value=value, source=data.dataset,
-                                 rated_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC)))
+            create.append((user, movie, value, dt.datetime.fromtimestamp(ts, tz=dt.UTC), data.dataset))
         elif old != (value, ts):
             update.append((user, movie, value, ts))
     with progress_bar(len(create) + len(update), f"{data.dataset} ratings", progress) as bar:
-        for start in range(0, len(create), batch_size):
-            Rating.objects.bulk_create(create[start:start + batch_size])
-            bar.update(len(create[start:start + batch_size]))
+        insert_rows(Rating, ["user", "movie", "value", "rated_at", "source"], create, batch_size=batch_size,
+                    progress=bar.update)
         for user, movie, value, ts in update:
-            changed_ids.filter(user_id=user, movie_id=movie).update(
-                value=value, rated_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC))
+            rows.filter(user_id=user, movie_id=movie).update(value=value,
+                                                             rated_at=dt.datetime.fromtimestamp(ts, tz=dt.UTC))
             bar.update(1)
     report.add("ratings created", len(create))
     report.add("ratings updated", len(update))

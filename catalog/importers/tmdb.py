@@ -15,8 +15,7 @@ from ..services.bulk import bulk_update_fast
 from ..tmdb_client import TMDBClient, movie_fields_from_api
 from .movielens import ImportReport
 from .progress import progress_bar
-from .tmdb_files import (read_hetrec_directors, read_keywords, read_movies_metadata, read_tmdb_5000,
-                         read_tmdb_metadata)
+from .tmdb_files import read_hetrec_directors, read_keywords, read_movies_metadata, read_tmdb_5000, read_tmdb_metadata
 
 logger = logging.getLogger(__name__)
 ENRICHED = ["overview", "runtime", "poster_path", "vote_average", "vote_count", "popularity", "keywords",

@@ -1,22 +1,5 @@
-"""DiffRec and L-DiffRec (Wang et al., SIGIR 2023): diffusion over the user's interaction vector."""
+"""DiffRec and L-DiffRec (Wang et al., SIGIR 2023): diffusion over the user's interaction vector.
 
-from __future__ import annotations
-
-import math
-from dataclasses import dataclass
-from typing import Any, Sequence
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from tqdm.auto import tqdm
-
-from ..interface import FitOptions, FitReport, UserContext
-from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
-from .neural_common import TorchRecommender, load_net_state, multi_hot, seed_everything
-
-CARD = """\
 Follows DiffRec (Wang et al., SIGIR 2023, "Diffusion Recommender Model") and, with `latent=True`,
 L-DiffRec. Forward process: Gaussian noise on the user's binary interaction vector with the paper's
 "linear-var" schedule scaled by a small `noise_scale` (the user's history must stay recoverable);
@@ -34,7 +17,26 @@ multinomial likelihood + annealed KL, as in the paper. In the latent space the S
 stops learning (held-out hit@1 0.2 vs 1.0 on the synthetic contract data), so latent runs use
 `reweight=False`.
 Departures: no temporal reweighting (that is T-DiffRec); the MLP width and steps are tuned for
-ml-100k on validation rather than taken from the paper's ML-1M settings."""
+ml-100k on validation rather than taken from the paper's ML-1M settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..interface import FitOptions, FitReport, UserContext
+from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
+from .neural_common import TorchRecommender, load_net_state, multi_hot, seed_everything
+
+CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class DiffRecNet(nn.Module):
         self.emb_size = config.time_embedding_size
         self.emb_layer = nn.Linear(self.emb_size, self.emb_size)
         dims = [n_in + self.emb_size, *config.hidden_dims]
-        self.in_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.in_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=False))
         self.out_layer = nn.Linear(dims[-1], n_in)
         self.drop = nn.Dropout(config.dropout)
         for layer in [*self.in_layers, self.out_layer, self.emb_layer]:
@@ -116,12 +118,14 @@ class DiffRec(TorchRecommender):
 
     name = "diffusion"
     config_cls = DiffRecConfig
+    search_space: ClassVar[list[dict]] = [{}, {"noise_scale": 0.005}, {"hidden_dims": (600,)}]
+    tune_budget_s: ClassVar[float] = 150.0
 
     def __init__(self, config: DiffRecConfig | None = None) -> None:
         super().__init__(config)
         self.groups: np.ndarray | None = None
 
-    def fit(self, data: Any, options: FitOptions = FitOptions()) -> FitReport:
+    def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Train the denoiser (and autoencoder) on the users' training interaction vectors."""
         cfg = self.config
         gen = seed_everything(options.seed)

@@ -66,7 +66,7 @@ class GaussianDiffusion(nn.Module):
         mse = ((x0 - x0_hat) ** 2).mean(dim=1)
         loss = self.step_weight[t] * mse if reweight else mse
         with torch.no_grad():
-            for step, value in zip(t.tolist(), loss.detach().double().tolist()):
+            for step, value in zip(t.tolist(), loss.detach().double().tolist(), strict=False):
                 if self.loss_count[step] == self.keep_history:
                     self.loss_history[step, :-1] = self.loss_history[step, 1:].clone()
                     self.loss_history[step, -1] = value
@@ -109,8 +109,8 @@ class GroupAutoencoder(nn.Module):
         sizes = [len(ix) for ix in self.index]
         self.dims = [max(1, round(latent_size * s / sum(sizes))) for s in sizes]
         self.latent_dim = sum(self.dims)
-        self.encoders = nn.ModuleList(nn.Linear(s, 2 * d) for s, d in zip(sizes, self.dims))
-        self.decoders = nn.ModuleList(nn.Linear(d, s) for s, d in zip(sizes, self.dims))
+        self.encoders = nn.ModuleList(nn.Linear(s, 2 * d) for s, d in zip(sizes, self.dims, strict=False))
+        self.decoders = nn.ModuleList(nn.Linear(d, s) for s, d in zip(sizes, self.dims, strict=False))
         for layer in [*self.encoders, *self.decoders]:
             nn.init.xavier_normal_(layer.weight)
             nn.init.normal_(layer.bias, std=0.001)
@@ -119,7 +119,7 @@ class GroupAutoencoder(nn.Module):
         """(B, n_items) -> latent (B, latent_dim) and the KL to N(0, I)."""
         x = F.normalize(x, dim=-1)
         zs, kl = [], x.new_zeros(())
-        for ix, enc, d in zip(self.index, self.encoders, self.dims):
+        for ix, enc, d in zip(self.index, self.encoders, self.dims, strict=False):
             h = enc(x[:, ix])
             mu, logvar = h[:, :d], h[:, d:].clamp(-10, 10)
             z = mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * logvar) if sample else mu
@@ -131,7 +131,7 @@ class GroupAutoencoder(nn.Module):
         """(B, latent_dim) -> item logits (B, n_items) in the original item order."""
         out = z.new_zeros(z.shape[0], len(self.groups))
         start = 0
-        for ix, dec, d in zip(self.index, self.decoders, self.dims):
+        for ix, dec, d in zip(self.index, self.decoders, self.dims, strict=False):
             out[:, ix] = dec(z[:, start : start + d])
             start += d
         return out
@@ -140,7 +140,7 @@ class GroupAutoencoder(nn.Module):
         """Each item's decoder weight row, zero-padded into the item's group block."""
         out = torch.zeros(len(self.groups), self.latent_dim)
         start = 0
-        for ix, dec, d in zip(self.index, self.decoders, self.dims):
+        for ix, dec, d in zip(self.index, self.decoders, self.dims, strict=False):
             out[ix, start : start + d] = dec.weight.detach()
             start += d
         return out

@@ -1,19 +1,5 @@
-"""Hyperbolic graph collaborative filtering on the Poincare ball (training recipe after HGCF, Sun et al. WWW 2021)."""
+"""Hyperbolic graph collaborative filtering on the Poincare ball (training recipe after HGCF, Sun et al. WWW 2021).
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
-
-import numpy as np
-import torch
-from torch import Tensor, nn
-
-from ..interface import FitOptions, FitReport, UserContext
-from .neural_common import TorchRecommender, known, seed_everything
-from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
-
-CARD = """\
 Follows HGCF (Sun et al., WWW 2021, "HGCF: Hyperbolic Graph Convolution Networks for Collaborative
 Filtering"): user and item embeddings are points of a hyperbolic space, mapped to the tangent space
 at the origin (log map), aggregated over the normalised user-item graph for `layers` hops with
@@ -26,7 +12,24 @@ mean of their history items' aggregated embeddings, mapped onto the ball.
 Departure: HGCF uses the Lorentz (hyperboloid) model; this implementation uses the Poincare ball
 (curvature -c, isometric to it, as the seed specified), so distances and the optimiser are the
 ball's closed forms. RSGD has no momentum (HGCF uses momentum 0.95); the step size is tuned instead.
-The graph is symmetric-normalised (LightGCN-style) rather than HGCF's row-normalised adjacency."""
+The graph is symmetric-normalised (LightGCN-style) rather than HGCF's row-normalised adjacency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..interface import FitOptions, FitReport, UserContext
+from .neural_common import TorchRecommender, known, seed_everything
+from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
+
+CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class HGCFConfig:
     curvature: float = 1.0  # c of the ball
     margin: float = 0.1  # margin of the ranking loss on squared distance
     init_scale: float = 0.1  # uniform init range of tangent vectors
-    learning_rate: float = 0.02  # RSGD step (loss is summed over the batch)
+    learning_rate: float = 0.05  # RSGD step (loss is summed over the batch)
     reg: float = 0.0  # weight decay inside RSGD
     batch_size: int = 10000
     epochs: int = 200
@@ -68,14 +71,15 @@ class HGCF(TorchRecommender):
 
     name = "hyperbolic"
     config_cls = HGCFConfig
-    search_space: ClassVar[list[dict]] = [{}, {"learning_rate": 0.3}, {"margin": 0.2}, {"layers": 2}]
+    search_space: ClassVar[list[dict]] = [{}, {"layers": 2}]
+    tune_budget_s: ClassVar[float] = 150.0
 
     def __init__(self, config: HGCFConfig | None = None) -> None:
         super().__init__(config)
         self.user_points = torch.zeros(0, self.config.embedding_size)
         self.item_points = torch.zeros(0, self.config.embedding_size)
 
-    def fit(self, data: Any, options: FitOptions = FitOptions()) -> FitReport:
+    def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Margin-ranking training with RSGD; final points are cached for scoring."""
         cfg = self.config
         gen = seed_everything(options.seed)

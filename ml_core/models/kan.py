@@ -1,21 +1,5 @@
-"""KAN ranker (Liu et al. 2024): a Kolmogorov-Arnold network scoring (user, candidate) feature vectors."""
+"""KAN ranker (Liu et al. 2024): a Kolmogorov-Arnold network scoring (user, candidate) feature vectors.
 
-from __future__ import annotations
-
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from ..interface import FitOptions, FitReport, UserContext
-from .kan_features import FEATURES, FeatureBuilder
-from .kan_layers import KANNet, MLPNet
-from .neural_common import TorchRecommender, known, load_net_state, n_parameters, seed_everything
-
-CARD = """\
 Follows Kolmogorov-Arnold Networks (Liu et al. 2024): every edge of every layer carries a learnable
 B-spline activation (order `spline_order`, `grid_size` intervals, Cox-de Boor bases) plus a SiLU base
 path, phi(x) = w_b silu(x) + w_s sum_i c_i B_i(x); the grid is updated from data (knots move to a
@@ -32,8 +16,29 @@ The base models are fitted inside the ranker. Stacking: the ranker learns on the
 earlier events, against EASE-hard and uniform negatives (listwise softmax); serving features come
 from base models refitted on all training events. `partial_fit` runs one bounded SGD step on a
 mini-batch of new events (the online learner's update).
-Departures: no symbolic-formula extraction or pruning (the paper's interpretability workflow); the
-ranker is a 2-layer KAN, which the paper shows suffices for smooth low-dimensional targets."""
+Comparison with an MLP of equal parameter count on the same features, lists and training
+(`ranker="mlp"`): docs/KAN_VS_MLP.md, written by `python benchmarks/kan_vs_mlp.py`.
+Departures: no symbolic-formula extraction or pruning (the paper's interpretability workflow);
+one hidden KAN layer of width 8 (the paper's networks are similarly small).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..interface import FitOptions, FitReport, UserContext
+from .kan_features import FEATURES, FeatureBuilder
+from .kan_layers import KANNet, MLPNet
+from .neural_common import TorchRecommender, known, load_net_state, n_parameters, seed_everything
+
+CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def widths(config: KANConfig) -> list[int]:
     if config.ranker == "kan":
         return kan
     per_edge = config.grid_size + config.spline_order + 2
-    kan_params = sum(a * b * per_edge for a, b in zip(kan[:-1], kan[1:]))
+    kan_params = sum(a * b * per_edge for a, b in zip(kan[:-1], kan[1:], strict=False))
     f = len(FEATURES)
     return [f, max(1, round((kan_params - 1) / (f + 2))), 1]
 
@@ -83,13 +88,14 @@ class KANRanker(TorchRecommender):
     name = "kan"
     config_cls = KANConfig
     search_space: ClassVar[list[dict]] = [{}, {"grid_size": 8}]
+    tune_budget_s: ClassVar[float] = 150.0  # try the next configuration only while under this
 
     def __init__(self, config: KANConfig | None = None) -> None:
         super().__init__(config)
         self.features: FeatureBuilder | None = None
         self._gen = torch.Generator().manual_seed(0)
 
-    def fit(self, data: Any, options: FitOptions = FitOptions()) -> FitReport:
+    def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Stack: fit base models on earlier events, learn to rank each user's last events, refit bases."""
         cfg = self.config
         self._gen = gen = seed_everything(options.seed)
@@ -153,7 +159,7 @@ class KANRanker(TorchRecommender):
     def _training_lists(self, builder: FeatureBuilder, contexts: list[UserContext], labels: list[np.ndarray],
                         rng: np.random.Generator) -> torch.Tensor:
         """(n_lists, 1 + n_hard + n_uniform, F): positive first, then EASE-hard and uniform negatives."""
-        cfg, out = self.config, []
+        _cfg, out = self.config, []
         for start in range(0, len(contexts), 128):
             chunk = contexts[start : start + 128]
             feats = builder.features(chunk)
@@ -182,6 +188,18 @@ class KANRanker(TorchRecommender):
             out.append(self.net(feats.reshape(-1, feats.shape[-1])).reshape(feats.shape[:2]).numpy())
         return np.concatenate(out)
 
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """Like score_batch for one user, but features are built for the candidates only (serving path)."""
+        cand = np.asarray(candidates, dtype=np.int64).reshape(-1)
+        out = np.full(len(cand), np.nan, dtype=np.float32)
+        ok = (cand >= 0) & (cand < self.n_items)
+        if ok.any() and len(known(history, self.n_items)) and self.net is not None:
+            feats = self.features.features([UserContext(history=history, **context)], cand[ok])
+            self.net.eval()
+            with torch.no_grad():
+                out[ok] = self.net(torch.from_numpy(feats[0])).numpy()
+        return out
+
     def feature_matrix(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """(B, n_items, F) features (the ONNX-exported part of scoring starts from these)."""
         assert self.features is not None
@@ -201,7 +219,7 @@ class KANRanker(TorchRecommender):
         ctxs = [contexts[i] for i in ok]
         feats = self.features.features(ctxs)
         lists = np.stack([feats[r, self._candidates(feats[r, :, 0], c.history, int(positives[i]), [positives[i]], rng)]
-                          for r, (i, c) in enumerate(zip(ok, ctxs))])
+                          for r, (i, c) in enumerate(zip(ok, ctxs, strict=False))])
         self.net.train()
         params = [p for p in self.net.parameters() if p.requires_grad]
         loss = self._list_loss(self.net, torch.from_numpy(lists))
@@ -211,7 +229,7 @@ class KANRanker(TorchRecommender):
         norm = torch.sqrt(sum((g**2).sum() for g in grads))
         scale = min(1.0, self.config.max_grad_norm / float(norm + 1e-12))
         with torch.no_grad():
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=False):
                 p.sub_(self.config.online_learning_rate * scale * g)
         self.net.eval()
         return float(loss.detach())

@@ -8,7 +8,8 @@ request time `now`, so they are the same at training, evaluation and serving tim
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class FeatureBuilder:
     def n_features(self) -> int:
         return len(FEATURES)
 
-    def fit(self, data: Any) -> "FeatureBuilder":
+    def fit(self, data: Any) -> FeatureBuilder:
         """Fit the base models and the item statistics on a training log."""
         from scipy.sparse.linalg import svds
 
@@ -71,16 +72,16 @@ class FeatureBuilder:
         }
         return self
 
-    def features(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        """(B, n_items, F) float32 features of every item for each context (history must be known)."""
+    def features(self, contexts: Sequence[UserContext], items: np.ndarray | None = None) -> np.ndarray:
+        """(B, n_items, F) float32 features of every item (or of `items` only) for each context."""
         a = self.arrays
         n = len(a["log_pop"])
         b = len(contexts)
+        idx = np.arange(n) if items is None else np.asarray(items, np.int64)
         hist = np.zeros((b, n), np.float32)
         recent = np.zeros((b, n), np.float32)
         last = np.zeros(b, np.int64)
         now_w = np.zeros(b, np.int64)
-        user_len = np.zeros(b, np.float32)
         for row, ctx in enumerate(contexts):
             h = np.asarray(ctx.history, np.int64).reshape(-1)
             h = h[(h >= 0) & (h < n)]
@@ -90,27 +91,30 @@ class FeatureBuilder:
             now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
                                                        else self.week0)
             now_w[row] = int((float(now) - self.week0) // WEEK)
-            user_len[row] = np.log1p(len(h))
-        ease = hist @ a["ease_w"]
-        ease_z = (ease - ease.mean(1, keepdims=True)) / (ease.std(1, keepdims=True) + 1e-6)
-        knn_recent = recent @ a["cosine"] / np.maximum(recent.sum(1, keepdims=True), 1.0)
-        knn_last = a["cosine"][last]
+        ease_all = hist @ a["ease_w"]  # full rows: the z-score needs every item
+        ease = ease_all[:, idx]
+        ease_z = (ease - ease_all.mean(1, keepdims=True)) / (ease_all.std(1, keepdims=True) + 1e-6)
+        knn_recent = recent @ a["cosine"][:, idx] / np.maximum(recent.sum(1, keepdims=True), 1.0)
+        knn_last = a["cosine"][last][:, idx]
         user_vec = hist @ a["svd_v"] / np.sqrt(np.maximum(hist.sum(1, keepdims=True), 1.0))
-        svd = user_vec @ a["svd_v"].T
-        cols = a["week_cum"].shape[1] - 1
+        svd = user_vec @ a["svd_v"][idx].T
+        cum = a["week_cum"][idx]
+        cols = cum.shape[1] - 1
         w = np.clip(now_w, 0, cols)  # counts of whole weeks before the request week: no look-ahead
-        pop_1w = np.log1p(a["week_cum"][:, w].T - a["week_cum"][:, np.clip(w - 1, 0, cols)].T)
-        pop_4w = np.log1p(a["week_cum"][:, w].T - a["week_cum"][:, np.clip(w - 4, 0, cols)].T)
-        item_age = np.log1p(np.maximum(now_w[:, None] - a["first_week"][None], 0.0))  # future items look brand new
-        year = (a["years"] - 1990.0) / 20.0
+        pop_1w = np.log1p(cum[:, w].T - cum[:, np.clip(w - 1, 0, cols)].T)
+        pop_4w = np.log1p(cum[:, w].T - cum[:, np.clip(w - 4, 0, cols)].T)
+        item_age = np.log1p(np.maximum(now_w[:, None] - a["first_week"][idx][None], 0.0))  # future = brand new
+        years = a["years"][idx]
         mean_year = (hist @ a["years"]) / np.maximum(hist.sum(1), 1.0)
-        year_gap = np.abs(a["years"][None] - mean_year[:, None]) / 20.0
+        year_gap = np.abs(years[None] - mean_year[:, None]) / 20.0
         profile = hist @ a["genres"]
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-6)
-        genre_cos = profile @ a["genres"].T
-        cols_ = [ease, ease_z, knn_recent, knn_last, svd, np.broadcast_to(a["log_pop"], (b, n)), pop_1w, pop_4w,
-                 item_age, np.broadcast_to(year, (b, n)), year_gap, genre_cos,
-                 np.broadcast_to(user_len[:, None], (b, n))]
+        genre_cos = profile @ a["genres"][idx].T
+        shape = (b, len(idx))
+        user_len = np.log1p(hist.sum(1))
+        cols_ = [ease, ease_z, knn_recent, knn_last, svd, np.broadcast_to(a["log_pop"][idx], shape), pop_1w, pop_4w,
+                 item_age, np.broadcast_to((years - 1990.0) / 20.0, shape), year_gap, genre_cos,
+                 np.broadcast_to(user_len[:, None], shape)]
         return np.stack(cols_, axis=-1).astype(np.float32)
 
     def state(self) -> dict[str, Any]:
@@ -118,7 +122,7 @@ class FeatureBuilder:
                 "week0": self.week0}
 
     @classmethod
-    def restore(cls, state: dict[str, Any], tensors: dict[str, np.ndarray]) -> "FeatureBuilder":
+    def restore(cls, state: dict[str, Any], tensors: dict[str, np.ndarray]) -> FeatureBuilder:
         fb = cls(state["ease_reg"], state["svd_factors"], state["recent"])
         fb.week0 = int(state["week0"])
         fb.arrays = {k: np.asarray(tensors[f"features.{k}"]) for k in ARRAYS}

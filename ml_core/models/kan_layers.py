@@ -104,7 +104,7 @@ class KANNet(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(widths[0]))
         self.register_buffer("std", torch.ones(widths[0]))
-        self.layers = nn.ModuleList(KANLinear(a, b, grid_size, spline_order) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(KANLinear(a, b, grid_size, spline_order) for a, b in zip(widths[:-1], widths[1:], strict=False))
 
     def forward(self, features: Tensor) -> Tensor:
         if not torch.is_grad_enabled() and features.shape[0] > self.chunk and not torch.jit.is_tracing():
@@ -135,7 +135,7 @@ class MLPNet(nn.Module):
         self.register_buffer("mean", torch.zeros(widths[0]))
         self.register_buffer("std", torch.ones(widths[0]))
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
             layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < len(widths) - 2 else [])
         self.body = nn.Sequential(*layers)
 

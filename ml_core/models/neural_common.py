@@ -7,8 +7,9 @@ and :func:`ml_core.training.run_epochs` (early stopping on validation NDCG@10).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class TorchRecommender(RecommenderBase):
         self._save(directory, self._tensors(), state=self._state())
 
     @classmethod
-    def load(cls, directory: Path) -> "TorchRecommender":
+    def load(cls, directory: Path) -> TorchRecommender:
         """Verify checksums, rebuild the network from config and weights (nothing unpickled)."""
         model, content = cls._load_common(directory)
         model._restore(content["tensors"], content["state"])

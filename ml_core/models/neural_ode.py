@@ -1,19 +1,5 @@
-"""Neural-ODE temporal model ("Quantum-Fluid"; Chen et al. 2018): a complex user state flowing in real time."""
+"""Neural-ODE temporal model ("Quantum-Fluid"; Chen et al. 2018): a complex user state flowing in real time.
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from ..interface import FitOptions, FitReport, UserContext
-from .neural_common import TorchRecommender, load_net_state, seed_everything
-
-CARD = """\
 Follows Neural Ordinary Differential Equations (Chen et al., NeurIPS 2018) in the ODE-RNN form
 (Rubanova et al. 2019): a user's interest is a complex vector h in C^d that evolves continuously
 between events over the real, irregular gaps in the timestamps, dh/dt = (-softplus(a) + i w) * h + f(h)
@@ -29,7 +15,24 @@ integrates embedding propagation over the user-item graph with an ODE (learnable
 its time axis is depth, not the clock, and it ignores timestamps. Here the ODE runs along the real
 time axis of each user's history, so the same history scores differently at different `now`.
 Departures: no adjoint method (backprop through the solver; the gaps are short), no graph
-propagation, and the state update is a GRU jump rather than a continuous input."""
+propagation, and the state update is a GRU jump rather than a continuous input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..interface import FitOptions, FitReport, UserContext
+from .neural_common import TorchRecommender, load_net_state, seed_everything
+
+CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class NeuralODE(TorchRecommender):
         """Gap in seconds -> log(1 + gap / time_unit) (negative gaps count as 0)."""
         return np.log1p(np.maximum(gaps_s, 0.0) / self.config.time_unit_s).astype(np.float32)
 
-    def fit(self, data: Any, options: FitOptions = FitOptions()) -> FitReport:
+    def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Teacher-forced next-item cross-entropy along each user's timeline."""
         cfg = self.config
         gen = seed_everything(options.seed)
@@ -168,14 +171,15 @@ class NeuralODE(TorchRecommender):
         length = max(1, max(len(s) for s in seqs))
         items = np.full((len(seqs), length), self.n_items, np.int64)
         taus = np.zeros((len(seqs), length), np.float32)
-        for row, (s, t) in enumerate(zip(seqs, times)):
+        for row, (s, t) in enumerate(zip(seqs, times, strict=False)):
             if len(s) == 0:
                 continue
             items[row, -len(s) :] = s
-            if t is not None and len(t) == len(s):
+            if t is not None and len(t) == len(s) > 1:
                 taus[row, -len(s) + 1 :] = self.warp(np.diff(np.asarray(t, np.float64)))
         return torch.from_numpy(items), torch.from_numpy(taus)
 
+    @torch.no_grad()
     def request_state(self, contexts: Sequence[UserContext]) -> tuple[Tensor, Tensor]:
         """State after the last known event and the warped gap to `now`: (B, 2d), (B, 1)."""
         assert self.net is not None

@@ -198,3 +198,18 @@ def _length_buckets(windows: list[np.ndarray], batch_size: int, rng: np.random.G
     order = np.lexsort((rng.random(len(windows)), lengths))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass(frozen=True)
+class SASRecBCEConfig(SASRecConfig):
+    """SASRec with the paper's loss: BCE on the next item vs one uniformly sampled unseen negative."""
+
+    loss: str = "bce"
+
+
+class SASRecBCE(SASRec):
+    """The paper's training objective, kept for comparison with full cross-entropy."""
+
+    name = "sasrec_bce"
+    config_cls = SASRecBCEConfig
+    search_space: ClassVar[list[dict]] = [{}]

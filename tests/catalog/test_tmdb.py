@@ -38,6 +38,7 @@ def test_ml100k_with_tmdb_and_directors_from_shared_data(ml100k_slice: Path) -> 
     assert Movie.objects.count() == 1664  # 1,682 items; 18 duplicate titles share one movie
     assert Movie.objects.filter(id__gte=ML100K_ID_OFFSET).count() > 400  # no exact title in ml-latest-small
     assert Rating.objects.filter(source="ml-100k").count() <= 3000
+    assert Rating.objects.filter(user__username="ml-100k-196", movie__ml100k_id=242).exists()  # u.data line 1
     # Seven (1995): HetRec's IMDb id disagrees with links.csv, so its (wrong) director is dropped (SOURCE.md)
     assert not Credit.objects.filter(movie_id=47, role="director").exists()
 
@@ -90,3 +91,16 @@ def test_client_retries_after_429_and_explains_a_bad_key() -> None:
         401, json={"status_code": 7, "status_message": "Invalid API key: You must be granted a valid key."})))
     with pytest.raises(TMDBError, match="Invalid API key"):
         denied.movie(862)
+
+
+@pytest.mark.slow
+def test_full_ml100k_import_is_complete_and_idempotent() -> None:
+    source = SHARED / "ml-100k"
+    if not source.exists():
+        pytest.skip("../shared/data/ml-100k is not on this machine")
+    import_movielens(source, progress=False)
+
+    # 100,000 ratings; 307 collapse where ml-100k lists one film under two item ids and a user rated both
+    assert Rating.objects.filter(source="ml-100k").count() == 99_693
+    assert Movie.objects.count() == 1664
+    assert import_movielens(source, progress=False).changed == 0

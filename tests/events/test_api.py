@@ -51,7 +51,7 @@ def test_values_that_break_a_kinds_rules_are_422_naming_the_field(client, alice,
     response = client.post("/v1/events", {"movie_id": movies[0].id, "idempotency_key": "k", **body},
                            content_type="application/json")
     assert response.status_code == 422
-    assert words in " ".join(response.json()[f"0.{field}"])
+    assert words in " ".join(response.json()[field])
     assert not Event.objects.exists()
 
 
@@ -67,7 +67,7 @@ def test_an_unknown_movie_is_404(client, alice, movies):
     response = client.post("/v1/events", {"movie_id": 1, "kind": "click", "idempotency_key": "k"},
                            content_type="application/json")
     assert response.status_code == 404
-    assert response.json()["field"] == "0.movie_id"
+    assert response.json()["field"] == "movie_id"
 
 
 def test_anonymous_callers_are_401(client, movies):
@@ -100,6 +100,17 @@ def test_a_batch_with_one_unknown_movie_stores_nothing(client, alice, movies):
     assert not Event.objects.exists()
 
 
+def test_malformed_batch_items_are_400_naming_position_and_field(client, alice, movies):
+    client.force_login(alice)
+    events = [{"movie_id": movies[0].id, "kind": "click", "idempotency_key": "ok"},
+              {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "x" * 200, "position": -1},
+              "not an object"]
+    response = client.post("/v1/events/batch", {"events": events}, content_type="application/json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"events.1.idempotency_key", "events.1.position", "events.2.non_field_errors"}
+    assert client.post("/v1/events/batch", {"events": []}, content_type="application/json").status_code == 400
+
+
 def test_a_batch_with_duplicate_keys_is_422(client, alice, movies):
     client.force_login(alice)
     events = [{"movie_id": movies[0].id, "kind": "click", "idempotency_key": "same"}] * 2
@@ -122,7 +133,7 @@ def test_only_api_keys_may_name_an_end_user(client, alice, movies):
     response = client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "k",
                                           "external_user": "someone"}, content_type="application/json")
     assert response.status_code == 422
-    assert "0.external_user" in response.json()
+    assert "external_user" in response.json()
 
 
 def test_impressions_keep_the_serving_policys_propensity(client, alice, movies):

@@ -50,9 +50,9 @@ def test_tab_to_the_rating_widget_and_rate_with_arrow_keys(page: Any, base_url: 
                                                            member: dict[str, str]) -> None:
     sign_in(page, base_url, member, next_path="/movies/1/")
     page.goto(f"{base_url}/movies/1/")
-    for _ in range(80):  # Tab through the page until the first half-star radio has focus
+    for _ in range(120):  # Tab through the page (past the franchise row's cards) to "Your rating"
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('form[data-rate] input[type=radio]')"):
+        if page.evaluate("document.activeElement.matches('#movie-extras .extras-you form[data-rate] input')"):
             break
     else:
         pytest.fail("the rating widget is not reachable with Tab")
@@ -62,7 +62,7 @@ def test_tab_to_the_rating_widget_and_rate_with_arrow_keys(page: Any, base_url: 
     assert outline != "none"  # the focused half-star is visibly marked
     for _ in range(7):
         page.keyboard.press("ArrowRight")  # 0.5 -> 4.0
-    form = page.locator("form[data-rate]").first
+    form = page.locator("#movie-extras .extras-you form[data-rate]")
     expect(form.locator(".rate-status")).to_have_text("4★")
     page.goto(f"{base_url}/history/")
     item = page.locator('.history-item[data-movie-id="1"]')
@@ -79,9 +79,9 @@ def test_history_undo_without_javascript(page: Any, base_url: str, portal: Porta
     extras = plain.locator("#movie-extras")
     extras.locator("form[data-rate] label[for$='-9']").first.click()  # 4.5 stars
     extras.get_by_role("button", name="Rate").first.click()  # no JS: the form posts and the page reloads
-    expect(plain.locator(".flash")).to_contain_text("You rated Matrix, The 4.5★")
-    plain.locator(".flash").get_by_role("button", name="Undo").click()
-    expect(plain.locator(".flash")).to_contain_text("Removed your rating of Matrix, The")
+    expect(plain.locator(".messages")).to_contain_text("You rated Matrix, The 4.5★")
+    plain.locator(".messages").get_by_role("button", name="Undo").click()
+    expect(plain.locator(".messages")).to_contain_text("Removed your rating of Matrix, The")
     plain.goto(f"{base_url}/history/")
     expect(plain.locator('.history-item[data-movie-id="2571"]')).to_have_count(0)
     context.close()

@@ -19,15 +19,16 @@ TEST_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enable
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator["SparkSession"]:  # noqa: F821
+def spark() -> Iterator[SparkSession]:  # noqa: F821
     """local[2] with 2 shuffle partitions: small data, short queries."""
     from lakehouse.spark import java_available, spark_session
 
     if not java_available():
         pytest.skip("needs Java 17 for local Spark")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its __del__ logs after pytest closes the streams
-    session = spark_session(master="local[2]", app_name="apex-lakehouse-tests", shuffle_partitions=2, fast_jvm=True,
-                            extra_conf=TEST_CONF)
+    session = spark_session(
+        master="local[2]", app_name="apex-lakehouse-tests", shuffle_partitions=2, fast_jvm=True, extra_conf=TEST_CONF
+    )
     yield session
     session.stop()
 

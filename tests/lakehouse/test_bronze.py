@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from lakehouse.delta import DeltaRsBackend
 from lakehouse.pipeline import RunResult, run_bronze
 
 pytestmark = pytest.mark.spark
-AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_ml100k_ratings_arrive_as_raw_strings_with_ingestion_metadata(spark, ml100k_slice: Path) -> None:
@@ -24,9 +24,17 @@ def test_ml100k_ratings_arrive_as_raw_strings_with_ingestion_metadata(spark, ml1
     rows = df.orderBy(T.LINE).limit(1).collect()
     assert df.count() == 3000
     assert dict(rows[0].asDict(), **{T.LINE: 0}) == {
-        T.DATASET: "ml-100k", T.USER_ID: "196", T.MOVIE_ID: "242", T.RATING: "3", T.TIMESTAMP: "881250949",
-        T.LINE: 0, T.INGESTED_AT: AT.replace(tzinfo=None), T.SOURCE: "ml-100k/u.data",
-        T.SOURCE_FILE: str(f.path), T.CHECKSUM: f.checksum}
+        T.DATASET: "ml-100k",
+        T.USER_ID: "196",
+        T.MOVIE_ID: "242",
+        T.RATING: "3",
+        T.TIMESTAMP: "881250949",
+        T.LINE: 0,
+        T.INGESTED_AT: AT.replace(tzinfo=None),
+        T.SOURCE: "ml-100k/u.data",
+        T.SOURCE_FILE: str(f.path),
+        T.CHECKSUM: f.checksum,
+    }
 
 
 def test_ml100k_genre_flags_become_genre_names(spark, ml100k_slice: Path) -> None:
@@ -35,20 +43,33 @@ def test_ml100k_genre_flags_become_genre_names(spark, ml100k_slice: Path) -> Non
     toy = df.where(f"{T.MOVIE_ID} = '1'").first()
     assert df.count() == 1682
     assert (toy[T.TITLE], toy[T.GENRES], toy[T.RELEASE_DATE]) == (
-        "Toy Story (1995)", "Animation|Children's|Comedy", "01-Jan-1995")
+        "Toy Story (1995)",
+        "Animation|Children's|Comedy",
+        "01-Jan-1995",
+    )
 
 
 def test_event_exports_in_json_lines_and_parquet_read_the_same(spark, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    event = {T.EVENT_ID: "e1", T.USER_ID: 7, T.MOVIE_ID: 1, T.KIND: "rating", T.VALUE: 4.5,
-             T.CREATED_AT: "2026-10-01T12:00:00+00:00", T.PROPENSITY: None}
+    event = {
+        T.EVENT_ID: "e1",
+        T.USER_ID: 7,
+        T.MOVIE_ID: 1,
+        T.KIND: "rating",
+        T.VALUE: 4.5,
+        T.CREATED_AT: "2026-10-01T12:00:00+00:00",
+        T.PROPENSITY: None,
+    }
     (tmp_path / "a.jsonl").write_text(json.dumps(event) + "\n")
-    pq.write_table(pa.Table.from_pylist([{**event, T.CREATED_AT: datetime(2026, 10, 1, 12, tzinfo=timezone.utc)}]),
-                   tmp_path / "b.parquet")
-    files = [source_file("events/a.jsonl", "events", "json", tmp_path / "a.jsonl"),
-             source_file("events/b.parquet", "events", "parquet", tmp_path / "b.parquet")]
+    pq.write_table(
+        pa.Table.from_pylist([{**event, T.CREATED_AT: datetime(2026, 10, 1, 12, tzinfo=UTC)}]), tmp_path / "b.parquet"
+    )
+    files = [
+        source_file("events/a.jsonl", "events", "json", tmp_path / "a.jsonl"),
+        source_file("events/b.parquet", "events", "parquet", tmp_path / "b.parquet"),
+    ]
     rows = build_bronze_events(spark, {"files": files, "ingested_at": AT}).orderBy(T.SOURCE).collect()
     assert [(r[T.USER_ID], r[T.VALUE], r[T.KIND], r[T.PROPENSITY]) for r in rows] == [("7", "4.5", "rating", None)] * 2
     assert rows[0][T.CREATED_AT].startswith("2026-10-01T12:00")
@@ -56,8 +77,7 @@ def test_event_exports_in_json_lines_and_parquet_read_the_same(spark, tmp_path: 
 
 
 def test_reingesting_the_same_files_appends_nothing(spark, ml100k_slice: Path, tmp_path: Path) -> None:
-    config = LakehouseConfig(root=tmp_path / "lake", datasets=(str(ml100k_slice),),
-                             reference_dataset=str(ml100k_slice))
+    config = LakehouseConfig(root=tmp_path / "lake", datasets=(str(ml100k_slice),), reference_dataset=str(ml100k_slice))
     store = DeltaRsBackend(config.root)
     first, second = RunResult(AT), RunResult(AT)
     run_bronze(spark, store, config, first)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,36 +11,91 @@ from lakehouse import tables as T
 from lakehouse.gold import build_gold_item_cooccurrence, build_gold_item_features, build_gold_user_sequences
 
 pytestmark = pytest.mark.spark
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _schema(columns: tuple[str, ...], *types: str) -> str:
+    return ", ".join(f"`{c}` {t}" for c, t in zip(columns, types, strict=True))
 
 
 @pytest.fixture(scope="module")
 def silver(spark):
     """Two users on four movies; user 1 rated movies 30 and 10 in the same second (30 arrived first)."""
-    rows = [("d", 1, 20, 4.0, 100, 0), ("d", 1, 30, 5.0, 200, 1), ("d", 1, 10, 3.0, 200, 2),
-            ("d", 2, 10, None, 50, 0), ("d", 2, 20, 2.0, 60, 1), ("d", 2, 30, 1.0, 70, 2)]
+    rows = [
+        ("d", 1, 20, 4.0, 100, 0),
+        ("d", 1, 30, 5.0, 200, 1),
+        ("d", 1, 10, 3.0, 200, 2),
+        ("d", 2, 10, None, 50, 0),
+        ("d", 2, 20, 2.0, 60, 1),
+        ("d", 2, 30, 1.0, 70, 2),
+    ]
     interactions = spark.createDataFrame(
         [(d, u, m, r, t, a, None, "movielens", "rating", None) for d, u, m, r, t, a in rows],
         "dataset string, user_id bigint, movie_id bigint, rating float, timestamp bigint, arrival bigint, "
-        "event_time timestamp, origin string, kind string, event_id string")
+        "event_time timestamp, origin string, kind string, event_id string",
+    )
     events = spark.createDataFrame(
         [("d", "e1", 9, 10, "impression", None, T0, 0.5), ("d", "e2", 9, 10, "impression", None, T0, 0.25)],
-        ", ".join(f"{c} {t}" for c, t in zip(T.SILVER_EVENTS_COLUMNS, (
-            "string", "string", "bigint", "bigint", "string", "double", "timestamp", "double"))))
+        _schema(
+            T.SILVER_EVENTS_COLUMNS, "string", "string", "bigint", "bigint", "string", "double", "timestamp", "double"
+        ),
+    )
     movies = spark.createDataFrame(
-        [(f"d:{m}", "d", m, f"Movie {m}", 1999, ["Drama"], None, None, None, None, None, None, None, None, "h", T0,
-          None, True) for m in (10, 20, 30, 40)],
-        ", ".join(f"`{c}` {t}" for c, t in zip(T.SILVER_MOVIES_COLUMNS, (
-            "string", "string", "bigint", "string", "int", "array<string>", "bigint", "string", "string",
-            "array<string>", "double", "double", "bigint", "double", "string", "timestamp", "timestamp",
-            "boolean"))))
+        [
+            (
+                f"d:{m}",
+                "d",
+                m,
+                f"Movie {m}",
+                1999,
+                ["Drama"],
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "h",
+                T0,
+                None,
+                True,
+            )
+            for m in (10, 20, 30, 40)
+        ],
+        _schema(
+            T.SILVER_MOVIES_COLUMNS,
+            "string",
+            "string",
+            "bigint",
+            "string",
+            "int",
+            "array<string>",
+            "bigint",
+            "string",
+            "string",
+            "array<string>",
+            "double",
+            "double",
+            "bigint",
+            "double",
+            "string",
+            "timestamp",
+            "timestamp",
+            "boolean",
+        ),
+    )
     return {T.SILVER_INTERACTIONS: interactions, T.SILVER_EVENTS: events, "movies": movies}
 
 
 def test_sequences_are_chronological_with_ties_in_arrival_order(spark, silver) -> None:
     rows = {r[T.USER_ID]: r for r in build_gold_user_sequences(spark, silver).collect()}
-    assert (rows[1][T.ITEM_IDS], rows[1][T.TIMESTAMPS], rows[1][T.RATINGS]) == ([20, 30, 10], [100, 200, 200],
-                                                                                 [4.0, 5.0, 3.0])
+    assert (rows[1][T.ITEM_IDS], rows[1][T.TIMESTAMPS], rows[1][T.RATINGS]) == (
+        [20, 30, 10],
+        [100, 200, 200],
+        [4.0, 5.0, 3.0],
+    )
     assert rows[2][T.RATINGS] == [1.0, 2.0, 1.0]  # an interaction without a rating counts as 1
     assert rows[2][T.LENGTH] == 3
 

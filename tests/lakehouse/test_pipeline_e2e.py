@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from lakehouse.delta import DeltaRsBackend
 from lakehouse.pipeline import run_pipeline
 
 pytestmark = pytest.mark.spark
-AS_OF = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,27 @@ def gold_root(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     events = base / "events"
     events.mkdir()
-    rows = [{"event_id": f"e{i}", "user_id": 1 + i % 2, "movie_id": 1 + i, "kind": "click", "value": None,
-             "created_at": f"2026-10-0{1 + i}T08:00:00+00:00", "propensity": None} for i in range(6)]
+    rows = [
+        {
+            "event_id": f"e{i}",
+            "user_id": 1 + i % 2,
+            "movie_id": 1 + i,
+            "kind": "click",
+            "value": None,
+            "created_at": f"2026-10-0{1 + i}T08:00:00+00:00",
+            "propensity": None,
+        }
+        for i in range(6)
+    ]
     (events / "events-1.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    config = LakehouseConfig(root=base / "lake", datasets=("ml-100k",), reference_dataset="ml-100k",
-                             tmdb_dir=None, events_dir=events, events_dataset="ml-100k")
+    config = LakehouseConfig(
+        root=base / "lake",
+        datasets=("ml-100k",),
+        reference_dataset="ml-100k",
+        tmdb_dir=None,
+        events_dir=events,
+        events_dataset="ml-100k",
+    )
     result = run_pipeline(config, spark=spark, as_of=AS_OF)
     assert result.rows(T.BRONZE_RATINGS) == 100_000 and result.rows(T.QUARANTINE) == 0
     return config.root
@@ -86,8 +102,14 @@ def test_site_users_join_with_an_offset_and_other_gold_tables_are_filled(spark, 
 
 
 def test_a_rerun_ingests_nothing_new(spark, gold_root: Path) -> None:
-    config = LakehouseConfig(root=gold_root, datasets=("ml-100k",), reference_dataset="ml-100k", tmdb_dir=None,
-                             events_dir=gold_root.parent / "events", events_dataset="ml-100k")
+    config = LakehouseConfig(
+        root=gold_root,
+        datasets=("ml-100k",),
+        reference_dataset="ml-100k",
+        tmdb_dir=None,
+        events_dir=gold_root.parent / "events",
+        events_dataset="ml-100k",
+    )
     again = run_pipeline(config, spark=spark, layers=("bronze",), as_of=AS_OF)
     assert sum(again.rows(t) for t in T.BRONZE_TABLES) == 0
     assert DeltaRsBackend(gold_root).version(T.BRONZE_RATINGS) == 0

@@ -15,7 +15,7 @@ GENRES = ["Sci-Fi", "Drama", "Comedy", "Horror"]
 DIRECTORS = ["Ridley Scott", "Jane Campion", "Harold Ramis", "John Carpenter"]
 WORDS = ["space alien ship crew", "family grief letters", "wedding party prank", "night killer house"]
 N_PER_GENRE = 10
-MODELS = ["sasrec", "lightgcn", "ease"]
+MODELS = ["sasrec", "lightgcn", "ease", "diffusion"]  # diffusion has an ONNX export (Tier 2 parity)
 
 
 def tiny_metadata() -> dict[int, dict[str, Any]]:

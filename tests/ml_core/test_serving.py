@@ -51,7 +51,7 @@ def test_explain_payload_has_sources_contributions_boosts_and_a_sentence(engine)
     result = engine.recommend_user(SCI_FI[:3], ratings=[5.0, 3.0, 4.0], k=3, explain=True, temperature=0.0)
     exp = result.items[0]["explanation"]
     assert set(exp["sources"]) <= {"embedding", "content", "knowledge_graph", "popular"} and exp["sources"]
-    assert set(exp["contributions"]) == {"sasrec", "lightgcn", "ease"}
+    assert set(exp["contributions"]) == {"sasrec", "lightgcn", "ease", "diffusion"}
     assert isinstance(exp["boosts"], list)
     assert exp["sentence"].startswith("Because you rated Sci-Fi film")
     assert " stars" in exp["sentence"]

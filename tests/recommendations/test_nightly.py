@@ -20,8 +20,14 @@ pytestmark = pytest.mark.django_db
 def _event(user, movie, kind: str = "click", **kw):  # noqa: ANN001, ANN202
     from events.models import Event
 
-    return Event.objects.create(user=user, movie=movie, kind=kind, idempotency_key=f"k{Event.objects.count()}",
-                                occurred_at=timezone.now() - timedelta(hours=1), **kw)
+    return Event.objects.create(
+        user=user,
+        movie=movie,
+        kind=kind,
+        idempotency_key=f"k{Event.objects.count()}",
+        occurred_at=timezone.now() - timedelta(hours=1),
+        **kw,
+    )
 
 
 def test_export_writes_each_event_once_in_the_bronze_schema(tmp_path: Path, settings) -> None:  # noqa: ANN001
@@ -33,8 +39,15 @@ def test_export_writes_each_event_once_in_the_bronze_schema(tmp_path: Path, sett
     assert exported.rows == 2
     rows = [json.loads(line) for line in exported.path.read_text().splitlines()]
     assert set(rows[0]) == set(T.EVENT_EXPORT_COLUMNS)
-    assert rows[0] == {T.EVENT_ID: str(first.pk), T.USER_ID: user.pk, T.MOVIE_ID: 1, T.KIND: "rating",
-                       T.VALUE: 4.5, T.CREATED_AT: first.occurred_at.isoformat(), T.PROPENSITY: None}
+    assert rows[0] == {
+        T.EVENT_ID: str(first.pk),
+        T.USER_ID: user.pk,
+        T.MOVIE_ID: 1,
+        T.KIND: "rating",
+        T.VALUE: 4.5,
+        T.CREATED_AT: first.occurred_at.isoformat(),
+        T.PROPENSITY: None,
+    }
     again = nightly.events_export(directory=tmp_path, now=timezone.now())
     assert (again.rows, again.path) == (0, None)
     third = _event(user, movie, "watch", value=0.9)
@@ -47,7 +60,7 @@ def test_a_failed_step_is_recorded_and_a_rerun_succeeds(tmp_path: Path, settings
     settings.LAKEHOUSE_EVENTS_DIR = tmp_path
     calls = []
 
-    def flaky(*, layers):  # noqa: ANN001, ANN202
+    def flaky(*, layers, stop_spark=False):  # noqa: ANN001, ANN202
         calls.append(layers)
         if len(calls) == 1:
             raise RuntimeError("spark went away")
@@ -60,8 +73,11 @@ def test_a_failed_step_is_recorded_and_a_rerun_succeeds(tmp_path: Path, settings
     assert failed.status == PipelineRun.Status.FAILED and "spark went away" in failed.error
     assert not PipelineRun.objects.filter(step="reload").exists()
     runs = nightly.nightly_run(steps=("export", "bronze", "reload"))
-    assert [(r.step, r.status, r.rows) for r in runs] == [("export", "succeeded", 0), ("bronze", "succeeded", 42),
-                                                          ("reload", "succeeded", 0)]
+    assert [(r.step, r.status, r.rows) for r in runs] == [
+        ("export", "succeeded", 0),
+        ("bronze", "succeeded", 42),
+        ("reload", "succeeded", 0),
+    ]
     assert runs[1].detail == {"tables": {"bronze_events": {"rows": 42}}}
 
 

@@ -59,7 +59,7 @@ def test_users_get_their_own_explained_list_and_impressions_are_logged(serving, 
     assert not {i["movie_id"] for i in body["items"]} & {101, 102, 103}
     first = body["items"][0]
     assert first["title"] and first["explanation"]["sentence"].startswith("Because you rated Sci-Fi film")
-    assert set(first["explanation"]["contributions"]) == {"sasrec", "lightgcn", "ease"}
+    assert set(first["explanation"]["contributions"]) == {"sasrec", "lightgcn", "ease", "diffusion"}
     logged = Event.objects.filter(user=alice_sci_fi, kind="impression", request_id=body["request_id"])
     assert logged.count() == 5
     assert sorted(e.propensity for e in logged) == sorted(i["propensity"] for i in body["items"])
@@ -159,7 +159,7 @@ def test_offline_metrics_serve_the_ensemble_card_numbers(serving) -> None:  # no
     r = APIClient().get("/v1/evaluation/offline-metrics")
     assert r.status_code == 200
     ensemble = r.json()["tiny"]["ensemble"]
-    assert set(ensemble["weights"]) == {"sasrec", "lightgcn", "ease"}
+    assert set(ensemble["weights"]) == {"sasrec", "lightgcn", "ease", "diffusion"}
     assert 0 <= ensemble["metrics"]["test"]["ndcg@10"] <= 1
 
 

@@ -14,8 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from recommendations.nightly import STEPS
 
-        parser.add_argument("--steps", default=",".join(STEPS),
-                            help=f"comma-separated subset, in order (default: {','.join(STEPS)})")
+        parser.add_argument(
+            "--steps", default=",".join(STEPS), help=f"comma-separated subset, in order (default: {','.join(STEPS)})"
+        )
         parser.add_argument("--skip-retrain", action="store_true", help="build the lakehouse only")
 
     def handle(self, *args: Any, **options: Any) -> None:

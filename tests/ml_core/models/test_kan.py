@@ -31,9 +31,9 @@ class TestKANRanker(RecommenderContract):
         before = [p.detach().clone() for p in clone.net.parameters()]
         losses = [clone.partial_fit(contexts, positives) for _ in range(5)]
         assert all(np.isfinite(losses))
-        moved = sum(float((p - b).abs().sum()) for p, b in zip(clone.net.parameters(), before))
+        moved = sum(float((p - b).abs().sum()) for p, b in zip(clone.net.parameters(), before, strict=False))
         assert 0 < moved
-        step = max(float((p - b).norm()) for p, b in zip(clone.net.parameters(), before))
+        step = max(float((p - b).norm()) for p, b in zip(clone.net.parameters(), before, strict=False))
         assert step <= 5 * clone.config.online_learning_rate * clone.config.max_grad_norm + 1e-6
 
     def test_partial_fit_ignores_unknown_positives(self, fitted, split):

@@ -7,11 +7,11 @@ from ml_core.models.neural_ode import NeuralODE, NeuralODEConfig, NeuralODENet, 
 from tests.ml_core.contract import RecommenderContract
 from tests.ml_core.models.slow_ml100k import assert_clears_popularity, needs_ml100k
 
-TINY = NeuralODEConfig(embedding_size=8, hidden_size=8, max_len=8, learning_rate=0.02, batch_size=32, dropout=0.0)
+TINY = NeuralODEConfig(embedding_size=16, hidden_size=16, max_len=8, learning_rate=0.01, batch_size=32, dropout=0.0)
 
 
 class TestNeuralODE(RecommenderContract):
-    fit_options = FitOptions(seed=7, progress=False, max_epochs=60)
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=40)
 
     def make_model(self):
         return NeuralODE(TINY)
@@ -26,7 +26,7 @@ class TestNeuralODE(RecommenderContract):
         history, times = split.train_seqs[0], split.train_times[0].astype(float)
         state = fitted.net.h0.detach().numpy().copy()
         prev = times[0]
-        for item, t in zip(history, times):
+        for item, t in zip(history, times, strict=False):
             state = fitted.step_state(state, int(item), t - prev)
             prev = t
         replay, _ = fitted.request_state([UserContext(history=history, times=times)])
