@@ -151,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=0, help="also run an event log of this many events")
     parser.add_argument("--skip-ml100k", action="store_true")
     parser.add_argument("--workdir", default=None, help="where lakehouse roots and exports go (default: a temp dir)")
+    parser.add_argument("--driver-memory", default="6g", help="Spark driver memory (tables are collected via Arrow)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ["SPARK_DRIVER_MEMORY"] = args.driver_memory
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

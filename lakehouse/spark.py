@@ -10,7 +10,8 @@ from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
-# Measured in ECOSYSTEM.md §2: C1-only JIT and serial GC halve JVM startup for short local jobs.
+# Measured in ECOSYSTEM.md §2: C1-only JIT and serial GC halve JVM startup for short local jobs (tests);
+# long runs keep the full JIT unless SPARK_FAST_JVM=1.
 FAST_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
@@ -53,7 +54,7 @@ def spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
     )
-    if fast_jvm if fast_jvm is not None else is_local:
+    if fast_jvm if fast_jvm is not None else os.environ.get("SPARK_FAST_JVM", "") == "1":
         builder = builder.config("spark.driver.extraJavaOptions", FAST_JVM_FLAGS)
     jars = os.environ.get("APEX_DELTA_SPARK_JARS", "")
     if jars:

@@ -54,6 +54,7 @@ class Split:
     test_item: np.ndarray
     test_time: np.ndarray
     sampled_negatives: np.ndarray  # int64 (n_users, 100): -1 padded when the catalogue is too small
+    test_rows: np.ndarray  # row numbers (into full) of the test interactions
 
     @property
     def n_items(self) -> int:
@@ -79,10 +80,8 @@ class Split:
     def train_plus_valid(self) -> Interactions:
         """Train rows plus each user's validation row (for refits; not used by default)."""
         mask = np.ones(len(self.full), bool)
-        mask[self._test_rows] = False
+        mask[self.test_rows] = False
         return self.full.subset(mask)
-
-    _test_rows: np.ndarray = None  # type: ignore[assignment]
 
 
 def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
@@ -105,10 +104,8 @@ def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
     test_item[data.users[is_test]] = data.items[is_test]
     test_time[data.users[is_test]] = data.times[is_test]
     train = data.subset(~(is_test | is_valid))
-    split = Split(train, data, train.sequences(), train.time_sequences(), valid_item, valid_time,
-                  test_item, test_time, _sample_negatives(data, seed))
-    split._test_rows = np.flatnonzero(is_test)
-    return split
+    return Split(train, data, train.sequences(), train.time_sequences(), valid_item, valid_time,
+                 test_item, test_time, _sample_negatives(data, seed), np.flatnonzero(is_test))
 
 
 def _sample_negatives(data: Interactions, seed: int) -> np.ndarray:

@@ -49,7 +49,9 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     metadata = metadata or metadata_from_interactions(data)
     split = leave_one_out(data, seed=seed)
     names = registered(names)
-    options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None, time_budget_s=time_budget_s)
+    # quick: the first configuration of each model, trained for as many epochs as fit in time_budget_s
+    max_epochs = None if time_budget_s is not None else (2 if quick else None)
+    options = FitOptions(seed=seed, progress=False, max_epochs=max_epochs, time_budget_s=time_budget_s)
     root = model_root or out.parent / f"models-{data.name}"
     models = {n: fit_or_load(n, split, options, root / n, quick=quick)[0] for n in names}
     rng = np.random.default_rng(seed)

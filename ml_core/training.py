@@ -71,8 +71,8 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
             else:
                 since_best += 1
             bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
-            log.debug("%s epoch %d: loss %.4f, val NDCG@10 %.4f (%.0f s)", desc, epoch, loss, ndcg,
-                      time.perf_counter() - start)
+            (log.debug if options.progress else log.info)(
+                "%s epoch %d: loss %.4f, val NDCG@10 %.4f (%.0f s)", desc, epoch, loss, ndcg, time.perf_counter() - start)
             if since_best >= options.patience:
                 log.info("%s: early stop at epoch %d (best %d, NDCG@10 %.4f)", desc, epoch, report.best_epoch, best)
                 break

@@ -74,11 +74,12 @@ def warm(**_: object) -> None:
 
 
 def _sync(engine: Any) -> None:
-    bundle = cache.get(BUNDLE_KEY)
+    published = cache.get_many([BUNDLE_KEY, WEIGHTS_KEY])  # one round trip to Redis
+    bundle = published.get(BUNDLE_KEY)
     if bundle and bundle != engine.manifest_version:
         engine.reload_if_changed()
         _apply_active_weights(engine)
-    version = cache.get(WEIGHTS_KEY)
+    version = published.get(WEIGHTS_KEY)
     if version is None:
         version = _active_version()
         cache.set(WEIGHTS_KEY, version, VERSION_TTL_S)
@@ -137,7 +138,9 @@ def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> d
     """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id."""
     engine = get_engine()
     history, times, ratings = user_history(user) if user is not None else ([], [], [])
-    result = engine.recommend_user(history, times=times, ratings=ratings, user_key=user_id, **params)
+    # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
+    key = user_id if engine.bundle.ensemble.get("dataset") == "catalog" else None
+    result = engine.recommend_user(history, times=times, ratings=ratings, user_key=key, **params)
     return {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict())}
 
 

@@ -25,7 +25,7 @@ class ItemKNNConfig:
 
 
 class ItemKNN(RecommenderBase):
-    """Score of item j = sum over history items i of sim(i, j) (top-k pruned, column-wise)."""
+    """Score of item j = sum over history items i of sim(i, j), where each item i keeps only its k nearest j."""
 
     name = "itemknn"
     config_cls = ItemKNNConfig

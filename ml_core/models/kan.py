@@ -25,6 +25,7 @@ one hidden KAN layer of width 8 (the paper's networks are similarly small).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -98,6 +99,7 @@ class KANRanker(TorchRecommender):
     def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Stack: fit base models on earlier events, learn to rank each user's last events, refit bases."""
         cfg = self.config
+        wall, cpu = time.perf_counter(), time.process_time()
         self._gen = gen = seed_everything(options.seed)
         self._remember_data(data)
         prefix, contexts, labels = self._label_split(data, cfg.labels_per_user)
@@ -127,7 +129,9 @@ class KANRanker(TorchRecommender):
             return total / max(steps, 1)
 
         report = self._train_epochs(options, cfg.epochs, train_epoch)
-        report.extra.update({"train_lists": int(len(x_train)), "widths": widths(cfg)})
+        report.extra.update({"train_lists": int(len(x_train)), "widths": widths(cfg),
+                             "cpu_seconds": time.process_time() - cpu})
+        report.seconds = time.perf_counter() - wall  # base models and feature building included
         return report
 
     @staticmethod

@@ -7,6 +7,7 @@ and :func:`ml_core.training.run_epochs` (early stopping on validation NDCG@10).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,12 @@ class TorchRecommender(RecommenderBase):
         """The shared epoch loop; best-epoch weights of `module` (default self.net) are restored."""
         net = module if module is not None else self.net
         assert net is not None
+        cpu_start = time.process_time()
         report = run_epochs(model=self, options=options, epochs=epochs, train_epoch=train_epoch,
                             get_state=lambda: copy.deepcopy(net.state_dict()), set_state=net.load_state_dict,
                             desc=self.name)
         report.n_parameters = n_parameters(net)
+        report.extra["cpu_seconds"] = time.process_time() - cpu_start  # honest under CPU contention
         return report
 
     # -- artifacts -------------------------------------------------------------------------

@@ -124,3 +124,8 @@ def test_beyond_accuracy_by_hand():
     assert m["gini@10"] == pytest.approx(4 / 12)
     # item 0 seen by 2 of 3 users, item 1 by 1: -log2(3/4) and -log2(2/4)
     assert m["novelty@10"] == pytest.approx((-math.log2(3 / 4) - math.log2(2 / 4)) / 2)
+
+
+def test_train_plus_valid_drops_only_the_test_rows():
+    split = leave_one_out(_tiny_log(), seed=0)
+    assert len(split.train_plus_valid()) == len(split.full) - 2
