@@ -27,3 +27,41 @@ class UsageCounterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False  # counters are written by metering only
+
+
+# --- Users and their plans (operators' view; added for the portal/admin issue) ------------------------
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.admin import UserAdmin  # noqa: E402
+
+
+class AccountPlanInline(admin.StackedInline):
+    model = AccountPlan
+    extra = 0
+    can_delete = False
+    fields = ["plan", "status", "stripe_subscription_id", "current_period_end"]
+    readonly_fields = ["stripe_subscription_id", "current_period_end"]
+
+
+class PeopleAdmin(UserAdmin):
+    """Users with the plan they are on: filter by plan or subscription status, search by name or e-mail."""
+
+    list_display = ["username", "email", "plan", "plan_status", "is_staff", "is_active", "date_joined"]
+    list_filter = ["account_plan__plan", "account_plan__status", "is_staff", "is_active"]
+    list_select_related = ["account_plan__plan"]
+    inlines = [AccountPlanInline]
+
+    @admin.display(description="plan", ordering="account_plan__plan__sort_order")
+    def plan(self, user: object) -> str:
+        account_plan = getattr(user, "account_plan", None)
+        return account_plan.plan.name if account_plan else "Free"
+
+    @admin.display(description="status")
+    def plan_status(self, user: object) -> str:
+        account_plan = getattr(user, "account_plan", None)
+        return account_plan.status if account_plan else ""
+
+
+if admin.site.is_registered(get_user_model()):
+    admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), PeopleAdmin)
+

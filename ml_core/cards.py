@@ -14,14 +14,37 @@ SAMPLED = ("sampled_hr@10", "sampled_ndcg@10", "sampled_mrr@10")
 BEYOND = ("coverage@10", "gini@10", "novelty@10")
 
 
+def read_run(dataset_dir: Path) -> dict[str, Any]:
+    """A dataset's run metrics, plus models whose artifact folder holds a full entry but the file lacks.
+
+    Each artifact's metrics.json carries its model's full entry, so a run file clobbered by a
+    concurrent command is repaired here instead of losing cards.
+    """
+    dataset_dir = Path(dataset_dir)
+    path = dataset_dir / "metrics.json"
+    try:
+        run = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s: not valid JSON, rebuilt from the artifact folders", path)
+        run = {}
+    run.setdefault("models", {})
+    for saved_path in sorted(dataset_dir.glob("*/metrics.json")):
+        try:
+            saved = json.loads(saved_path.read_text())
+        except json.JSONDecodeError:
+            continue
+        if saved.get("model") == saved_path.parent.name and {"test", "valid", "val_curve"} <= set(saved):
+            run["models"].setdefault(saved_path.parent.name, saved)
+    return run
+
+
 def load_runs(artifacts_root: Path) -> list[dict[str, Any]]:
     """Every dataset's run metrics under the artifacts root, sorted by dataset name."""
     runs = []
     for path in sorted(Path(artifacts_root).glob("*/metrics.json")):
-        try:
-            runs.append(json.loads(path.read_text()))
-        except json.JSONDecodeError:
-            log.warning("%s: not valid JSON, skipped", path)
+        run = read_run(path.parent)
+        if run["models"] and "dataset" in run:
+            runs.append(run)
     return runs
 
 

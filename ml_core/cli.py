@@ -50,12 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_arguments(sub.add_parser("train", help="train, tune on validation, evaluate on test, export, "
                                                      "write model cards"))
+    cards = sub.add_parser("cards", help="regenerate docs/MODEL_CARDS.md from the saved run metrics")
+    cards.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
+    cards.add_argument("--docs", default=str(REPO_ROOT / "docs"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m ml_core`; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "cards":
+        from .cards import write_model_cards
+
+        write_model_cards(artifacts_root(args.out), Path(args.docs))
+        return 0
     return run_train(args)
 
 
@@ -97,15 +105,11 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
     root = artifacts_root(args.out) / data.name
     root.mkdir(parents=True, exist_ok=True)
     metrics_path = root / "metrics.json"
-    run = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"dataset": data.name, "models": {}}
     options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None)
     for name in names:
         entry = train_one(name, split, options, root / name, quick=args.quick, tune_budget=args.tune_budget)
-        entry["torch_threads"] = torch.get_num_threads()
-        run["models"][name] = entry
-        run.update(dataset=data.name, data_snapshot=data.snapshot(), protocol=_protocol(split),
-                   updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), platform=_platform())
-        metrics_path.write_text(json.dumps(run, indent=2, sort_keys=True))
+        run = merge_run_metrics(metrics_path, name, entry, dataset=data.name, data_snapshot=data.snapshot(),
+                                protocol=_protocol(split), platform=_platform())
         log.info("%s: test NDCG@10 %.4f HR@10 %.4f (fit %.1f s) -> %s", name, entry["test"]["ndcg@10"],
                  entry["test"]["hr@10"], entry["train_seconds"], root / name)
     cards.write_model_cards(artifacts_root(args.out), Path(args.docs))
@@ -141,14 +145,41 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "val_curve": report.val_curve,
         "val_epochs": report.extra.get("val_epochs", list(range(1, len(report.val_curve) + 1))),
         "seed": options.seed,
+        "torch_threads": _torch_threads(),
         "quick": quick,
         "data_snapshot": split.train.snapshot(),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     model.export(directory)
-    artifacts.write_manifest(directory, metrics={k: entry[k] for k in ("test", "valid", "train_seconds",
-                                                                       "n_parameters", "hyperparameters")})
+    artifacts.write_manifest(directory, metrics=entry)  # the full entry: the run file can be rebuilt from it
     return entry
+
+
+def merge_run_metrics(metrics_path: Path, name: str, entry: dict[str, Any], **run_fields: Any) -> dict[str, Any]:
+    """Add one model's entry to the dataset's run file under a file lock, keeping every other model.
+
+    The file is re-read under the lock, so concurrent `train` commands for other models do not
+    drop each other's entries; entries missing from it are recovered from the artifact folders.
+    """
+    import fcntl
+
+    with open(metrics_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        from .cards import read_run
+
+        run = read_run(metrics_path.parent)
+        run["models"][name] = entry
+        run.update(run_fields, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        tmp = metrics_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(run, indent=2, sort_keys=True))
+        tmp.replace(metrics_path)
+    return run
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _protocol(split: Any) -> dict[str, Any]:

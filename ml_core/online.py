@@ -224,12 +224,16 @@ class OnlineLearningCoordinator:
         if self.ranker is None or self.holdout is None or not self.holdout.contexts:
             return None
         if self._holdout_score is None:
-            hits = []
-            for ctx, cands in zip(self.holdout.contexts, self.holdout.candidates, strict=True):
-                scores = np.nan_to_num(self.ranker.score(ctx.history, cands, times=ctx.times, now=ctx.now),
-                                       nan=-np.inf)
-                hits.append(float((scores[1:] > scores[0]).sum() < self.config.holdout_k))
-            self._holdout_score = float(np.mean(hits))
+            ctxs, cands = self.holdout.contexts, self.holdout.candidates
+            if hasattr(self.ranker, "score_batch"):  # one batched pass (the KAN ranker builds features per batch)
+                full = np.asarray(self.ranker.score_batch(ctxs), np.float32)
+                scores = np.take_along_axis(full, cands, axis=1)
+            else:
+                scores = np.stack([self.ranker.score(c.history, row, times=c.times, now=c.now)
+                                   for c, row in zip(ctxs, cands, strict=True)])
+            scores = np.nan_to_num(scores, nan=-np.inf)
+            ranks = (scores[:, 1:] > scores[:, :1]).sum(axis=1)
+            self._holdout_score = float(np.mean(ranks < self.config.holdout_k))
         return self._holdout_score
 
     # --- outputs the serving side reads ------------------------------------------------------

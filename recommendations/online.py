@@ -25,7 +25,8 @@ from events import selectors as event_selectors
 from events import services as event_services
 from events.live import live_push_recommendations
 from events.stream import stream_ack, stream_client, stream_enabled, stream_key, stream_read
-from ml_core.online import OnlineConfig, OnlineEvent, OnlineLearningCoordinator
+from ml_core.interface import UserContext
+from ml_core.online import Holdout, OnlineConfig, OnlineEvent, OnlineLearningCoordinator
 
 from . import engine
 
@@ -62,12 +63,38 @@ def _build(eng: Any) -> tuple[OnlineLearningCoordinator, dict[int, int]]:
     if eng is not None:
         coord = eng.make_online_coordinator(config)
         coord.base = f"bundle:{eng.manifest_version}"
-        return coord, {int(m): i for i, m in enumerate(eng.movie_ids)}
+        index = {int(m): i for i, m in enumerate(eng.movie_ids)}
+        if coord.ranker is not None:
+            coord.holdout = _holdout(index, coord.n_items)
+        return coord, index
     from catalog.selectors import movie_list
 
     ids = sorted(movie_list().values_list("id", flat=True))
     coord = OnlineLearningCoordinator(n_items=len(ids), config=config, base=f"catalog:{len(ids)}")
     return coord, {movie_id: i for i, movie_id in enumerate(ids)}
+
+
+def _holdout(index: dict[int, int], n_items: int) -> Holdout | None:
+    """Held-out check for the ranker: a few users' last rating (sampled with a fixed seed) after the rest."""
+    from catalog.selectors import ratings_as_arrays
+
+    users, movies, times, _ = ratings_as_arrays()
+    size = int(getattr(settings, "ONLINE_HOLDOUT_USERS", 8))
+    if not len(users) or size <= 0:
+        return None
+    order = np.lexsort((times, users))
+    users, movies = users[order], movies[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], len(users)]
+    eligible = [(s, e) for s, e in zip(starts, ends, strict=True) if e - s >= 6 and int(movies[e - 1]) in index]
+    if not eligible:
+        return None
+    rng = np.random.default_rng(0)
+    picked = [eligible[i] for i in sorted(rng.choice(len(eligible), size=min(size, len(eligible)), replace=False))]
+    contexts = [UserContext(history=[index[m] for m in movies[s : e - 1].tolist() if m in index][-200:])
+                for s, e in picked]
+    positives = [index[int(movies[e - 1])] for _, e in picked]
+    return Holdout.build(contexts, positives, n_items, negatives=99, seed=0)
 
 
 def _stale() -> bool:

@@ -151,19 +151,26 @@ def home_rows(*, user: AbstractBaseUser | None, rated: dict[int, float], recent_
     return [row for row in rows if row.picks]
 
 
+def _directors(movie: Any) -> list[str]:
+    """Director names from the credits ``catalog.movie_get`` prefetches."""
+    return [c.person.name for c in movie.credits.all() if c.role == "director"]
+
+
 def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
-    """Movie detail rows: more like this, same franchise, same director (knowledge graph)."""
+    """Movie detail rows: "More like this" and "Same director" (knowledge graph).
+
+    The franchise row is the catalog page's own "More from <collection>" (the same relation), so it is
+    not repeated here.
+    """
     rows: list[Row] = []
     items = serving.similar_movies(movie_id=movie.id, k=ROW_SIZE, exclude=exclude | {movie.id})
     like = _by_ids(items) if items else [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
                                           if p.movie.id not in exclude]
     rows.append(Row("more-like-this", "More like this", like[:ROW_SIZE]))
     graph = serving.knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
-    franchise = _by_ids(graph["franchise"]) if graph and graph.get("franchise") else [
-        Pick(m, f"Also in {movie.collection.name}") for m in catalog.movie_list_in_collection(movie=movie)]
-    if franchise:
-        rows.append(Row("franchise", f"More from {movie.collection.name}" if movie.collection else "Same franchise",
-                        franchise))
+    directors = _directors(movie)
     if graph and graph.get("director"):
-        rows.append(Row("director", "Same director", _by_ids(graph["director"])))
+        name = directors[0] if directors else "the same director"
+        picks = [Pick(p.movie, f"Also directed by {name}", p.score) for p in _by_ids(graph["director"])]
+        rows.append(Row("director", f"More from {name}", picks))
     return [row for row in rows if row.picks]

@@ -18,12 +18,34 @@ def bulk_update_fast(objs: Sequence[models.Model], fields: list[str], *, batch_s
     quote = connection.ops.quote_name
     sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
            + f" WHERE {quote(meta.pk.column)} = %s")
+    if connection.vendor == "postgresql":
+        _update_postgres(objs, columns)
+        return len(objs)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), batch_size):
             rows = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns] + [obj.pk]
                     for obj in objs[start:start + batch_size]]
             cursor.executemany(sql, rows)
     return len(objs)
+
+
+def _update_postgres(objs: Sequence[models.Model], columns: list[models.Field]) -> None:
+    """COPY the new values into a temporary table, then one UPDATE ... FROM (one index pass, no per-row trips)."""
+    meta = type(objs[0])._meta
+    quote = connection.ops.quote_name
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    names = [quote(f.column) for f in columns]
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS apex_bulk_update")
+        cursor.execute(f"CREATE TEMP TABLE apex_bulk_update AS SELECT {pk}, {', '.join(names)} FROM {table} "
+                       "WITH NO DATA")
+        with cursor.cursor.copy(f"COPY apex_bulk_update ({pk}, {', '.join(names)}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([obj.pk] + [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns])
+        assignments = ", ".join(f"{n} = apex_bulk_update.{n}" for n in names)
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM apex_bulk_update "
+                       f"WHERE {table}.{pk} = apex_bulk_update.{pk}")
+        cursor.execute("DROP TABLE apex_bulk_update")
 
 
 def insert_rows(model: type[models.Model], fields: list[str], rows: Iterable[Sequence[Any]], *,

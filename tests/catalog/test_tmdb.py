@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Max
 
 from catalog.importers import import_movielens
@@ -104,3 +104,19 @@ def test_full_ml100k_import_is_complete_and_idempotent() -> None:
     assert Rating.objects.filter(source="ml-100k").count() == 99_693
     assert Movie.objects.count() == 1664
     assert import_movielens(source, progress=False).changed == 0
+
+
+def test_a_malformed_tmdb_file_changes_nothing_and_names_file_and_line(tmp_path: Path) -> None:
+    movie = MovieFactory(id=1, title="Toy Story", tmdb_id=862, overview="")
+    folder = tmp_path / "tmdb" / "the-movies-dataset"
+    folder.mkdir(parents=True)
+    (folder / "keywords.csv").write_text(
+        "id,keywords\n"
+        "8844,\"[{'id': 10090, 'name': 'board game'}]\"\n"
+        "862,\"[{'id': 931, 'name': 'jealousy'\"\n")  # unterminated literal on line 3
+
+    with pytest.raises(CommandError, match=r"keywords\.csv, line 3: column keywords"):
+        call_command("import_tmdb", "--path", str(tmp_path / "tmdb"), "--directors", str(tmp_path / "none"),
+                     "--quiet")
+    movie.refresh_from_db()
+    assert movie.keywords == [] and movie.search_text == ""

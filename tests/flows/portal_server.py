@@ -31,7 +31,9 @@ SETTINGS = os.environ.get("APEX_FLOWS_SETTINGS", "tests.flows.server_settings")
 CACHE = REPO / "var" / "flows"
 # Whatever shapes the prepared database: a change to any of these rebuilds the cached copy.
 SCHEMA_SOURCES = ("*/models.py", "*/models/*.py", "catalog/importers/*.py", "billing/plans.py",
-                  "tests/flows/server_settings.py", "tests/flows/portal_server.py", "requirements.txt")
+                  "tests/flows/server_settings.py", "tests/flows/portal_server.py", "requirements.txt",
+                  "ml_core/*.py", "ml_core/*/*.py", "recommendations/management/commands/build_serving_artifacts.py")
+ENGINE_BUDGET_S = 3  # seconds of training per ensemble model: enough for real, distinct rankings
 
 
 def schema_key() -> str:
@@ -67,7 +69,8 @@ class PortalServer:
         env.update({
             "DJANGO_SETTINGS_MODULE": SETTINGS,
             "SQLITE_PATH": str(self.database),
-            "ML_ARTIFACTS_DIR": os.environ.get("APEX_FLOWS_ARTIFACTS", str(self.root / "artifacts")),
+            "ML_ARTIFACTS_DIR": str(self.artifacts),
+            "APEX_SERVING_TIER": "1",  # the torch ensemble, on CPU here: ensemble weights change the rankings
             "DEBUG": "true",
             "ACCOUNT_EMAIL_VERIFICATION": "mandatory",
             "APEX_THREADS": "1",
@@ -95,34 +98,44 @@ class PortalServer:
     def database(self) -> Path:
         return self.root / "portal.sqlite3"
 
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
     def prepare(self) -> None:
-        """The prepared database: copied from the cache when the schema sources are unchanged, else built."""
-        cached = CACHE / f"portal-{schema_key()}.sqlite3"
-        if not cached.exists():
+        """Database and serving artifacts: copied from the cache when their sources are unchanged, else built."""
+        cached = CACHE / f"portal-{schema_key()}"
+        if not (cached / "ready").exists():
             self.build()
             CACHE.mkdir(parents=True, exist_ok=True)
-            for old in CACHE.glob("portal-*.sqlite3"):
-                old.unlink()
-            shutil.copyfile(self.database, cached.with_suffix(".tmp"))
-            cached.with_suffix(".tmp").replace(cached)
+            for old in CACHE.glob("portal-*"):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            staging = CACHE / f".staging-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            shutil.copyfile(self.database, staging / self.database.name)
+            if self.artifacts.exists():
+                shutil.copytree(self.artifacts, staging / "artifacts")
+            (staging / "ready").write_text(schema_key())
+            staging.rename(cached)
         else:
-            shutil.copyfile(cached, self.database)
+            shutil.copyfile(cached / self.database.name, self.database)
+            if (cached / "artifacts").exists():
+                shutil.copytree(cached / "artifacts", self.artifacts, dirs_exist_ok=True)
 
     def build(self) -> None:
-        """Schema from the models, the plan catalogue, and the real ml-latest-small catalog."""
+        """Schema from the models, plans, the real ml-latest-small catalog, and a quickly trained serving bundle."""
         started = time.perf_counter()
         self.manage("migrate", "--run-syncdb", "--noinput", "-v", "0")
-        for optional in (("sync_plans",),):
-            try:
-                self.manage(*optional)
-            except RuntimeError as exc:
-                if "Unknown command" not in str(exc):
-                    raise
+        self.manage("sync_plans")
         self.manage("import_movielens", str(CATALOG), "--quiet")
         if SHARED_TMDB.exists():  # directors and franchises for the knowledge-graph rows, when the data is here
             self.manage("import_tmdb", "--path", str(SHARED_TMDB), "--directors", str(SHARED_TMDB.parent / "hetrec2011"),
                         "--quiet")
-        logger.info("portal database ready in %.1f s", time.perf_counter() - started)
+        # The real engine, trained briefly on the catalog's ratings (Tier 1 serves it on CPU).
+        self.manage("build_serving_artifacts", "--quick", "--budget", str(ENGINE_BUDGET_S), "--no-onnx",
+                    timeout=1800)
+        logger.info("portal database and serving bundle ready in %.1f s", time.perf_counter() - started)
 
     def start(self, wait_s: float = 90) -> None:
         log = self.log_path.open("ab")

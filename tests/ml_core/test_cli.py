@@ -56,6 +56,18 @@ def test_train_writes_artifacts_metrics_and_cards_and_keeps_other_models(moviele
     assert (docs / "img" / "tiny-movielens_ease_val_ndcg.png").stat().st_size > 0
 
 
+def test_a_clobbered_run_file_is_repaired_from_the_artifacts(movielens_folder, tmp_path):
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    assert main(["train", "--dataset", str(movielens_folder), "--out", str(out), "--docs", str(docs), "--quick",
+                 "--no-progress", "--models", "popularity,ease"]) == 0
+    run_file = out / "tiny-movielens" / "metrics.json"
+    run = json.loads(run_file.read_text())
+    del run["models"]["ease"]  # as if a concurrent train command wrote its stale copy
+    run_file.write_text(json.dumps(run))
+    assert main(["cards", "--out", str(out), "--docs", str(docs)]) == 0
+    assert "### ease" in (docs / "MODEL_CARDS.md").read_text()
+
+
 def test_out_defaults_to_the_env_variable(movielens_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("ML_ARTIFACTS_DIR", str(tmp_path / "env-artifacts"))
     assert main(["train", "--dataset", str(movielens_folder), "--models", "popularity", "--quick",

@@ -59,3 +59,43 @@ def test_a_rating_posted_through_the_api_changes_the_next_recommendations(client
     after = [item["movie_id"] for item in online.recommendations_payload(user_id=alice.pk)["items"]]
     assert before[0] not in after and after != before
     assert len(movies) == 15
+
+
+@pytest.fixture
+def serving(settings, serving_bundle, tmp_path):  # noqa: ANN001, ANN201
+    """The tiny serving bundle (a private copy) and the catalog movies it knows."""
+    import shutil
+
+    from recommendations import engine
+    from tests.ml_core.serving_bundle import tiny_metadata
+
+    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.APEX_SERVING_TIER = "1"
+    for movie_id, meta in tiny_metadata().items():
+        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
+    engine.reset_engine()
+    online.online_reset()
+    yield engine
+    engine.reset_engine()
+
+
+def test_with_the_engine_a_rating_changes_the_list_and_the_served_counters(client, alice, serving,
+                                                                          django_capture_on_commit_callbacks):
+    """Done-when: a rating through the API changes the next recommendations, learned by the engine's learner."""
+    before = [item["movie_id"] for item in online.recommendations_payload(user_id=alice.pk)["items"]]
+    loaded = serving.get_engine()
+    count_before = float(loaded.popularity.counts[loaded.item_index(101)])
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/v1/events", {"movie_id": 101, "kind": "rating", "value": 5.0,
+                                              "idempotency_key": "sci-fi"}, content_type="application/json")
+    assert response.status_code == 202
+    after = [item["movie_id"] for item in online.recommendations_payload(user_id=alice.pk)["items"]]
+    assert after != before and 101 not in after
+    sci_fi = set(range(102, 111))
+    assert len(sci_fi & set(after[:5])) >= 3  # the next films of the cluster she just rated
+    coordinator = online.coordinator()
+    assert coordinator.base == f"bundle:{loaded.manifest_version}"
+    assert loaded.popularity.counts[loaded.item_index(101)] == count_before + 1
+    assert loaded.state_version == coordinator.version
