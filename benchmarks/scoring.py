@@ -66,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     root = artifacts_root(args.out) / data.name
     rows = []
     for directory in sorted(p for p in root.iterdir() if (p / "manifest.json").exists()):
-        model = load_model(directory)
-        result = measure(model, contexts)
+        try:
+            model = load_model(directory)
+            result = measure(model, contexts)
+        except Exception as exc:  # one broken artifact must not hide the others' numbers
+            log.warning("%s: skipped (%s)", directory.name, exc)
+            continue
         rows.append((model.name, result))
         log.info("%s: p50 %.3f ms, p95 %.3f ms, %.0f users/s batched", model.name, result["p50_ms"],
                  result["p95_ms"], result["batch_users_per_s"])

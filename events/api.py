@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -18,9 +16,9 @@ from billing.quota import QuotaMixin
 from billing.services import usage_consume
 
 from .models import Event
+from .parsing import events_parse
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
 from .selectors import event_features_for
-from .parsing import events_parse
 from .services import EventInput, event_record_batch, event_value_validate, movie_ids_unknown
 
 MAX_BATCH = 1000

@@ -8,7 +8,7 @@ Entries carry only event ids (up to ``IDS_PER_ENTRY`` per entry, so a 500-event 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 

@@ -112,7 +112,8 @@ def _model_section(run: dict[str, Any], e: dict[str, Any], img: str) -> list[str
                   f"{json.dumps(tr['overrides'])} → {tr['val_ndcg@10']:.4f}" for tr in e.get("trials", [])) or "-"),
               f"- Data snapshot (train split): `{e['data_snapshot']['sha256'][:16]}…`, "
               f"{e['data_snapshot']['n_interactions']:,} interactions; seed {e['seed']}; trained {e['trained_at']}"
-              + ("; **quick smoke run, not a real result**" if e.get("quick") else ""),
+              + ("; **quick smoke run, not a real result**" if e.get("quick") else "")
+              + (f"; **training capped at {e['time_budget_s']:.0f} s wall**" if e.get("time_budget_s") else ""),
               "", f"![validation NDCG@10 per epoch of {e['model']}]({img})", ""]
     return lines
 

@@ -18,7 +18,6 @@ from .data import REPO_ROOT, DatasetError, load_dataset
 log = logging.getLogger("ml_core")
 
 EXIT_USAGE = 2
-DEFAULT_MODELS = "popularity,itemknn,ease,sasrec,sasrec_bce,lightgcn"
 
 
 class UsageError(Exception):
@@ -33,7 +32,7 @@ def artifacts_root(out: str | None) -> Path:
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """The train options (shared with `manage.py train`)."""
     train.add_argument("--dataset", default="ml-100k", help="ml-100k, ml-latest-small, or a MovieLens folder")
-    train.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
+    train.add_argument("--models", default="all", help="comma-separated registry names (default: all registered)")
     train.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
     train.add_argument("--docs", default=str(REPO_ROOT / "docs"), help="where MODEL_CARDS.md and img/ go")
     train.add_argument("--seed", type=int, default=42)
@@ -41,6 +40,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="torch intra-op threads (default 1, or $ML_TORCH_THREADS)")
     train.add_argument("--tune-budget", type=float, default=None,
                        help="seconds per model for trying further configurations (default: model's own)")
+    train.add_argument("--time-budget", type=float, default=None,
+                       help="wall seconds per fit; training stops after the epoch that spends it (default: none)")
     train.add_argument("--quick", action="store_true", help="smoke run: first configuration, 2 epochs")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -83,6 +84,8 @@ def run_train(args: argparse.Namespace) -> int:
 def resolve_models(names: str) -> list[str]:
     from .registry import MODELS
 
+    if names.strip().lower() == "all":
+        return list(MODELS)
     wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in MODELS]
     if unknown or not wanted:
@@ -105,7 +108,8 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
     root = artifacts_root(args.out) / data.name
     root.mkdir(parents=True, exist_ok=True)
     metrics_path = root / "metrics.json"
-    options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None)
+    options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None,
+                         time_budget_s=getattr(args, "time_budget", None))
     for name in names:
         entry = train_one(name, split, options, root / name, quick=args.quick, tune_budget=args.tune_budget)
         run = merge_run_metrics(metrics_path, name, entry, dataset=data.name, data_snapshot=data.snapshot(),
@@ -145,6 +149,7 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "val_curve": report.val_curve,
         "val_epochs": report.extra.get("val_epochs", list(range(1, len(report.val_curve) + 1))),
         "seed": options.seed,
+        "time_budget_s": options.time_budget_s,
         "torch_threads": _torch_threads(),
         "quick": quick,
         "data_snapshot": split.train.snapshot(),

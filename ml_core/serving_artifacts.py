@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 EMBEDDING_PREFERENCE = ("lightgcn", "sasrec", "hyperbolic", "diffusion", "neural_ode", "kan", "ease", "itemknn")
+ONLINE_RANKERS = {"kan"}  # updated in place by the online learner, so never served from a frozen export
 META_FIELDS = ("title", "year", "genres", "director", "directors", "collection", "vote_average", "vote_count",
                "popularity", "poster_path", "rating_mean", "rating_count", "overview", "keywords", "tags")
 
@@ -66,7 +68,8 @@ def item_embeddings(models: dict[str, Any], n_items: int, matrix: Any = None) ->
 
 def build_bundle(out: Path, *, item_raw_ids: list[int], interactions_items: np.ndarray,
                  metadata: dict[int, dict[str, Any]], models: dict[str, Any], ensemble: dict[str, Any],
-                 data_snapshot: dict[str, Any], onnx: bool = True, matrix: Any = None) -> dict[str, Any]:
+                 data_snapshot: dict[str, Any], onnx: bool = True, matrix: Any = None,
+                 model_dirs: dict[str, Path] | None = None) -> dict[str, Any]:
     """Write the whole bundle (models already fitted) and its manifest; returns the manifest."""
     from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph
 
@@ -79,7 +82,12 @@ def build_bundle(out: Path, *, item_raw_ids: list[int], interactions_items: np.n
     (out / "items.json").write_text(json.dumps({"movie_ids": movie_ids, "metadata": meta}))
     np.save(out / "popularity.npy", popularity, allow_pickle=False)
     for name, model in models.items():
-        model.export(out / "models" / name)
+        source = (model_dirs or {}).get(name)
+        if source is not None and (Path(source) / "manifest.json").exists():
+            # a copy, not hard links: a later `train` rewrites its files in place
+            shutil.copytree(Path(source), out / "models" / name)
+        else:
+            model.export(out / "models" / name)
     source, vectors = item_embeddings(models, n, matrix)
     start = time.perf_counter()
     EmbeddingIndex.build(vectors).save(out / "retrieval")
@@ -101,7 +109,8 @@ def export_onnx(models: dict[str, Any], directory: Path) -> list[str]:
         return []
     done = []
     for name, model in models.items():
-        if not onnx_export.supports(model):
+        # the online-updated ranker is always served by torch (see serving_engine.ONLINE_RANKERS)
+        if name in ONLINE_RANKERS or not onnx_export.supports(model):
             continue
         try:
             onnx_export.export_model(model, directory / name, int8=True)

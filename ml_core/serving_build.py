@@ -75,7 +75,7 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     shutil.rmtree(tmp, ignore_errors=True)
     build_bundle(tmp, item_raw_ids=data.item_vocab.to_json(), interactions_items=split.train.items,
                  metadata=metadata, models=models, ensemble=ensemble, data_snapshot=split.train.snapshot(),
-                 onnx=onnx, matrix=split.train.matrix())
+                 onnx=onnx, matrix=split.train.matrix(), model_dirs={n: root / n for n in models})
     ensemble["gating_threshold"] = calibrate_gating(tmp, split, vusers[:200])
     (tmp / "ensemble.json").write_text(json.dumps({**json.loads((tmp / "ensemble.json").read_text()),
                                                    "gating_threshold": ensemble["gating_threshold"]},

@@ -14,13 +14,12 @@ import numpy as np
 from .ranking import blend, disagreement, normalise, plackett_luce_slate
 from .rerank import FairnessAuditor, ItemFacts, apply_boosts, mmr
 from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
-from .serving_artifacts import read_manifest
+from .serving_artifacts import ONLINE_RANKERS, read_manifest
 
 log = logging.getLogger(__name__)
 
 LIKED_RATING = 4.0
 MMR_WINDOW = 60
-ONLINE_RANKERS = {"kan"}
 DEFAULT_TEMPERATURE = 0.05  # on the [0, 1]-scaled, boosted relevance of the re-ranked pool
 
 

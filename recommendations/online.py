@@ -187,8 +187,8 @@ def _stored_history(user_id: int) -> list[int]:
     if lister is not None:
         from django.contrib.auth import get_user_model
 
-        rows = lister(user=get_user_model()(pk=user_id))
-        rated = [r.movie_id for r in sorted(rows, key=lambda r: r.rated_at)]
+        rows = list(lister(user=get_user_model()(pk=user_id)).values_list("movie_id", "rated_at")[:200])
+        rated = [movie_id for movie_id, _ in sorted(rows, key=lambda r: r[1])]
     ordered = dict.fromkeys(rated + event_selectors.event_recent_movie_ids(user_id=user_id))
     return list(ordered)
 
@@ -262,6 +262,18 @@ def online_apply_outbox(*, event_ids: Sequence[str]) -> int:
 
 
 # --- live push ------------------------------------------------------------------------------------------
+def _engine_items(*, user_id: int, k: int, exclude: set[int]) -> list[dict[str, Any]] | None:
+    """The engine's list for the user without explanations (the push must be quick); None without an engine."""
+    try:
+        items = engine.recommend_for_user(user_id=user_id, k=k + len(exclude), explain=False)
+    except Exception as exc:  # noqa: BLE001 - no bundle, or serving failed: the catalog rows stand in
+        logger.info("live refresh without the engine: %s", exc)
+        return None
+    return [{"movie_id": int(i["movie_id"]), "title": i.get("title"), "year": i.get("year"),
+             "reason": i.get("explanation") or "", "score": i.get("score")}
+            for i in items if int(i["movie_id"]) not in exclude][:k]
+
+
 def recommendations_payload(*, user_id: int) -> dict[str, Any]:
     """The user's refreshed "Top picks" as JSON for the live push (the page may also refetch its rows)."""
     from django.contrib.auth import get_user_model
@@ -270,22 +282,26 @@ def recommendations_payload(*, user_id: int) -> dict[str, Any]:
     from . import activity, rows
 
     user = get_user_model().objects.get(pk=user_id)
-    profile_genres = list(getattr(getattr(user, "profile", None), "favourite_genres", []) or [])
-    row = rows.row_top_picks(user=user, rated=activity.ratings_map(user=user), genres=profile_genres)
+    rated = activity.ratings_map(user=user)
+    items = _engine_items(user_id=user_id, k=rows.ROW_SIZE, exclude=set(rated))
+    if not items:
+        genres = list(getattr(getattr(user, "profile", None), "favourite_genres", []) or [])
+        row = rows.row_top_picks(user=user, rated=rated, genres=genres)
+        items = [{"movie_id": p.movie.id, "title": p.movie.title, "year": p.movie.year, "reason": p.reason,
+                  "score": p.score} for p in row.picks]
     try:
         fragment_url = reverse("recommendations:rows-fragment")
     except NoReverseMatch:
         fragment_url = None
-    return {"row": row.key, "title": row.title, "fragment_url": fragment_url,
-            "items": [{"movie_id": p.movie.id, "title": p.movie.title, "year": p.movie.year, "reason": p.reason,
-                       "score": p.score} for p in row.picks]}
+    return {"row": "top-picks", "title": "Top picks for you", "fragment_url": fragment_url, "items": items}
 
 
 def online_push(*, events: Sequence[Any], version: int | None) -> int:
     """Push each affected user's refreshed list (naming the events it reflects) to their open websockets."""
     by_user: dict[int, list[str]] = {}
     for event in events:
-        by_user.setdefault(event.user_id, []).append(str(event.id))
+        if event.kind != "impression":  # being shown a list changes counters, not that user's list
+            by_user.setdefault(event.user_id, []).append(str(event.id))
     sent = 0
     for user_id, event_ids in by_user.items():
         try:

@@ -46,7 +46,7 @@ class DiffRecConfig:
     hidden_dims: tuple[int, ...] = (1000,)  # denoiser MLP widths
     time_embedding_size: int = 10  # sinusoidal timestep embedding width
     steps: int = 5  # diffusion steps T
-    noise_scale: float = 0.01  # scales the noise schedule (small: keeps personalisation)
+    noise_scale: float = 0.005  # scales the noise schedule (small: keeps personalisation)
     noise_min: float = 0.001
     noise_max: float = 0.005
     dropout: float = 0.5  # input dropout of the denoiser
@@ -118,7 +118,7 @@ class DiffRec(TorchRecommender):
 
     name = "diffusion"
     config_cls = DiffRecConfig
-    search_space: ClassVar[list[dict]] = [{}, {"noise_scale": 0.005}, {"hidden_dims": (600,)}]
+    search_space: ClassVar[list[dict]] = [{}, {"noise_scale": 0.01}, {"hidden_dims": (600,)}]
     tune_budget_s: ClassVar[float] = 150.0
 
     def __init__(self, config: DiffRecConfig | None = None) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from catalog.models import Rating
 from events.models import Event, OnlineCheckpoint
-from events.services import event_apply_batch, event_outbox_relay, event_record, impression_log_batch, watchlist_set
 from events.selectors import event_features_for, watchlist_movie_ids
+from events.services import event_apply_batch, event_outbox_relay, event_record, impression_log_batch, watchlist_set
 
 pytestmark = pytest.mark.django_db
 

@@ -21,6 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "Cinema-Paradiso-1988"
+PREPARE_TIMEOUT_S = 2400
 _names = itertools.count(1)
 
 # Playwright's sync API runs an event loop in this thread; Django code called from tests must not refuse.
@@ -28,6 +29,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # the first journey also pays for preparing the server (catalog import, quick training)
+        if "browser" in item.keywords or "browser_heavy" in item.keywords:
+            item.add_marker(pytest.mark.timeout(PREPARE_TIMEOUT_S))
     if Path(CHROMIUM).exists() or shutil.which("chromium"):
         return
     skip = pytest.mark.skip(reason=f"needs Debian's Chromium at {CHROMIUM} (apt-get install chromium)")

@@ -32,8 +32,11 @@ CACHE = REPO / "var" / "flows"
 # Whatever shapes the prepared database: a change to any of these rebuilds the cached copy.
 SCHEMA_SOURCES = ("*/models.py", "*/models/*.py", "catalog/importers/*.py", "billing/plans.py",
                   "tests/flows/server_settings.py", "tests/flows/portal_server.py", "requirements.txt",
-                  "ml_core/*.py", "ml_core/*/*.py", "recommendations/management/commands/build_serving_artifacts.py")
+                  "recommendations/management/commands/build_serving_artifacts.py")
+# ml_core is left out on purpose: it changes often and retraining takes minutes. After a change to the
+# serving bundle's format, delete var/flows/ (CI starts from a clean clone, so it always builds fresh).
 ENGINE_BUDGET_S = 3  # seconds of training per ensemble model: enough for real, distinct rankings
+ENGINE_MODELS = ("sasrec", "lightgcn")
 
 
 def schema_key() -> str:
@@ -132,9 +135,10 @@ class PortalServer:
         if SHARED_TMDB.exists():  # directors and franchises for the knowledge-graph rows, when the data is here
             self.manage("import_tmdb", "--path", str(SHARED_TMDB), "--directors", str(SHARED_TMDB.parent / "hetrec2011"),
                         "--quiet")
-        # The real engine, trained briefly on the catalog's ratings (Tier 1 serves it on CPU).
+        # The real engine, trained briefly on the catalog's ratings (Tier 1 serves it on CPU). The journeys
+        # use the two fastest ensemble members: enough for a real blend whose weights change the ranking.
         self.manage("build_serving_artifacts", "--quick", "--budget", str(ENGINE_BUDGET_S), "--no-onnx",
-                    timeout=1800)
+                    "--models", ",".join(ENGINE_MODELS), timeout=1800)
         logger.info("portal database and serving bundle ready in %.1f s", time.perf_counter() - started)
 
     def start(self, wait_s: float = 90) -> None:

@@ -12,7 +12,7 @@ from ml_core.interface import FitOptions
 from ml_core.models.popularity import Popularity
 
 needs_ml100k = pytest.mark.skipif(not (SHARED_DATA / "ml-100k" / "u.data").exists(), reason="ml-100k not available")
-MARGIN = 1.3  # at least 30% above popularity's test NDCG@10 (full ranking)
+MARGIN = 1.2  # at least 20% above popularity's test NDCG@10 (full ranking)
 
 
 def assert_clears_popularity(model: Any) -> float:
@@ -24,7 +24,7 @@ def assert_clears_popularity(model: Any) -> float:
     popularity = Popularity()
     popularity.fit(split.train, FitOptions(progress=False))
     floor = evaluate(popularity, split, "test", full_only=True)["ndcg@10"]
-    model.fit(split.train, FitOptions(seed=42, progress=False, validation=split, patience=3))
+    model.fit(split.train, FitOptions(seed=42, progress=False, validation=split, patience=5))
     ndcg = evaluate(model, split, "test", full_only=True)["ndcg@10"]
     assert ndcg > MARGIN * floor, (model.name, ndcg, floor)
     return ndcg
