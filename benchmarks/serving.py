@@ -156,7 +156,7 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
         lines.append(f"| {h['tier']} | **ratio** | **{h['ratio']:.2f}** | | | | |")
     if http and "error" not in http[0]:
         h = http[0]
-        lines += ["", f"uvicorn with {h['workers']} workers, an httpx asyncio client with {h['concurrency']} "
+        lines += ["", f"{h['database']} database, uvicorn with {h['workers']} workers, an httpx asyncio client with {h['concurrency']} "
                   f"connections, {h['seconds']:.0f} s per endpoint after a warm-up, on the same 2 cores as the "
                   "server. Both endpoints authenticate with an API key; the recommendation endpoint also meters "
                   "the quota, reads the user's 30 ratings, serves k = 10 and enqueues the impressions (Redis)."]
@@ -182,7 +182,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (SQLite: 1 avoids lock errors)")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (forced to 1 on SQLite)")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432",
+                        help="PostgreSQL server URL for the HTTP run's scratch database ('' = SQLite)")
     parser.add_argument("--http-tiers", default="2,3")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -213,7 +215,7 @@ def main() -> None:
     for tier in [t for t in args.http_tiers.split(",") if t]:
         try:
             http.append(run_http(bundle, tier, seconds=args.seconds, concurrency=args.concurrency,
-                                 workers=args.workers))
+                                 workers=args.workers if args.postgres else 1, postgres=args.postgres or None))
         except Exception as exc:  # noqa: BLE001 - report the failure in the table instead of losing the rest
             http.append({"tier": tier, "error": f"{type(exc).__name__}: {exc}"[:300]})
         print(json.dumps(http[-1]), flush=True)

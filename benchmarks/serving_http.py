@@ -87,6 +87,8 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
 
     latencies: list[float] = []
     errors = 0
+    codes: dict[int, int] = {}
+    sample: list[str] = []
     stop = time.perf_counter() + seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -95,7 +97,11 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
             t = time.perf_counter()
             r = await client.get(url, headers=headers)
             latencies.append(time.perf_counter() - t)
-            errors += r.status_code != 200
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            if r.status_code != 200:
+                errors += 1
+                if not sample:
+                    sample.append(r.text[:300])
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
@@ -103,12 +109,28 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
     ms = np.asarray(latencies) * 1e3
-    return {"requests": len(ms), "errors": errors, "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
+    return {"requests": len(ms), "errors": errors, "status_codes": codes, "error_sample": sample, "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int) -> dict[str, Any]:
-    """Start redis + uvicorn, load both endpoints for ``seconds`` each (after a warm-up), stop everything."""
+def _postgres_database(server: str, name: str, create: bool) -> str:
+    """Create (or drop) a scratch database on a PostgreSQL server URL; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int,
+             postgres: str | None = None) -> dict[str, Any]:
+    """Start redis + uvicorn, load both endpoints for ``seconds`` each (after a warm-up), stop everything.
+
+    ``postgres`` (a server URL such as postgres://postgres@127.0.0.1:5432) gives a scratch PostgreSQL
+    database; otherwise SQLite, where concurrent quota writes need a single worker.
+    """
     items = json.loads((bundle / "items.json").read_text())["movie_ids"]
     popularity = np.load(bundle / "popularity.npy")
     movie_ids = [items[i] for i in np.argsort(-popularity)[:200].tolist()]
@@ -116,11 +138,13 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
     redis_port, http_port = _free_port(), _free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    db_name = f"apex_bench_serving_{os.getpid()}"
+    database = _postgres_database(postgres, db_name, True) if postgres else f"sqlite:///{tmp / 'bench.sqlite3'}"
     artifacts = tmp / "artifacts"
     artifacts.mkdir()
     (artifacts / "serving").symlink_to(bundle.resolve())
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.serving_settings",
-           "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "DATABASE_URL": database, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "ML_ARTIFACTS_DIR": str(artifacts), "APEX_SERVING_TIER": tier, "THROTTLE_BURST": "1000000/min",
            "THROTTLE_ANON": "1000000/min", "DEBUG": "false", "SECRET_KEY": "benchmark-only-secret-key-0123456789",
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "PYTHONPATH": str(ROOT)}
@@ -138,7 +162,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
         asyncio.run(_load(f"{base}/bench/bare", headers, 2.0, concurrency))
         bare = asyncio.run(_load(f"{base}/bench/bare", headers, seconds, concurrency))
         rec = asyncio.run(_load(rec_url, headers, seconds, concurrency))
-        return {"tier": tier, "workers": workers, "concurrency": concurrency, "seconds": seconds, "bare": bare,
+        return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers, "concurrency": concurrency, "seconds": seconds, "bare": bare,
                 "recommendations": rec, "ratio": rec["rps"] / bare["rps"]}
     finally:
         for proc in (server, redis):
@@ -146,6 +170,8 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
                 proc.terminate()
                 proc.wait(timeout=20)
         shutil.rmtree(tmp, ignore_errors=True)
+        if postgres:
+            _postgres_database(postgres, db_name, False)
 
 
 def _wait(url: str, headers: dict[str, str], timeout: float = 120.0) -> None:

@@ -42,7 +42,8 @@ def database_url() -> str:
 def celery_worker(name: str, *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A real ``celery worker`` process (solo pool) on the test database; killed with SIGKILL on exit."""
     full_env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-                "DJANGO_SETTINGS_MODULE": "apex_site.settings", "APEX_THREADS": "1", **env}
+                "DJANGO_SETTINGS_MODULE": "apex_site.settings", "APEX_THREADS": "1",
+                "ML_ARTIFACTS_DIR": str(settings.ML_ARTIFACTS_DIR), **env}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "apex_site", "worker", "-P", "solo", "-c", "1", "-n",

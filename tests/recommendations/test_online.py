@@ -12,11 +12,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _embedded(settings):  # noqa: ANN001, ANN202
-    settings.REDIS_URL = ""  # the in-process path; the stream path is covered by tests/events/test_reliability.py
+def _embedded(settings, tmp_path):  # noqa: ANN001, ANN202
+    """The in-process path (the stream path is in tests/events/test_reliability.py), no bundle unless a test adds one."""
+    from recommendations import engine
+
+    settings.REDIS_URL = ""
+    settings.ML_ARTIFACTS_DIR = tmp_path / "no-artifacts"
+    engine.reset_engine()
     online.online_reset()
     yield
     online.online_reset()
+    engine.reset_engine()
 
 
 def test_applied_events_are_checkpointed_and_a_fresh_worker_starts_from_them(alice,
