@@ -6,7 +6,7 @@ Server time is measured in-process through Django's full request stack (middlewa
 templates, database), without network or browser: the part of a page's latency the server owns. The
 database is a throw-away copy of the browser journeys' prepared one (ml-latest-small imported, plus
 TMDB/HetRec metadata when ../shared/data is present); a demo member has seven favourites. The serving
-engine is used when artifacts exist in ML_ARTIFACTS_DIR (default var/artifacts), otherwise the catalog rows.
+engine is the journeys' bundle (quickly trained on the catalog's ratings, Tier 1 torch ensemble on CPU).
 Target: every page under 300 ms (issue 8).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.flows.portal_server import SETTINGS, PortalServer  # noqa: E402
+from tests.flows.portal_server import PortalServer  # noqa: E402
 
 logger = logging.getLogger("pages")
 TARGET_MS = 300.0
@@ -46,12 +46,11 @@ PAGES = [  # (name, path, signed in)
 FAVOURITES = [(1, 5.0), (260, 4.5), (2571, 4.5), (318, 4.0), (1214, 5.0), (4993, 4.5), (296, 3.5)]
 
 
-def _setup_django(database: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
-    os.environ["SQLITE_PATH"] = str(database)
+def _setup_django(server: PortalServer) -> None:
+    """This process becomes the journeys' server: same settings, database and serving bundle."""
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.update(server.env())
     import django
 
     django.setup()
@@ -99,6 +98,8 @@ def write(rows: list[dict[str, object]], out: Path, requests: int) -> None:
     from recommendations import engine
 
     tier = engine.current_tier_name() or "no engine loaded (catalog rows)"
+    models = ", ".join(getattr(getattr(engine._engine, "bundle", None), "model_names", []) or [])
+    tier = f"{tier} ({models})" if models else tier
     lines = [
         "# Portal page server time",
         "",
@@ -127,7 +128,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="apex-pages-") as tmp:
         server = PortalServer(Path(tmp))
         server.prepare()
-        _setup_django(server.database)
+        _setup_django(server)
         rows = measure(args.requests)
         write(rows, args.out, args.requests)
 

@@ -291,6 +291,9 @@ the request until the websocket message naming that event arrived: HTTP accept, 
 consume task, the applying transaction (catalog rating, online learner step, checkpoint), XACK, the
 recommendation list for the user, and the Channels push through Redis.
 
+The bench user is on the Enterprise plan, and the server runs with `THROTTLE_BURST=1000000/min` (the
+default burst throttle, 120 requests/min, would otherwise be what is measured).
+
 Command: `.venv/bin/python benchmarks/realtime.py --samples {args.samples} --ingest-events {args.ingest_events} --batch {args.batch} --clients {args.clients}`
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)
