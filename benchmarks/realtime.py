@@ -224,9 +224,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         _wait_until(lambda: bool(app.control.ping(timeout=1.0)), 120, "the Celery worker")
         log.info("measuring push latency (%d samples)", args.samples)
         acks, pushes = asyncio.run(_push_latency(port, api_key, session_id, movies, args.samples, args.warmup))
-        from events.models import Event
-
         from django.utils import timezone
+
+        from events.models import Event
 
         log.info("push p50 %.1f ms, p95 %.1f ms", _percentile(pushes, 50), _percentile(pushes, 95))
         log.info("measuring ingest throughput (%d events)", args.ingest_events)

@@ -6,7 +6,8 @@ Plain values in, plain values out (no Django): the app maps its events to :class
 Guardrails, each logged: the learning rate is clipped to ``[min_learning_rate, max_learning_rate]``;
 events with non-finite values are dropped; an SGD step whose loss, gradients or resulting parameters
 are not finite is undone; and when a held-out check (hit rate of held-out positives among fixed
-sampled negatives) drops by more than ``rollback_drop`` after a step, the step is rolled back.
+sampled negatives), run every ``holdout_every`` steps, drops by more than ``rollback_drop``, every step
+since the last passed check is rolled back.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class OnlineConfig:
     positive_rating: float = 3.5  # ratings at or above this are positives for the ranker
     rollback_drop: float = 0.05  # roll back when held-out hit rate drops more than this (absolute)
     holdout_k: int = 10  # held-out check: hit if the positive ranks in the top k of its candidates
+    holdout_every: int = 1  # run the held-out check every n-th step; a failed check undoes all unchecked steps
     holdout_negatives: int = 99  # sampled negatives per held-out positive (fixed seed)
     seed: int = 0
 
@@ -120,7 +122,9 @@ class OnlineLearningCoordinator:
         self.position_impressions = np.zeros(MAX_POSITION + 1, np.float64)
         self.position_clicks = np.zeros(MAX_POSITION + 1, np.float64)
         self.sequences: dict[int, list[tuple[int, float]]] = {}
-        self._holdout_score: float | None = None
+        self._holdout_score: float | None = None  # held-out score of the last checked (accepted) state
+        self._checked_state: dict[str, np.ndarray] | None = None  # ranker state at the last passed check
+        self._unchecked_steps = 0
 
     # --- per-user sequence state ----------------------------------------------------------
     def seed_user(self, user: int, history: Sequence[int], times: Sequence[float] | None = None) -> None:
@@ -197,6 +201,8 @@ class OnlineLearningCoordinator:
         if hasattr(ranker.config, "online_learning_rate"):
             ranker.config = dataclasses.replace(ranker.config, online_learning_rate=lr)
         snapshot = self._ranker_state()
+        if self._checked_state is None:
+            self._checked_state = snapshot
         report.holdout_before = self.holdout_score()
         loss = float(ranker.partial_fit(contexts, positives))
         report.sgd_examples = len(contexts)
@@ -206,18 +212,30 @@ class OnlineLearningCoordinator:
             self._load_ranker_state(snapshot)
             logger.warning("online: rejected a non-finite update (loss=%s); parameters kept", loss)
             return
+        self._unchecked_steps += 1
+        if self._unchecked_steps < max(cfg.holdout_every, 1):
+            logger.info("online: v%d applied %d examples, loss %.4f (held-out check in %d steps)", report.version,
+                        len(contexts), loss, cfg.holdout_every - self._unchecked_steps)
+            return
+        self._check(report)
+
+    def _check(self, report: OnlineUpdate) -> None:
+        """Held-out check of the steps since the last one: keep them, or roll all of them back."""
+        cfg = self.config
+        before = self.holdout_score()
         self._holdout_score = None
-        report.holdout_after = self.holdout_score()
-        before, after = report.holdout_before, report.holdout_after
+        after = self.holdout_score()
+        report.holdout_before, report.holdout_after = before, after
         if before is not None and after is not None and before - after > cfg.rollback_drop:
             report.rolled_back = True
-            self._load_ranker_state(snapshot)
+            self._load_ranker_state(self._checked_state or {})
             self._holdout_score = before
-            logger.warning("online: rolled back, held-out hit@%d fell %.3f -> %.3f (limit %.3f)",
-                           cfg.holdout_k, before, after, cfg.rollback_drop)
+            logger.warning("online: rolled back %d step(s), held-out hit@%d fell %.3f -> %.3f (limit %.3f)",
+                           self._unchecked_steps, cfg.holdout_k, before, after, cfg.rollback_drop)
         else:
-            logger.info("online: v%d applied %d examples, loss %.4f, held-out %s -> %s", report.version,
-                        len(contexts), loss, before, after)
+            self._checked_state = self._ranker_state()
+            logger.info("online: v%d checked, held-out %s -> %s", report.version, before, after)
+        self._unchecked_steps = 0
 
     def holdout_score(self) -> float | None:
         """Held-out hit rate @k of the ranker (cached until the next accepted step); None without a holdout."""
@@ -285,4 +303,4 @@ class OnlineLearningCoordinator:
             ranker = {k[len("ranker."):]: archive[k] for k in archive.files if k.startswith("ranker.")}
         self._load_ranker_state(ranker)
         self.version = int(meta["version"]) if version is None else version
-        self._holdout_score = None
+        self._holdout_score, self._checked_state, self._unchecked_steps = None, None, 0  # a new baseline

@@ -105,7 +105,8 @@ def _stale() -> bool:
 
 def _config() -> OnlineConfig:
     return OnlineConfig(learning_rate=float(getattr(settings, "ONLINE_LEARNING_RATE", 1e-3)),
-                        rollback_drop=float(getattr(settings, "ONLINE_ROLLBACK_DROP", 0.05)))
+                        rollback_drop=float(getattr(settings, "ONLINE_ROLLBACK_DROP", 0.05)),
+                        holdout_every=int(getattr(settings, "ONLINE_HOLDOUT_EVERY", 10)))
 
 
 def coordinator(*, load_engine: bool = True) -> OnlineLearningCoordinator:

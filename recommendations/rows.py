@@ -32,6 +32,7 @@ class Pick:
     movie: Any
     reason: str
     score: float | None = None
+    movie_id: int = 0  # set while ``movie`` waits for a batched lookup (see ``_resolve``)
 
 
 @dataclass
@@ -49,10 +50,26 @@ def _picks(movies: list[Any], reasons: dict[int, str] | None = None, default: st
     return [Pick(movie=m, reason=reasons.get(m.id, default)) for m in movies]
 
 
-def _by_ids(items: list[tuple[int, str, float | None]]) -> list[Pick]:
-    """(movie id, reason, score) triples -> picks in the same order, unknown ids skipped."""
+def _by_ids(items: list[tuple[int, str, float | None]], resolve: bool = True) -> list[Pick]:
+    """(movie id, reason, score) triples -> picks in the same order, unknown ids skipped.
+
+    With ``resolve=False`` the movies are looked up later, all rows at once, by ``_resolve``.
+    """
+    if not resolve:
+        return [Pick(movie=None, reason=r, score=s, movie_id=i) for i, r, s in items]
     movies = {m.id: m for m in catalog.movie_list_by_ids(movie_ids=[i for i, _, _ in items])}
     return [Pick(movie=movies[i], reason=r, score=s) for i, r, s in items if i in movies]
+
+
+def _resolve(rows: list[Row]) -> list[Row]:
+    """Fill in every row's pending movies with one catalog query (instead of one per row)."""
+    wanted = [p.movie_id for row in rows for p in row.picks if p.movie is None]
+    if wanted:
+        movies = {m.id: m for m in catalog.movie_list_by_ids(movie_ids=list(dict.fromkeys(wanted)))}
+        for row in rows:
+            row.picks = [p if p.movie is not None else Pick(movies[p.movie_id], p.reason, p.score)
+                         for p in row.picks if p.movie is not None or p.movie_id in movies]
+    return rows
 
 
 def _genre_text(movie: Any) -> str:
@@ -75,12 +92,13 @@ def _popular_unseen(*, exclude: set[int], genres: list[str], limit: int) -> list
     return found[:limit]
 
 
-def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str]) -> Row:
+def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str],
+                  resolve: bool = True) -> Row:
     """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres."""
     user_id = getattr(user, "pk", None)
     items = serving.recommend_for_user(user_id=user_id, k=ROW_SIZE, exclude=set(rated)) if user_id else None
     if items:
-        return Row("top-picks", "Top picks for you", _by_ids(items))
+        return Row("top-picks", "Top picks for you", _by_ids(items, resolve))
     movies = _popular_unseen(exclude=set(rated), genres=genres, limit=ROW_SIZE)
     why = {m.id: (f"Popular in {_genre_text(m)}, a genre you like" if genres else
                   f"One of the most-rated {_genre_text(m)} movies here") for m in movies}
@@ -88,11 +106,11 @@ def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], gen
     return Row("top-picks", "Top picks for you", _picks(movies, why), note=note)
 
 
-def row_because(*, anchor: Any, exclude: set[int]) -> Row:
+def row_because(*, anchor: Any, exclude: set[int], resolve: bool = True) -> Row:
     """"Because you watched …": movies like one of the user's recent favourites."""
     items = serving.similar_movies(movie_id=anchor.id, k=ROW_SIZE, exclude=exclude)
     if items:
-        picks = _by_ids(items)
+        picks = _by_ids(items, resolve)
     else:
         picks = [p for p in similar_from_catalog(movie=anchor, limit=ROW_SIZE * 2) if p.movie.id not in exclude]
     return Row(f"because-{anchor.id}", f"Because you watched {anchor.title}", picks[:ROW_SIZE])
@@ -117,11 +135,12 @@ def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
     return picks[:limit]
 
 
-def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str]) -> Row:
+def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str],
+                 resolve: bool = True) -> Row:
     """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
     items = serving.long_tail_for_user(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
     if items:
-        return Row("discover", "Discover: long-tail picks", _by_ids(items))
+        return Row("discover", "Discover: long-tail picks", _by_ids(items, resolve))
     movies = [m for m in catalog.movie_list(min_rating=4.0, sort="rating")[:400]
               if m.id not in rated and 5 <= (m.rating_count or 0) <= LONG_TAIL_MAX_COUNT]
     if genres:
@@ -131,11 +150,11 @@ def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genr
     return Row("discover", "Discover: long-tail picks", _picks(movies[:ROW_SIZE], why))
 
 
-def row_trending(*, rated: dict[int, float]) -> Row:
+def row_trending(*, rated: dict[int, float], resolve: bool = True) -> Row:
     """"Trending": the engine's live popularity, or the catalog's most-rated movies."""
     items = serving.trending(k=ROW_SIZE, exclude=set(rated))
     if items:
-        return Row("trending", "Trending", _by_ids(items))
+        return Row("trending", "Trending", _by_ids(items, resolve))
     movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE * 2] if m.id not in rated][:ROW_SIZE]
     why = {m.id: f"{m.rating_count} ratings, {m.rating_mean or 0:.1f}★ on average" for m in movies}
     return Row("trending", "Trending", _picks(movies, why))
@@ -144,11 +163,12 @@ def row_trending(*, rated: dict[int, float]) -> Row:
 def home_rows(*, user: AbstractBaseUser | None, rated: dict[int, float], recent_favourites: list[Any],
               genres: list[str]) -> list[Row]:
     """Every row of the home page, in display order; empty rows are dropped."""
-    rows = [row_top_picks(user=user, rated=rated, genres=genres)]
+    rows = [row_top_picks(user=user, rated=rated, genres=genres, resolve=False)]
     for anchor in recent_favourites[:BECAUSE_ROWS]:
-        rows.append(row_because(anchor=anchor, exclude=set(rated)))
-    rows += [row_discover(user=user, rated=rated, genres=genres), row_trending(rated=rated)]
-    return [row for row in rows if row.picks]
+        rows.append(row_because(anchor=anchor, exclude=set(rated), resolve=False))
+    rows += [row_discover(user=user, rated=rated, genres=genres, resolve=False),
+             row_trending(rated=rated, resolve=False)]
+    return [row for row in _resolve(rows) if row.picks]
 
 
 def _directors(movie: Any) -> list[str]:

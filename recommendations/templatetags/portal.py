@@ -8,15 +8,19 @@ stylesheet and script they need are loaded site-wide by ``partials/portal_assets
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 from typing import Any
 
 from django import template
+from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from .. import activity, pages
 
 register = template.Library()
 _ids = itertools.count(1)
 STAR_VALUES = [v / 2 for v in range(1, 11)]
+PLACEHOLDER_ID = 987654321
 
 
 def _request(context: template.Context) -> Any:
@@ -30,26 +34,41 @@ def _state(context: template.Context, movie: Any) -> dict[str, Any]:
     return {"request": request, "movie": movie, "my_rating": ratings.get(movie.id),
             "on_watchlist": movie.id in watchlist, "signed_in": bool(user and user.is_authenticated),
             "watchlist_available": activity.watchlist_available(), "uid": f"m{movie.id}-{next(_ids)}",
+            "movie_id": str(movie.id), "rate_url": _url_pattern("recommendations:rating-set").format(movie.id),
+            "watchlist_url": _url_pattern("recommendations:watchlist-toggle").format(movie.id),
             "csrf_token": context.get("csrf_token")}
 
 
-def _stars(value: float | None) -> list[dict[str, Any]]:
-    return [{"value": f"{v:g}", "label": f"{v:g} star{'s' if v != 1 else ''}", "checked": value == v,
-             "side": "l" if i % 2 == 0 else "r"} for i, v in enumerate(STAR_VALUES)]
+def _stars(value: float | None, uid: str) -> str:
+    """The ten half-star radios and labels, built in Python: a template loop here cost ~3 ms per card."""
+    parts = []
+    for i, v in enumerate(STAR_VALUES, start=1):
+        label = f"{v:g} star{'s' if v != 1 else ''}"
+        checked = " checked" if value == v else ""
+        parts.append(f'<input class="sr-only" type="radio" name="value" id="{uid}-{i}" value="{v:g}"{checked}>'
+                     f'<label for="{uid}-{i}" class="half {"l" if i % 2 else "r"}" title="{label}">'
+                     f'<span class="sr-only">{label}</span></label>')
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and a generated id only, nothing from users
+
+
+@lru_cache(maxsize=8)
+def _url_pattern(name: str) -> str:
+    """A reversed URL with a placeholder id, so each card formats instead of reversing (hot path)."""
+    return reverse(name, args=[PLACEHOLDER_ID]).replace(str(PLACEHOLDER_ID), "{}")
 
 
 @register.inclusion_tag("partials/movie_card.html", takes_context=True)
 def movie_card(context: template.Context, movie: Any, reason: str = "", row: str = "") -> dict[str, Any]:
     """A poster card with the reason (hover or tap), the half-star rating widget and the watchlist toggle."""
     state = _state(context, movie)
-    return {**state, "reason": reason, "row": row, "stars": _stars(state["my_rating"])}
+    return {**state, "reason": reason, "row": row, "stars": _stars(state["my_rating"], state["uid"])}
 
 
 @register.inclusion_tag("partials/rating_widget.html", takes_context=True)
 def rating_widget(context: template.Context, movie: Any) -> dict[str, Any]:
     """The half-star rating form alone (radio group: Tab to it, arrow keys to rate)."""
     state = _state(context, movie)
-    return {**state, "stars": _stars(state["my_rating"])}
+    return {**state, "stars": _stars(state["my_rating"], state["uid"])}
 
 
 @register.inclusion_tag("partials/watchlist_toggle.html", takes_context=True)
@@ -70,7 +89,8 @@ def movie_extras_body(context: template.Context, movie: Any) -> dict[str, Any]:
     """The inside of the extras section: your rating, the predicted rating, more like this, franchise, director."""
     request = _request(context)
     extras = pages.movie_extras_context(user=request.user, movie=movie)
-    return {**_state(context, movie), **extras, "stars": _stars(extras["my_rating"])}
+    state = _state(context, movie)
+    return {**state, **extras, "stars": _stars(extras["my_rating"], state["uid"])}
 
 
 @register.filter

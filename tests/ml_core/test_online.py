@@ -129,6 +129,28 @@ def test_a_step_that_hurts_the_held_out_check_is_rolled_back(fitted, caplog, mon
     assert coordinator.holdout_score() == baseline
 
 
+def test_a_sparser_check_rolls_back_every_unchecked_step(fitted, monkeypatch):
+    coordinator = _coordinator(fitted, rollback_drop=0.05, holdout_every=2, learning_rate=1e-2)
+    coordinator.seed_user(7, [3])
+    coordinator.holdout_score()
+    before = _params(coordinator)
+    first = coordinator.apply(_events(items=(0,)))
+    assert first.holdout_after is None and not first.rolled_back  # not checked yet
+    assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+
+    def sabotage(contexts, positives):  # noqa: ANN001, ANN202
+        last = coordinator.ranker.net.layers[-1]
+        with torch.no_grad():
+            last.base_weight.mul_(-1.0)
+            last.spline_scaler.mul_(-1.0)
+        return 0.1
+
+    monkeypatch.setattr(coordinator.ranker, "partial_fit", sabotage)
+    second = coordinator.apply(_events(items=(1,)))
+    assert second.rolled_back and second.holdout_after is not None
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # both steps undone
+
+
 def test_published_state_swaps_into_another_worker_without_pickles(fitted):
     writer, reader = _coordinator(fitted, learning_rate=1e-2), _coordinator(fitted)
     writer.seed_user(7, [3])
