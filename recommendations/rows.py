@@ -184,8 +184,8 @@ def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
     """
     rows: list[Row] = []
     items = serving.similar_movies(movie_id=movie.id, k=ROW_SIZE, exclude=exclude | {movie.id})
-    like = _by_ids(items) if items else [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
-                                          if p.movie.id not in exclude]
+    like = (_by_ids(items) if items else []) or [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
+                                                  if p.movie.id not in exclude]
     rows.append(Row("more-like-this", "More like this", like[:ROW_SIZE]))
     graph = serving.knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
     directors = _directors(movie)

@@ -15,6 +15,17 @@ pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
+@pytest.fixture(autouse=True)
+def _no_serving_bundle(settings, tmp_path):  # noqa: ANN001, ANN202
+    """These tests cover the catalog-backed rows; the engine-backed ones run in the browser journeys."""
+    from recommendations import engine
+
+    settings.ML_ARTIFACTS_DIR = tmp_path
+    engine.reset_engine()
+    yield
+    engine.reset_engine()
+
+
 @pytest.fixture
 def client(client, django_capture_on_commit_callbacks):  # noqa: ANN001, ANN201
     """The test client, running each request's after-commit work (event relay and apply) as production does."""
