@@ -107,3 +107,17 @@ def serving_bundle(tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp("serving-artifacts")
     build_tiny_bundle(root)
     return root / "serving"
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_unless_services(request: pytest.FixtureRequest):
+    """Run Celery tasks inline, as in the embedded default, except in `services` tests with real workers."""
+    if "services" in request.keywords:
+        yield
+        return
+    from apex_site.celery import app
+
+    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
