@@ -130,6 +130,7 @@ ONLINE_BATCH_SIZE = env_int("ONLINE_BATCH_SIZE", 256)  # stream entries per appl
 ONLINE_LEARNING_RATE = env_float("ONLINE_LEARNING_RATE", 1e-3)  # clipped to [1e-5, 1e-2] by the learner
 ONLINE_ROLLBACK_DROP = env_float("ONLINE_ROLLBACK_DROP", 0.05)  # held-out hit-rate drop that rolls back
 ONLINE_HOLDOUT_EVERY = env_int("ONLINE_HOLDOUT_EVERY", 10)  # held-out check every n SGD steps (off the push path)
+ONLINE_CONSUME_LINGER_S = env_float("ONLINE_CONSUME_LINGER_S", 2.0)  # a consume run waits this long for more events
 PRIVACY_EPSILON_BUDGET = env_float("PRIVACY_EPSILON_BUDGET", 10.0)  # total ε per analyst
 ONLINE_APPLY_DELAY_S = env_float("ONLINE_APPLY_DELAY_S", 0.0)  # fault injection for reliability tests only
 ONLINE_ACK_DELAY_S = env_float("ONLINE_ACK_DELAY_S", 0.0)  # fault injection: pause between commit and XACK

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .models import AccountPlan, Plan, UsageCounter, UsageKind
@@ -39,9 +39,10 @@ def plan_get_by_code(*, code: str) -> Plan | None:
 
 
 def plan_for_user(*, user: AbstractBaseUser) -> Plan:
-    """The plan the account is on now; accounts without a row are on Free."""
-    account_plan = AccountPlan.objects.select_related("plan").filter(user=user).first()
-    return account_plan.plan if account_plan else plan_free()
+    """The plan the account is on now; accounts without a row are on Free (one query: every metered call reads it)."""
+    own = Exists(AccountPlan.objects.filter(user=user, plan=OuterRef("pk")))
+    plan = Plan.objects.annotate(own=own).filter(Q(own=True) | Q(code=FREE_CODE)).order_by("-own").first()
+    return plan if plan is not None else plan_free()
 
 
 def account_plan_get(*, user: AbstractBaseUser) -> AccountPlan | None:

@@ -274,6 +274,18 @@ def _ratings_store(events: list[Event]) -> None:
                           source="events")
 
 
+def online_checkpoint_follow(*, based_on: int, state: Callable[[], bytes],
+                             report: dict[str, Any]) -> OnlineCheckpoint | None:
+    """Store a learner state that follows checkpoint ``based_on`` without applying events (e.g. the outcome of a
+    held-out check), under the apply lock; None when another applier stored a newer checkpoint meanwhile."""
+    with transaction.atomic():
+        _lock_appliers()
+        latest = OnlineCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
+        if latest != based_on:
+            return None
+        return online_checkpoint_save(state=state(), report=report, events_applied=0)
+
+
 def online_checkpoint_save(*, state: bytes, report: dict[str, Any], events_applied: int) -> OnlineCheckpoint:
     """Store the learner's state (inside the applying transaction) and prune old checkpoints."""
     checkpoint = OnlineCheckpoint.objects.create(state=state, report=report, events_applied=events_applied)

@@ -8,6 +8,11 @@ events with non-finite values are dropped; an SGD step whose loss, gradients or 
 are not finite is undone; and when a held-out check (hit rate of held-out positives among fixed
 sampled negatives), run every ``holdout_every`` steps, drops by more than ``rollback_drop``, every step
 since the last passed check is rolled back.
+
+The check can run after the caller has pushed the refreshed lists (``apply(events, check=False)``, then
+:meth:`OnlineLearningCoordinator.run_due_check`): until a check passes, :meth:`~OnlineLearningCoordinator.state_bytes`
+publishes the last *checked* ranker weights under ``ranker.*`` (what serving workers load) and carries the
+unchecked ones under ``pending.*`` for the next learner only, so an update that fails the check is never published.
 """
 
 from __future__ import annotations
@@ -125,6 +130,8 @@ class OnlineLearningCoordinator:
         self._holdout_score: float | None = None  # held-out score of the last checked (accepted) state
         self._checked_state: dict[str, np.ndarray] | None = None  # ranker state at the last passed check
         self._unchecked_steps = 0
+        self.learner_state = True  # False when only the checked weights of a state with pending steps were loaded
+        self._holdout_features: tuple[Any, Any, np.ndarray] | None = None  # (holdout, feature builder, features)
 
     # --- per-user sequence state ----------------------------------------------------------
     def seed_user(self, user: int, history: Sequence[int], times: Sequence[float] | None = None) -> None:
@@ -141,8 +148,12 @@ class OnlineLearningCoordinator:
         return UserContext(history=[i for i, _ in seq], times=[t for _, t in seq], now=now)
 
     # --- applying a mini-batch ---------------------------------------------------------------
-    def apply(self, events: Sequence[OnlineEvent]) -> OnlineUpdate:
-        """Update sequences and counters, then take one guarded SGD step on the ranker; bumps the version."""
+    def apply(self, events: Sequence[OnlineEvent], *, check: bool = True) -> OnlineUpdate:
+        """Update sequences and counters, then take one guarded SGD step on the ranker; bumps the version.
+
+        With ``check=False`` a due held-out check is left to :meth:`run_due_check` (after the caller's push);
+        the unchecked weights are served by this process only, never published by :meth:`state_bytes`.
+        """
         report = OnlineUpdate(version=self.version + 1)
         contexts: list[UserContext] = []
         positives: list[int] = []
@@ -166,7 +177,7 @@ class OnlineLearningCoordinator:
         report.users = sorted({e.user for e in events})
         usable = [i for i, c in enumerate(contexts) if len(c.history)]
         if self.ranker is not None and usable:
-            self._sgd_step([contexts[i] for i in usable], [positives[i] for i in usable], report)
+            self._sgd_step([contexts[i] for i in usable], [positives[i] for i in usable], report, check=check)
         self.version = report.version
         return report
 
@@ -192,7 +203,8 @@ class OnlineLearningCoordinator:
             if pos is not None:
                 self.position_clicks[pos] += 1
 
-    def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate) -> None:
+    def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate, *,
+                  check: bool = True) -> None:
         cfg, ranker = self.config, self.ranker
         lr = min(max(cfg.learning_rate, cfg.min_learning_rate), cfg.max_learning_rate)
         if lr != cfg.learning_rate:
@@ -213,46 +225,108 @@ class OnlineLearningCoordinator:
             logger.warning("online: rejected a non-finite update (loss=%s); parameters kept", loss)
             return
         self._unchecked_steps += 1
-        if self._unchecked_steps < max(cfg.holdout_every, 1):
-            logger.info("online: v%d applied %d examples, loss %.4f (held-out check in %d steps)", report.version,
-                        len(contexts), loss, cfg.holdout_every - self._unchecked_steps)
+        if not check or not self.check_due:
+            logger.info("online: v%d applied %d examples, loss %.4f (held-out check %s)", report.version,
+                        len(contexts), loss, "due" if self.check_due else
+                        f"in {cfg.holdout_every - self._unchecked_steps} steps")
             return
         self._check(report)
+
+    @property
+    def check_due(self) -> bool:
+        """True when ``holdout_every`` SGD steps are waiting for the held-out check."""
+        return self.ranker is not None and self._unchecked_steps >= max(self.config.holdout_every, 1)
+
+    def run_due_check(self) -> OnlineUpdate | None:
+        """Run the held-out check if one is due (keep the unchecked steps, or roll all of them back); None if not due."""
+        if not self.check_due:
+            return None
+        report = OnlineUpdate(version=self.version)
+        self._check(report)
+        return report
 
     def _check(self, report: OnlineUpdate) -> None:
         """Held-out check of the steps since the last one: keep them, or roll all of them back."""
         cfg = self.config
         before = self.holdout_score()
-        self._holdout_score = None
-        after = self.holdout_score()
+        after = self._score_holdout()
         report.holdout_before, report.holdout_after = before, after
         if before is not None and after is not None and before - after > cfg.rollback_drop:
             report.rolled_back = True
             self._load_ranker_state(self._checked_state or {})
-            self._holdout_score = before
             logger.warning("online: rolled back %d step(s), held-out hit@%d fell %.3f -> %.3f (limit %.3f)",
                            self._unchecked_steps, cfg.holdout_k, before, after, cfg.rollback_drop)
         else:
             self._checked_state = self._ranker_state()
+            self._holdout_score = after
             logger.info("online: v%d checked, held-out %s -> %s", report.version, before, after)
         self._unchecked_steps = 0
 
     def holdout_score(self) -> float | None:
-        """Held-out hit rate @k of the ranker (cached until the next accepted step); None without a holdout."""
+        """Held-out hit rate @k of the last checked (accepted) ranker state, cached until the next check;
+        None without a holdout."""
+        if self._holdout_score is None:
+            unchecked = self._checked_state if self._unchecked_steps else None
+            self._holdout_score = self._score_holdout(unchecked)
+        return self._holdout_score
+
+    def _score_holdout(self, state: dict[str, np.ndarray] | None = None) -> float | None:
+        """Held-out hit rate @k of the ranker's current weights (or of ``state``, leaving the ranker as it is)."""
         if self.ranker is None or self.holdout is None or not self.holdout.contexts:
             return None
-        if self._holdout_score is None:
+        scores = np.nan_to_num(self._holdout_scores(state), nan=-np.inf)
+        ranks = (scores[:, 1:] > scores[:, :1]).sum(axis=1)
+        return float(np.mean(ranks < self.config.holdout_k))
+
+    def _holdout_scores(self, state: dict[str, np.ndarray] | None) -> np.ndarray:
+        """(n, candidates) scores: one forward pass over cached candidate features when the ranker has a
+        feature builder (the KAN ranker), else the ranker's own scoring."""
+        import torch
+
+        features = self._cached_holdout_features()
+        if features is not None:
+            net = self.ranker.net
+            flat = torch.from_numpy(features.reshape(-1, features.shape[-1]))
+            net.eval()
+            with torch.no_grad():
+                if state:
+                    params = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+                    out = torch.func.functional_call(net, params, (flat,))
+                else:
+                    out = net(flat)
+            scores = out.reshape(features.shape[:2]).numpy().astype(np.float32)
+            scores[[not self._known(c.history) for c in self.holdout.contexts]] = np.nan  # as ranker.score()
+            return scores
+        current = self._ranker_state() if state else None
+        try:
+            if state:
+                self._load_ranker_state(state)
             ctxs, cands = self.holdout.contexts, self.holdout.candidates
-            if hasattr(self.ranker, "score_batch"):  # one batched pass (the KAN ranker builds features per batch)
+            if hasattr(self.ranker, "score_batch"):  # one batched pass
                 full = np.asarray(self.ranker.score_batch(ctxs), np.float32)
-                scores = np.take_along_axis(full, cands, axis=1)
-            else:
-                scores = np.stack([self.ranker.score(c.history, row, times=c.times, now=c.now)
-                                   for c, row in zip(ctxs, cands, strict=True)])
-            scores = np.nan_to_num(scores, nan=-np.inf)
-            ranks = (scores[:, 1:] > scores[:, :1]).sum(axis=1)
-            self._holdout_score = float(np.mean(ranks < self.config.holdout_k))
-        return self._holdout_score
+                return np.take_along_axis(full, cands, axis=1)
+            return np.stack([self.ranker.score(c.history, row, times=c.times, now=c.now)
+                             for c, row in zip(ctxs, cands, strict=True)])
+        finally:
+            if current:
+                self._load_ranker_state(current)
+
+    def _known(self, history: Sequence[int]) -> bool:
+        return any(0 <= int(i) < self.n_items for i in history)
+
+    def _cached_holdout_features(self) -> np.ndarray | None:
+        """(n, candidates, F) features of the held-out candidates, built once per holdout and feature builder
+        (they do not depend on the ranker's weights); None when the ranker has no feature builder."""
+        builder = getattr(self.ranker, "features", None)
+        if not callable(getattr(builder, "features", None)):
+            return None
+        cached = self._holdout_features
+        if cached is None or cached[0] is not self.holdout or cached[1] is not builder:
+            rows = [builder.features([ctx], row)[0] for ctx, row in
+                    zip(self.holdout.contexts, self.holdout.candidates, strict=True)]
+            cached = (self.holdout, builder, np.ascontiguousarray(np.stack(rows), dtype=np.float32))
+            self._holdout_features = cached
+        return cached[2]
 
     # --- outputs the serving side reads ------------------------------------------------------
     def popularity_scores(self) -> np.ndarray:
@@ -280,18 +354,31 @@ class OnlineLearningCoordinator:
             self.ranker.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
 
     def state_bytes(self) -> bytes:
-        """The shareable state (counters + ranker parameters) as an ``.npz`` archive; never pickled."""
+        """The shareable state (counters + ranker parameters) as an ``.npz`` archive; never pickled.
+
+        ``ranker.*`` holds the weights of the last passed held-out check; steps not checked yet travel
+        under ``pending.*``, for the next learner only (``load_state_bytes(..., learner=True)``).
+        """
+        current = self._ranker_state()
+        pending = bool(self._unchecked_steps and self._checked_state is not None and current)
+        published = self._checked_state if pending else current
         arrays = {"item_counts": self.item_counts, "impressions": self.impressions, "clicks": self.clicks,
                   "propensity_sum": self.propensity_sum, "position_impressions": self.position_impressions,
                   "position_clicks": self.position_clicks,
-                  **{f"ranker.{k}": v for k, v in self._ranker_state().items()}}
-        meta = json.dumps({"version": self.version, "n_items": self.n_items, "base": self.base}).encode()
+                  **{f"ranker.{k}": v for k, v in published.items()},
+                  **({f"pending.{k}": v for k, v in current.items()} if pending else {})}
+        meta = json.dumps({"version": self.version, "n_items": self.n_items, "base": self.base,
+                           "unchecked_steps": self._unchecked_steps if pending else 0}).encode()
         buffer = io.BytesIO()
         np.savez_compressed(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)  # counters are mostly zeros
         return buffer.getvalue()
 
-    def load_state_bytes(self, blob: bytes, version: int | None = None) -> None:
-        """Swap in a published state (another worker's update) without restarting."""
+    def load_state_bytes(self, blob: bytes, version: int | None = None, *, learner: bool = False) -> None:
+        """Swap in a published state (another worker's update) without restarting.
+
+        Serving workers take the checked ranker weights; a ``learner`` (the next process to apply events)
+        also takes the unchecked steps, still waiting for their held-out check.
+        """
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes())
             if meta["n_items"] != self.n_items or meta.get("base", "") != self.base:
@@ -301,6 +388,14 @@ class OnlineLearningCoordinator:
                          "position_clicks"):
                 setattr(self, name, np.array(archive[name], np.float64))
             ranker = {k[len("ranker."):]: archive[k] for k in archive.files if k.startswith("ranker.")}
-        self._load_ranker_state(ranker)
+            pending = {k[len("pending."):]: archive[k] for k in archive.files if k.startswith("pending.")}
         self.version = int(meta["version"]) if version is None else version
-        self._holdout_score, self._checked_state, self._unchecked_steps = None, None, 0  # a new baseline
+        self._holdout_score = None  # a new baseline
+        self.learner_state = learner or not pending
+        if learner and pending and self.ranker is not None:
+            self._load_ranker_state(pending)
+            self._checked_state = {k: np.array(v) for k, v in ranker.items()}
+            self._unchecked_steps = max(int(meta.get("unchecked_steps", 1)), 1)
+            return
+        self._load_ranker_state(ranker)
+        self._checked_state, self._unchecked_steps = None, 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models.diffusion import DiffRec
+from .models.diffusion import DiffRec, LDiffRec
 from .models.ease import EASE
 from .models.hyperbolic import HGCF
 from .models.itemknn import ItemKNN
@@ -23,4 +23,5 @@ MODELS: dict[str, type] = {
     "neural_ode": NeuralODE,
     "hyperbolic": HGCF,
     "diffusion": DiffRec,
+    "ldiffrec": LDiffRec,
 }

@@ -19,6 +19,8 @@ Contract with the online learner (``ml_core.online.OnlineLearningCoordinator``) 
 * ``engine.state_version`` / ``engine.bump_state_version(version=None)``: bumped on every online-state swap.
 * ``engine.set_weights(weights, version)``: hot-swap the blend weights ({model: weight}).
 * ``engine.reload_if_changed()``: reload every artifact when the bundle manifest's version changed.
+* ``engine.predict_rating(history, ratings, movie_id)`` / ``engine.predict_ratings(...)``: the explicit-rating
+  predictor (``ml_core.rating``), the user's part folded in from the given ratings; None for unknown movies.
 """
 
 from __future__ import annotations
@@ -199,6 +201,19 @@ class Engine:
                 "relations": {rel: [{"movie_id": b.movie_ids[j], "score": round(s, 4),
                                      "shared": b.kg.relation_names(i, j)} for j, s in items]
                               for rel, items in groups.items()}}
+
+    def predict_ratings(self, history: Sequence[int], ratings: Sequence[float], movie_ids: Sequence[int]
+                        ) -> list[float | None]:
+        """Predicted ratings (0.5-5, unrounded) of movies for the user who rated ``history`` (movie ids,
+        oldest first) with ``ratings``; None for movies the predictor never saw or when the bundle has none."""
+        predictor = self._bundle.rating
+        if predictor is None:
+            return [None] * len(movie_ids)
+        return predictor.predict_movies(history, ratings, movie_ids)
+
+    def predict_rating(self, history: Sequence[int], ratings: Sequence[float], movie_id: int) -> float | None:
+        """One movie's predicted rating for this history (see predict_ratings)."""
+        return self.predict_ratings(history, ratings, [movie_id])[0]
 
     def fairness_summary(self) -> dict[str, Any]:
         return self._bundle.auditor.summary()

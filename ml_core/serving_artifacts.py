@@ -8,6 +8,7 @@ Layout under ``<ML_ARTIFACTS_DIR>/serving``::
     ensemble.json        models, weights + version, DR estimate, gating threshold, temperature, metrics
     models/<name>/       each model's own export (its own manifest)
     onnx/<name>/         INT8 ONNX export of the model's scoring path (Tier 2), when available
+    rating/              explicit-rating predictor (ml_core.rating; its own manifest with RMSE/MAE), when built
     retrieval/           faiss.index, vectors.npy, tfidf.npz, tfidf_neighbours.npz, kg_*.{json,npz}
 """
 
@@ -69,7 +70,8 @@ def item_embeddings(models: dict[str, Any], n_items: int, matrix: Any = None) ->
 def build_bundle(out: Path, *, item_raw_ids: list[int], interactions_items: np.ndarray,
                  metadata: dict[int, dict[str, Any]], models: dict[str, Any], ensemble: dict[str, Any],
                  data_snapshot: dict[str, Any], onnx: bool = True, matrix: Any = None,
-                 model_dirs: dict[str, Path] | None = None) -> dict[str, Any]:
+                 model_dirs: dict[str, Path] | None = None, rating: Any = None,
+                 rating_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the whole bundle (models already fitted) and its manifest; returns the manifest."""
     from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph
 
@@ -88,6 +90,8 @@ def build_bundle(out: Path, *, item_raw_ids: list[int], interactions_items: np.n
             shutil.copytree(Path(source), out / "models" / name)
         else:
             model.export(out / "models" / name)
+    if rating is not None:
+        rating.export(out / "rating", data_snapshot=data_snapshot, metrics=rating_metrics)
     source, vectors = item_embeddings(models, n, matrix)
     start = time.perf_counter()
     EmbeddingIndex.build(vectors).save(out / "retrieval")

@@ -67,6 +67,9 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
                "singles_test": {n: evaluate_scores(norm_test[m], split, "test", tusers)
                                 for m, n in enumerate(models)}}
     del norm_test
+    rating, rating_metrics = _fit_rating(data, seed)
+    if rating_metrics is not None:
+        metrics["rating"] = {name: row["rmse"] for name, row in rating_metrics["test"].items()}
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     ensemble = {"models": list(models), "weights": dict(zip(models, weights.astype(float).round(6).tolist(), strict=False)),
                 "weights_version": f"dr-{stamp}", "selection": info, "metrics": metrics,
@@ -75,7 +78,8 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     shutil.rmtree(tmp, ignore_errors=True)
     build_bundle(tmp, item_raw_ids=data.item_vocab.to_json(), interactions_items=split.train.items,
                  metadata=metadata, models=models, ensemble=ensemble, data_snapshot=split.train.snapshot(),
-                 onnx=onnx, matrix=split.train.matrix(), model_dirs={n: root / n for n in models})
+                 onnx=onnx, matrix=split.train.matrix(), model_dirs={n: root / n for n in models},
+                 rating=rating, rating_metrics=rating_metrics)
     ensemble["gating_threshold"] = calibrate_gating(tmp, split, vusers[:200])
     (tmp / "ensemble.json").write_text(json.dumps({**json.loads((tmp / "ensemble.json").read_text()),
                                                    "gating_threshold": ensemble["gating_threshold"]},
@@ -87,6 +91,21 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     log.info("serving bundle %s written to %s in %.0f s; test NDCG@10 %.4f", manifest["version"], out,
              ensemble["seconds"], metrics["test"]["ndcg@10"])
     return ensemble
+
+
+def _fit_rating(data: Interactions, seed: int) -> tuple[Any, dict[str, Any] | None]:
+    """The explicit-rating predictor on the split's train rows and its test RMSE/MAE; (None, None) without ratings."""
+    from .rating import fit_rating_predictor
+
+    try:
+        rating, metrics = fit_rating_predictor(data, seed=seed)
+    except ValueError as exc:
+        log.warning("no rating predictor in this bundle: %s", exc)
+        return None, None
+    test = metrics["test"]
+    log.info("rating predictor: test RMSE %.4f (baseline %.4f, global mean %.4f)", test["model"]["rmse"],
+             test["baseline"]["rmse"], test["global_mean"]["rmse"])
+    return rating, metrics
 
 
 def calibrate_gating(directory: Path, split: Any, users: np.ndarray, quantile: float = GATING_QUANTILE) -> float:

@@ -51,10 +51,12 @@ class Bundle:
         self.ranker: Any = None
 
     @classmethod
-    def load(cls, directory: Path, tier: int) -> Bundle:
+    def load(cls, directory: Path, tier: int, device: str | None = None) -> Bundle:
+        """``device``: where Tier 1 places the torch nets (default: CUDA when torch sees a GPU, else CPU)."""
         b = cls()
         directory = Path(directory)
         b.tier, b.manifest = tier, read_manifest(directory)
+        b.device = "cpu" if tier == 3 else (device or serving_device(tier))
         items = json.loads((directory / "items.json").read_text())
         b.movie_ids = [int(m) for m in items["movie_ids"]]
         b.meta = items["metadata"]
@@ -77,6 +79,7 @@ class Bundle:
         b.weights = np.asarray([ens.get("weights", {}).get(m, 0.0) for m in b.model_names], np.float32)
         b.weights_version = str(ens.get("weights_version", "bundle")) if tier != 3 else "tier3-content"
         b.users = {}
+        b.rating = _load_rating(directory)
         if tier != 3:
             b._load_scorers(directory, tier, names, set(ens.get("onnx_models", [])))
         return b
@@ -94,6 +97,8 @@ class Bundle:
                 if tier == 2:
                     log.warning("tier 2: no ONNX export of %s, serving it with torch", name)
                 self.scorers[name] = load_model(directory / "models" / name)
+                # item-side state is computed once here, not per request; Tier 2's torch fallbacks stay on CPU
+                self.scorers[name].prepare_serving(self.device if tier == 1 else "cpu")
         for scorer in self.scorers.values():
             if hasattr(scorer, "partial_fit") and getattr(scorer, "net", None) is not None:
                 self.ranker = scorer
@@ -110,6 +115,24 @@ class Bundle:
 
     def version_info(self) -> tuple[str, str]:
         return self.weights_version, self.manifest.get("version", "")
+
+
+def _load_rating(directory: Path) -> Any:
+    """The bundle's explicit-rating predictor (numpy only, every tier), or None for bundles built without one."""
+    if not (directory / "rating" / "manifest.json").exists():
+        return None
+    from .rating import RatingPredictor
+
+    return RatingPredictor.load(directory / "rating")
+
+
+def serving_device(tier: int) -> str:
+    """'cuda' for Tier 1 when torch sees a CUDA device, else 'cpu' (Tier 2 and 3 never use a GPU)."""
+    if tier != 1:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---- shared steps ------------------------------------------------------------------------------------

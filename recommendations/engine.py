@@ -1,10 +1,13 @@
 """Adapter between Django and ml_core's serving API (the only place that calls ml_core's engine).
 
 One engine per process, loaded lazily on the first request (or by Celery's ``worker_process_init``).
-On every request the adapter compares two published versions with the loaded ones, cheaply (a cache
-read; Redis when configured): the active ensemble-weights version (hot-swapped from the database row)
-and the serving-bundle version (artifacts reloaded from disk). With a per-process cache (no Redis),
-a missing key falls back to one indexed query, cached for ``VERSION_TTL_S`` seconds.
+On every request the adapter compares two published versions with the loaded ones, cheaply (one cache
+read for both; Redis when configured): the active ensemble-weights version (hot-swapped from the database
+row) and the artifacts reload version (``ml:artifacts:reload-version``, set by ``POST /v1/artifacts/reload``,
+``build_serving_artifacts`` and the nightly job's reload step). A reload version this process has not seen
+yet makes it re-read the bundle manifest once and reload the bundle when the manifest's version changed.
+With a per-process cache (no Redis), a missing weights key falls back to one indexed query, cached for
+``VERSION_TTL_S`` seconds.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from django.conf import settings
 from django.core.cache import cache
 
 _engine = None
+_seen_reload_version: str | None = None  # the last published reload version this process acted on
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "apex:serving:weights-version"
-BUNDLE_KEY = "apex:serving:bundle-version"
+BUNDLE_KEY = "ml:artifacts:reload-version"  # a bundle manifest version, or any new token: "re-check the disk"
 VERSION_TTL_S = 5
 
 
@@ -60,9 +64,9 @@ def get_engine() -> Any:
 
 def reset_engine() -> None:
     """Forget the loaded engine (tests, or after the bundle folder moved)."""
-    global _engine
+    global _engine, _seen_reload_version
     with _lock:
-        _engine = None
+        _engine, _seen_reload_version = None, None
 
 
 def warm(**_: object) -> None:
@@ -74,11 +78,13 @@ def warm(**_: object) -> None:
 
 
 def _sync(engine: Any) -> None:
+    global _seen_reload_version
     published = cache.get_many([BUNDLE_KEY, WEIGHTS_KEY])  # one round trip to Redis
     bundle = published.get(BUNDLE_KEY)
-    if bundle and bundle != engine.manifest_version:
-        engine.reload_if_changed()
-        _apply_active_weights(engine)
+    if bundle and bundle != _seen_reload_version:
+        _seen_reload_version = bundle  # act once per published version, not on every request
+        if bundle != engine.manifest_version and engine.reload_if_changed():
+            _apply_active_weights(engine)
     version = published.get(WEIGHTS_KEY)
     if version is None:
         version = _active_version()
@@ -111,6 +117,7 @@ def publish_weights_version(version: str) -> None:
 
 
 def publish_bundle_version(version: str) -> None:
+    """Tell every worker (through the shared cache) to re-check the bundle on disk and reload it if it changed."""
     cache.set(BUNDLE_KEY, version, None)
 
 
@@ -141,7 +148,28 @@ def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> d
     # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
     key = user_id if engine.bundle.ensemble.get("dataset") == "catalog" else None
     result = engine.recommend_user(history, times=times, ratings=ratings, user_key=key, **params)
-    return {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict())}
+    payload = {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict())}
+    if history:  # one fold-in of the user's ratings, then a dot product per item
+        predicted = engine.predict_ratings(history, ratings, [i["movie_id"] for i in payload["items"]])
+        for item, value in zip(payload["items"], predicted, strict=True):
+            item["predicted_rating"] = None if value is None else round(value, 2)
+    return payload
+
+
+def predict_rating(*, user_id: int, movie_id: int) -> float | None:
+    """The user's predicted rating of a movie in half stars (0.5-5), from their live ratings; None when they
+    have rated nothing yet, or the movie (or a rating predictor) is not in the serving bundle."""
+    from django.contrib.auth import get_user_model
+
+    from ml_core.rating import half_stars
+
+    engine = get_engine()
+    user = get_user_model().objects.filter(pk=user_id).first()
+    history, _, ratings = user_history(user) if user is not None else ([], [], [])
+    if not history:
+        return None
+    value = engine.predict_rating(history, ratings, movie_id)
+    return None if value is None else half_stars(value)
 
 
 def recommend_movie(*, movie_id: int, **params: Any) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone as dj_timezone
 
 from .models import PipelineRun
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 STEPS = ("export", "bronze", "silver", "gold", "retrain", "reload")
 EXPORT_NAME = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d{8}T\d{12}Z)\.jsonl$")
 STAMP = "%Y%m%dT%H%M%S%fZ"
-RELOAD_CACHE_KEY = "ml:artifacts:reload-version"  # serving workers compare it with the version they loaded
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -148,9 +146,12 @@ def models_retrain_from_gold(*, dataset: str | None = None, models: str | None =
 
 
 def serving_reload_request(*, reason: str) -> str:
-    """Publish a new artifacts version; serving workers reload when it differs from the one they hold."""
+    """Publish a new artifacts reload version (``engine.BUNDLE_KEY``, the key ``POST /v1/artifacts/reload``
+    also sets): each serving process sees it on its next request and reloads the bundle if it changed on disk."""
+    from . import engine
+
     version = f"{dj_timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    cache.set(RELOAD_CACHE_KEY, version, timeout=None)
+    engine.publish_bundle_version(version)
     log.info("serving reload requested (%s): %s", reason, version)
     return version
 

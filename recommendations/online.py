@@ -6,6 +6,11 @@ otherwise on the catalog's movie ids (counters and sequences only). Every applie
 ``events.OnlineCheckpoint`` in the applying transaction; its id is the state version, published in
 Redis after commit. Other processes compare that version (at most every ``ONLINE_SYNC_INTERVAL_S``)
 and swap the newer state in memory, without a restart.
+
+The push comes first: a batch commits (ratings, counters, sequences, one SGD step), the affected users'
+lists are pushed, and only then does the ranker's held-out check run (when due). Until a check passes,
+checkpoints publish the last checked ranker weights; the check's outcome (kept or rolled back) is stored
+as a checkpoint of its own, so serving workers never load weights that failed it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import redis
 from django.conf import settings
 
 from events import selectors as event_selectors
@@ -33,6 +39,7 @@ from . import engine
 logger = logging.getLogger(__name__)
 
 VERSION_SUFFIX = "online-version"  # the published state version, next to the stream
+LINGER_BLOCK_MS = 1000  # longest single blocking read while lingering (below the client's socket timeout)
 _lock = threading.RLock()
 _local: dict[str, Any] = {"coordinator": None, "index": None, "engine": None, "bundle": None, "checked_at": 0.0}
 
@@ -127,10 +134,11 @@ def online_reset() -> None:
         _local.update(coordinator=None, index=None, engine=None, bundle=None, checked_at=0.0)
 
 
-def online_state_sync(*, force: bool = False) -> bool:
+def online_state_sync(*, force: bool = False, learner: bool = False) -> bool:
     """Swap in the newest published checkpoint if it is newer than ours; True when state changed.
 
-    Serving workers call this on every request (throttled to one Redis read per ``ONLINE_SYNC_INTERVAL_S``).
+    Serving workers call this on every request (throttled to one Redis read per ``ONLINE_SYNC_INTERVAL_S``)
+    and take the checked ranker weights; the applier (``learner``) also takes steps still due their check.
     """
     with _lock:
         if _local["coordinator"] is None or (not force and _stale()):
@@ -149,11 +157,12 @@ def online_state_sync(*, force: bool = False) -> bool:
                 return False
             if published <= coord.version:
                 return False
-        latest = event_selectors.online_checkpoint_latest(newer_than=coord.version)
+        newer_than = coord.version if coord.learner_state or not learner else coord.version - 1  # same one, all of it
+        latest = event_selectors.online_checkpoint_latest(newer_than=newer_than)
         if latest is None:
             return False
         try:
-            coord.load_state_bytes(bytes(latest.state), version=latest.id)
+            coord.load_state_bytes(bytes(latest.state), version=latest.id, learner=learner)
         except (ValueError, RuntimeError, KeyError) as exc:  # learned on another bundle: keep this one's state
             logger.warning("online checkpoint v%s not loaded: %s", latest.id, exc)
             coord.version = latest.id
@@ -207,11 +216,19 @@ def _apply(events: list[Any]) -> dict[str, Any]:
     if delay:
         time.sleep(delay)
     coord = coordinator()
-    online_state_sync(force=True)  # serialised by the apply lock: start from the newest committed state
+    online_state_sync(force=True, learner=True)  # serialised by the apply lock: start from the newest committed state
     index = _local["index"]
     _seed_users(coord, events, index)
-    report = coord.apply(_to_online(events, index))
+    report = coord.apply(_to_online(events, index), check=False)  # the held-out check waits for the push
     return {"state": coord.state_bytes(), "report": report.as_dict()}
+
+
+def _publish_version(version: int) -> None:
+    if stream_enabled():
+        try:
+            stream_client().set(stream_key(VERSION_SUFFIX), version)
+        except Exception as exc:  # noqa: BLE001 - workers also find it in the DB on their next forced sync
+            logger.warning("could not publish online state v%s: %s", version, exc)
 
 
 def online_apply(*, event_ids: Sequence[str]) -> event_services.AppliedBatch:
@@ -225,29 +242,71 @@ def online_apply(*, event_ids: Sequence[str]) -> event_services.AppliedBatch:
         if batch.checkpoint_id is not None:
             coordinator().version = batch.checkpoint_id
             _publish_to_engine(_local["coordinator"])
-            if stream_enabled():
-                try:
-                    stream_client().set(stream_key(VERSION_SUFFIX), batch.checkpoint_id)
-                except Exception as exc:  # noqa: BLE001 - workers also find it in the DB on their next forced sync
-                    logger.warning("could not publish online state v%s: %s", batch.checkpoint_id, exc)
+            _publish_version(batch.checkpoint_id)
     return batch
 
 
+def online_guardrail_check() -> int | None:
+    """After the push: run the ranker's due held-out check and store its outcome as a new checkpoint.
+
+    Returns the new version, or None when no check was due, or another applier stored a newer state meanwhile
+    (it carries the unchecked steps and runs the check itself; ours loads it on the next apply), or storing
+    failed (the last stored state still carries the due check).
+    """
+    with _lock:
+        coord = _local["coordinator"]
+        if coord is None or not coord.check_due:
+            return None
+        based_on = coord.version
+        try:
+            report = coord.run_due_check()
+            saved = event_services.online_checkpoint_follow(based_on=based_on, state=coord.state_bytes,
+                                                            report={"held_out_check": report.as_dict()})
+        except Exception:  # noqa: BLE001 - the batch is committed; the stored state still carries the due check
+            logger.exception("held-out check after v%s not stored; the next apply reloads and repeats it", based_on)
+            online_reset()
+            return None
+        if saved is None:
+            return None
+        coord.version = saved.id
+        _publish_to_engine(coord)
+        _publish_version(saved.id)
+        return saved.id
+
+
 def online_consume_stream(*, consumer: str | None = None, batch_size: int | None = None,
-                          max_batches: int = 1000) -> int:
-    """Drain the stream in mini-batches: read (reclaiming dead consumers' entries), apply, ack, push."""
+                          max_batches: int = 1000, linger_s: float = 0.0) -> int:
+    """Drain the stream in mini-batches: read (reclaiming dead consumers' entries), apply, push, check, ack.
+
+    With ``linger_s`` the consumer then keeps waiting on the stream (blocking reads, no polling) until it has
+    been idle that long, so events that follow soon are applied without scheduling another run.
+    """
     name = consumer or consumer_name()
     size = batch_size or int(getattr(settings, "ONLINE_BATCH_SIZE", 256))
-    applied = 0
-    for _ in range(max_batches):
-        entries = stream_read(consumer=name, count=max(1, size // 10))  # entries hold 1-100 events each
-        if not entries:
+    applied = batches = 0
+    idle_until = time.monotonic() + linger_s
+    while batches < max_batches:
+        wait_ms = int((idle_until - time.monotonic()) * 1000)
+        try:  # entries hold 1-100 events each
+            entries = stream_read(consumer=name, count=max(1, size // 10),
+                                  block_ms=min(wait_ms, LINGER_BLOCK_MS) if wait_ms > 0 else None)
+        except redis.RedisError as exc:
+            if not batches:
+                raise
+            logger.warning("stream read failed, consumer %s stops here: %s", name, exc)
             break
+        if not entries:
+            if wait_ms > 0:
+                continue
+            break
+        batches += 1
         event_ids = [event_id for entry in entries for event_id in entry.event_ids]
         for start in range(0, len(event_ids), size):  # mini-batches of at most `size` events
             batch = online_apply(event_ids=event_ids[start : start + size])
             applied += len(batch.events)
             online_push(events=batch.events, version=batch.checkpoint_id)
+            online_guardrail_check()  # after the push, before these weights are published
+        idle_until = time.monotonic() + linger_s
         ack_delay = float(getattr(settings, "ONLINE_ACK_DELAY_S", 0.0))  # fault-injection knob
         if ack_delay:
             time.sleep(ack_delay)
@@ -259,6 +318,7 @@ def online_apply_outbox(*, event_ids: Sequence[str]) -> int:
     """Without a stream (no Redis URL): apply the given outbox rows directly, then push."""
     batch = online_apply(event_ids=event_ids)
     online_push(events=batch.events, version=batch.checkpoint_id)
+    online_guardrail_check()
     return len(batch.events)
 
 

@@ -49,7 +49,8 @@ def movie_extras_context(*, user: AbstractBaseUser, movie: Any) -> dict[str, Any
     """The detail page's extras: your rating, the predicted rating for you, and related rows."""
     signed_in = getattr(user, "is_authenticated", False)
     rated = activity.ratings_map(user=user) if signed_in else {}
-    predicted = engine_picks.predicted_rating(user_id=user.pk, movie_id=movie.id) if signed_in else None
+    unrated = signed_in and movie.id not in rated
+    predicted = engine_picks.predicted_rating(user_id=user.pk, movie_id=movie.id) if unrated else None
     return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted,
             "related_rows": rows.detail_rows(movie=movie, exclude=set(rated)), "live": signed_in}
 

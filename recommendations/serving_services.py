@@ -84,6 +84,11 @@ def model_artifact_sync(*, bundle_dir: Path) -> list[ModelArtifact]:
             rows.append(ModelArtifact.objects.update_or_create(name=name, version=version, defaults={
                 "sha256": sha256_file(own) if own.exists() else "", "tier": tier, "path": str(sub),
                 "metrics": singles.get(sub.name, {})})[0])
+    rating = bundle_dir / "rating" / "manifest.json"
+    if rating.exists():  # the explicit-rating predictor: numpy only, served by every tier
+        rows.append(ModelArtifact.objects.update_or_create(name="rating", version=version, defaults={
+            "sha256": sha256_file(rating), "tier": "1,2,3", "path": str(rating.parent),
+            "metrics": json.loads(rating.read_text()).get("metrics") or {}})[0])
     rows.append(ModelArtifact.objects.update_or_create(name="bundle", version=version, defaults={
         "sha256": sha256_file(bundle_dir / "manifest.json"), "tier": "1,2,3", "path": str(bundle_dir),
         "metrics": (ensemble.get("metrics") or {}).get("test", {})})[0])

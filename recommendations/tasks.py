@@ -9,18 +9,31 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 # --- online learning (real-time loop) ----------------------------------------------------------------
-CONSUME_SCHEDULED = "consume-scheduled"  # flag next to the stream: a consume run is queued
+CONSUME_SCHEDULED = "consume-scheduled"  # flag next to the stream: a consume run is queued or reading
+CONSUME_FLAG_TTL_MS = 60_000
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def consume_event_stream() -> int:
-    """Drain the event stream: mini-batches applied exactly once, acked after commit, pushed live."""
+    """Drain the event stream: mini-batches applied exactly once, pushed live, acked after commit.
+
+    The run keeps reading (blocking, up to ``ONLINE_CONSUME_LINGER_S`` idle) while the flag tells producers
+    it is there; after clearing the flag it drains once more, so an entry appended just before that is
+    read here and one appended after it schedules another run.
+    """
+    from django.conf import settings
+
     from events.stream import stream_client, stream_key
 
     from .online import online_consume_stream
 
-    stream_client().delete(stream_key(CONSUME_SCHEDULED))  # entries added from now on schedule another run
-    return online_consume_stream()
+    flag = stream_key(CONSUME_SCHEDULED)
+    stream_client().set(flag, "1", px=CONSUME_FLAG_TTL_MS)
+    try:
+        applied = online_consume_stream(linger_s=float(getattr(settings, "ONLINE_CONSUME_LINGER_S", 0.0)))
+    finally:
+        stream_client().delete(flag)  # entries added from now on schedule another run
+    return applied + online_consume_stream()
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.db import connection, models
 
+COPY_FROM = 50  # fewer rows: plain UPDATEs (one statement each) beat the temporary table's four
+
 
 def bulk_update_fast(objs: Sequence[models.Model], fields: list[str], *, batch_size: int = 2000) -> int:
     """UPDATE each object's `fields` by primary key (values prepared by the fields); returns the row count."""
@@ -18,7 +20,7 @@ def bulk_update_fast(objs: Sequence[models.Model], fields: list[str], *, batch_s
     quote = connection.ops.quote_name
     sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
            + f" WHERE {quote(meta.pk.column)} = %s")
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(objs) >= COPY_FROM:
         _update_postgres(objs, columns)
         return len(objs)
     with connection.cursor() as cursor:

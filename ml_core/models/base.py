@@ -45,14 +45,18 @@ class RecommenderBase:
         return int(u) if u is not None and 0 <= int(u) < getattr(self, "n_users", 0) else None
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
-        """One float32 per candidate, in order; NaN for unknown items (and users the model cannot score)."""
+        """One float32 per candidate, in order; NaN for unknown items (and users the model cannot score).
+
+        This fallback scores the whole catalogue; the serving models override it to score only the candidates.
+        """
         ctx = UserContext(history=history, **context)
         full = np.asarray(self.score_batch([ctx])[0], dtype=np.float32)
-        cand = np.asarray(candidates, dtype=np.int64).ravel()
-        out = np.full(len(cand), np.nan, dtype=np.float32)
-        ok = (cand >= 0) & (cand < self.n_items)
+        cand, ok, out = candidate_slots(candidates, self.n_items)
         out[ok] = full[cand[ok]]
         return out
+
+    def prepare_serving(self, device: str = "cpu") -> None:
+        """Precompute item-side state for per-request scoring (and move nets to ``device``); default: nothing."""
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -80,6 +84,12 @@ class RecommenderBase:
         model.n_users = len(model.user_raw_ids)
         model.data_snapshot = content["manifest"].get("data_snapshot")
         return model, content
+
+
+def candidate_slots(candidates: Any, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(candidates as int64, mask of those inside the model's item space, a NaN float32 output to fill)."""
+    cand = np.asarray(candidates, dtype=np.int64).ravel()
+    return cand, (cand >= 0) & (cand < n_items), np.full(len(cand), np.nan, dtype=np.float32)
 
 
 def history_matrix(contexts: Sequence[UserContext], n_items: int) -> Any:

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..interface import FitOptions, FitReport, UserContext
+from .base import candidate_slots
 from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
-from .neural_common import TorchRecommender, load_net_state, multi_hot, seed_everything
+from .neural_common import TorchRecommender, known, load_net_state, multi_hot, seed_everything
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 
@@ -171,6 +172,57 @@ class DiffRec(TorchRecommender):
             scores = torch.where(x0 > 0, floor, scores)
         return scores.numpy()
 
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """The serving path: the reverse process for one history, with the first step reading the multi-hot
+        input as a sum of the history's weight columns and the last step decoding the candidates only.
+
+        The history mask moves seen items below every item, which needs the full last step; candidates
+        are normally unseen, so that path runs only when a candidate is in the history (or for L-DiffRec).
+        """
+        cand, ok, out = candidate_slots(candidates, self.n_items)
+        hist = np.unique(known(history, self.n_items))
+        if not ok.any() or not len(hist) or self.net is None:
+            return out
+        self.net.eval()
+        with torch.no_grad():
+            if self.net.autoencoder is not None or np.isin(cand[ok], hist).any():
+                out[ok] = self._score_rows([UserContext(history=history, **context)])[0][cand[ok]]
+            else:
+                out[ok] = self._reverse_for(hist, cand[ok]).cpu().numpy()
+        return out
+
+    def _reverse_for(self, hist: np.ndarray, items: np.ndarray) -> Tensor:
+        """DiffRecModel.forward for one multi-hot history, returning only ``items``' final values."""
+        denoiser, diffusion = self.net.denoiser, self.net.diffusion
+        device = denoiser.out_layer.weight.device
+        h_idx, c_idx = torch.from_numpy(hist).to(device), torch.from_numpy(items).to(device)
+        x = None  # the current x_t, dense after the first step
+        for i in reversed(range(diffusion.steps)):
+            emb = denoiser.emb_layer(timestep_embedding(torch.full((1,), i, dtype=torch.long), denoiser.emb_size)
+                                     .to(device))
+            first = denoiser.in_layers[0]
+            n_in = first.in_features - denoiser.emb_size
+            if x is None:  # F.normalize of a multi-hot row: 1 / sqrt(|h|) on the history columns
+                a = first.weight[:, h_idx].sum(1) / float(np.sqrt(len(hist)))
+                a = a + first.weight[:, n_in:] @ emb[0] + first.bias
+            else:
+                a = first(torch.cat([F.normalize(x, dim=-1), emb], dim=-1))[0]
+            h = torch.tanh(a)
+            for layer in denoiser.in_layers[1:]:
+                h = torch.tanh(layer(h))
+            x_prev = x if x is not None else torch.zeros(1, n_in, device=device).index_fill_(1, h_idx, 1.0)
+            if i > 0:
+                x = diffusion.coef_x0[i] * denoiser.out_layer(h)[None] + diffusion.coef_xt[i] * x_prev
+            else:
+                out = denoiser.out_layer.weight[c_idx] @ h + denoiser.out_layer.bias[c_idx]
+                return diffusion.coef_x0[0] * out + diffusion.coef_xt[0] * x_prev[0, c_idx]
+        raise AssertionError("DiffRec needs at least one diffusion step")
+
+    def prepare_serving(self, device: str = "cpu") -> None:
+        """Move the denoiser (and autoencoder) to ``device``."""
+        assert self.net is not None
+        self.net.to(device).eval()
+
     def item_embeddings(self) -> np.ndarray:
         """Item vectors: the denoiser's output-layer weights (n_items, hidden) or decoder columns."""
         assert self.net is not None
@@ -188,3 +240,20 @@ class DiffRec(TorchRecommender):
         self.groups = np.asarray(tensors["groups"]) if "groups" in tensors else None
         self.net = DiffRecModel(self.n_items, self.config, self.groups)
         load_net_state(self.net, tensors)
+
+
+@dataclass(frozen=True)
+class LDiffRecConfig(DiffRecConfig):
+    """L-DiffRec: the same diffusion in an item-group autoencoder's latent space (see the module doc)."""
+
+    latent: bool = True
+    reweight: bool = False
+
+
+class LDiffRec(DiffRec):
+    """The paper's latent variant, registered on its own so it is trained and reported next to DiffRec."""
+
+    name = "ldiffrec"
+    config_cls = LDiffRecConfig
+    search_space: ClassVar[list[dict]] = [{}, {"n_groups": 1}]
+    tune_budget_s: ClassVar[float] = 120.0

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..interface import FitOptions, FitReport, UserContext
+from .base import candidate_slots
 from .neural_common import TorchRecommender, known, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
 
@@ -118,14 +119,30 @@ class HGCF(TorchRecommender):
         assert self.net is not None
         points = self.net(adj)
         self.user_points, self.item_points = points[: self.net.n_users], points[self.net.n_users :]
+        self._item_tangent = None
 
     def _score_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:
         return -pairwise_distance(self._user_point(contexts), self.item_points, self.config.curvature).numpy()
 
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """Negative distances from the user's point to the candidates' points only (the serving path)."""
+        cand, ok, out = candidate_slots(candidates, self.n_items)
+        if ok.any() and len(known(history, self.n_items)):
+            with torch.no_grad():
+                user = self._user_point([UserContext(history=history, **context)])
+                items = self.item_points[torch.from_numpy(cand[ok])]
+                out[ok] = -pairwise_distance(user, items, self.config.curvature)[0].numpy()
+        return out
+
+    def prepare_serving(self, device: str = "cpu") -> None:
+        """Cache the items' tangent vectors (a user without a trained point is their history's tangent mean)."""
+        self._item_tangent = logmap0(self.item_points, self.config.curvature)
+
     def _user_point(self, contexts: Sequence[UserContext]) -> Tensor:
         """Trained point for known users; tangent mean of history items for the rest."""
         c, rows = self.config.curvature, []
-        item_tangent = logmap0(self.item_points, c)
+        item_tangent = getattr(self, "_item_tangent", None)
+        item_tangent = logmap0(self.item_points, c) if item_tangent is None else item_tangent
         for ctx in contexts:
             u = ctx.user
             if u is not None and 0 <= int(u) < len(self.user_points):

@@ -198,10 +198,10 @@ class KANRanker(TorchRecommender):
         out = np.full(len(cand), np.nan, dtype=np.float32)
         ok = (cand >= 0) & (cand < self.n_items)
         if ok.any() and len(known(history, self.n_items)) and self.net is not None:
-            feats = self.features.features([UserContext(history=history, **context)], cand[ok])
+            feats = self.features.candidate_features(UserContext(history=history, **context), cand[ok])
             self.net.eval()
             with torch.no_grad():
-                out[ok] = self.net(torch.from_numpy(feats[0])).numpy()
+                out[ok] = self.net(torch.from_numpy(feats)).numpy()
         return out
 
     def feature_matrix(self, contexts: Sequence[UserContext]) -> np.ndarray:

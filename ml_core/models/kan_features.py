@@ -117,6 +117,48 @@ class FeatureBuilder:
                  np.broadcast_to(user_len[:, None], shape)]
         return np.stack(cols_, axis=-1).astype(np.float32)
 
+    def candidate_features(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+        """(len(items), F) float32 features of one context for the given items only (the serving path).
+
+        The same features as ``features([ctx], items)[0]``, built from the history's rows instead of
+        dense (1, n_items) history vectors times item x item matrices.
+        """
+        a = self.arrays
+        n = len(a["log_pop"])
+        idx = np.asarray(items, np.int64)
+        h = np.asarray(ctx.history, np.int64).reshape(-1)
+        h = h[(h >= 0) & (h < n)]
+        seen, recent = np.unique(h), np.unique(h[-self.recent :])
+        n_seen = float(len(seen))
+        last = h[-1] if len(h) else 0
+        now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
+                                                   else self.week0)
+        now_w = int((float(now) - self.week0) // WEEK)
+        ease_all = a["ease_w"][seen].sum(0)  # the full row: the z-score needs every item
+        ease = ease_all[idx]
+        ease_z = (ease - ease_all.mean()) / (ease_all.std() + 1e-6)
+        knn_recent = a["cosine"][recent][:, idx].sum(0) / max(float(len(recent)), 1.0)
+        knn_last = a["cosine"][last, idx]
+        user_vec = a["svd_v"][seen].sum(0) / np.sqrt(max(n_seen, 1.0))
+        svd = a["svd_v"][idx] @ user_vec
+        cum = a["week_cum"]
+        cols = cum.shape[1] - 1
+        w = min(max(now_w, 0), cols)
+        now_counts = cum[idx, w]
+        pop_1w = np.log1p(now_counts - cum[idx, min(max(w - 1, 0), cols)])
+        pop_4w = np.log1p(now_counts - cum[idx, min(max(w - 4, 0), cols)])
+        item_age = np.log1p(np.maximum(now_w - a["first_week"][idx], 0.0))
+        years = a["years"][idx]
+        mean_year = a["years"][seen].sum() / max(n_seen, 1.0)
+        year_gap = np.abs(years - mean_year) / 20.0
+        profile = a["genres"][seen].sum(0)
+        profile /= max(float(np.linalg.norm(profile)), 1e-6)
+        genre_cos = a["genres"][idx] @ profile
+        shape = (len(idx),)
+        cols_ = [ease, ease_z, knn_recent, knn_last, svd, a["log_pop"][idx], pop_1w, pop_4w, item_age,
+                 (years - 1990.0) / 20.0, year_gap, genre_cos, np.full(shape, np.log1p(n_seen))]
+        return np.stack(cols_, axis=-1).astype(np.float32)
+
     def state(self) -> dict[str, Any]:
         return {"ease_reg": self.ease_reg, "svd_factors": self.svd_factors, "recent": self.recent,
                 "week0": self.week0}

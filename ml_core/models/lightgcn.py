@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
 from ..training import run_epochs
-from .base import RecommenderBase
+from .base import RecommenderBase, candidate_slots
 from .layers import clone_state, n_parameters, sample_negatives, seen_matrix
 
 
@@ -161,6 +161,14 @@ class LightGCN(RecommenderBase):
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
         return self.user_vectors(contexts) @ self.item_final.T
+
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """The user vector dotted with the candidates' final embeddings only (the serving path)."""
+        cand, ok, out = candidate_slots(candidates, self.n_items)
+        vec = self.user_vectors([UserContext(history=history, **context)])[0]
+        if ok.any() and np.isfinite(vec).all():
+            out[ok] = self.item_final[cand[ok]] @ vec
+        return out
 
     def item_embeddings(self) -> np.ndarray:
         return self.item_final

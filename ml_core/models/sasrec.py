@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
 from ..training import run_epochs
-from .base import RecommenderBase
+from .base import RecommenderBase, candidate_slots
 from .layers import clone_state, load_state_numpy, n_parameters, pad_left, sample_negatives, seen_matrix, state_numpy
 
 
@@ -74,7 +74,7 @@ class SASRecNet(nn.Module):
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=seqs.device)
         # padded keys are masked out; every query may still attend to itself, so no row is empty
         mask = causal[None].expand(len(seqs), -1, -1).masked_fill(pad[:, None, :], float("-inf"))
-        mask = mask.masked_fill(torch.eye(length, dtype=torch.bool, device=seqs.device)[None], 0.0)
+        mask = mask.masked_fill(torch.eye(length, device=seqs.device)[None] > 0, 0.0)  # float eye: ONNX-exportable
         mask = mask.repeat_interleave(self.blocks.layers[0].self_attn.num_heads, dim=0)
         return self.norm(self.blocks(x, mask=mask))
 
@@ -162,6 +162,31 @@ class SASRec(RecommenderBase):
 
     def item_embeddings(self) -> np.ndarray:
         return self.net.item_weights().detach().cpu().numpy().astype(np.float32)
+
+    def prepare_serving(self, device: str = "cpu") -> None:
+        """Move the net to ``device`` and keep the item matrix as numpy for candidate scoring."""
+        self.net.to(device).eval()
+        self._items = self.item_embeddings()
+
+    @torch.no_grad()
+    def user_vector(self, history: Sequence[int]) -> np.ndarray | None:
+        """(dim,) last hidden state of one history (the last max_len known items), or None when empty."""
+        h = self._clean_history(history)[-self.config.max_len :]
+        if not len(h):
+            return None
+        device = self.net.item_emb.weight.device
+        self.net.eval()
+        return self.net(torch.from_numpy(h + 1)[None].to(device))[0, -1].cpu().numpy()
+
+    def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        """The user's last hidden state dotted with the candidates' item embeddings only (the serving path)."""
+        cand, ok, out = candidate_slots(candidates, self.n_items)
+        vec = self.user_vector(history) if ok.any() else None
+        if vec is not None:
+            items = getattr(self, "_items", None)
+            items = self.item_embeddings() if items is None else items
+            out[ok] = items[cand[ok]] @ vec
+        return out
 
     def export(self, directory: Path) -> None:
         self._save(directory, state_numpy(self.net))

@@ -152,6 +152,32 @@ def test_redis_stopped_and_restarted_while_events_arrive_loses_nothing(client, a
         redis_server.stop()
 
 
+def test_a_lingering_consumer_applies_an_event_posted_while_it_waits(client, alice, stream):
+    import time
+
+    from recommendations.online import online_consume_stream
+
+    movie = MovieFactory()
+    client.force_login(alice)
+    applied: list[int] = []
+
+    def consume() -> None:
+        try:
+            applied.append(online_consume_stream(consumer="lingerer", linger_s=2.0))
+        finally:
+            connections.close_all()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    time.sleep(0.5)  # the stream is empty: the consumer is waiting on its blocking read
+    response = client.post("/v1/events", {"movie_id": movie.id, "kind": "click", "idempotency_key": "late"},
+                           content_type="application/json")
+    consumer.join(timeout=60)
+    assert response.status_code == 202 and applied == [1]
+    assert Event.objects.get(id=response.json()["id"]).applied_at is not None
+    assert stream_pending_count() == 0
+
+
 def test_events_the_stream_lost_are_relayed_again(client, alice, stream, settings):
     from datetime import timedelta
 

@@ -7,7 +7,14 @@ import pytest
 from catalog.models import Rating
 from events.models import Event, OnlineCheckpoint
 from events.selectors import event_features_for, watchlist_movie_ids
-from events.services import event_apply_batch, event_outbox_relay, event_record, impression_log_batch, watchlist_set
+from events.services import (
+    event_apply_batch,
+    event_outbox_relay,
+    event_record,
+    impression_log_batch,
+    online_checkpoint_follow,
+    watchlist_set,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +52,18 @@ def test_applying_the_same_events_twice_applies_them_once(alice, movies):
     assert [len(first.events), len(second.events)] == [1, 0]
     assert seen == [[str(event.id)]]
     assert first.checkpoint_id is not None and second.checkpoint_id is None
+
+
+def test_a_follow_up_state_is_stored_only_on_top_of_the_newest_checkpoint(alice, movies,
+                                                                         django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        event_record(user=alice, movie=movies[0], kind="click", idempotency_key="c")
+    newest = OnlineCheckpoint.objects.latest("id")
+    stale = online_checkpoint_follow(based_on=newest.id - 1, state=lambda: b"stale", report={})
+    assert stale is None and OnlineCheckpoint.objects.latest("id") == newest  # another applier's state stands
+    follow = online_checkpoint_follow(based_on=newest.id, state=lambda: b"checked", report={"held_out_check": {}})
+    assert follow is not None and follow.id > newest.id
+    assert bytes(follow.state) == b"checked" and follow.events_applied == 0
 
 
 def test_a_failing_apply_leaves_the_events_unapplied(alice, movies):

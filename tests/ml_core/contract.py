@@ -93,6 +93,23 @@ class RecommenderContract:
         reversed_scores = fitted.score(history, candidates[::-1], user=0)
         np.testing.assert_allclose(reversed_scores, scores[::-1], rtol=1e-5, atol=1e-6)
 
+    def test_serving_path_scores_candidates_like_the_full_catalogue(self, fitted, exported, split):
+        """score() after prepare_serving (candidates only, item-side state precomputed) = score_batch."""
+        model = type(fitted).load(exported)
+        model.prepare_serving("cpu")
+        rng = np.random.default_rng(0)
+        for u in (1, 4):
+            history = split.train_seqs[u]
+            times = 1_000_000.0 + 3600.0 * np.arange(len(history))
+            candidates = np.concatenate([rng.choice(split.n_items, 12), history[:2], [-1, split.n_items]])
+            known = (candidates >= 0) & (candidates < split.n_items)
+            for user in (u, None):
+                ctx = {"times": times, "now": float(times[-1]) + 7200.0, "user": user}
+                full = fitted.score_batch([UserContext(history=history, **ctx)])[0]
+                scores = model.score(history, candidates, **ctx)
+                assert scores.dtype == np.float32 and np.isnan(scores[~known]).all()
+                np.testing.assert_allclose(scores[known], full[candidates[known]], rtol=1e-5, atol=1e-5)
+
     def test_unknown_items_score_nan(self, fitted, split):
         scores = fitted.score(split.train_seqs[0], np.array([-1, 0, split.n_items, split.n_items + 5]), user=0)
         assert np.isnan(scores[[0, 2, 3]]).all()

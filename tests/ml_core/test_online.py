@@ -169,3 +169,45 @@ def test_published_state_swaps_into_another_worker_without_pickles(fitted):
 def test_state_for_another_vocabulary_is_refused():
     with pytest.raises(ValueError, match="items"):
         OnlineLearningCoordinator(n_items=4).load_state_bytes(OnlineLearningCoordinator(n_items=5).state_bytes())
+
+
+def _sabotage(coordinator: OnlineLearningCoordinator):  # noqa: ANN202
+    def partial_fit(contexts, positives):  # noqa: ANN001, ANN202
+        last = coordinator.ranker.net.layers[-1]  # negating its base and spline paths negates every score
+        with torch.no_grad():
+            last.base_weight.mul_(-1.0)
+            last.spline_scaler.mul_(-1.0)
+        return 0.1
+    return partial_fit
+
+
+def test_the_cached_held_out_features_score_like_the_ranker_itself(fitted):
+    coordinator = _coordinator(fitted)
+    fast = coordinator._holdout_scores(None)
+    ranker, holdout = fitted
+    full = np.asarray(ranker.score_batch(holdout.contexts), np.float32)
+    assert np.allclose(fast, np.take_along_axis(full, holdout.candidates, axis=1), atol=1e-5)
+
+
+def test_a_deferred_check_never_publishes_the_unchecked_weights(fitted, monkeypatch):
+    coordinator = _coordinator(fitted, rollback_drop=0.05)
+    coordinator.seed_user(7, [3])
+    baseline, before = coordinator.holdout_score(), _params(coordinator)
+    monkeypatch.setattr(coordinator.ranker, "partial_fit", _sabotage(coordinator))
+    report = coordinator.apply(_events(), check=False)
+    assert coordinator.check_due and not report.rolled_back and report.holdout_after is None
+    assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # served here, unchecked
+    blob = coordinator.state_bytes()
+
+    reader, learner = _coordinator(fitted), _coordinator(fitted)
+    reader.load_state_bytes(blob)  # a serving worker: the checked weights only
+    assert all(np.array_equal(before[k], v) for k, v in _params(reader).items()) and not reader.check_due
+    learner.load_state_bytes(blob, learner=True)  # the next applier: the unchecked step, still due its check
+    assert all(np.array_equal(_params(coordinator)[k], v) for k, v in _params(learner).items())
+    assert learner.check_due and learner.holdout_score() == baseline  # the baseline is the checked state's
+
+    checked = coordinator.run_due_check()
+    assert checked is not None and checked.rolled_back and not coordinator.check_due
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+    assert coordinator.run_due_check() is None
+    assert learner.run_due_check().rolled_back  # the learner that took over would roll it back too

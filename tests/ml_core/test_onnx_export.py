@@ -1,16 +1,17 @@
-"""ONNX exports of the four torch models match torch (fp32 tightly; INT8 within the gate)."""
+"""ONNX exports of the torch models' scoring paths match torch (fp32 tightly; INT8 within the gate)."""
 
 import numpy as np
 import pytest
 
 from ml_core import onnx_export
 from ml_core.evaluation import leave_one_out
-from ml_core.interface import FitOptions
+from ml_core.interface import FitOptions, UserContext
 from ml_core.models.diffusion import DiffRec, DiffRecConfig
 from ml_core.models.ease import EASE
 from ml_core.models.hyperbolic import HGCF, HGCFConfig
 from ml_core.models.kan import KANConfig, KANRanker
 from ml_core.models.neural_ode import NeuralODE, NeuralODEConfig
+from ml_core.models.sasrec import SASRec, SASRecConfig
 from tests.ml_core.contract import synthetic_interactions
 
 TINY = {
@@ -18,6 +19,8 @@ TINY = {
     "hyperbolic": lambda: HGCF(HGCFConfig(embedding_size=8, layers=2, batch_size=128)),
     "kan": lambda: KANRanker(KANConfig(hidden=(4,), ease_reg=1.0, svd_factors=8, n_hard=10, n_uniform=10)),
     "neural_ode": lambda: NeuralODE(NeuralODEConfig(embedding_size=8, hidden_size=8, max_len=8, batch_size=32)),
+    "sasrec": lambda: SASRec(SASRecConfig(embedding_size=8, max_len=8, n_layers=1, n_heads=2, ff_size=16,
+                                          dropout=0.0, batch_size=32)),
 }
 
 
@@ -58,6 +61,17 @@ def test_int8_is_served_only_when_it_passes_the_gate(exported, split):
     if meta["int8"]:
         cos, overlap = onnx_export.agreement(model.score_batch(_requests(split)), scorer.score_batch(_requests(split)))
         assert cos >= 0.99 and overlap >= 0.7
+
+
+def test_candidate_scores_match_the_full_onnx_row(exported, split):
+    _model, directory, _ = exported
+    scorer = onnx_export.load_scorer(directory)
+    assert scorer.session.get_session_options().intra_op_num_threads == 1  # serving: no thread pool
+    history, candidates = split.train_seqs[2], np.array([7, 1, 4, 1])
+    times = 1_000_000.0 + 3600.0 * np.arange(len(history))
+    full = scorer.score_batch([UserContext(history=history, times=times, now=float(times[-1]))])[0]
+    np.testing.assert_allclose(scorer.score(history, candidates, times=times, now=float(times[-1])),
+                               full[candidates], rtol=1e-5, atol=1e-6)
 
 
 def test_onnx_scorer_keeps_the_score_contract(exported, split):

@@ -37,7 +37,9 @@ def test_the_command_builds_a_bundle_and_activates_its_dr_weights(settings, tmp_
     assert set(active.weights) == {"ease", "itemknn"} and active.dr_value is not None
     assert (tmp_path / "serving" / "manifest.json").exists() and artifacts_health()["ok"]
     names = set(ModelArtifact.objects.values_list("name", flat=True))
-    assert {"ease", "itemknn", "bundle"} <= names
+    assert {"ease", "itemknn", "bundle", "rating"} <= names
+    rating = ModelArtifact.objects.get(name="rating")
+    assert set(rating.metrics["test"]) == {"global_mean", "baseline", "model"}
 
 
 def test_an_empty_catalog_is_a_clear_error(settings, tmp_path) -> None:  # noqa: ANN001

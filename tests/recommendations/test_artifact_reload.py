@@ -1,0 +1,71 @@
+"""Issue #9: the nightly job's reload version reaches serving processes, which reload a changed bundle in place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recommendations import engine, nightly
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+    """A private copy of the tiny bundle (these tests rewrite its manifest), Tier 3 (no models to load)."""
+    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.APEX_SERVING_TIER = "3"
+    engine.reset_engine()
+    yield tmp_path / "artifacts" / "serving"
+    engine.reset_engine()
+
+
+def _rewrite_manifest(directory: Path) -> str:
+    """What a new build leaves behind: the same layout under a new manifest version."""
+    from ml_core.serving_artifacts import write_bundle_manifest
+
+    old = json.loads((directory / "manifest.json").read_text())
+    return write_bundle_manifest(directory, models=old["models"], data_snapshot=old["data_snapshot"])["version"]
+
+
+def test_the_nightly_reload_step_makes_a_running_engine_load_the_new_bundle(serving: Path) -> None:
+    loaded = engine.get_engine()
+    before = loaded.manifest_version
+    new_version = _rewrite_manifest(serving)
+    assert engine.get_engine().manifest_version == before  # nothing published: the disk is not re-read
+    runs = nightly.nightly_run(steps=("reload",))
+    assert runs[0].status == "succeeded"
+    assert engine.get_engine() is loaded and loaded.manifest_version == new_version != before
+
+
+def test_each_published_version_makes_a_process_check_the_disk_once(serving: Path, monkeypatch) -> None:  # noqa: ANN001
+    loaded = engine.get_engine()
+    checks = []
+    original = type(loaded).reload_if_changed
+
+    def counting(self):  # noqa: ANN001, ANN202
+        checks.append(self.manifest_version)
+        return original(self)
+
+    monkeypatch.setattr(type(loaded), "reload_if_changed", counting)
+    nightly.serving_reload_request(reason="test")  # nothing changed on disk
+    for _ in range(3):
+        engine.get_engine()
+    assert len(checks) == 1
+    new_version = _rewrite_manifest(serving)
+    nightly.serving_reload_request(reason="test again")
+    for _ in range(3):
+        engine.get_engine()
+    assert len(checks) == 2 and loaded.manifest_version == new_version
+
+
+def test_the_reload_api_and_the_nightly_job_share_one_key(serving: Path) -> None:
+    from django.core.cache import cache
+
+    version = nightly.serving_reload_request(reason="test")
+    assert cache.get("ml:artifacts:reload-version") == version == cache.get(engine.BUNDLE_KEY)
+    assert engine.reload_now()["bundle_version"] == cache.get("ml:artifacts:reload-version")

@@ -1,0 +1,83 @@
+"""The predicted rating for you (issue #8) on the detail page and in the user API, on the tiny real bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from recommendations import engine
+from tests.factories import MovieFactory, RatingFactory
+from tests.ml_core.serving_bundle import tiny_metadata
+
+pytestmark = pytest.mark.django_db
+PREDICTED = re.compile(r'data-predicted="([0-9.]+)"')
+
+
+@pytest.fixture
+def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+    """A private copy of the bundle and the catalog movies it knows."""
+    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.APEX_SERVING_TIER = "1"
+    for movie_id, meta in tiny_metadata().items():
+        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
+    engine.reset_engine()
+    yield tmp_path / "artifacts" / "serving"
+    engine.reset_engine()
+
+
+@pytest.fixture
+def rater(alice):  # noqa: ANN001, ANN201
+    """Alice rated three Sci-Fi films (5, 4, 5 stars)."""
+    from catalog.models import Movie
+
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for i, (movie_id, value) in enumerate([(101, 5.0), (102, 4.0), (103, 5.0)]):
+        RatingFactory(
+            user=alice, movie=Movie.objects.get(id=movie_id), value=value, rated_at=base + dt.timedelta(days=i)
+        )
+    return alice
+
+
+def test_a_signed_in_member_sees_the_prediction_for_an_unrated_movie(client, serving, rater) -> None:  # noqa: ANN001
+    from ml_core.rating import half_stars
+    from ml_core.serving import Tier, load_engine
+
+    client.force_login(rater)
+    html = client.get(reverse("catalog:movie-detail", args=[104])).content.decode()
+    assert "Predicted for you" in html
+    shown = float(PREDICTED.search(html).group(1))
+    expected = load_engine(serving, Tier.LITE).predict_rating([101, 102, 103], [5.0, 4.0, 5.0], 104)
+    assert shown == half_stars(expected) and shown * 2 == int(shown * 2)
+
+
+def test_no_prediction_for_a_movie_already_rated(client, serving, rater) -> None:  # noqa: ANN001
+    client.force_login(rater)
+    html = client.get(reverse("catalog:movie-detail", args=[101])).content.decode()
+    assert "Predicted for you" not in html and not PREDICTED.search(html)
+
+
+def test_anonymous_visitors_do_not_see_a_prediction(client, serving) -> None:  # noqa: ANN001
+    html = client.get(reverse("catalog:movie-detail", args=[104])).content.decode()
+    assert "Predicted for you" not in html and not PREDICTED.search(html)
+    assert "see your predicted rating" in html
+
+
+def test_a_member_without_ratings_is_asked_to_rate_first(client, serving, carol) -> None:  # noqa: ANN001
+    client.force_login(carol)
+    html = client.get(reverse("catalog:movie-detail", args=[104])).content.decode()
+    assert "Predicted for you" in html and "Rate a few more movies" in html and not PREDICTED.search(html)
+
+
+def test_the_users_api_list_carries_each_movies_predicted_rating(serving, rater) -> None:  # noqa: ANN001
+    api = APIClient()
+    api.force_authenticate(rater)
+    body = api.get(f"/v1/recommendations/user/{rater.pk}?k=5").json()
+    values = [item["predicted_rating"] for item in body["items"]]
+    assert len(values) == 5 and all(0.5 <= v <= 5.0 for v in values)
