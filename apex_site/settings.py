@@ -206,6 +206,9 @@ LAKEHOUSE_EVENTS_DIR = Path(env_str("LAKEHOUSE_EVENTS_DIR", str(BASE_DIR / "var"
 LAKEHOUSE_DATASETS = env_list("LAKEHOUSE_DATASETS", ["ml-latest-small"])  # MovieLens ratings ingested nightly
 NIGHTLY_DATASET = env_str("NIGHTLY_DATASET", "ml-latest-small")  # gold dataset the models are retrained on
 NIGHTLY_MODELS = env_str("NIGHTLY_MODELS", "popularity,itemknn,ease")  # cheap full retrains; others fine-tune online
+# the serving bundle the nightly retrain step rebuilds from gold (ml_core.serving_build; workers load it on reload)
+NIGHTLY_SERVING_MODELS = env_list("NIGHTLY_SERVING_MODELS", ["sasrec", "lightgcn", "ease"])
+NIGHTLY_TIME_BUDGET_S = env_float("NIGHTLY_TIME_BUDGET_S", 60.0)  # training seconds per serving model
 NIGHTLY_HOUR_UTC = env_int("NIGHTLY_HOUR_UTC", 3)
 EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events older than this (late commits)
 CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {

@@ -288,8 +288,9 @@ Recommendations pushed: {_engine_description()}.
 
 Push latency: {args.samples} ratings posted one at a time (after {args.warmup} warm-up events), each timed from
 the request until the websocket message naming that event arrived: HTTP accept, outbox commit, XADD, the
-consume task, the applying transaction (catalog rating, online learner step, checkpoint), XACK, the
-recommendation list for the user, and the Channels push through Redis.
+consumer's blocking read, the applying transaction (catalog rating, learner counters and sequences, checkpoint),
+the recommendation list for the user, and the Channels push through Redis (the learner's SGD step, its held-out
+check and XACK follow the push).
 
 The bench user is on the Enterprise plan, and the server runs with `THROTTLE_BURST=1000000/min` (the
 default burst throttle, 120 requests/min, would otherwise be what is measured).

@@ -86,6 +86,18 @@ def gold_snapshot(root: Path | str) -> dict[str, Any]:
     return out
 
 
+def interactions_from_gold_snapshot(root: Path | str, dataset: str) -> tuple[Interactions, dict[str, Any]]:
+    """The dataset's interactions read at the gold tables' current versions, and those versions.
+
+    Both tables are pinned to the versions returned, so a build that records them can be repeated exactly.
+    """
+    snapshot = gold_snapshot(root)
+    data = interactions_from_gold(
+        root, dataset, version=snapshot[T.GOLD_USER_SEQUENCES], features_version=snapshot[T.GOLD_ITEM_FEATURES]
+    )
+    return data, snapshot
+
+
 def train_from_gold(
     root: Path | str,
     dataset: str,
@@ -111,10 +123,7 @@ def train_from_gold(
     from .interface import FitOptions
 
     torch.set_num_threads(max(1, threads))
-    snapshot = gold_snapshot(root)
-    data = interactions_from_gold(
-        root, dataset, version=snapshot[T.GOLD_USER_SEQUENCES], features_version=snapshot[T.GOLD_ITEM_FEATURES]
-    )
+    data, snapshot = interactions_from_gold_snapshot(root, dataset)
     split = leave_one_out(data, seed=seed)
     target = artifacts_root(str(out) if out else None) / f"{dataset}-gold"
     target.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,12 @@ are not finite is undone; and when a held-out check (hit rate of held-out positi
 sampled negatives), run every ``holdout_every`` steps, drops by more than ``rollback_drop``, every step
 since the last passed check is rolled back.
 
-The check can run after the caller has pushed the refreshed lists (``apply(events, check=False)``, then
-:meth:`OnlineLearningCoordinator.run_due_check`): until a check passes, :meth:`~OnlineLearningCoordinator.state_bytes`
-publishes the last *checked* ranker weights under ``ranker.*`` (what serving workers load) and carries the
-unchecked ones under ``pending.*`` for the next learner only, so an update that fails the check is never published.
+The SGD step and the check can run after the caller has pushed the refreshed lists (``apply(events,
+defer=True)``, then :meth:`OnlineLearningCoordinator.learn_deferred`). Until a check passes,
+:meth:`~OnlineLearningCoordinator.state_bytes` publishes the last *checked* ranker weights under ``ranker.*``
+(what serving workers load) and carries the unchecked ones under ``pending.*``, and the examples still queued
+for a step under ``queued.*``, for the next learner only: an update that fails the check is never published,
+and a queued step is taken exactly once, by whichever learner stores the state that follows.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ class OnlineLearningCoordinator:
         self._holdout_score: float | None = None  # held-out score of the last checked (accepted) state
         self._checked_state: dict[str, np.ndarray] | None = None  # ranker state at the last passed check
         self._unchecked_steps = 0
-        self.learner_state = True  # False when only the checked weights of a state with pending steps were loaded
+        self.learner_state = True  # False when only the published part of a state with pending work was loaded
+        self._queued: list[tuple[UserContext, int]] = []  # SGD examples of deferred applies, not stepped yet
         self._holdout_features: tuple[Any, Any, np.ndarray] | None = None  # (holdout, feature builder, features)
 
     # --- per-user sequence state ----------------------------------------------------------
@@ -148,11 +151,11 @@ class OnlineLearningCoordinator:
         return UserContext(history=[i for i, _ in seq], times=[t for _, t in seq], now=now)
 
     # --- applying a mini-batch ---------------------------------------------------------------
-    def apply(self, events: Sequence[OnlineEvent], *, check: bool = True) -> OnlineUpdate:
+    def apply(self, events: Sequence[OnlineEvent], *, defer: bool = False) -> OnlineUpdate:
         """Update sequences and counters, then take one guarded SGD step on the ranker; bumps the version.
 
-        With ``check=False`` a due held-out check is left to :meth:`run_due_check` (after the caller's push);
-        the unchecked weights are served by this process only, never published by :meth:`state_bytes`.
+        With ``defer=True`` the SGD examples are queued and the step (with a due held-out check) waits for
+        :meth:`learn_deferred`, so the caller can push the refreshed lists first.
         """
         report = OnlineUpdate(version=self.version + 1)
         contexts: list[UserContext] = []
@@ -176,8 +179,10 @@ class OnlineLearningCoordinator:
                 del seq[: -self.config.max_len]
         report.users = sorted({e.user for e in events})
         usable = [i for i, c in enumerate(contexts) if len(c.history)]
-        if self.ranker is not None and usable:
-            self._sgd_step([contexts[i] for i in usable], [positives[i] for i in usable], report, check=check)
+        if self.ranker is not None and usable and defer:
+            self._queued.extend((contexts[i], positives[i]) for i in usable)
+        elif self.ranker is not None and usable:
+            self._sgd_step([contexts[i] for i in usable], [positives[i] for i in usable], report)
         self.version = report.version
         return report
 
@@ -203,8 +208,7 @@ class OnlineLearningCoordinator:
             if pos is not None:
                 self.position_clicks[pos] += 1
 
-    def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate, *,
-                  check: bool = True) -> None:
+    def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate) -> None:
         cfg, ranker = self.config, self.ranker
         lr = min(max(cfg.learning_rate, cfg.min_learning_rate), cfg.max_learning_rate)
         if lr != cfg.learning_rate:
@@ -225,10 +229,9 @@ class OnlineLearningCoordinator:
             logger.warning("online: rejected a non-finite update (loss=%s); parameters kept", loss)
             return
         self._unchecked_steps += 1
-        if not check or not self.check_due:
-            logger.info("online: v%d applied %d examples, loss %.4f (held-out check %s)", report.version,
-                        len(contexts), loss, "due" if self.check_due else
-                        f"in {cfg.holdout_every - self._unchecked_steps} steps")
+        if not self.check_due:
+            logger.info("online: v%d applied %d examples, loss %.4f (held-out check in %d steps)", report.version,
+                        len(contexts), loss, cfg.holdout_every - self._unchecked_steps)
             return
         self._check(report)
 
@@ -237,12 +240,22 @@ class OnlineLearningCoordinator:
         """True when ``holdout_every`` SGD steps are waiting for the held-out check."""
         return self.ranker is not None and self._unchecked_steps >= max(self.config.holdout_every, 1)
 
-    def run_due_check(self) -> OnlineUpdate | None:
-        """Run the held-out check if one is due (keep the unchecked steps, or roll all of them back); None if not due."""
-        if not self.check_due:
+    @property
+    def deferred_work(self) -> bool:
+        """True when queued SGD examples or a due held-out check wait for :meth:`learn_deferred`."""
+        return self.ranker is not None and (bool(self._queued) or self.check_due)
+
+    def learn_deferred(self) -> OnlineUpdate | None:
+        """One guarded SGD step over the queued examples, then the held-out check if due (keep the unchecked
+        steps, or roll all of them back); None when nothing was waiting. The version is unchanged."""
+        if not self.deferred_work:
             return None
         report = OnlineUpdate(version=self.version)
-        self._check(report)
+        queued, self._queued = self._queued, []
+        if queued:
+            self._sgd_step([c for c, _ in queued], [p for _, p in queued], report)
+        if self.check_due:  # steps loaded with the state, or a step rejected as non-finite after earlier ones
+            self._check(report)
         return report
 
     def _check(self, report: OnlineUpdate) -> None:
@@ -357,7 +370,8 @@ class OnlineLearningCoordinator:
         """The shareable state (counters + ranker parameters) as an ``.npz`` archive; never pickled.
 
         ``ranker.*`` holds the weights of the last passed held-out check; steps not checked yet travel
-        under ``pending.*``, for the next learner only (``load_state_bytes(..., learner=True)``).
+        under ``pending.*`` and examples not stepped yet under ``queued.*``, for the next learner only
+        (``load_state_bytes(..., learner=True)``).
         """
         current = self._ranker_state()
         pending = bool(self._unchecked_steps and self._checked_state is not None and current)
@@ -366,18 +380,42 @@ class OnlineLearningCoordinator:
                   "propensity_sum": self.propensity_sum, "position_impressions": self.position_impressions,
                   "position_clicks": self.position_clicks,
                   **{f"ranker.{k}": v for k, v in published.items()},
-                  **({f"pending.{k}": v for k, v in current.items()} if pending else {})}
+                  **({f"pending.{k}": v for k, v in current.items()} if pending else {}),
+                  **self._queued_arrays()}
         meta = json.dumps({"version": self.version, "n_items": self.n_items, "base": self.base,
                            "unchecked_steps": self._unchecked_steps if pending else 0}).encode()
         buffer = io.BytesIO()
         np.savez_compressed(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)  # counters are mostly zeros
         return buffer.getvalue()
 
+    def _queued_arrays(self) -> dict[str, np.ndarray]:
+        """The queued SGD examples as flat arrays (histories and times concatenated, with their lengths)."""
+        if not self._queued:
+            return {}
+        ctxs = [c for c, _ in self._queued]
+        times = [list(c.times) if c.times is not None else [math.nan] * len(c.history) for c in ctxs]
+        return {"queued.lengths": np.array([len(c.history) for c in ctxs], np.int64),
+                "queued.history": np.array([i for c in ctxs for i in c.history], np.int64),
+                "queued.times": np.array([t for ts in times for t in ts], np.float64),
+                "queued.now": np.array([math.nan if c.now is None else c.now for c in ctxs], np.float64),
+                "queued.positives": np.array([p for _, p in self._queued], np.int64)}
+
+    @staticmethod
+    def _queued_from(arrays: dict[str, np.ndarray]) -> list[tuple[UserContext, int]]:
+        if not arrays:
+            return []
+        ends = np.cumsum(arrays["queued.lengths"])
+        starts = ends - arrays["queued.lengths"]
+        history, times = arrays["queued.history"].tolist(), arrays["queued.times"].tolist()
+        return [(UserContext(history=history[s:e], times=times[s:e], now=None if math.isnan(now) else now), int(p))
+                for s, e, now, p in zip(starts.tolist(), ends.tolist(), arrays["queued.now"].tolist(),
+                                        arrays["queued.positives"].tolist(), strict=True)]
+
     def load_state_bytes(self, blob: bytes, version: int | None = None, *, learner: bool = False) -> None:
         """Swap in a published state (another worker's update) without restarting.
 
         Serving workers take the checked ranker weights; a ``learner`` (the next process to apply events)
-        also takes the unchecked steps, still waiting for their held-out check.
+        also takes the unchecked steps, still waiting for their held-out check, and the queued SGD examples.
         """
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             meta = json.loads(archive["meta"].tobytes())
@@ -389,9 +427,11 @@ class OnlineLearningCoordinator:
                 setattr(self, name, np.array(archive[name], np.float64))
             ranker = {k[len("ranker."):]: archive[k] for k in archive.files if k.startswith("ranker.")}
             pending = {k[len("pending."):]: archive[k] for k in archive.files if k.startswith("pending.")}
+            queued = {k: archive[k] for k in archive.files if k.startswith("queued.")}
         self.version = int(meta["version"]) if version is None else version
         self._holdout_score = None  # a new baseline
-        self.learner_state = learner or not pending
+        self.learner_state = learner or not (pending or queued)
+        self._queued = self._queued_from(queued) if learner and self.ranker is not None else []
         if learner and pending and self.ranker is not None:
             self._load_ranker_state(pending)
             self._checked_state = {k: np.array(v) for k, v in ranker.items()}

@@ -8,7 +8,10 @@ Each supported model exports the part of scoring that is a tensor program; the n
   the scorer dots it with the item embeddings of the candidates only (one request = one row)
 * hyperbolic: user points on the ball (B, d) -> negative distances (B, n_items)
 * kan: features (N, F) -> ranker scores (N,)
-* neural_ode: items (B, L), warped gaps (B, L), gap to now (B, 1) -> GRU/ODE state -> scores
+* neural_ode: a state (B, 2d) and a chunk of ``ODE_CHUNK`` events (items and warped gaps, left-padded) -> the
+  state after them, and that state evolved over the gap to now (B, 1); the scorer runs only the chunks the
+  history fills (a 30-event history: 3 chunks, not the 50 steps of ``max_len``) and dots the evolved state
+  with the candidates' complex embeddings (bundles exported before chunking run their one-graph form)
 
 Exporter: the legacy TorchScript-based `torch.onnx.export(dynamo=False)` at opset 17, one file
 (no external data); the ODE graph unrolls `max_len` steps, so sequences are left-padded to it.
@@ -36,6 +39,7 @@ OPSET = 17
 COSINE_GATE = 0.995
 OVERLAP_GATE = 0.8
 SUPPORTED = ("diffusion", "hyperbolic", "kan", "neural_ode", "sasrec")
+ODE_CHUNK = 10  # events per run of the Neural-ODE graph
 
 
 def supports(model: Any) -> bool:
@@ -56,7 +60,8 @@ def export_model(model: Any, directory: Path, *, int8: bool = True,
     # SASRec's transformer layers take a fused kernel without autograd that ONNX cannot express; with
     # autograd on they run the plain ops (the values are the same)
     with torch.set_grad_enabled(model.name == "sasrec"):
-        torch.onnx.export(module, inputs, str(directory / "model.onnx"), input_names=names, output_names=["scores"],
+        outputs = ["next_state", "evolved"] if model.name == "neural_ode" else ["scores"]
+        torch.onnx.export(module, inputs, str(directory / "model.onnx"), input_names=names, output_names=outputs,
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     np.savez(directory / "aux.npz", **aux)
     meta: dict[str, Any] = {"name": model.name, "n_items": int(model.n_items), "opset": OPSET, "int8": False,
@@ -90,13 +95,15 @@ def _spec(model: Any) -> tuple[Any, tuple, list[str], dict, dict[str, np.ndarray
         return (SasrecGraph(model.net), (items,), ["items"], {}, {"item_emb": model.item_embeddings()},
                 {"max_len": length})
     if name == "neural_ode":
-        length = model.config.max_len
-        items = torch.full((2, length), n, dtype=torch.long)
+        chunk = min(ODE_CHUNK, model.config.max_len)
+        items = torch.full((2, chunk), n, dtype=torch.long)
         items[:, -3:] = torch.tensor([0, 1, 2])
-        inputs = (items, torch.zeros(2, length), torch.zeros(2, 1))
-        dyn = {k: {0: "batch"} for k in ("items", "taus", "tau_now", "scores")}
-        return (OdeGraph(model.net), inputs, ["items", "taus", "tau_now"], dyn, {},
-                {"max_len": length, "time_unit_s": model.config.time_unit_s})
+        h0 = model.net.h0.detach()
+        inputs = (h0.expand(2, -1).clone(), items, torch.zeros(2, chunk), torch.zeros(2, 1))
+        dyn = {k: {0: "batch"} for k in ("state", "items", "taus", "tau_out", "next_state", "evolved")}
+        aux = {"h0": h0.numpy(), "item_emb": model.item_embeddings()}
+        return (OdeChunkGraph(model.net), inputs, ["state", "items", "taus", "tau_out"], dyn, aux,
+                {"max_len": model.config.max_len, "time_unit_s": model.config.time_unit_s, "chunk": chunk})
     raise ValueError(name)
 
 
@@ -181,6 +188,11 @@ class OnnxScorer:
             if len(h) and ok.any():
                 out[ok] = self.aux["item_emb"][cand[ok]] @ self._sasrec_user(h)
             return out
+        if self.name == "neural_ode" and "chunk" in self.meta:  # the evolved state . the candidates only
+            if len(_known(history, self.n_items)) and ok.any():
+                out[ok] = self.aux["item_emb"][cand[ok]] @ self._ode_states([UserContext(history=history,
+                                                                                        **context)])[0]
+            return out
         row = self.score_batch([UserContext(history=history, **context)])[0]
         out[ok] = row[cand[ok]]
         return out
@@ -208,8 +220,25 @@ class OnnxScorer:
             return flat.reshape(feats.shape[:2])
         if self.name == "sasrec":
             return np.stack([self._sasrec_user(h) for h in histories]) @ self.aux["item_emb"].T
-        items, taus, now = self._ode_inputs(contexts)
+        if "chunk" in self.meta:
+            return self._ode_states(contexts) @ self.aux["item_emb"].T
+        items, taus, now = self._ode_inputs(contexts)  # a bundle exported before chunking: one graph
         return self.session.run(None, {"items": items, "taus": taus, "tau_now": now})[0]
+
+    def _ode_states(self, contexts: list[UserContext]) -> np.ndarray:
+        """(B, 2d) states evolved to now, running only the chunks that hold events (known histories only)."""
+        items, taus, now = self._ode_inputs(contexts)
+        chunk, pad = int(self.meta["chunk"]), self.n_items
+        used = int((items != pad).sum(1).max())
+        width = -(-max(used, 1) // chunk) * chunk  # every column left of this is padding in every row
+        extra = max(width - items.shape[1], 0)  # max_len not a multiple of the chunk: more padding on the left
+        items = np.pad(items, ((0, 0), (extra, 0)), constant_values=pad)[:, -width:]
+        taus = np.pad(taus, ((0, 0), (extra, 0)))[:, -width:]
+        state = np.repeat(self.aux["h0"][None], len(contexts), axis=0).astype(np.float32)
+        for start in range(0, width, chunk):
+            state, evolved = self.session.run(None, {"state": state, "items": items[:, start : start + chunk],
+                                                     "taus": taus[:, start : start + chunk], "tau_out": now})
+        return evolved
 
     def _sasrec_user(self, history: np.ndarray) -> np.ndarray:
         """(d,) SASRec user vector of one known history (exported with a batch of one)."""
@@ -305,16 +334,15 @@ class SasrecGraph(torch.nn.Module):
         return self.net(items)[:, -1]
 
 
-class OdeGraph(torch.nn.Module):
-    """Padded sequence and gaps -> state after the last event -> evolve to now -> scores."""
+class OdeChunkGraph(torch.nn.Module):
+    """A state and a chunk of left-padded events -> the state after them, and that state evolved over tau_out."""
 
     def __init__(self, net: Any) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, items: torch.Tensor, taus: torch.Tensor, tau_now: torch.Tensor) -> torch.Tensor:
-        from .models.neural_ode import rk4_38
+    def forward(self, state: torch.Tensor, items: torch.Tensor, taus: torch.Tensor, tau_out: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net.states(items, taus, state)[:, -1]
+        return h, self.net.evolve(h, tau_out)  # evolve takes the in-module RK4 while exporting
 
-        h = self.net.states(items, taus)[:, -1]
-        h = rk4_38(lambda s, y: self.net.vector_field(y, tau_now), h, self.net.steps)
-        return self.net.scores(h)

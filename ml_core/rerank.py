@@ -62,6 +62,20 @@ def _is_quality(meta: dict[str, Any]) -> bool:
 def apply_boosts(relevance: np.ndarray, candidates: np.ndarray, anchors: np.ndarray, facts: ItemFacts
                  ) -> tuple[np.ndarray, list[list[str]]]:
     """Relevance scaled to [0, 1] plus the seed's boosts against any anchor; returns (scores, boosts per item)."""
+    scores, flags = boost_flags(relevance, candidates, anchors, facts)
+    return scores, boost_names(flags, range(len(scores)))
+
+
+def boost_names(flags: dict[str, np.ndarray], positions: Any) -> list[list[str]]:
+    """The boosts applied to each of ``positions`` (names in BOOSTS order)."""
+    hits = [(name, flags[name]) for name in BOOSTS if name in flags]
+    return [[name for name, hit in hits if hit[i]] for i in positions]
+
+
+def boost_flags(relevance: np.ndarray, candidates: np.ndarray, anchors: np.ndarray, facts: ItemFacts
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Like :func:`apply_boosts`, with a hit mask per boost instead of per-item lists (the request path
+    names the boosts of the served items only)."""
     r = np.asarray(relevance, np.float64)
     span = r.max() - r.min() if len(r) else 0.0
     scaled = (r - r.min()) / span if span > 0 else np.ones_like(r)
@@ -79,15 +93,10 @@ def apply_boosts(relevance: np.ndarray, candidates: np.ndarray, anchors: np.ndar
         shared = (facts.genres[c].astype(np.uint8) @ facts.genres[a].T.astype(np.uint8)) > 0
         flags["no_shared_genre"] = has_genres & facts.genres[a].any(1).any() & ~shared.any(1)
     bonus = np.zeros(len(c))
-    applied: list[list[str]] = [[] for _ in range(len(c))]
     for name in BOOSTS:
-        if name not in flags:
-            continue
-        hit = flags[name]
-        bonus += BOOSTS[name] * hit
-        for i in np.flatnonzero(hit).tolist():
-            applied[i].append(name)
-    return scaled + bonus, applied
+        if name in flags:
+            bonus += BOOSTS[name] * flags[name]
+    return scaled + bonus, flags
 
 
 def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float = MMR_LAMBDA) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .ranking import blend, disagreement, normalise, plackett_luce_slate
-from .rerank import FairnessAuditor, ItemFacts, apply_boosts, mmr
+from .rerank import FairnessAuditor, ItemFacts, boost_flags, boost_names, mmr
 from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
 from .serving_artifacts import ONLINE_RANKERS, read_manifest
 
@@ -192,7 +192,7 @@ def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.nda
 def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,
             seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
     """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts)."""
-    boosted, boosts = apply_boosts(relevance, cands.items, anchors, b.facts)
+    boosted, flags = boost_flags(relevance, cands.items, anchors, b.facts)
     # MMR re-ranks a bounded window (the best MMR_WINDOW by boosted relevance), so its (C x C) similarity
     # stays small at 500 candidates; items below the window are far less relevant and rarely win a slot
     window = np.argsort(-boosted, kind="stable")[: max(MMR_WINDOW, 2 * k)]
@@ -200,7 +200,7 @@ def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k
     temp = b.temperature if temperature is None else temperature
     picks, props = plackett_luce_slate(boosted[pool], k, temp, np.random.default_rng(seed))
     chosen = pool[picks]
-    return chosen, boosted[chosen], props, [boosts[i] for i in chosen]
+    return chosen, boosted[chosen], props, boost_names(flags, chosen.tolist())
 
 
 def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: np.ndarray, **info: Any

@@ -2,7 +2,8 @@
 
 Every step is idempotent, so a failed night is fixed by running it again: the export
 advances a watermark kept in the export file names (written atomically), bronze skips
-files it already holds, silver/gold are rebuilt, and retraining overwrites the artifacts.
+files it already holds, silver/gold are rebuilt, retraining reuses models already trained on the same gold
+data, the serving bundle is swapped in whole, and reload registers a bundle once and publishes its version.
 Each step leaves a :class:`PipelineRun` row (visible in admin) with its rows, timing and error.
 """
 
@@ -130,30 +131,91 @@ def lakehouse_build(*, layers: Sequence[str], stop_spark: bool = False) -> dict[
 
 
 def models_retrain_from_gold(*, dataset: str | None = None, models: str | None = None) -> dict[str, Any]:
-    """Retrain the nightly models on the gold tables and export checksummed artifacts (ml_core.gold)."""
+    """Retrain the nightly models on the gold tables (checksummed artifacts and offline metrics, ml_core.gold),
+    then rebuild the serving bundle from the same gold data (:func:`serving_bundle_from_gold`)."""
     from ml_core.gold import train_from_gold
 
     dataset = dataset or settings.NIGHTLY_DATASET
     results = train_from_gold(
         settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS, out=settings.ML_ARTIFACTS_DIR
     )
+    bundle = serving_bundle_from_gold(dataset=dataset)
     return {
-        "rows": int(next(iter(results.values()))["data_snapshot"]["n_interactions"]) if results else 0,
+        "rows": bundle["n_interactions"],
         "models": {
             name: {"test": entry["test"], "train_seconds": entry["train_seconds"]} for name, entry in results.items()
         },
+        "bundle": bundle,
+    }
+
+
+def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Build the serving bundle (``engine.serving_dir()``) from the gold interactions and the catalog's metadata.
+
+    Models come from ``NIGHTLY_SERVING_MODELS``, each trained for at most ``NIGHTLY_TIME_BUDGET_S`` seconds under
+    ``ML_ARTIFACTS_DIR/<dataset>-gold/`` (a model that ``train_from_gold`` just trained on the same data is
+    reused, as is everything a failed run already trained). The bundle is swapped in whole, so serving reads
+    either the old one or the new one; its weights and artifact rows are stored by the reload step.
+    """
+    from ml_core.gold import interactions_from_gold_snapshot
+    from ml_core.serving_build import build_serving, metadata_from_interactions
+
+    from . import engine
+    from .serving_selectors import serving_metadata_for
+
+    dataset = dataset or settings.NIGHTLY_DATASET
+    data, gold_versions = interactions_from_gold_snapshot(settings.LAKEHOUSE_ROOT, dataset)
+    metadata = serving_metadata_for(movie_ids=data.item_vocab.raw_ids.tolist(), own=metadata_from_interactions(data))
+    summary = build_serving(
+        data,
+        metadata,
+        engine.serving_dir(),
+        names=list(names or settings.NIGHTLY_SERVING_MODELS),
+        model_root=Path(settings.ML_ARTIFACTS_DIR) / f"{dataset}-gold",
+        quick=True,
+        time_budget_s=settings.NIGHTLY_TIME_BUDGET_S,
+    )
+    return {
+        "version": summary["version"],
+        "dataset": dataset,
+        "gold_versions": gold_versions,
+        "n_interactions": len(data),
+        "models": summary["models"],
+        "weights": summary["weights"],
+        "weights_version": summary["weights_version"],
+        "test": summary["metrics"]["test"],
+        "seconds": summary["seconds"],
     }
 
 
 def serving_reload_request(*, reason: str) -> str:
-    """Publish a new artifacts reload version (``engine.BUNDLE_KEY``, the key ``POST /v1/artifacts/reload``
-    also sets): each serving process sees it on its next request and reloads the bundle if it changed on disk."""
+    """Publish the bundle's manifest version as the artifacts reload version (``engine.BUNDLE_KEY``, the key
+    ``POST /v1/artifacts/reload`` also sets): each serving process sees it on its next request and loads that
+    bundle when it holds another. Without a bundle on disk a fresh token is published (every process re-checks)."""
+    from ml_core.artifacts import ArtifactError
+    from ml_core.serving_artifacts import read_manifest
+
     from . import engine
 
-    version = f"{dj_timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    try:
+        version = str(read_manifest(engine.serving_dir())["version"])
+    except ArtifactError as exc:
+        version = f"{dj_timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        log.warning("no serving bundle to reload (%s): publishing %s", exc, version)
     engine.publish_bundle_version(version)
     log.info("serving reload requested (%s): %s", reason, version)
     return version
+
+
+def serving_reload(*, reason: str) -> dict[str, Any]:
+    """The reload step: store the bundle's weights and artifact rows (once per bundle), then publish its version."""
+    from . import engine
+    from .serving_services import serving_bundle_register
+
+    bundle = None
+    if (engine.serving_dir() / "manifest.json").exists():
+        bundle = serving_bundle_register(bundle_dir=engine.serving_dir())
+    return {"version": serving_reload_request(reason=reason), "bundle": bundle}
 
 
 def _record(run_id: uuid.UUID, step: str, work: Callable[[], dict[str, Any]]) -> PipelineRun:
@@ -188,7 +250,7 @@ def nightly_run(*, steps: Sequence[str] = STEPS) -> list[PipelineRun]:
         "silver": lambda: lakehouse_build(layers=["silver"]),
         "gold": lambda: lakehouse_build(layers=["gold"], stop_spark=True),
         "retrain": models_retrain_from_gold,
-        "reload": lambda: {"version": serving_reload_request(reason=f"nightly run {run_id}")},
+        "reload": lambda: serving_reload(reason=f"nightly run {run_id}"),
     }
     for step in steps:
         done.append(_record(run_id, step, work[step]))

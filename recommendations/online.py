@@ -7,10 +7,11 @@ otherwise on the catalog's movie ids (counters and sequences only). Every applie
 Redis after commit. Other processes compare that version (at most every ``ONLINE_SYNC_INTERVAL_S``)
 and swap the newer state in memory, without a restart.
 
-The push comes first: a batch commits (ratings, counters, sequences, one SGD step), the affected users'
-lists are pushed, and only then does the ranker's held-out check run (when due). Until a check passes,
-checkpoints publish the last checked ranker weights; the check's outcome (kept or rolled back) is stored
-as a checkpoint of its own, so serving workers never load weights that failed it.
+The push comes first: a batch commits (ratings, counters, sequences, the ranker's SGD examples queued in
+the checkpoint), the affected users' lists are pushed, and only then does the ranker take its SGD step and,
+when due, the held-out check; the outcome is stored as a checkpoint of its own. Until a check passes,
+checkpoints publish the last checked ranker weights, so serving workers never load weights that failed it;
+queued examples that a crash left behind are stepped by the next applier that loads them.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _apply(events: list[Any]) -> dict[str, Any]:
     online_state_sync(force=True, learner=True)  # serialised by the apply lock: start from the newest committed state
     index = _local["index"]
     _seed_users(coord, events, index)
-    report = coord.apply(_to_online(events, index), check=False)  # the held-out check waits for the push
+    report = coord.apply(_to_online(events, index), defer=True)  # the SGD step and check wait for the push
     return {"state": coord.state_bytes(), "report": report.as_dict()}
 
 
@@ -246,24 +247,25 @@ def online_apply(*, event_ids: Sequence[str]) -> event_services.AppliedBatch:
     return batch
 
 
-def online_guardrail_check() -> int | None:
-    """After the push: run the ranker's due held-out check and store its outcome as a new checkpoint.
+def online_learn_deferred() -> int | None:
+    """After the push: the ranker's queued SGD step and due held-out check, stored as a new checkpoint.
 
-    Returns the new version, or None when no check was due, or another applier stored a newer state meanwhile
-    (it carries the unchecked steps and runs the check itself; ours loads it on the next apply), or storing
-    failed (the last stored state still carries the due check).
+    Returns the new version, or None when nothing was waiting, or another applier stored a newer state
+    meanwhile (it loaded the queued examples and unchecked steps and learns them itself; ours loads its
+    state on the next apply), or storing failed (the last stored state still carries the work).
     """
     with _lock:
         coord = _local["coordinator"]
-        if coord is None or not coord.check_due:
+        if coord is None or not coord.deferred_work:
             return None
         based_on = coord.version
         try:
-            report = coord.run_due_check()
+            report = coord.learn_deferred()
             saved = event_services.online_checkpoint_follow(based_on=based_on, state=coord.state_bytes,
-                                                            report={"held_out_check": report.as_dict()})
-        except Exception:  # noqa: BLE001 - the batch is committed; the stored state still carries the due check
-            logger.exception("held-out check after v%s not stored; the next apply reloads and repeats it", based_on)
+                                                            report={"deferred": report.as_dict()})
+        except Exception:  # noqa: BLE001 - the batch is committed; the stored state still carries the work
+            logger.exception("deferred learning after v%s not stored; the next apply reloads and repeats it",
+                             based_on)
             online_reset()
             return None
         if saved is None:
@@ -305,7 +307,7 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
             batch = online_apply(event_ids=event_ids[start : start + size])
             applied += len(batch.events)
             online_push(events=batch.events, version=batch.checkpoint_id)
-            online_guardrail_check()  # after the push, before these weights are published
+            online_learn_deferred()  # after the push; weights are published only once a check passed
         idle_until = time.monotonic() + linger_s
         ack_delay = float(getattr(settings, "ONLINE_ACK_DELAY_S", 0.0))  # fault-injection knob
         if ack_delay:
@@ -318,7 +320,7 @@ def online_apply_outbox(*, event_ids: Sequence[str]) -> int:
     """Without a stream (no Redis URL): apply the given outbox rows directly, then push."""
     batch = online_apply(event_ids=event_ids)
     online_push(events=batch.events, version=batch.checkpoint_id)
-    online_guardrail_check()
+    online_learn_deferred()
     return len(batch.events)
 
 

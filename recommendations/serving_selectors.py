@@ -57,3 +57,16 @@ def artifacts_health() -> dict[str, Any]:
         return {"ok": False, "error": str(exc), "mismatches": [], "checked": 0}
     report["path"] = str(directory)
     return report
+
+
+def serving_metadata_for(*, movie_ids: Any, own: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Movie metadata for a bundle trained on ``movie_ids``: the catalog's (every catalog movie, so content
+    retrieval also covers catalogue-only ones) over the dataset's ``own`` titles/genres/years, when the catalog
+    shares the dataset's id space (it holds 90% of its movies); else the dataset's own metadata alone."""
+    from catalog.selectors import movie_metadata_map
+
+    catalog = movie_metadata_map()
+    known = {int(m) for m in movie_ids}
+    if not catalog or len(known & set(catalog)) < 0.9 * len(known):
+        return own
+    return {**own, **catalog}

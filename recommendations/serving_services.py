@@ -93,3 +93,29 @@ def model_artifact_sync(*, bundle_dir: Path) -> list[ModelArtifact]:
         "sha256": sha256_file(bundle_dir / "manifest.json"), "tier": "1,2,3", "path": str(bundle_dir),
         "metrics": (ensemble.get("metrics") or {}).get("test", {})})[0])
     return rows
+
+
+@transaction.atomic
+def serving_bundle_register(*, bundle_dir: Path) -> dict[str, Any]:
+    """Mirror a freshly built bundle in the database: its weights row (created and activated once) and artifact rows.
+
+    Idempotent: a bundle already registered (its ``bundle`` artifact row exists, as after
+    ``build_serving_artifacts``) keeps whatever weights are active now (an admin may have chosen others since);
+    artifact rows are updated in place. One transaction, so a crash leaves the bundle unregistered, not half.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    ensemble = json.loads((bundle_dir / "ensemble.json").read_text())
+    version = manifest["version"]
+    weights_version, activated = ensemble["weights_version"], False
+    if not ModelArtifact.objects.filter(name="bundle", version=version).exists():
+        if EnsembleWeights.objects.filter(version=weights_version).exists():  # two builds in one second
+            weights_version = f"{weights_version}.{version}"
+        selection = ensemble.get("selection") or {}
+        ensemble_weights_create(version=weights_version, weights=ensemble["weights"],
+                                dr_value=selection.get("dr_value"), dr_stderr=selection.get("dr_stderr"),
+                                source="dr", notes=f"{ensemble.get('dataset', '')}, bundle {version}", activate=True)
+        activated = True
+    artifacts = model_artifact_sync(bundle_dir=bundle_dir)
+    return {"version": version, "weights_version": weights_version, "weights_activated": activated,
+            "artifacts": len(artifacts)}

@@ -67,7 +67,7 @@ class DiffRecConfig:
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     """Sinusoidal embedding of integer timesteps: (B,) -> (B, dim)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
@@ -165,12 +165,12 @@ class DiffRec(TorchRecommender):
         return loss + recon + lamda * kl
 
     def _score_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        x0 = multi_hot([c.history for c in contexts], self.n_items)
+        x0 = multi_hot([c.history for c in contexts], self.n_items).to(self.net.denoiser.out_layer.weight.device)
         scores = self.net(x0)
         if self.config.mask_history:
             floor = scores.min(dim=1, keepdim=True).values - 1.0
             scores = torch.where(x0 > 0, floor, scores)
-        return scores.numpy()
+        return scores.cpu().numpy()
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """The serving path: the reverse process for one history, with the first step reading the multi-hot

@@ -79,7 +79,7 @@ class GaussianDiffusion(nn.Module):
     def reverse(self, model: nn.Module, x: Tensor) -> Tensor:
         """From the observed vector (sampling_steps = 0: no noise added) down to t = 0 by posterior means."""
         for i in reversed(range(self.steps)):
-            t = torch.full((x.shape[0],), i, dtype=torch.long)
+            t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
             x0_hat = model(x, t)
             x = self.coef_x0[i] * x0_hat + self.coef_xt[i] * x
         return x

@@ -102,13 +102,14 @@ class NeuralODENet(nn.Module):
             return odeint(func, h, t, method="rk4", options={"step_size": 1.0 / self.steps})[-1]
         return rk4_38(func, h, self.steps)
 
-    def states(self, items: Tensor, taus: Tensor) -> Tensor:
+    def states(self, items: Tensor, taus: Tensor, h: Tensor | None = None) -> Tensor:
         """Run left-padded sequences: items (B, L) (pad = n_items), taus (B, L) warped gap *before* each event.
 
-        Returns the state right after each event, (B, L, 2d); padded steps keep h0.
+        Returns the state right after each event, (B, L, 2d); padded steps keep the start state (h0 unless
+        ``h`` (B, 2d) is given: the ONNX export runs a long history as consecutive chunks).
         """
         b, length = items.shape
-        h = self.h0.expand(b, -1)
+        h = self.h0.expand(b, -1) if h is None else h
         pad = self.item.padding_idx
         out = []
         for step in range(length):

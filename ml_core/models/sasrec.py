@@ -23,7 +23,7 @@ from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from .base import RecommenderBase, candidate_slots
-from .layers import clone_state, load_state_numpy, n_parameters, pad_left, sample_negatives, seen_matrix, state_numpy
+from .layers import FastDropout, clone_state, load_state_numpy, n_parameters, pad_left, sample_negatives, seen_matrix, state_numpy
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,13 @@ class SASRecNet(nn.Module):
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, c.embedding_size, padding_idx=0)  # index 0 = padding
         self.pos_emb = nn.Embedding(c.max_len, c.embedding_size)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = FastDropout(c.dropout)
         layer = nn.TransformerEncoderLayer(c.embedding_size, c.n_heads, dim_feedforward=c.ff_size,
                                            dropout=c.dropout, activation=c.activation, batch_first=True,
                                            norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
+        for block in self.blocks.layers:  # residual and feed-forward dropouts; attention-weight dropout stays torch's
+            block.dropout, block.dropout1, block.dropout2 = (FastDropout(c.dropout) for _ in range(3))
         self.norm = nn.LayerNorm(c.embedding_size)
         self.scale = math.sqrt(c.embedding_size)
         nn.init.normal_(self.item_emb.weight, std=0.02)
@@ -147,7 +149,7 @@ class SASRec(RecommenderBase):
         empty = np.array([len(h) == 0 for h in hists], dtype=bool)
         ids = torch.from_numpy(pad_left(hists, max(1, max(len(h) for h in hists))))
         self.net.eval()
-        return self.net(ids)[:, -1].numpy(), empty
+        return self.net(ids.to(self.net.item_emb.weight.device))[:, -1].cpu().numpy(), empty
 
     @torch.no_grad()
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:

@@ -111,3 +111,16 @@ def test_plans_are_public_and_mark_the_callers_plan(bob):
     api = APIClient()
     api.force_authenticate(bob)
     assert api.get("/v1/billing/plans").json()["current"] == "pro"
+
+
+def test_a_metered_call_is_one_plan_read_and_one_update_per_counter(alice, api_key_for_alice, plans):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    usage_consume(user=alice, api_key=api_key_for_alice.key, kind="recommendations")  # creates the counters
+    with CaptureQueriesContext(connection) as queries:
+        usage_consume(user=alice, api_key=api_key_for_alice.key, kind="recommendations")
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "UPDATE", "UPDATE"]
+    counts = dict(UsageCounter.objects.filter(user=alice, kind="recommendations").values_list("api_key", "count"))
+    assert counts == {None: 2, api_key_for_alice.key.pk: 2}

@@ -136,8 +136,15 @@ def test_postgres_events_reach_gold_through_the_nightly_command(
 
 
 @pytest.mark.spark
-def test_the_whole_nightly_command_runs_in_its_own_process(lake: Path, site_events, ml_small_slice: Path) -> None:  # noqa: ANN001
-    """`manage.py run_lakehouse` as cron/Celery runs it: its own JVM, all six steps, the test's PostgreSQL."""
+def test_the_whole_nightly_command_runs_in_its_own_process(
+    lake: Path,
+    site_events,
+    ml_small_slice: Path,
+    settings,
+    client,  # noqa: ANN001
+) -> None:
+    """`manage.py run_lakehouse` as cron/Celery runs it: its own JVM, all six steps, the test's PostgreSQL;
+    the serving bundle it rebuilds from gold is the one a loaded engine serves after the next night's reload."""
     import os
     import subprocess
     import sys
@@ -161,22 +168,28 @@ def test_the_whole_nightly_command_runs_in_its_own_process(lake: Path, site_even
         "APEX_DATASET": ml_small_slice.name,
         "NIGHTLY_DATASET": ml_small_slice.name,
         "NIGHTLY_MODELS": "popularity,ease",
+        "NIGHTLY_SERVING_MODELS": "popularity,ease",
+        "NIGHTLY_TIME_BUDGET_S": "5",
         "ML_ARTIFACTS_DIR": str(lake / "artifacts"),
         "EVENTS_EXPORT_LAG_S": "0",
         "SPARK_MASTER": "local[2]",
         "SPARK_SHUFFLE_PARTITIONS": "2",
         "SPARK_FAST_JVM": "1",
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "run_lakehouse"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+
+    def command(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "manage.py", "run_lakehouse", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    command()
     runs = {r.step: r for r in PipelineRun.objects.all()}
     assert {step: runs[step].status for step in nightly.STEPS} == dict.fromkeys(nightly.STEPS, "succeeded")
     assert runs["export"].rows == 4 and runs["retrain"].rows > 0
@@ -184,3 +197,28 @@ def test_the_whole_nightly_command_runs_in_its_own_process(lake: Path, site_even
     # the reload version reached the shared cache (Redis in CI), where every serving process reads it
     if os.environ.get("REDIS_URL"):
         assert cache.get(engine.BUNDLE_KEY) == runs["reload"].detail["version"]
+    # the retrain step rebuilt the serving bundle from gold; the reload step registered and published it
+    from ml_core.serving_artifacts import verify_bundle
+
+    bundle = runs["retrain"].detail["bundle"]
+    assert bundle["models"] == ["popularity", "ease"] and bundle["n_interactions"] == runs["retrain"].rows
+    assert (
+        runs["reload"].detail["version"]
+        == bundle["version"]
+        == verify_bundle(lake / "artifacts" / "serving")["version"]
+    )
+    settings.ML_ARTIFACTS_DIR = lake / "artifacts"
+    settings.APEX_SERVING_TIER = "3"
+    engine.reset_engine()
+    try:
+        served = engine.get_engine()
+        assert served.manifest_version == bundle["version"]
+        assert client.get("/v1/platform/status").json()["artifacts"]["serving"]["version"] == bundle["version"]
+        command("--steps", "retrain,reload")  # the next night, in another process again
+        newer = PipelineRun.objects.filter(step="reload").order_by("-started_at")[0].detail["version"]
+        assert newer != bundle["version"]
+        assert client.get("/v1/platform/status").json()["artifacts"]["serving"]["version"] == newer
+        if os.environ.get("REDIS_URL"):  # the published version reaches this process through Redis
+            assert engine.get_engine() is served and served.manifest_version == newer
+    finally:
+        engine.reset_engine()

@@ -189,25 +189,47 @@ def test_the_cached_held_out_features_score_like_the_ranker_itself(fitted):
     assert np.allclose(fast, np.take_along_axis(full, holdout.candidates, axis=1), atol=1e-5)
 
 
+def test_a_deferred_step_is_queued_in_the_state_and_taken_by_whichever_learner_loads_it(fitted):
+    coordinator = _coordinator(fitted, learning_rate=1e-2, rollback_drop=1.0)
+    coordinator.seed_user(7, [3])
+    before = _params(coordinator)
+    report = coordinator.apply(_events(), defer=True)
+    assert report.sgd_examples == 0 and coordinator.deferred_work and coordinator.item_counts.sum() == 3
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # not stepped yet
+    blob = coordinator.state_bytes()
+
+    reader, learner = _coordinator(fitted), _coordinator(fitted, learning_rate=1e-2, rollback_drop=1.0)
+    reader.load_state_bytes(blob)  # a serving worker: counters, never the queue
+    assert not reader.deferred_work and reader.learn_deferred() is None
+    learner.load_state_bytes(blob, learner=True)  # e.g. the applier crashed before stepping: the next one steps
+    assert learner.deferred_work
+    stepped, taken_over = coordinator.learn_deferred(), learner.learn_deferred()
+    assert stepped.sgd_examples == taken_over.sgd_examples == 3 and not coordinator.deferred_work
+    assert all(np.allclose(_params(coordinator)[k], v) for k, v in _params(learner).items())  # the same step
+    assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())
+
+
 def test_a_deferred_check_never_publishes_the_unchecked_weights(fitted, monkeypatch):
-    coordinator = _coordinator(fitted, rollback_drop=0.05)
+    coordinator = _coordinator(fitted, rollback_drop=0.05, holdout_every=2)
     coordinator.seed_user(7, [3])
     baseline, before = coordinator.holdout_score(), _params(coordinator)
     monkeypatch.setattr(coordinator.ranker, "partial_fit", _sabotage(coordinator))
-    report = coordinator.apply(_events(), check=False)
-    assert coordinator.check_due and not report.rolled_back and report.holdout_after is None
+    coordinator.apply(_events(items=(0,)), defer=True)
+    first = coordinator.learn_deferred()
+    assert first.sgd_examples == 1 and first.holdout_after is None and not coordinator.deferred_work  # check in 1 step
     assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # served here, unchecked
     blob = coordinator.state_bytes()
 
     reader, learner = _coordinator(fitted), _coordinator(fitted)
     reader.load_state_bytes(blob)  # a serving worker: the checked weights only
-    assert all(np.array_equal(before[k], v) for k, v in _params(reader).items()) and not reader.check_due
-    learner.load_state_bytes(blob, learner=True)  # the next applier: the unchecked step, still due its check
+    assert all(np.array_equal(before[k], v) for k, v in _params(reader).items())
+    learner.load_state_bytes(blob, learner=True)  # the next applier: the unchecked step too
     assert all(np.array_equal(_params(coordinator)[k], v) for k, v in _params(learner).items())
-    assert learner.check_due and learner.holdout_score() == baseline  # the baseline is the checked state's
+    assert learner.holdout_score() == baseline  # the baseline is the checked state's
 
-    checked = coordinator.run_due_check()
-    assert checked is not None and checked.rolled_back and not coordinator.check_due
-    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())
-    assert coordinator.run_due_check() is None
-    assert learner.run_due_check().rolled_back  # the learner that took over would roll it back too
+    monkeypatch.setattr(coordinator.ranker, "partial_fit", lambda contexts, positives: 0.1)  # a harmless step
+    coordinator.apply(_events(items=(1,)), defer=True)
+    second = coordinator.learn_deferred()
+    assert second.rolled_back and second.holdout_after < second.holdout_before - 0.05
+    assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # both steps undone
+    assert coordinator.learn_deferred() is None

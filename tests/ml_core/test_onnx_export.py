@@ -94,3 +94,16 @@ def test_unsupported_models_are_refused(split, tmp_path):
 def test_agreement_of_identical_scores_is_perfect():
     a = np.random.default_rng(0).normal(size=(4, 30)).astype(np.float32)
     assert onnx_export.agreement(a, a) == pytest.approx((1.0, 1.0))
+
+
+def test_ode_export_runs_long_histories_in_chunks(split, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "ODE_CHUNK", 3)
+    model = TINY["neural_ode"]()
+    model.fit(split.train, FitOptions(seed=3, progress=False, max_epochs=1))
+    assert onnx_export.export_model(model, tmp_path, int8=False)["chunk"] == 3
+    rng = np.random.default_rng(0)
+    contexts = [UserContext(history=rng.choice(split.n_items, n, replace=False), times=1e6 + 3600.0 * np.arange(n),
+                            now=1e6 + 3600.0 * n + 60.0) for n in (1, 3, 4, 8, 12)]  # 1-3 chunks, then max_len
+    torch_scores = model.score_batch(contexts)
+    onnx_scores = onnx_export.load_scorer(tmp_path, prefer_int8=False).score_batch(contexts)
+    np.testing.assert_allclose(onnx_scores, torch_scores, rtol=0, atol=1e-4 * max(float(np.abs(torch_scores).max()), 1.0))

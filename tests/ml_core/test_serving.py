@@ -170,3 +170,41 @@ def test_tier2_matches_tier1_closely(serving_bundle: Path, engine) -> None:  # n
     # stated parity bar: mean top-10 overlap >= 0.8 and mean |score error| <= 0.05 on [0, 1]-scaled relevance
     assert np.mean(overlaps) >= 0.8
     assert np.mean(errors) <= 0.05
+
+
+def test_tier1_puts_torch_nets_on_cuda_only_when_torch_sees_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ml_core.serving_engine import serving_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [serving_device(t) for t in (1, 2, 3)] == ["cuda", "cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert serving_device(1) == "cpu"
+
+
+def test_tier1_on_the_cpu_serves_from_nets_on_the_cpu(serving_bundle: Path) -> None:
+    from ml_core.serving_engine import Bundle, recommend_user
+
+    bundle = Bundle.load(serving_bundle, 1, device="cpu")
+    nets = [s.net for s in bundle.scorers.values() if getattr(s, "net", None) is not None]
+    assert bundle.device == "cpu" and nets
+    assert all(p.device.type == "cpu" for net in nets for p in net.parameters())
+    assert len(recommend_user(bundle, SCI_FI[:3], k=5, temperature=0.0).items) == 5
+
+
+@pytest.mark.gpu
+def test_tier1_on_cuda_ranks_like_the_cpu(serving_bundle: Path) -> None:
+    import torch
+
+    from ml_core.serving_engine import Bundle, recommend_user
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu, gpu = Bundle.load(serving_bundle, 1, device="cpu"), Bundle.load(serving_bundle, 1, device="cuda")
+    assert any(p.device.type == "cuda" for s in gpu.scorers.values() if getattr(s, "net", None) is not None
+               for p in s.net.parameters())
+    for g in range(len(GENRES)):
+        hist = [101 + g * N_PER_GENRE + j for j in range(3)]
+        a, b = (recommend_user(bundle, hist, k=10, temperature=0.0) for bundle in (cpu, gpu))
+        assert [i["movie_id"] for i in a.items] == [i["movie_id"] for i in b.items]

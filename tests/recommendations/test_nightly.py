@@ -91,3 +91,138 @@ def test_the_beat_schedule_runs_the_nightly_task(settings) -> None:  # noqa: ANN
 
     entry = settings.CELERY_BEAT_SCHEDULE["nightly-lakehouse"]
     assert entry["task"] == run_nightly_pipeline.name
+
+
+# --- retrain -> reload: the serving bundle rebuilt from gold, then served ---------------------------------------
+def _write_gold(root: Path, sequences: dict[int, list[int]], dataset: str = "tiny") -> None:
+    """gold_user_sequences and gold_item_features as the gold job writes them (the columns training reads)."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    users = sorted(sequences)
+    write_deltalake(
+        str(root / T.GOLD_USER_SEQUENCES),
+        pa.table(
+            {
+                T.DATASET: [dataset] * len(users),
+                T.USER_ID: pa.array(users, pa.int64()),
+                T.ITEM_IDS: pa.array([sequences[u] for u in users], pa.list_(pa.int64())),
+                T.TIMESTAMPS: pa.array(
+                    [[1_000_000 + u * 1000 + t * 10 for t in range(len(sequences[u]))] for u in users],
+                    pa.list_(pa.int64()),
+                ),
+                T.RATINGS: pa.array([[4.0] * len(sequences[u]) for u in users], pa.list_(pa.float64())),
+                T.LENGTH: pa.array([len(sequences[u]) for u in users], pa.int64()),
+            }
+        ),
+        mode="overwrite",
+    )
+    movies = sorted({m for seq in sequences.values() for m in seq})
+    write_deltalake(
+        str(root / T.GOLD_ITEM_FEATURES),
+        pa.table(
+            {
+                T.DATASET: [dataset] * len(movies),
+                T.MOVIE_ID: pa.array(movies, pa.int64()),
+                T.TITLE: [f"gold title {m}" for m in movies],
+                T.GENRES: pa.array([["Drama"] for _ in movies], pa.list_(pa.string())),
+                T.YEAR: pa.array([1990 for _ in movies], pa.int64()),
+            }
+        ),
+        mode="overwrite",
+    )
+
+
+def _tiny_sequences(extra_movie: int | None = None) -> dict[int, list[int]]:
+    """The shared tiny serving data (four genre clusters, movies 101-140); ``extra_movie`` ends every 2nd history."""
+    from tests.ml_core.serving_bundle import tiny_interactions
+
+    data = tiny_interactions()
+    seqs: dict[int, list[int]] = {}
+    for u, i in zip(data.users.tolist(), data.items.tolist(), strict=True):
+        seqs.setdefault(int(data.user_vocab.raw_ids[u]), []).append(int(data.item_vocab.raw_ids[i]))
+    if extra_movie is not None:
+        for user in list(seqs)[::2]:
+            seqs[user].append(extra_movie)
+    return seqs
+
+
+@pytest.fixture
+def gold_serving(settings, tmp_path: Path):  # noqa: ANN001, ANN201
+    """Gold tables of the tiny data, artifacts in tmp, two fast serving models with a small budget."""
+    from recommendations import engine
+
+    settings.LAKEHOUSE_ROOT = tmp_path / "lake"
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.NIGHTLY_DATASET = "tiny"
+    settings.NIGHTLY_MODELS = "popularity"
+    settings.NIGHTLY_SERVING_MODELS = ["popularity", "ease"]
+    settings.NIGHTLY_TIME_BUDGET_S = 5.0
+    settings.APEX_SERVING_TIER = "3"  # FAISS + TF-IDF: loads fast, serves the bundle's item space
+    _write_gold(tmp_path / "lake", _tiny_sequences())
+    engine.reset_engine()
+    yield tmp_path
+    engine.reset_engine()
+
+
+def test_the_nightly_retrain_builds_a_bundle_from_gold_that_the_engine_then_serves(gold_serving: Path) -> None:
+    from ml_core.serving_artifacts import verify_bundle
+    from recommendations import engine
+    from recommendations.models import EnsembleWeights, ModelArtifact
+
+    for movie_id in [*range(101, 141), 500]:  # the catalog shares gold's id space and holds one more movie
+        MovieFactory(id=movie_id, title=f"Catalog Title {movie_id}")
+    first = {r.step: r for r in nightly.nightly_run(steps=("retrain", "reload"))}
+    bundle = first["retrain"].detail["bundle"]
+    assert first["retrain"].rows == sum(len(s) for s in _tiny_sequences().values())
+    assert bundle["models"] == ["popularity", "ease"] and bundle["gold_versions"][T.GOLD_USER_SEQUENCES] == 0
+    assert first["reload"].detail["version"] == bundle["version"] == first["reload"].detail["bundle"]["version"]
+    serving = gold_serving / "artifacts" / "serving"
+    assert verify_bundle(serving)["ok"] and verify_bundle(serving)["version"] == bundle["version"]
+    served = engine.get_engine()
+    assert served.manifest_version == bundle["version"] and 999 not in served.movie_ids
+    movie_meta = dict(zip(served.movie_ids, served.bundle.meta, strict=True))
+    assert movie_meta[101]["title"] == "Catalog Title 101" and movie_meta[500]["title"] == "Catalog Title 500"
+    assert EnsembleWeights.objects.get(is_active=True).version == bundle["weights_version"]
+
+    _write_gold(gold_serving / "lake", _tiny_sequences(extra_movie=999))  # new events reached gold overnight
+    second = {r.step: r for r in nightly.nightly_run(steps=("retrain", "reload"))}
+    new = second["retrain"].detail["bundle"]
+    assert new["version"] != bundle["version"] and new["gold_versions"][T.GOLD_USER_SEQUENCES] == 1
+    assert engine.get_engine() is served  # the same process, reloaded in place on the published version
+    assert served.manifest_version == new["version"] == second["reload"].detail["version"] and 999 in served.movie_ids
+    assert dict(zip(served.movie_ids, served.bundle.meta, strict=True))[999]["title"] == "gold title 999"
+    assert EnsembleWeights.objects.get(is_active=True).version == second["reload"].detail["bundle"]["weights_version"]
+    assert second["reload"].detail["bundle"]["weights_activated"]
+    again = nightly.nightly_run(steps=("reload",))[0].detail  # a re-run of the reload alone changes nothing
+    assert (again["version"], again["bundle"]["weights_activated"]) == (new["version"], False)
+    assert ModelArtifact.objects.filter(version=new["version"], name__in=["popularity", "ease", "bundle"]).count() == 3
+
+
+def test_a_failed_bundle_build_keeps_the_served_bundle_and_a_rerun_replaces_it(gold_serving: Path, monkeypatch) -> None:  # noqa: ANN001
+    import ml_core.serving_build as serving_build
+    from ml_core.serving_artifacts import verify_bundle
+    from recommendations import engine
+
+    old = nightly.nightly_run(steps=("retrain", "reload"))[0].detail["bundle"]["version"]
+    served = engine.get_engine()
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("killed while calibrating")
+
+    monkeypatch.setattr(serving_build, "calibrate_gating", broken)  # fails after the new bundle's files are written
+    with pytest.raises(RuntimeError, match="killed while calibrating"):
+        nightly.nightly_run(steps=("retrain", "reload"))
+    failed = PipelineRun.objects.filter(step="retrain").order_by("-started_at")[0]
+    assert failed.status == PipelineRun.Status.FAILED and "killed while calibrating" in failed.error
+    assert PipelineRun.objects.filter(step="reload").count() == 1  # the failed night did not ask for a reload
+    serving = gold_serving / "artifacts" / "serving"
+    assert verify_bundle(serving) == {**verify_bundle(serving), "ok": True, "version": old}
+    assert engine.get_engine().manifest_version == old
+
+    monkeypatch.undo()
+    runs = nightly.nightly_run(steps=("retrain", "reload"))
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert engine.get_engine().manifest_version == runs[1].detail["version"] != old
+    assert served.manifest_version == runs[0].detail["bundle"]["version"]  # reloaded in place
+    assert verify_bundle(serving)["ok"] and not (serving.parent / ".serving.building").exists()
