@@ -23,7 +23,16 @@ from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from .base import RecommenderBase, candidate_slots
-from .layers import FastDropout, clone_state, load_state_numpy, n_parameters, pad_left, sample_negatives, seen_matrix, state_numpy
+from .layers import (
+    FastDropout,
+    clone_state,
+    load_state_numpy,
+    n_parameters,
+    pad_left,
+    sample_negatives,
+    seen_matrix,
+    state_numpy,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,8 @@ class SASRecConfig:
     """Self-attentive sequential recommender."""
 
     embedding_size: int = 64  # width of item and position embeddings
-    max_len: int = 50  # longest history we look at (longer ones are cut into windows for training)
+    max_len: int = 20  # history window; on ml-100k short recent context predicted the next item best on validation
+    # (hand trials over max_len 20, 25, 50, 200 with the other settings fixed; longer windows also train slower)
     n_layers: int = 2  # self-attention blocks
     n_heads: int = 2
     ff_size: int = 256  # width of the point-wise feed-forward layer
