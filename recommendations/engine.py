@@ -132,7 +132,10 @@ def reload_now() -> dict[str, Any]:
 
 
 # ---- requests (plain values out) ------------------------------------------------------------------------
-def user_history(user: Any, limit: int = 200) -> tuple[list[int], list[float], list[float]]:
+HISTORY_LIMIT = 200  # most recent ratings a request scores from (and leaves out of the list)
+
+
+def user_history(user: Any, limit: int = HISTORY_LIMIT) -> tuple[list[int], list[float], list[float]]:
     """The user's rated movies, oldest first: (movie ids, unix times, ratings)."""
     from catalog.selectors import rating_list_for_user
 

@@ -325,10 +325,15 @@ def online_apply_outbox(*, event_ids: Sequence[str]) -> int:
 
 
 # --- live push ------------------------------------------------------------------------------------------
-def _engine_items(*, user_id: int, k: int, exclude: set[int]) -> list[dict[str, Any]] | None:
-    """The engine's list for the user without explanations (the push must be quick); None without an engine."""
+def _engine_items(*, user: Any, k: int, exclude: set[int]) -> list[dict[str, Any]] | None:
+    """The engine's list for the user without explanations (the push must be quick); None without an engine.
+
+    The engine already leaves out the user's last HISTORY_LIMIT rated movies, so only ratings older than
+    that window can come back and need room in the list.
+    """
+    spare = max(0, len(exclude) - engine.HISTORY_LIMIT)
     try:
-        items = engine.recommend_for_user(user_id=user_id, k=k + len(exclude), explain=False)
+        items = engine.recommend_user(user=user, user_id=user.pk, k=k + spare, explain=False)["items"]
     except Exception as exc:  # noqa: BLE001 - no bundle, or serving failed: the catalog rows stand in
         logger.info("live refresh without the engine: %s", exc)
         return None
@@ -346,7 +351,7 @@ def recommendations_payload(*, user_id: int) -> dict[str, Any]:
 
     user = get_user_model().objects.get(pk=user_id)
     rated = activity.ratings_map(user=user)
-    items = _engine_items(user_id=user_id, k=rows.ROW_SIZE, exclude=set(rated))
+    items = _engine_items(user=user, k=rows.ROW_SIZE, exclude=set(rated))
     if not items:
         genres = list(getattr(getattr(user, "profile", None), "favourite_genres", []) or [])
         row = rows.row_top_picks(user=user, rated=rated, genres=genres)
