@@ -48,3 +48,8 @@ def api_key_find_active(*, raw: str) -> ApiKey | None:
     if key.revoked_at is not None or not key.user.is_active:
         return None
     return key
+
+
+def api_key_ids_existing(*, ids: list[int]) -> set[int]:
+    """Which of these key ids still exist (revoked ones included): billing skips counts of deleted keys."""
+    return set(ApiKey.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()

@@ -122,7 +122,15 @@ CELERY_BEAT_SCHEDULE: dict = {
     # consumer reclaimed, every few seconds (recommendations.tasks).
     "relay-event-outbox": {"task": "recommendations.tasks.relay_event_outbox",
                            "schedule": env_float("EVENTS_RELAY_INTERVAL_S", 5.0)},
+    # Quota counts are kept in Redis and added to the UsageCounter rows this often (docs/BILLING.md).
+    "flush-usage-counters": {"task": "billing.tasks.flush_usage_counters",
+                             "schedule": env_float("BILLING_USAGE_FLUSH_INTERVAL_S", 10.0)},
+    # Served impressions are XADDed to a Redis stream by the request and stored from it (events.impressions).
+    "store-impressions": {"task": "events.tasks.store_impressions",
+                          "schedule": env_float("IMPRESSIONS_STORE_INTERVAL_S", 5.0)},
 }
+BILLING_USAGE_COUNTER = env_str("BILLING_USAGE_COUNTER", "redis")  # "database": count every call in PostgreSQL
+IMPRESSIONS_STREAM = env_str("IMPRESSIONS_STREAM", "apex:impressions")  # Redis Stream of served lists
 EVENTS_STREAM = env_str("EVENTS_STREAM", "apex:events")  # Redis Stream the outbox relays to
 EVENTS_RECLAIM_IDLE_MS = env_int("EVENTS_RECLAIM_IDLE_MS", 30_000)  # reclaim a consumer's entries after this idle
 EVENTS_REDELIVER_AFTER_S = env_float("EVENTS_REDELIVER_AFTER_S", 300.0)  # re-relay rows the stream lost

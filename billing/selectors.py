@@ -55,7 +55,17 @@ def plan_next_up(*, plan: Plan) -> Plan | None:
 
 
 def usage_summary(*, user: AbstractBaseUser, now: datetime | None = None) -> dict[str, Any]:
-    """This period's usage per kind against the plan's quota, with a per-API-key breakdown."""
+    """This period's usage per kind against the plan's quota, with a per-API-key breakdown.
+
+    Counts still pending in Redis are added to the rows first, so the numbers are exact (when Redis is
+    down they stay pending and the rows may be behind by the calls of the last flush interval).
+    """
+    from .usage_counter import CounterUnavailable, usage_flush
+
+    try:
+        usage_flush(user_id=user.pk)
+    except CounterUnavailable:
+        pass
     start, end = usage_period(now)
     plan = plan_for_user(user=user)
     rows = UsageCounter.objects.filter(user=user, period=start).select_related("api_key")

@@ -24,7 +24,7 @@ from catalog.services import rating_upsert
 
 from .models import Event, OnlineCheckpoint
 from .signals import interaction_recorded, interactions_applied
-from .stream import stream_append, stream_enabled
+from .stream import STREAM_MAXLEN, stream_append, stream_client, stream_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -181,17 +181,47 @@ def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> Event:
 
 
 def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
-                         positions: Sequence[int], policy_version: str, request_id: str) -> list[Event]:
-    """Log one served list's impressions with their propensities (for off-policy estimates on real logs)."""
+                         positions: Sequence[int], policy_version: str, request_id: str,
+                         served_at: dt.datetime | None = None) -> list[Event]:
+    """Log one served list's impressions with their propensities (for off-policy estimates on real logs).
+
+    ``served_at`` (default now) is when the list was served, for lists stored later from the impression stream."""
     if not len(movie_ids) == len(propensities) == len(positions):
         raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
     missing = movie_ids_unknown(movie_ids=movie_ids)
     if missing:
         raise ValidationError({"movie_ids": f"unknown movie ids: {missing[:10]}"})
     items = [EventInput(movie_id=m, kind=Kind.IMPRESSION, idempotency_key=f"imp:{request_id}:{pos}:{m}",
-                        propensity=float(p), position=int(pos), policy_version=policy_version, request_id=request_id)
+                        propensity=float(p), position=int(pos), policy_version=policy_version, request_id=request_id,
+                        occurred_at=served_at)
              for m, p, pos in zip(movie_ids, propensities, positions, strict=True)]
     return [event for event, _ in event_record_batch(user=user, items=items)]
+
+
+def impressions_stream() -> str:
+    return getattr(settings, "IMPRESSIONS_STREAM", "apex:impressions")
+
+
+def impression_enqueue(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
+                       positions: Sequence[int], policy_version: str, request_id: str) -> str:
+    """Queue one served list for storing (events.impressions stores it from the stream): one XADD; without a
+    Redis URL or when the XADD fails it is stored now. Returns "stream" or "database"."""
+    if not len(movie_ids) == len(propensities) == len(positions):
+        raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
+    served_at = dt.datetime.now(dt.UTC)
+    if stream_enabled():
+        fields = {"user_id": str(user.pk), "movie_ids": ",".join(str(int(m)) for m in movie_ids),
+                  "propensities": ",".join(repr(float(p)) for p in propensities),
+                  "positions": ",".join(str(int(p)) for p in positions), "policy_version": policy_version,
+                  "request_id": request_id, "served_at": served_at.isoformat()}
+        try:
+            stream_client().xadd(impressions_stream(), fields, maxlen=STREAM_MAXLEN, approximate=True)
+            return "stream"
+        except redis.RedisError as exc:
+            logger.warning("impression stream unavailable, storing request %s now: %s", request_id, exc)
+    impression_log_batch(user=user, movie_ids=movie_ids, propensities=propensities, positions=positions,
+                         policy_version=policy_version, request_id=request_id, served_at=served_at)
+    return "database"
 
 
 def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 10_000) -> int:

@@ -53,6 +53,9 @@ def spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
+        # tables commit through Arrow on the driver (delta-rs), so a stage's result may be as big as the
+        # table: bounded by driver memory, not by Spark's 1 GiB default result cap (0 = no cap)
+        .config("spark.driver.maxResultSize", os.environ.get("SPARK_DRIVER_MAX_RESULT_SIZE", "0"))
     )
     if fast_jvm if fast_jvm is not None else os.environ.get("SPARK_FAST_JVM", "") == "1":
         builder = builder.config("spark.driver.extraJavaOptions", FAST_JVM_FLAGS)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 
 from ..exceptions import QuotaExceeded
 from ..models import Plan, UsageCounter, UsageKind
 from ..selectors import plan_for_user, plan_next_up, usage_period
+from ..usage_counter import Burst, CounterUnavailable, counter_consume, counter_forget
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +28,51 @@ def _over_key(user_id: int, kind: str, period: object) -> str:
     return f"billing:over:{user_id}:{kind}:{period}"
 
 
-def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind: str, amount: int = 1) -> None:
-    """Count ``amount`` calls of ``kind`` for the account (and key), or raise QuotaExceeded (429) and count none."""
+def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind: str, amount: int = 1,
+                  burst: Burst | None = None) -> bool:
+    """Count ``amount`` calls of ``kind`` for the account (and key), or raise QuotaExceeded (429) and count none.
+
+    With a Redis URL the count is one round trip to Redis (billing.usage_counter), which also checks
+    ``burst`` when given (raising Throttled) and returns True; otherwise, or while Redis is down, the
+    database rows are counted directly and False is returned (the caller then checks the burst itself).
+    """
     if kind not in UsageKind.values:
         raise ValueError(f"unknown usage kind {kind!r}; expected one of {UsageKind.values}")
     if amount < 1:
         raise ValueError("amount must be at least 1")
     now = timezone.now()
     period, resets_at = usage_period(now)
+    try:
+        _consume_in_redis(user=user, api_key=api_key, kind=kind, amount=amount, burst=burst, period=period,
+                          resets_at=resets_at, now=now)
+        return True
+    except CounterUnavailable:
+        pass
+    _consume_in_database(user=user, api_key=api_key, kind=kind, amount=amount, period=period,
+                         resets_at=resets_at, now=now)
+    return False
+
+
+def _consume_in_redis(*, user: AbstractBaseUser, api_key: object | None, kind: str, amount: int,
+                      burst: Burst | None, period: date, resets_at: datetime, now: datetime) -> None:
+    api_key_id = getattr(api_key, "pk", None)
+    args = {"user_id": user.pk, "api_key_id": api_key_id, "kind": kind, "period": period, "amount": amount,
+            "burst": burst}
+    outcome = counter_consume(**args)
+    if outcome is None:  # first call of the period (or after the counter expired): seed it from the database
+        used = (UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period)
+                .values_list("count", flat=True).first() or 0)
+        outcome = counter_consume(**args, seeds=(used, plan_for_user(user=user).quota_for(kind)))
+    if outcome is None or outcome.counted:
+        return
+    if outcome.wait_s is not None:
+        raise Throttled(wait=outcome.wait_s)
+    raise _quota_exceeded(plan=plan_for_user(user=user), kind=kind, used=outcome.used, resets_at=resets_at,
+                          now=now, amount=amount)
+
+
+def _consume_in_database(*, user: AbstractBaseUser, api_key: object | None, kind: str, amount: int,
+                         period: date, resets_at: datetime, now: datetime) -> None:
     if cache.get(_over_key(user.pk, kind, period)):
         plan = plan_for_user(user=user)
         raise _quota_exceeded(plan=plan, kind=kind, used=None, resets_at=resets_at, now=now)
@@ -76,6 +115,10 @@ def usage_forget_over_quota(*, user_id: int) -> None:
     """Drop the cached refusals after a plan change, so a new quota applies at once."""
     period, _ = usage_period()
     cache.delete_many([_over_key(user_id, kind, period) for kind in UsageKind.values])
+    try:
+        counter_forget(user_id=user_id, kinds=list(UsageKind.values))
+    except CounterUnavailable:
+        pass  # Redis down: the cached limits expire within usage_counter.LIMIT_TTL_S
 
 
 def _quota_exceeded(*, plan: Plan, kind: str, used: int | None, resets_at: datetime, now: datetime,

@@ -11,6 +11,7 @@ from billing.exceptions import QuotaExceeded
 from billing.models import Plan, UsageCounter
 from billing.selectors import plan_free
 from billing.services import usage_consume
+from billing.usage_counter import usage_flush
 from tests.factories import UserFactory
 
 QUOTA, THREADS, CALLS = 25, 8, 10
@@ -18,9 +19,13 @@ QUOTA, THREADS, CALLS = 25, 8, 10
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_parallel_calls_stop_exactly_at_the_quota():
+@pytest.mark.parametrize("counter", ["database", "redis"])
+def test_parallel_calls_stop_exactly_at_the_quota(counter, settings):
     if connection.vendor != "postgresql":
         pytest.skip("row-level concurrency is only meaningful on PostgreSQL")
+    if counter == "redis" and not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    settings.BILLING_USAGE_COUNTER = counter
     plan_free()
     Plan.objects.filter(code="free").update(recommendation_quota=QUOTA)
     user = UserFactory(username="racer")
@@ -42,4 +47,5 @@ def test_parallel_calls_stop_exactly_at_the_quota():
         accepted = sum(pool.map(worker, range(THREADS)))
 
     assert accepted == QUOTA
+    usage_flush(user_id=user.pk)
     assert UsageCounter.objects.get(user=user, api_key=None).count == QUOTA

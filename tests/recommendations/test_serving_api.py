@@ -50,6 +50,7 @@ def client_for(user) -> APIClient:  # noqa: ANN001
 
 
 def test_users_get_their_own_explained_list_and_impressions_are_logged(serving, alice_sci_fi) -> None:  # noqa: ANN001
+    from events.impressions import impressions_store
     from events.models import Event
 
     r = client_for(alice_sci_fi).get(f"/v1/recommendations/user/{alice_sci_fi.pk}?k=5&explain=1")
@@ -60,6 +61,7 @@ def test_users_get_their_own_explained_list_and_impressions_are_logged(serving, 
     first = body["items"][0]
     assert first["title"] and first["explanation"]["sentence"].startswith("Because you rated Sci-Fi film")
     assert set(first["explanation"]["contributions"]) == {"sasrec", "lightgcn", "ease", "diffusion"}
+    impressions_store()  # with REDIS_URL the list was queued in the impression stream; without, already stored
     logged = Event.objects.filter(user=alice_sci_fi, kind="impression", request_id=body["request_id"])
     assert logged.count() == 5
     assert sorted(e.propensity for e in logged) == sorted(i["propensity"] for i in body["items"])
