@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import ApiKey, Profile
-from .services import api_key_create
+from .services import api_key_cache_forget, api_key_create
 
 
 @admin.register(Profile)
@@ -28,6 +28,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            api_key_cache_forget(hashed_keys=[obj.hashed_key])
             return
         key, raw = api_key_create(user=obj.user, name=obj.name)
         obj.pk, obj.prefix, obj.hashed_key, obj.created_at = key.pk, key.prefix, key.hashed_key, key.created_at
@@ -35,5 +36,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        hashed = list(queryset.filter(revoked_at__isnull=True).values_list("hashed_key", flat=True))
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        api_key_cache_forget(hashed_keys=hashed)
         self.message_user(request, f"{count} key(s) revoked.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -37,14 +38,31 @@ def api_key_get_for(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
         raise Http404("No such API key.") from exc
 
 
+API_KEY_CACHE_TTL_S = 30  # revocation drops the entry at once; other changes to the key's user show within this
+
+
+def api_key_cache_key(hashed: str) -> str:
+    """Where the key with this SHA-256 digest is cached (the shared cache: Redis when configured)."""
+    return f"accounts:apikey:{hashed}"
+
+
 def api_key_find_active(*, raw: str) -> ApiKey | None:
-    """The active key matching a full secret, or None; compared in constant time."""
+    """The active key matching a full secret, or None; compared in constant time.
+
+    The key (with its user) is cached for API_KEY_CACHE_TTL_S under the digest of the full secret, so a
+    hit needs no query; ``api_key_revoke`` and the admin's revoke action delete the entry, so a revoked key
+    is refused on the very next call in every process.
+    """
     prefix = key_prefix(raw)
     if prefix is None:
         return None
-    key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
-    if key is None or not hmac.compare_digest(key.hashed_key, key_hash(raw)):
-        return None
+    hashed = key_hash(raw)
+    key = cache.get(api_key_cache_key(hashed))
+    if key is None:
+        key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+        if key is None or not hmac.compare_digest(key.hashed_key, hashed):
+            return None
+        cache.set(api_key_cache_key(hashed), key, API_KEY_CACHE_TTL_S)
     if key.revoked_at is not None or not key.user.is_active:
         return None
     return key

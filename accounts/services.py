@@ -9,13 +9,14 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .keys import key_generate, key_hash
 from .models import ApiKey, Profile
-from .selectors import api_key_get_for, profile_get
+from .selectors import api_key_cache_key, api_key_get_for, profile_get
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,15 @@ def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         logger.info("api key %s revoked", key.prefix)
+    api_key_cache_forget(hashed_keys=[key.hashed_key])
     return key
+
+
+def api_key_cache_forget(*, hashed_keys: list[str]) -> None:
+    """Drop cached keys now and again once committed (a request may re-cache the old row in between)."""
+    names = [api_key_cache_key(h) for h in hashed_keys]
+    cache.delete_many(names)
+    transaction.on_commit(lambda: cache.delete_many(names))
 
 
 def api_key_touch(*, key: ApiKey) -> None:
@@ -108,3 +117,4 @@ def api_key_touch(*, key: ApiKey) -> None:
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        cache.delete(api_key_cache_key(key.hashed_key))  # the cached copy has the old time: reload it once

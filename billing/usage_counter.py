@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -113,6 +114,11 @@ def _client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2, decode_responses=True)
 
 
+@lru_cache(maxsize=16)
+def _script(client: redis.Redis, body: str) -> Any:
+    return client.register_script(body)
+
+
 def _client() -> redis.Redis:
     if not counter_enabled() or time.monotonic() < _broken_until:
         raise CounterUnavailable("quota counter in Redis is off")
@@ -157,7 +163,7 @@ def counter_consume(*, user_id: int, api_key_id: int | None, kind: str, period: 
             seed_used, seed_limit, COUNTER_TTL_S, LIMIT_TTL_S, burst.limit if burst else "",
             burst.window_s if burst else "", user_id]
     try:
-        status, value = client.eval(_CONSUME, len(keys), *keys, *args)
+        status, value = _script(client, _CONSUME)(keys=keys, args=args)  # EVALSHA; the body only once
     except redis.RedisError as exc:
         raise _broke(exc) from exc
     if status == -2:
@@ -220,5 +226,5 @@ def _flush_one(client: redis.Redis, user_id: int) -> int:
         args = [user_id]
         for field, n in pending.items():
             args += [field, n]
-        client.eval(_SUBTRACT, 2, _pending_key(user_id), DIRTY_KEY, *args)
+        _script(client, _SUBTRACT)(keys=[_pending_key(user_id), DIRTY_KEY], args=args)
     return sum(n for (_, _, key_id), n in parsed if key_id == "0")

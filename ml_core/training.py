@@ -53,6 +53,8 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
     from tqdm.auto import tqdm
 
     epochs = options.max_epochs if options.max_epochs is not None else epochs
+    # a model whose validation curve is noisy may ask for more patience than the run's default
+    patience = max(options.patience, getattr(getattr(model, "config", None), "min_patience", 0))
     start, cpu_start = time.perf_counter(), time.process_time()
     report = FitReport()
     best, best_state, since_best = -1.0, None, 0
@@ -73,7 +75,7 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
             bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
             (log.debug if options.progress else log.info)(
                 "%s epoch %d: loss %.4f, val NDCG@10 %.4f (%.0f s)", desc, epoch, loss, ndcg, time.perf_counter() - start)
-            if since_best >= options.patience:
+            if since_best >= patience:
                 log.info("%s: early stop at epoch %d (best %d, NDCG@10 %.4f)", desc, epoch, report.best_epoch, best)
                 break
         else:

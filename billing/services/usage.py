@@ -63,7 +63,9 @@ def _consume_in_redis(*, user: AbstractBaseUser, api_key: object | None, kind: s
         used = (UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period)
                 .values_list("count", flat=True).first() or 0)
         outcome = counter_consume(**args, seeds=(used, plan_for_user(user=user).quota_for(kind)))
-    if outcome is None or outcome.counted:
+        if outcome is None:  # cannot happen with both seeds given; never let a call through uncounted
+            raise CounterUnavailable("the quota counter was not seeded")
+    if outcome.counted:
         return
     if outcome.wait_s is not None:
         raise Throttled(wait=outcome.wait_s)

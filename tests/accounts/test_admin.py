@@ -29,6 +29,10 @@ def test_a_key_added_in_the_admin_is_shown_once_and_stored_hashed(admin_client, 
 
 
 def test_the_admin_revokes_selected_keys(admin_client, api_key_for_alice):
+    from rest_framework.test import APIClient
+
+    assert APIClient().get("/v1/auth/me", **api_key_for_alice.headers).status_code == 200  # now cached
     admin_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [api_key_for_alice.key.pk]})
     api_key_for_alice.key.refresh_from_db()
     assert not api_key_for_alice.key.is_active
+    assert APIClient().get("/v1/auth/me", **api_key_for_alice.headers).status_code == 401

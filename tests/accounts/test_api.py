@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 
+from accounts.services import api_key_revoke
+
 pytestmark = pytest.mark.django_db
 
 
@@ -83,6 +85,7 @@ def test_a_key_authenticates_and_records_its_last_use(api_key_for_alice):
 
 
 def test_a_revoked_key_is_refused_with_a_reason(alice, api_key_for_alice):
+    assert APIClient().get("/v1/auth/me", **api_key_for_alice.headers).status_code == 200  # now cached
     api = APIClient()
     api.force_authenticate(alice)
     assert api.delete(f"/v1/auth/api-keys/{api_key_for_alice.key.pk}").status_code == 204
@@ -133,3 +136,20 @@ def test_password_guessing_on_the_token_endpoint_is_throttled(db, monkeypatch):
     codes = [api.post("/v1/auth/token", {"username": "alice", "password": f"guess{i}"}, format="json").status_code
              for i in range(4)]
     assert codes == [401, 401, 401, 429]
+
+
+def test_a_cached_key_is_served_without_a_query_and_revocation_still_applies_at_once(alice, api_key_for_alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.selectors import api_key_find_active
+
+    assert api_key_find_active(raw=api_key_for_alice.raw) is not None  # loads and caches
+    with CaptureQueriesContext(connection) as queries:
+        assert api_key_find_active(raw=api_key_for_alice.raw).pk == api_key_for_alice.key.pk
+    assert queries.captured_queries == []
+    assert api_key_find_active(raw=api_key_for_alice.raw[:-1] + "x") is None  # the cache is keyed by the secret
+
+    api_key_revoke(user=alice, key_id=api_key_for_alice.key.pk)
+
+    assert api_key_find_active(raw=api_key_for_alice.raw) is None

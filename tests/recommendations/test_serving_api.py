@@ -179,3 +179,31 @@ def test_endpoints_are_in_the_openapi_schema(db) -> None:  # noqa: ANN001
                  "/v1/evaluation/offline-metrics", "/v1/artifacts/reload", "/v1/artifacts/health",
                  "/v1/admin/reload-ensemble-weights"):
         assert path in schema["paths"], path
+
+
+@pytest.mark.parametrize("query", ["", "k=10", "k=1&candidates=1000", "k=010", "candidates=50&k=3&k=7"])
+def test_plain_list_parameters_parse_as_the_serializer_does(query) -> None:  # noqa: ANN001
+    from django.http import QueryDict
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from recommendations.api import ListParams, _params
+
+    request = Request(APIRequestFactory().get(f"/x?{query}"))
+    full = ListParams(data=QueryDict(query))
+    assert full.is_valid()
+    p = full.validated_data
+    assert _params(request) == {"k": p["k"], "genre": None, "year": None, "year_min": None, "year_max": None,
+                                "explain": p["explain"], "audit": p["fairness"], "n_candidates": p["candidates"]}
+
+
+@pytest.mark.parametrize("query", ["k=101", "k=0", "candidates=9", "k=²", "k=1.5"])
+def test_out_of_range_plain_parameters_still_get_the_serializers_400(query) -> None:  # noqa: ANN001
+    from rest_framework.exceptions import ValidationError
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from recommendations.api import _params
+
+    with pytest.raises(ValidationError):
+        _params(Request(APIRequestFactory().get(f"/x?{query}")))
