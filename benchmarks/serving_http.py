@@ -75,6 +75,9 @@ base = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 Rating.objects.bulk_create([Rating(user=user, movie_id=m, value=4.0, rated_at=base + dt.timedelta(hours=i))
                             for i, m in enumerate(ids[:30])])
 key, raw = api_key_create(user=user, name="bench")
+from billing.models import Plan
+from billing.services import account_plan_set
+account_plan_set(user=user, plan=Plan.objects.get(code="enterprise"))  # Free's 1,000 calls would run out mid-run
 print(user.pk, raw)
 """
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
