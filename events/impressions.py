@@ -19,7 +19,6 @@ import socket
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 

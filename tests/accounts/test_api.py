@@ -9,7 +9,6 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
-
 from accounts.services import api_key_revoke
 
 pytestmark = pytest.mark.django_db

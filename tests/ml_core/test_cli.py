@@ -74,3 +74,16 @@ def test_out_defaults_to_the_env_variable(movielens_folder, tmp_path, monkeypatc
                  "--docs", str(tmp_path / "docs"), "--no-progress"]) == 0
     assert np.isfinite(json.loads((tmp_path / "env-artifacts" / "tiny-movielens" / "metrics.json").read_text())
                        ["models"]["popularity"]["test"]["ndcg@10"])
+
+
+def test_parallel_jobs_give_the_sequential_metrics(movielens_folder, tmp_path):
+    args = ["train", "--dataset", str(movielens_folder), "--quick", "--no-progress", "--models", "popularity,ease,itemknn"]
+    runs = {}
+    for jobs in ("1", "2"):
+        out, docs = tmp_path / f"artifacts{jobs}", tmp_path / f"docs{jobs}"
+        assert main([*args, "--out", str(out), "--docs", str(docs), "--jobs", jobs]) == 0
+        runs[jobs] = json.loads((out / "tiny-movielens" / "metrics.json").read_text())["models"]
+        assert "### itemknn" in (docs / "MODEL_CARDS.md").read_text()
+    assert set(runs["2"]) == {"popularity", "ease", "itemknn"}
+    for name, entry in runs["1"].items():
+        assert runs["2"][name]["test"] == entry["test"], name
