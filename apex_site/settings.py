@@ -91,6 +91,12 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    if env_bool("DB_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # psycopg's connection pool (Django >= 5.1): an ASGI request borrows an open connection instead of
+        # connecting (persistent connections and pooling exclude each other, so CONN_MAX_AGE is 0)
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": env_int("DB_POOL_MAX_SIZE", 8), "timeout": 10}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
                              "NAME": Path(env_str("SQLITE_PATH", str(BASE_DIR / "var" / "apex.sqlite3")))}}
