@@ -40,14 +40,14 @@ class Vocabulary:
         """Index of a raw id, or -1 when unknown."""
         return self._index.get(int(raw_id), -1)
 
-    def indices(self, raw_ids: "np.ndarray | list[int]") -> np.ndarray:
+    def indices(self, raw_ids: np.ndarray | list[int]) -> np.ndarray:
         return np.fromiter((self._index.get(int(r), -1) for r in raw_ids), dtype=np.int64, count=len(raw_ids))
 
     def to_json(self) -> list[int]:
         return [int(r) for r in self.raw_ids.tolist()]
 
     @classmethod
-    def from_json(cls, raw: list[int]) -> "Vocabulary":
+    def from_json(cls, raw: list[int]) -> Vocabulary:
         return cls(np.asarray(raw, dtype=np.int64))
 
 
@@ -77,7 +77,7 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.users)
 
-    def subset(self, mask: np.ndarray) -> "Interactions":
+    def subset(self, mask: np.ndarray) -> Interactions:
         """Rows where mask is true, same vocabularies and metadata."""
         return Interactions(
             self.users[mask], self.items[mask], self.times[mask], self.ratings[mask],
@@ -98,7 +98,7 @@ class Interactions:
         bounds = np.searchsorted(users, np.arange(self.n_users + 1))
         return [times[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
-    def matrix(self) -> "scipy.sparse.csr_matrix":  # noqa: F821
+    def matrix(self) -> scipy.sparse.csr_matrix:  # noqa: F821
         """Binary user x item CSR matrix (float32)."""
         from scipy import sparse
 
@@ -189,7 +189,7 @@ def load_dataset(name_or_path: str) -> Interactions:
                        "or a folder with u.data or ratings.csv")
 
 
-def save_vocab(directory: Path, data_or_vocab: "Interactions | Vocabulary") -> None:
+def save_vocab(directory: Path, data_or_vocab: Interactions | Vocabulary) -> None:
     """Write vocab.json (item raw ids; user raw ids when given Interactions)."""
     if isinstance(data_or_vocab, Interactions):
         payload = {"items": data_or_vocab.item_vocab.to_json(), "users": data_or_vocab.user_vocab.to_json()}

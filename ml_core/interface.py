@@ -7,9 +7,10 @@ is "unknown" and scores NaN; the ranking layer fills such gaps from a baseline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self, Sequence, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class Recommender(Protocol):
     name: str
     config: Any
 
-    def fit(self, data: "Interactions", options: FitOptions) -> FitReport: ...  # noqa: F821
+    def fit(self, data: Interactions, options: FitOptions) -> FitReport: ...  # noqa: F821
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """One float32 per candidate, in order; NaN for unknown items/users.

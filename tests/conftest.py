@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _fast_hasher(settings: "settings") -> None:  # type: ignore[valid-type]
+def _fast_hasher(settings: settings) -> None:  # type: ignore[valid-type]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

@@ -1,5 +1,5 @@
 """Recommendation models, split by subdomain and re-exported here."""
 
 from .artifacts import ModelArtifact  # noqa: E402,F401  (serving)
-from .weights import EnsembleWeights  # noqa: E402,F401  (serving)
 from .pipeline import PipelineRun  # noqa: E402,F401  (nightly lakehouse job)
+from .weights import EnsembleWeights  # noqa: E402,F401  (serving)
