@@ -59,7 +59,8 @@ def api_key_find_active(*, raw: str) -> ApiKey | None:
     hashed = key_hash(raw)
     key = cache.get(api_key_cache_key(hashed))
     if key is None:
-        key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+        # the password hash is deferred: it never enters the cache, and a save() of this user skips it
+        key = ApiKey.objects.select_related("user").defer("user__password").filter(prefix=prefix).first()
         if key is None or not hmac.compare_digest(key.hashed_key, hashed):
             return None
         cache.set(api_key_cache_key(hashed), key, API_KEY_CACHE_TTL_S)

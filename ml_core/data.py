@@ -143,7 +143,7 @@ def _read_ml100k(folder: Path) -> Interactions:
             if idx < 0:
                 continue
             data.item_titles[idx] = row[1]
-            data.item_genres[idx] = [g for g, flag in zip(genre_names, row[5:]) if flag == "1" and g != "unknown"]
+            data.item_genres[idx] = [g for g, flag in zip(genre_names, row[5:], strict=False) if flag == "1" and g != "unknown"]
             if row[2][-4:].isdigit():
                 data.item_years[idx] = int(row[2][-4:])
     return data

@@ -152,3 +152,13 @@ def test_a_cached_key_is_served_without_a_query_and_revocation_still_applies_at_
     api_key_revoke(user=alice, key_id=api_key_for_alice.key.pk)
 
     assert api_key_find_active(raw=api_key_for_alice.raw) is None
+
+
+def test_the_cached_key_never_carries_the_password_hash(alice, api_key_for_alice):
+    from django.core.cache import cache
+
+    from accounts.selectors import api_key_cache_key, api_key_find_active, key_hash
+
+    assert api_key_find_active(raw=api_key_for_alice.raw) is not None
+    cached = cache.get(api_key_cache_key(key_hash(api_key_for_alice.raw)))
+    assert cached is not None and "password" in cached.user.get_deferred_fields()
