@@ -51,6 +51,16 @@ def movie_list_top_rated(*, min_count: int = 50, limit: int = 12) -> list[Movie]
                 .order_by("-rating_mean", "-rating_count", "id")[:limit])
 
 
+def movie_list_long_tail(*, min_rating: float, min_count: int, max_count: int, exclude: set[int],
+                         limit: int) -> list[Movie]:
+    """Well-rated, rarely rated movies (best mean first), skipping `exclude`; filtered and cut in the database."""
+    movies = (Movie.objects.filter(rating_mean__gte=min_rating, rating_count__gte=min_count,
+                                   rating_count__lte=max_count)
+              .exclude(id__in=exclude).select_related("collection").prefetch_related("genres")
+              .order_by("-rating_mean", "-rating_count", "id"))
+    return list(movies[:limit])
+
+
 def movie_list_by_ids(*, movie_ids: list[int]) -> list[Movie]:
     """Movies in the order of the given ids (unknown ids are skipped), with genres prefetched."""
     found = Movie.objects.select_related("collection").prefetch_related("genres").in_bulk(movie_ids)

@@ -141,8 +141,8 @@ def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genr
     items = serving.long_tail_for_user(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
     if items:
         return Row("discover", "Discover: long-tail picks", _by_ids(items, resolve))
-    movies = [m for m in catalog.movie_list(min_rating=4.0, sort="rating")[:400]
-              if m.id not in rated and 5 <= (m.rating_count or 0) <= LONG_TAIL_MAX_COUNT]
+    movies = catalog.movie_list_long_tail(min_rating=4.0, min_count=5, max_count=LONG_TAIL_MAX_COUNT,
+                                          exclude=set(rated), limit=ROW_SIZE * 4 if genres else ROW_SIZE)
     if genres:
         wanted = set(genres)
         movies.sort(key=lambda m: not wanted.intersection(g.name for g in m.genres.all()))
