@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ml_core.interface import FitOptions, UserContext
-from ml_core.models.diffusion import DiffRec, DiffRecConfig
+from ml_core.models.diffusion import DiffRec, DiffRecConfig, LDiffRec, LDiffRecConfig
 from ml_core.models.diffusion_process import GaussianDiffusion, linear_variance_betas
 from tests.ml_core.contract import RecommenderContract
 from tests.ml_core.models.slow_ml100k import assert_clears_popularity, needs_ml100k
@@ -67,3 +67,9 @@ def test_users_without_history_score_nan():
 @needs_ml100k
 def test_diffrec_clears_popularity_on_ml100k():
     assert_clears_popularity(DiffRec(DiffRecConfig(epochs=40)))
+
+
+@pytest.mark.slow
+@needs_ml100k
+def test_latent_diffrec_clears_popularity_on_ml100k():
+    assert_clears_popularity(LDiffRec(LDiffRecConfig(n_groups=1)))  # the configuration validation selects
