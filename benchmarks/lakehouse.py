@@ -112,6 +112,14 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict:
     }
 
 
+def keep_other_runs(page: str, previous: str) -> str:
+    """The new page plus the previous page's sections for runs this machine did not make (its results file
+    lives in the ignored var/, so a fresh checkout would otherwise drop the committed runs)."""
+    fresh = {block.split("\n", 1)[0] for block in page.split("\n## ")[1:]}
+    kept = [block for block in previous.split("\n## ")[1:] if block.split("\n", 1)[0] not in fresh]
+    return page.rstrip("\n") + "".join("\n\n## " + block.rstrip("\n") for block in kept) + "\n"
+
+
 def render(results: dict[str, dict]) -> str:
     """The benchmark page: one section per run."""
     lines = [
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = run(name, config, args.master)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
-    DOC.write_text(render(results))
+    DOC.write_text(keep_other_runs(render(results), DOC.read_text() if DOC.exists() else ""))
     log.info("wrote %s", DOC)
     return 0
 
