@@ -28,7 +28,7 @@ FAVOURITES = [(1, 5.0), (260, 4.5), (2571, 4.5), (318, 4.0), (1214, 5.0), (4993,
 SHOTS = [  # (file stem, path, signed in)
     ("home-visitor", "/", False),
     ("home", "/", True),
-    ("movie", "/movies/260/", True),
+    ("movie", "/movies/1196/", True),  # not among the demo's ratings: shows the predicted rating
     ("search", "/search/?q=space%20adventure&mode=semantic", True),
     ("onboarding", "/onboarding/", True),
     ("history", "/history/", True),
