@@ -180,14 +180,19 @@ def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> Event:
     return event
 
 
+def _impression_lengths_check(movie_ids: Sequence[int], propensities: Sequence[float],
+                              positions: Sequence[int]) -> None:
+    if not len(movie_ids) == len(propensities) == len(positions):
+        raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
+
+
 def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
                          positions: Sequence[int], policy_version: str, request_id: str,
                          served_at: dt.datetime | None = None) -> list[Event]:
     """Log one served list's impressions with their propensities (for off-policy estimates on real logs).
 
     ``served_at`` (default now) is when the list was served, for lists stored later from the impression stream."""
-    if not len(movie_ids) == len(propensities) == len(positions):
-        raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
+    _impression_lengths_check(movie_ids, propensities, positions)
     missing = movie_ids_unknown(movie_ids=movie_ids)
     if missing:
         raise ValidationError({"movie_ids": f"unknown movie ids: {missing[:10]}"})
@@ -206,8 +211,7 @@ def impression_enqueue(*, user: AbstractBaseUser, movie_ids: Sequence[int], prop
                        positions: Sequence[int], policy_version: str, request_id: str) -> str:
     """Queue one served list for storing (events.impressions stores it from the stream): one XADD; without a
     Redis URL or when the XADD fails it is stored now. Returns "stream" or "database"."""
-    if not len(movie_ids) == len(propensities) == len(positions):
-        raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
+    _impression_lengths_check(movie_ids, propensities, positions)
     served_at = dt.datetime.now(dt.UTC)
     if stream_enabled():
         fields = {"user_id": str(user.pk), "movie_ids": ",".join(str(int(m)) for m in movie_ids),

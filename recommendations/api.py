@@ -53,20 +53,8 @@ LIST_PARAMS = [OpenApiParameter(name, type, description=desc) for name, type, de
     ("candidates", int, "retrieval pool size (10-1000, default 100)"))]
 
 
-_PLAIN_INTS = {"k": (1, 100), "candidates": (10, 1000)}  # ListParams' bounds, for the common query strings
-
-
 def _params(request: Request) -> dict[str, Any]:
-    query = request.query_params
-    # the usual ``?k=10`` (and ``candidates``) needs no serializer: plain digits within ListParams' bounds give
-    # exactly what it would; anything else (other parameters, bad values) goes through it for its messages
-    if all(name in _PLAIN_INTS for name in query):
-        values = {name: query.get(name, "") for name in query}
-        if all(v.isascii() and v.isdigit() and _PLAIN_INTS[n][0] <= int(v) <= _PLAIN_INTS[n][1]
-               for n, v in values.items()):
-            return {"k": int(values.get("k", 10)), "genre": None, "year": None, "year_min": None, "year_max": None,
-                    "explain": False, "audit": False, "n_candidates": int(values.get("candidates", 100))}
-    data = ListParams(data=query)
+    data = ListParams(data=request.query_params)
     data.is_valid(raise_exception=True)
     p = dict(data.validated_data)
     return {"k": p["k"], "genre": p.get("genre"), "year": p.get("year"), "year_min": p.get("year_min"),

@@ -66,7 +66,10 @@ def serving_metadata_for(*, movie_ids: Any, own: dict[int, dict[str, Any]]) -> d
     from catalog.selectors import movie_metadata_map
 
     catalog = movie_metadata_map()
+    return {**own, **catalog} if catalog_covers(movie_ids=movie_ids, catalog=catalog) else own
+
+
+def catalog_covers(*, movie_ids: Any, catalog: dict[int, Any]) -> bool:
+    """Whether the catalog shares a dataset's id space: it holds at least 90% of the dataset's movies."""
     known = {int(m) for m in movie_ids}
-    if not catalog or len(known & set(catalog)) < 0.9 * len(known):
-        return own
-    return {**own, **catalog}
+    return bool(catalog) and len(known & set(catalog)) >= 0.9 * len(known)

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         from ml_core.serving_build import build_serving
 
         from ... import engine
-        from ...serving_services import ensemble_weights_create, model_artifact_sync
+        from ...serving_services import serving_bundle_register
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         torch.set_num_threads(max(1, options["threads"]))
@@ -48,28 +48,26 @@ class Command(BaseCommand):
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
         names = options["models"].split(",") if options["models"] else list(ENSEMBLE_MODELS)
-        out = Path(settings.ML_ARTIFACTS_DIR) / "serving"
+        out = engine.serving_dir()
         summary = build_serving(data, metadata, out, names=[n.strip() for n in names if n.strip()],
                                 model_root=Path(settings.ML_ARTIFACTS_DIR) / data.name, quick=options["quick"],
                                 seed=options["seed"], onnx=not options["no_onnx"],
                                 time_budget_s=options["budget"] if options["quick"] else None)
-        sel = summary["selection"]
-        ensemble_weights_create(version=summary["weights_version"], weights=summary["weights"],
-                                dr_value=sel["dr_value"], dr_stderr=sel["dr_stderr"], source="dr",
-                                notes=f"{data.name}, bundle {summary['version']}", activate=True)
-        model_artifact_sync(bundle_dir=out)
+        registered = serving_bundle_register(bundle_dir=out)  # weights row (activated) and artifact rows
         engine.publish_bundle_version(summary["version"])
         test = summary["metrics"]["test"]
         self.stdout.write(self.style.SUCCESS(
             f"serving bundle {summary['version']} ({data.name}, models {', '.join(summary['models'])}) in "
             f"{time.perf_counter() - start:.0f} s; ensemble test NDCG@10 {test['ndcg@10']:.4f}; "
-            f"weights {summary['weights_version']} active"))
+            f"weights {registered['weights_version']} active"))
 
 
 def _load(dataset: str) -> tuple[Any, dict[int, dict[str, Any]] | None]:
     """Interactions and movie metadata: from the catalog (selectors) or a named dataset."""
     from catalog.selectors import movie_metadata_map, ratings_as_arrays
     from ml_core.data import interactions_from_arrays, load_dataset
+
+    from ...serving_selectors import catalog_covers
 
     metadata = movie_metadata_map()
     if dataset == "catalog":
@@ -81,6 +79,6 @@ def _load(dataset: str) -> tuple[Any, dict[int, dict[str, Any]] | None]:
     data = load_dataset(dataset)
     known = set(data.item_vocab.raw_ids.tolist())
     # catalog ids are MovieLens movieIds: use its richer metadata when it covers this dataset's movies
-    if metadata and len(known & set(metadata)) >= 0.9 * len(known):
+    if catalog_covers(movie_ids=known, catalog=metadata):
         return data, {m: v for m, v in metadata.items() if m in known}
     return data, None
