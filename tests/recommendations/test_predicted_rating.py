@@ -79,5 +79,9 @@ def test_the_users_api_list_carries_each_movies_predicted_rating(serving, rater)
     api = APIClient()
     api.force_authenticate(rater)
     body = api.get(f"/v1/recommendations/user/{rater.pk}?k=5").json()
-    values = [item["predicted_rating"] for item in body["items"]]
-    assert len(values) == 5 and all(0.5 <= v <= 5.0 for v in values)
+    # the slate is sampled, so it may include a movie nobody rated in training: the predictor has none for it
+    known = {int(m) for m in engine.get_engine()._bundle.rating.item_vocab.raw_ids}
+    assert len(body["items"]) == 5
+    for item in body["items"]:
+        value = item["predicted_rating"]
+        assert (0.5 <= value <= 5.0) if item["movie_id"] in known else value is None, item
