@@ -105,7 +105,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, Celery, Channels ------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # one Redis connection pool per process (Django builds one per request context under ASGI: apex_site/cache.py)
+    CACHES = {"default": {"BACKEND": "apex_site.cache.SharedRedisCache", "LOCATION": REDIS_URL}}
     # socket_timeout above channels_redis's 5 s blocking read: with redis-py 8 a bare URL gives a 5 s
     # timeout, and every websocket idle for 5 s crashed with "Timeout reading from ..." (tests/events).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",

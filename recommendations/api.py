@@ -53,10 +53,14 @@ LIST_PARAMS = [OpenApiParameter(name, type, description=desc) for name, type, de
     ("candidates", int, "retrieval pool size (10-1000, default 100)"))]
 
 
+# One bound instance validates every request: building a serializer deep-copies its fields (about 0.5 ms,
+# a tenth of a Tier 3 request). ``run_validation`` keeps no state on the instance, so threads can share it.
+_LIST_PARAMS = ListParams()
+_LIST_PARAMS.fields  # noqa: B018 - bind the fields once, before any request thread reads them
+
+
 def _params(request: Request) -> dict[str, Any]:
-    data = ListParams(data=request.query_params)
-    data.is_valid(raise_exception=True)
-    p = dict(data.validated_data)
+    p = _LIST_PARAMS.run_validation(request.query_params)  # ValidationError (400) naming each bad parameter
     return {"k": p["k"], "genre": p.get("genre"), "year": p.get("year"), "year_min": p.get("year_min"),
             "year_max": p.get("year_max"), "explain": p["explain"], "audit": p["fairness"],
             "n_candidates": p["candidates"]}

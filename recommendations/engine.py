@@ -24,6 +24,7 @@ from django.core.cache import cache
 _engine = None
 _seen_reload_version: str | None = None  # the last published reload version this process acted on
 _lock = threading.Lock()
+_published = threading.local()
 log = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "apex:serving:weights-version"
@@ -44,8 +45,11 @@ def serving_dir() -> Path:
     return Path(settings.ML_ARTIFACTS_DIR) / "serving"
 
 
-def get_engine() -> Any:
-    """This process's engine (loaded on first use), synchronised with the published versions."""
+def get_engine(extra_keys: list[str] | None = None) -> Any:
+    """This process's engine (loaded on first use), synchronised with the published versions.
+
+    ``extra_keys`` are read from the cache in the same round trip; their values are then in ``published()``.
+    """
     global _engine
     if _engine is None:
         with _lock:
@@ -58,8 +62,13 @@ def get_engine() -> Any:
                                             "`python manage.py build_serving_artifacts`")
                 _engine = load_engine(directory, parse_tier(settings.APEX_SERVING_TIER))
                 _apply_active_weights(_engine)
-    _sync(_engine)
+    _sync(_engine, extra_keys or [])
     return _engine
+
+
+def published() -> dict[str, Any]:
+    """The cache values read by this thread's last ``get_engine`` (its ``extra_keys`` included)."""
+    return getattr(_published, "values", {})
 
 
 def reset_engine() -> None:
@@ -77,9 +86,10 @@ def warm(**_: object) -> None:
         log.warning("serving engine not loaded at worker start: %s", exc)
 
 
-def _sync(engine: Any) -> None:
+def _sync(engine: Any, extra_keys: list[str]) -> None:
     global _seen_reload_version
-    published = cache.get_many([BUNDLE_KEY, WEIGHTS_KEY])  # one round trip to Redis
+    published = cache.get_many([BUNDLE_KEY, WEIGHTS_KEY, *extra_keys])  # one round trip to Redis
+    _published.values = published
     bundle = published.get(BUNDLE_KEY)
     if bundle and bundle != _seen_reload_version:
         _seen_reload_version = bundle  # act once per published version, not on every request
@@ -135,19 +145,25 @@ def reload_now() -> dict[str, Any]:
 HISTORY_LIMIT = 200  # most recent ratings a request scores from (and leaves out of the list)
 
 
-def user_history(user: Any, limit: int = HISTORY_LIMIT) -> tuple[list[int], list[float], list[float]]:
-    """The user's rated movies, oldest first: (movie ids, unix times, ratings)."""
-    from catalog.selectors import rating_list_for_user
+def user_history(user: Any, limit: int = HISTORY_LIMIT, *, published: dict[str, Any] | None = None
+                 ) -> tuple[list[int], list[float], list[float]]:
+    """The user's rated movies, oldest first: (movie ids, unix times, ratings).
 
-    rows = list(rating_list_for_user(user=user).values_list("movie_id", "rated_at", "value")[:limit])
-    rows.reverse()
-    return [r[0] for r in rows], [r[1].timestamp() for r in rows], [float(r[2]) for r in rows]
+    ``published``: the values of ``catalog.history.history_keys`` read with the engine versions; with them a
+    history this process already holds is served without a query (catalog/history.py).
+    """
+    from catalog.history import rating_history
+
+    h = rating_history(user=user, limit=limit, published=published)
+    return h.movie_ids, h.times, h.ratings
 
 
 def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> dict[str, Any]:
     """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id."""
-    engine = get_engine()
-    history, times, ratings = user_history(user) if user is not None else ([], [], [])
+    from catalog.history import history_keys
+
+    engine = get_engine(history_keys(user.pk) if user is not None else None)
+    history, times, ratings = user_history(user, published=published()) if user is not None else ([], [], [])
     # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
     key = user_id if engine.bundle.ensemble.get("dataset") == "catalog" else None
     result = engine.recommend_user(history, times=times, ratings=ratings, user_key=key, **params)

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from ..history import history_epoch_bump
 from ..models import Genre, Movie, Rating
 from ..services import movie_rating_stats_refresh, movie_search_text_refresh
 from ..services.bulk import bulk_update_fast, insert_objects, insert_rows
@@ -64,6 +65,7 @@ def import_movielens(path: Path, *, dataset: str | None = None, reference: Path 
         _tags(data, report, batch_size)
         user_ids = _users(data, report, batch_size, progress)
         _ratings(data, user_ids, report, batch_size, progress)
+        history_epoch_bump()  # bulk writes send no signals: every cached rating history is stale
         report.add("movie stats updated", movie_rating_stats_refresh())
         report.add("search text updated", movie_search_text_refresh())
     logger.info("imported %s", report)
