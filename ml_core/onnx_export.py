@@ -172,6 +172,7 @@ class OnnxScorer:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         with np.load(directory / "aux.npz", allow_pickle=False) as npz:
             self.aux = {k: npz[k] for k in npz.files}
+        self._vector_state = self.name == "sasrec" or (self.name == "neural_ode" and "chunk" in self.meta)
         self.features = None
         if self.name == "kan":
             from .models.kan_features import FeatureBuilder
@@ -180,21 +181,31 @@ class OnnxScorer:
                                                    {f"features.{k}": v for k, v in self.aux.items()})
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
+        return self.score_state(self.user_state(history, **context), candidates)
+
+    def user_state(self, history: Sequence[int], **context: Any) -> np.ndarray | None:
+        """What the model computes from the user alone, before any candidate: SASRec's user vector, the
+        Neural-ODE state evolved to now, or the whole score row (diffusion, hyperbolic); None for a history
+        the model does not know. The serving engine caches it per request inputs (serving_engine)."""
+        if not len(_known(history, self.n_items)):
+            return None
+        if self.name == "sasrec":
+            return self._sasrec_user(_known(history, self.n_items))
+        if self._vector_state:
+            return self._ode_states([UserContext(history=history, **context)])[0]
+        return self.score_batch([UserContext(history=history, **context)])[0]
+
+    def score_state(self, state: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
+        """Scores of ``candidates`` from a ``user_state`` (NaN for unknown items, or everywhere for None)."""
         cand = np.asarray(candidates, np.int64).reshape(-1)
         out = np.full(len(cand), np.nan, np.float32)
         ok = (cand >= 0) & (cand < self.n_items)
-        if self.name == "sasrec":  # the user vector, dotted with the candidates' embeddings only
-            h = _known(history, self.n_items)
-            if len(h) and ok.any():
-                out[ok] = self.aux["item_emb"][cand[ok]] @ self._sasrec_user(h)
+        if state is None or not ok.any():
             return out
-        if self.name == "neural_ode" and "chunk" in self.meta:  # the evolved state . the candidates only
-            if len(_known(history, self.n_items)) and ok.any():
-                out[ok] = self.aux["item_emb"][cand[ok]] @ self._ode_states([UserContext(history=history,
-                                                                                        **context)])[0]
-            return out
-        row = self.score_batch([UserContext(history=history, **context)])[0]
-        out[ok] = row[cand[ok]]
+        if self._vector_state:  # a user vector, dotted with the candidates' embeddings only
+            out[ok] = self.aux["item_emb"][cand[ok]] @ state
+        else:  # a score row
+            out[ok] = state[cand[ok]]
         return out
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
@@ -343,6 +354,7 @@ class OdeChunkGraph(torch.nn.Module):
 
     def forward(self, state: torch.Tensor, items: torch.Tensor, taus: torch.Tensor, tau_out: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.net.states(items, taus, state)[:, -1]
-        return h, self.net.evolve(h, tau_out)  # evolve takes the in-module RK4 while exporting
+        rotation = self.net.rotation()  # folded into one initializer by the exporter's constant folding
+        h = self.net.states(items, taus, state, rotation)[:, -1]
+        return h, self.net.evolve(h, tau_out, rotation)  # evolve takes the in-module RK4 while exporting
 

@@ -280,9 +280,14 @@ class Engine:
 def limit_threads() -> None:
     """One BLAS/OpenMP thread per serving process: requests are small, and on 2 shared cores threads only
     contend (a 100 x 64 matmul went from 0.05 ms to 30 ms under load with the default thread pool)."""
+    import sys
+
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    torch = sys.modules.get("torch")  # torch keeps its own pool: threadpoolctl leaves it at the core count
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def load_engine(artifacts_dir: Path, tier: Tier | None = None, *, single_thread: bool = True) -> Engine:
@@ -292,6 +297,8 @@ def load_engine(artifacts_dir: Path, tier: Tier | None = None, *, single_thread:
         limit_threads()
     start = time.perf_counter()
     engine = Engine(Path(artifacts_dir), chosen)
+    if single_thread:
+        limit_threads()  # again: loading the Tier 1/2 scorers imported torch
     log.info("serving engine %s loaded from %s in %.2f s (bundle %s, weights %s)", chosen.label, artifacts_dir,
              time.perf_counter() - start, engine.manifest_version, engine.weights_version)
     return engine

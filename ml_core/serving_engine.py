@@ -15,6 +15,7 @@ from .ranking import blend, disagreement, normalise, plackett_luce_slate
 from .rerank import FairnessAuditor, ItemFacts, boost_flags, boost_names, mmr
 from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
 from .serving_artifacts import ONLINE_RANKERS, read_manifest
+from .user_states import UserStateCache, request_key
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Bundle:
     def __init__(self) -> None:
         self.scorers: dict[str, Any] = {}
         self.ranker: Any = None
+        self.user_states = UserStateCache()
 
     @classmethod
     def load(cls, directory: Path, tier: int, device: str | None = None) -> Bundle:
@@ -168,10 +170,25 @@ def _apply_filters(b: Bundle, cands: Any, k: int, exclude: np.ndarray, **filters
 
 
 def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
-    """(M, C) raw scores of every ensemble model (NaN where a model cannot score)."""
+    """(M, C) raw scores of every ensemble model (NaN where a model cannot score).
+
+    Scorers that split their work reuse the user-side state of an earlier request with the same inputs
+    (ml_core/user_states.py); the others score from scratch.
+    """
     out = np.full((len(b.model_names), len(cands)), np.nan, np.float32)
+    key = request_key(history, ctx)
+    states = b.user_states.get(key)
+    missing = False
     for m, name in enumerate(b.model_names):
-        out[m] = b.scorers[name].score(history, cands, **ctx)
+        scorer = b.scorers[name]
+        if not hasattr(scorer, "user_state"):
+            out[m] = scorer.score(history, cands, **ctx)
+            continue
+        if name not in states:
+            states[name], missing = scorer.user_state(history, **ctx), True
+        out[m] = scorer.score_state(states[name], cands)
+    if missing:
+        b.user_states.put(key, states)
     return out
 
 

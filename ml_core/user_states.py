@@ -1,0 +1,77 @@
+"""Per-process cache of the models' user-side states, keyed by everything a request tells the models.
+
+Most of a Tier 2 request's model time is spent on the user, not on the candidates: SASRec's transformer
+over the history, the Neural-ODE state integrated event by event, the diffusion model's denoised score row.
+Those depend only on the request's user inputs (history, event times, ``now``, training user index), so a
+scorer that splits its work (``user_state`` then ``score_state``, see onnx_export.OnnxScorer) has its state
+kept here and reused while the inputs are byte-for-byte the same: a user's next request, until they rate
+something. Scorers whose weights change while serving (the online ranker) do not split, and are always run.
+
+The cache belongs to one loaded bundle (a reload starts an empty one), is bounded in bytes and LRU, and is
+thread-safe. It never changes a score: a hit returns the array the same inputs produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
+
+
+def request_key(history: np.ndarray, ctx: dict[str, Any]) -> bytes:
+    """A digest of the model inputs of one request: item indices, times, now and user index."""
+    h = hashlib.blake2b(np.ascontiguousarray(history, np.int64).tobytes(), digest_size=16)
+    times = ctx.get("times")
+    h.update(b"|t" + (np.ascontiguousarray(times, np.float64).tobytes() if times is not None else b"-"))
+    h.update(f"|n{ctx.get('now')!r}|u{ctx.get('user')!r}".encode())
+    return h.digest()
+
+
+class UserStateCache:
+    """LRU of {model name: state} per request key, at most ``budget_bytes`` of arrays in all."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[bytes, tuple[dict[str, Any], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: bytes) -> dict[str, Any]:
+        """The states stored for ``key`` (a copy to add to), or an empty dict."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return {}
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return dict(entry[0])
+
+    def put(self, key: bytes, states: dict[str, Any]) -> None:
+        size = sum(getattr(s, "nbytes", 0) for s in states.values()) + 256
+        if size > self.budget_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (states, size)
+            self._bytes += size
+            while self._bytes > self.budget_bytes:
+                _, (_, freed) = self._entries.popitem(last=False)
+                self._bytes -= freed
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._bytes, "hits": self.hits, "misses": self.misses}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = self.hits = self.misses = 0
