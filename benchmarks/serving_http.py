@@ -3,8 +3,19 @@
 Run by benchmarks/serving.py. The server uses this module as its URLconf (``ROOT_URLCONF``): the site's
 own URLs plus ``/bench/bare``, a DRF view with the same authentication and permission as the
 recommendation endpoint that returns a constant. A private redis-server gives the production cache
-and Celery broker (impressions are enqueued, as in production), and a fresh SQLite database gets the
-schema without migrations, one user with an API key, a plan, and a rating history.
+and Celery broker (impressions are enqueued, as in production), and a fresh database gets the schema
+without migrations and members, each with an API key and 30 ratings of their own (drawn from the 200
+most popular movies, seeded). Every request is one member asking for their own list with their own key:
+
+* ``bare``: the bare endpoint, cycling over the warm members' keys;
+* ``warm``: the recommendation endpoint for the same members, cycling (each worker has served them before,
+  so their rating history and the models' user-side states are cached in the worker);
+* ``cold``: the recommendation endpoint, each request a member never served before (history read from
+  the database, quota counter seeded, every model run from scratch).
+
+The three loads alternate for ``rounds`` rounds; the table reports requests/s pooled over the rounds, the
+median of the per-round ratios, and the CPU each request cost in the server's processes (uvicorn workers,
+redis-server, PostgreSQL), read from /proc.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ try:  # as a URLconf inside the server process
         permission_classes = [IsAuthenticated]
 
         def get(self, request: Any) -> Response:
-            return Response({"ok": True})
+            return Response({"ok": True, "worker": os.getpid()})  # the load generator balances on it
 
     urlpatterns = [path("bench/bare", BareApi.as_view()), path("", include("apex_site.urls"))]
 except Exception:  # noqa: BLE001 - imported outside Django by the driver
@@ -50,10 +61,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _setup_database(env: dict[str, str], movie_ids: list[int]) -> tuple[int, str]:
-    """Schema without migrations, a user with plan, API key and 30 ratings; returns (user id, raw key)."""
+def _setup_database(env: dict[str, str], movie_ids: list[int], n_users: int) -> list[tuple[int, str]]:
+    """Schema without migrations; ``n_users`` members, each with an API key and 30 ratings; [(user id, key)]."""
     code = f"""
-import datetime as dt, django, os, random, sys
+import datetime as dt, django, json, random, sys
 sys.path.insert(0, {str(ROOT)!r})
 django.setup()
 from django.conf import settings
@@ -64,39 +75,79 @@ settings.MIGRATION_MODULES = NoMigrations()
 from django.core.management import call_command
 call_command("migrate", run_syncdb=True, verbosity=0)
 from django.contrib.auth import get_user_model
-from accounts.services import api_key_create
+from accounts.models import ApiKey
+from accounts.keys import key_generate, key_hash
 from billing.services import plans_sync
 from catalog.models import Movie, Rating
 plans_sync()
-user = get_user_model().objects.create_user("bench", "bench@example.com", "x")
+User = get_user_model()
+User.objects.bulk_create([User(username=f"bench{{i}}", email=f"bench{{i}}@example.com", password="!")
+                          for i in range({n_users})], batch_size=2000)
+users = list(User.objects.filter(username__startswith="bench").order_by("id"))
 ids = {movie_ids!r}
 Movie.objects.bulk_create([Movie(id=m, title=f"movie {{m}}") for m in ids])
-base = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-Rating.objects.bulk_create([Rating(user=user, movie_id=m, value=4.0, rated_at=base + dt.timedelta(hours=i))
-                            for i, m in enumerate(ids[:30])])
-key, raw = api_key_create(user=user, name="bench")
-from billing.models import Plan
-from billing.services import account_plan_set
-account_plan_set(user=user, plan=Plan.objects.get(code="enterprise"))  # Free's 1,000 calls would run out mid-run
-print(user.pk, raw)
+rng, base = random.Random(0), dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+Rating.objects.bulk_create([Rating(user=u, movie_id=m, value=rng.choice([3.0, 3.5, 4.0, 4.5, 5.0]),
+                                   rated_at=base + dt.timedelta(hours=j)) for u in users
+                            for j, m in enumerate(rng.sample(ids, 30))], batch_size=5000)
+keys = []
+for u in users:
+    prefix, raw = key_generate()
+    keys.append((ApiKey(user=u, name="bench", prefix=prefix, hashed_key=key_hash(raw)), u.pk, raw))
+ApiKey.objects.bulk_create([k for k, _, _ in keys], batch_size=2000)
+print(json.dumps([[pk, raw] for _, pk, raw in keys]))
 """
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    user_id, raw = out.stdout.split()[-2:]
-    return int(user_id), raw
+    return [(int(pk), raw) for pk, raw in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
-async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: int) -> dict[str, Any]:
+async def _balanced_clients(concurrency: int, workers: int, probe: tuple[str, dict[str, str]]) -> list[Any]:
+    """``concurrency`` one-connection clients, spread evenly over the server's worker processes.
+
+    uvicorn's workers accept from one socket, and which one takes a new connection is up to the kernel: 8
+    keep-alive connections often land 6/2 or 8/0, and a run then measures one worker instead of the server.
+    A proxy in front would spread them; here each connection asks the bare endpoint which worker it reached
+    and is replaced until every worker holds its share.
+    """
+    import httpx
+
+    share = -(-concurrency // workers)
+    clients: list[Any] = []
+    per_worker: dict[int, int] = {}
+    for _ in range(concurrency * 20):
+        if len(clients) == concurrency:
+            return clients
+        client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        worker = (await client.get(probe[0], headers=probe[1])).json()["worker"]
+        if per_worker.get(worker, 0) < share:
+            per_worker[worker] = per_worker.get(worker, 0) + 1
+            clients.append(client)
+        else:
+            await client.aclose()
+    for client in clients:
+        await client.aclose()
+    raise RuntimeError(f"could not spread {concurrency} connections over {workers} workers: {per_worker}")
+
+
+async def _load(targets: list[tuple[str, dict[str, str]]], seconds: float, concurrency: int, *,
+                cycle: bool = True, workers: int = 1, probe: tuple[str, dict[str, str]] | None = None
+                ) -> dict[str, Any]:
+    """Keep ``concurrency`` keep-alive connections busy for ``seconds`` on the targets, in order (cycling, or
+    each once: then the run also ends when they are used up); with ``probe`` (the bare endpoint), the
+    connections are spread evenly over ``workers`` first."""
     import httpx
 
     latencies: list[float] = []
     errors = 0
     codes: dict[int, int] = {}
     sample: list[str] = []
-    stop = time.perf_counter() + seconds
+    position = 0
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while time.perf_counter() < stop:
+        nonlocal errors, position
+        while time.perf_counter() < stop and (cycle or position < len(targets)):
+            url, headers = targets[position % len(targets)]
+            position += 1
             t = time.perf_counter()
             r = await client.get(url, headers=headers)
             latencies.append(time.perf_counter() - t)
@@ -106,14 +157,59 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
                 if not sample:
                     sample.append(r.text[:300])
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    if probe is not None:
+        clients = await _balanced_clients(concurrency, workers, probe)
+    else:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [httpx.AsyncClient(timeout=30, limits=limits) for _ in range(concurrency)]
+    try:
         start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        stop = start + seconds
+        await asyncio.gather(*(worker(c) for c in clients))
         wall = time.perf_counter() - start
+    finally:
+        for c in clients:
+            await c.aclose()
     ms = np.asarray(latencies) * 1e3
-    return {"requests": len(ms), "errors": errors, "status_codes": codes, "error_sample": sample, "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
+    return {"requests": len(ms), "errors": errors, "status_codes": codes, "error_sample": sample,
+            "seconds": wall, "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _server_pids(server: subprocess.Popen, redis: subprocess.Popen) -> list[int]:
+    """The uvicorn supervisor and workers, the private redis-server and every PostgreSQL process."""
+    found = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+    postgres = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()
+    return [server.pid, redis.pid, *map(int, found), *map(int, postgres)]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone (a PostgreSQL backend closed): its time is lost to both sides alike
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _measured(targets: list[tuple[str, dict[str, str]]], seconds: float, concurrency: int, pids: list[int], *,
+              cycle: bool = True, workers: int, probe: tuple[str, dict[str, str]]) -> dict[str, Any]:
+    before = _cpu_seconds(pids)
+    result = asyncio.run(_load(targets, seconds, concurrency, cycle=cycle, workers=workers, probe=probe))
+    result["server_cpu_ms"] = (_cpu_seconds(pids) - before) / max(result["requests"], 1) * 1e3
+    return result
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from several runs of a load: requests/s over their summed time, the median run's percentiles."""
+    n = sum(r["requests"] for r in runs)
+    mid = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+    return {"requests": n, "rps": n / sum(r["seconds"] for r in runs), "errors": sum(r["errors"] for r in runs),
+            "p50_ms": mid["p50_ms"], "p95_ms": mid["p95_ms"], "p99_ms": mid["p99_ms"],
+            "server_cpu_ms": sum(r["server_cpu_ms"] * r["requests"] for r in runs) / max(n, 1),
+            "error_sample": next((r["error_sample"] for r in runs if r["error_sample"]), [])}
 
 
 def _postgres_database(server: str, name: str, create: bool) -> str:
@@ -128,8 +224,8 @@ def _postgres_database(server: str, name: str, create: bool) -> str:
 
 
 def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int,
-             postgres: str | None = None) -> dict[str, Any]:
-    """Start redis + uvicorn, load both endpoints for ``seconds`` each (after a warm-up), stop everything.
+             postgres: str | None = None, rounds: int = 3, warm_users: int = 200) -> dict[str, Any]:
+    """Start redis + uvicorn, alternate the bare / warm / cold loads for ``rounds`` rounds, stop everything.
 
     ``postgres`` (a server URL such as postgres://postgres@127.0.0.1:5432) gives a scratch PostgreSQL
     database; otherwise SQLite, where concurrent quota writes need a single worker.
@@ -150,23 +246,44 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
            "DATABASE_URL": database, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "ML_ARTIFACTS_DIR": str(artifacts), "APEX_SERVING_TIER": tier, "THROTTLE_BURST": "1000000/min",
            "THROTTLE_ANON": "1000000/min", "DEBUG": "false", "SECRET_KEY": "benchmark-only-secret-key-0123456789",
-           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "0", "DB_POOL": "true", "PYTHONPATH": str(ROOT)}
+           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "0",
+           "DB_POOL": "true", "PYTHONPATH": str(ROOT)}
     server = None
+    # cold members: enough for every cold run to find one never served at ~250 requests/s
+    n_cold = int(rounds * seconds * 250) + 500
     try:
-        user_id, raw = _setup_database(env, movie_ids)
+        members = _setup_database(env, movie_ids, warm_users + n_cold)
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
                                    "--host", "127.0.0.1", "--port", str(http_port), "--workers", str(workers),
                                    "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
         base = f"http://127.0.0.1:{http_port}"
-        headers = {"Authorization": f"Api-Key {raw}"}
-        rec_url = f"{base}/v1/recommendations/user/{user_id}?k=10"
-        _wait(rec_url, headers)
-        asyncio.run(_load(rec_url, headers, 3.0, concurrency))  # warm every worker
-        asyncio.run(_load(f"{base}/bench/bare", headers, 2.0, concurrency))
-        bare = asyncio.run(_load(f"{base}/bench/bare", headers, seconds, concurrency))
-        rec = asyncio.run(_load(rec_url, headers, seconds, concurrency))
-        return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers, "concurrency": concurrency, "seconds": seconds, "bare": bare,
-                "recommendations": rec, "ratio": rec["rps"] / bare["rps"]}
+
+        def rec(pk: int, raw: str) -> tuple[str, dict[str, str]]:
+            return f"{base}/v1/recommendations/user/{pk}?k=10", {"Authorization": f"Api-Key {raw}"}
+
+        warm = [rec(pk, raw) for pk, raw in members[:warm_users]]
+        bare = [(f"{base}/bench/bare", headers) for _, headers in warm]
+        cold = [rec(pk, raw) for pk, raw in members[warm_users:]]
+        _wait(*warm[0])
+        for _ in range(2):  # every worker serves every warm member
+            asyncio.run(_load(warm, max(seconds, 5.0), concurrency, workers=workers, probe=bare[0]))
+        asyncio.run(_load(bare, 2.0, concurrency, workers=workers, probe=bare[0]))
+        pids = _server_pids(server, redis)
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "warm": [], "cold": []}
+        spread = {"workers": workers, "probe": bare[0]}
+        for _ in range(rounds):
+            runs["bare"].append(_measured(bare, seconds, concurrency, pids, **spread))
+            runs["warm"].append(_measured(warm, seconds, concurrency, pids, **spread))
+            used = sum(r["requests"] for r in runs["cold"])
+            runs["cold"].append(_measured(cold[used:], seconds, concurrency, pids, cycle=False, **spread))
+        ratios = {name: float(np.median([r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]))
+                  for name in ("warm", "cold")}
+        return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers,
+                "concurrency": concurrency, "seconds": seconds, "rounds": rounds, "warm_users": warm_users,
+                **{name: _pooled(r) for name, r in runs.items()},
+                "ratio_warm": ratios["warm"], "ratio_cold": ratios["cold"],
+                "round_ratios": {name: [round(r["rps"] / b["rps"], 3) for r, b in zip(runs[name], runs["bare"], strict=True)]
+                                 for name in ("warm", "cold")}}
     finally:
         for proc in (server, redis):
             if proc is not None:
