@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -65,6 +66,7 @@ class Bundle:
         b.index = {m: i for i, m in enumerate(b.movie_ids)}
         b.popularity = np.load(directory / "popularity.npy", allow_pickle=False).astype(np.float64)
         b.popular_order = np.argsort(-b.popularity, kind="stable")
+        b.popularity_version = 0
         ens = json.loads((directory / "ensemble.json").read_text())
         b.ensemble = ens
         threshold = ens.get("gating_threshold")
@@ -111,6 +113,7 @@ class Bundle:
     def refresh_popularity(self) -> None:
         """Re-sort the popular list after the counts changed (online learning)."""
         self.popular_order = np.argsort(-self.popularity, kind="stable")
+        self.popularity_version += 1  # cached ranked pools (retrieval's popular source) are stale
 
     def set_weights(self, weights: np.ndarray, version: str) -> None:
         self.weights, self.weights_version = weights, version
@@ -246,6 +249,48 @@ def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: 
     return result
 
 
+def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
+              n_candidates: int, filters: dict[str, Any]) -> bytes:
+    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
+    the blend weights, the live popularity and the online ranker's weights (torch bumps ``_version`` on
+    every in-place update: an SGD step, a swapped-in state)."""
+    ranker = getattr(b.ranker, "net", None)
+    ranker_version = sum(p._version for p in ranker.parameters()) if ranker is not None else -1
+    parts = (b"pool", request_key(hist, ctx), b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
+             repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),
+                   b.popularity_version, ranker_version)).encode())
+    return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
+
+
+def _pool_bytes(pool: tuple[Any, ...]) -> int:
+    cands, relevance, norm = pool[0], pool[1], pool[2]
+    return int(cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
+               + 64 * len(cands.items))  # the per-candidate source lists
+
+
+def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
+                 k: int, n_candidates: int, filters: dict[str, Any]) -> tuple[Any, ...]:
+    """Retrieval and ranking: (candidates, relevance, normalised model scores, disagreement, gated)."""
+    query = b.faiss.user_query(recent)
+    results = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
+               "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
+               "knowledge_graph": _neighbour_vote(b.kg.neighbours, b.kg.scores, anchors, n_candidates // 4),
+               "popular": (b.popular_order[: n_candidates // 4], None)}
+    cands = union(results, exclude=hist, limit=n_candidates)
+    cands = _apply_filters(b, cands, k, hist, **filters)
+    if not len(cands.items):
+        return cands, None, None, None, False
+    gated, spread, norm, relevance = False, None, None, None
+    if b.model_names:
+        norm = normalise(_model_scores(b, hist, cands.items, ctx))
+        relevance = blend(norm, b.weights)
+        spread = disagreement(norm, relevance)
+        gated = spread > b.gating_threshold
+    if not b.model_names or gated:
+        relevance = _lite_scores(b, query, _content_scores(b, recent[-5:], cands.items), cands.items)
+    return cands, relevance, norm, spread, gated
+
+
 # ---- user recommendations -----------------------------------------------------------------------------
 def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] | None = None,
                    ratings: Sequence[float] | None = None, user_key: int | None = None, now: float | None = None,
@@ -264,29 +309,19 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
     recent = hist[-50:]
     liked = recent[rates[-50:] >= LIKED_RATING] if rates is not None else recent
     anchors = (liked if len(liked) else recent)[-3:]
-    query = b.faiss.user_query(recent)
-    results = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
-               "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
-               "knowledge_graph": _neighbour_vote(b.kg.neighbours, b.kg.scores, anchors, n_candidates // 4),
-               "popular": (b.popular_order[: n_candidates // 4], None)}
-    cands = union(results, exclude=hist, limit=n_candidates)
-    cands = _apply_filters(b, cands, k, hist, **filters)
+    ctx: dict[str, Any] = {"now": now}
+    if times is not None:
+        ctx["times"] = np.asarray(times, np.float64)[known]
+    if user_key is not None and int(user_key) in b.users:
+        ctx["user"] = b.users[int(user_key)]
+    key = _pool_key(b, hist, rates, ctx, k, n_candidates, filters)
+    pool = b.user_states.get(key).get("pool")
+    if pool is None:
+        pool = _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters)
+        b.user_states.put(key, {"pool": pool}, size=_pool_bytes(pool))
+    cands, relevance, norm, spread, gated = pool
     if not len(cands.items):
         return _cold_start(b, k, hist, explain, filters)
-    content = _content_scores(b, recent[-5:], cands.items)
-    gated, spread, norm = False, None, None
-    if b.model_names:
-        ctx: dict[str, Any] = {"now": now}
-        if times is not None:
-            ctx["times"] = np.asarray(times, np.float64)[known]
-        if user_key is not None and int(user_key) in b.users:
-            ctx["user"] = b.users[int(user_key)]
-        norm = normalise(_model_scores(b, hist, cands.items, ctx))
-        relevance = blend(norm, b.weights)
-        spread = disagreement(norm, relevance)
-        gated = spread > b.gating_threshold
-    if not b.model_names or gated:
-        relevance = _lite_scores(b, query, content, cands.items)
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed)
     result = _list(b, cands, chosen, scores, props, gated=gated, disagreement=spread,
                    temperature=b.temperature if temperature is None else temperature)

@@ -53,8 +53,9 @@ class UserStateCache:
             self.hits += 1
             return dict(entry[0])
 
-    def put(self, key: bytes, states: dict[str, Any]) -> None:
-        size = sum(getattr(s, "nbytes", 0) for s in states.values()) + 256
+    def put(self, key: bytes, states: dict[str, Any], size: int | None = None) -> None:
+        """Store ``states`` under ``key``; ``size``: their bytes when the values are not arrays."""
+        size = (size if size is not None else sum(getattr(s, "nbytes", 0) for s in states.values())) + 256
         if size > self.budget_bytes:
             return
         with self._lock:

@@ -76,3 +76,57 @@ def test_the_cache_stays_within_its_byte_budget_least_recent_out() -> None:
     assert cache.get(bytes([0])) == {} and "m" in cache.get(bytes([4]))
     cache.put(b"huge", {"m": np.zeros(10_000, np.float32)})  # larger than the whole budget: not stored
     assert cache.get(b"huge") == {}
+
+
+def test_a_returning_request_reuses_its_ranked_pool(tier2) -> None:  # noqa: ANN001
+    cache = tier2.bundle.user_states
+    cache.clear()
+    first = tier2.recommend_user(SCI_FI[:4], ratings=[5, 4, 5, 4], k=5, temperature=0.0, explain=True)
+    misses = cache.stats()["misses"]
+    again = tier2.recommend_user(SCI_FI[:4], ratings=[5, 4, 5, 4], k=5, temperature=0.0, explain=True)
+    assert cache.stats()["misses"] == misses and cache.stats()["hits"] >= 1
+    assert [i["movie_id"] for i in again.items] == [i["movie_id"] for i in first.items]
+    assert again.items[0]["explanation"] == first.items[0]["explanation"]
+    sampled = {tuple(i["movie_id"] for i in tier2.recommend_user(SCI_FI[:4], k=5, seed=s).items) for s in range(8)}
+    assert len(sampled) > 1  # the slate is still drawn per request from the cached pool
+
+
+def test_the_pool_key_follows_everything_the_pool_depends_on(tier2) -> None:  # noqa: ANN001
+    import torch
+
+    b = tier2.bundle
+    hist, rates, ctx, filters = np.asarray([3, 4, 5]), np.asarray([5.0, 4.0, 3.0], np.float32), {"now": None}, {
+        "genre": None, "year": None, "year_min": None, "year_max": None}
+
+    def key(**changes):  # noqa: ANN003, ANN202
+        args = {"hist": hist, "rates": rates, "ctx": ctx, "k": 10, "n_candidates": 100, "filters": filters, **changes}
+        return serving_engine._pool_key(b, args["hist"], args["rates"], args["ctx"], args["k"], args["n_candidates"],
+                                        args["filters"])
+
+    base = key()
+    assert key() == base
+    assert len({base, key(hist=hist[:2]), key(rates=rates * 0 + 1), key(k=5), key(n_candidates=500),
+                key(filters={**filters, "genre": "Drama"}), key(ctx={"now": 5.0})}) == 7
+    old_weights, old_version = b.weights, b.weights_version
+    try:
+        b.set_weights(np.full_like(old_weights, 1.0 / len(old_weights)), "even")
+        assert key() != base
+    finally:
+        b.set_weights(old_weights, old_version)
+    assert key() == base
+    b.refresh_popularity()  # online counters moved the popular list
+    assert key() != base
+    after_popularity = key()
+    ranker = b.ranker
+
+    class Ranker:
+        net = torch.nn.Linear(2, 1)
+
+    b.ranker = Ranker()
+    try:
+        before_step = key()
+        with torch.no_grad():
+            Ranker.net.weight.add_(0.1)  # an online SGD step updates the weights in place
+        assert key() != before_step and key() != after_popularity
+    finally:
+        b.ranker = ranker
