@@ -2,7 +2,7 @@
 
 One engine per process, loaded lazily on the first request (or by Celery's ``worker_process_init``).
 On every request the adapter compares two published versions with the loaded ones, cheaply (one cache
-read for both; Redis when configured): the active ensemble-weights version (hot-swapped from the database
+read for both, which also carries the member's rating-history token, catalog/history.py; Redis when configured): the active ensemble-weights version (hot-swapped from the database
 row) and the artifacts reload version (``ml:artifacts:reload-version``, set by ``POST /v1/artifacts/reload``,
 ``build_serving_artifacts`` and the nightly job's reload step). A reload version this process has not seen
 yet makes it re-read the bundle manifest once and reload the bundle when the manifest's version changed.
@@ -39,6 +39,11 @@ class EngineUnavailable(RuntimeError):
 def current_tier_name() -> str | None:
     """The loaded engine's tier name, or None when no engine has been loaded in this process."""
     return None if _engine is None else getattr(_engine, "tier_name", None)
+
+
+def current_cache_stats() -> dict[str, int] | None:
+    """Entries, bytes, hits and misses of this process's ranked-pool and user-state cache (None: no engine)."""
+    return None if _engine is None else _engine.bundle.user_states.stats()
 
 
 def serving_dir() -> Path:

@@ -21,15 +21,22 @@ def _serving_tier() -> str | None:
     return engine.current_tier_name()
 
 
+def _serving_cache() -> dict[str, int] | None:
+    from . import engine
+
+    return engine.current_cache_stats()
+
+
 class PlatformStatusApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=dict, summary="Version, serving tier, artifact versions, uptime")
+    @extend_schema(responses=dict, summary="Version, serving tier and cache, artifact versions, uptime")
     def get(self, request: Request) -> Response:
         manifests = artifact_manifests()
         return Response({
             "version": settings.APEX_VERSION,
             "serving_tier": _serving_tier(),
+            "serving_cache": _serving_cache(),  # this worker's pools and user states (docs/SERVING.md)
             "artifacts": {name: {"version": m.get("version"), "created_at": m.get("created_at")}
                           for name, m in manifests.items()},
             "uptime_s": platform_uptime_s(),

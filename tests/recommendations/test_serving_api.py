@@ -207,3 +207,22 @@ def test_out_of_range_plain_parameters_still_get_the_serializers_400(query) -> N
 
     with pytest.raises(ValidationError):
         _params(Request(APIRequestFactory().get(f"/x?{query}")))
+
+
+def test_a_returning_request_is_served_from_the_cache_until_the_member_rates(serving, alice_sci_fi) -> None:  # noqa: ANN001
+    from catalog.models import Movie
+    from catalog.services.ratings import rating_upsert
+
+    client = client_for(alice_sci_fi)
+    url = f"/v1/recommendations/user/{alice_sci_fi.pk}?k=20"
+    first = client.get(url).json()
+    cache = APIClient().get("/v1/platform/status").json()["serving_cache"]
+    again = client.get(url).json()
+    after = APIClient().get("/v1/platform/status").json()["serving_cache"]
+    assert after["hits"] > cache["hits"] and after["misses"] == cache["misses"]
+    assert len(again["items"]) == len(first["items"]) == 20
+    rated = first["items"][0]["movie_id"]
+    rating_upsert(user=alice_sci_fi, movie=Movie.objects.get(id=rated), value=2.0)
+    fresh = client.get(url).json()
+    assert rated not in {i["movie_id"] for i in fresh["items"]}  # the new rating reached the history and the pool
+    assert APIClient().get("/v1/platform/status").json()["serving_cache"]["misses"] > after["misses"]
