@@ -139,7 +139,8 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
             s = r[f"{kind}@{n}"]
             lines.append(f"| {r['tier']} | {label} | {n} | {s['p50']:.2f} | {s['p95']:.2f} | {s['p99']:.2f} |")
     lines += ["", "Each user request is a different member's history (30 movies); *user, repeated* asks for the same "
-              "histories again, when the models' user-side states are cached (ml_core/user_states.py).",
+              "histories again, when their ranked pools and the models' user-side states are cached "
+              "(ml_core/user_states.py).",
               "", "### Cold start and memory per worker", "", "| tier | cold start (s) | RSS (MB) | scorers |",
               "|---|---|---|---|"]
     for r in results:
