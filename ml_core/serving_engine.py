@@ -250,13 +250,13 @@ def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: 
 
 
 def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
-              n_candidates: int, filters: dict[str, Any]) -> bytes:
+              n_candidates: int, filters: dict[str, Any], kind: str = "user") -> bytes:
     """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
     the blend weights, the live popularity and the online ranker's weights (torch bumps ``_version`` on
     every in-place update: an SGD step, a swapped-in state)."""
     ranker = getattr(b.ranker, "net", None)
     ranker_version = sum(p._version for p in ranker.parameters()) if ranker is not None else -1
-    parts = (b"pool", request_key(hist, ctx), b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
+    parts = (b"pool-" + kind.encode(), request_key(hist, ctx), b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
              repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),
                    b.popularity_version, ranker_version)).encode())
     return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
@@ -347,6 +347,20 @@ def _neighbour_vote(neighbours: np.ndarray, scores: np.ndarray, anchors: np.ndar
     return uniq[top], total[top].astype(np.float32)
 
 
+def _item_pool(b: Bundle, i: int, anchor: np.ndarray, k: int, n_candidates: int, filters: dict[str, Any]
+               ) -> tuple[Any, ...]:
+    """Retrieval and ranking around one movie: (candidates, relevance, normalised model scores)."""
+    results = {"embedding": b.faiss.similar(i, n_candidates),
+               "content": b.content.similar(i, n_candidates // 2),
+               "knowledge_graph": b.kg.similar(i, n_candidates // 4)}
+    cands = union(results, exclude=anchor, limit=n_candidates)
+    cands = _apply_filters(b, cands, k, anchor, **filters)
+    if b.model_names:
+        norm = normalise(_model_scores(b, anchor, cands.items, {}))
+        return cands, blend(norm, b.weights), norm
+    return cands, _lite_scores(b, b.faiss.vectors[i], _content_scores(b, anchor, cands.items), cands.items), None
+
+
 # ---- item recommendations ------------------------------------------------------------------------------
 def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int = 100, genre: str | None = None,
                    year: int | None = None, year_min: int | None = None, year_max: int | None = None,
@@ -357,18 +371,13 @@ def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int =
     if i < 0:
         raise KeyError(movie_id)
     anchor = np.asarray([i], np.int64)
-    results = {"embedding": b.faiss.similar(i, n_candidates),
-               "content": b.content.similar(i, n_candidates // 2),
-               "knowledge_graph": b.kg.similar(i, n_candidates // 4)}
-    cands = union(results, exclude=anchor, limit=n_candidates)
-    cands = _apply_filters(b, cands, k, anchor, genre=genre, year=year, year_min=year_min, year_max=year_max)
-    norm = None
-    content = _content_scores(b, anchor, cands.items)
-    if b.model_names:
-        norm = normalise(_model_scores(b, anchor, cands.items, {}))
-        relevance = blend(norm, b.weights)
-    else:
-        relevance = _lite_scores(b, b.faiss.vectors[i], content, cands.items)
+    filters = {"genre": genre, "year": year, "year_min": year_min, "year_max": year_max}
+    key = _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item")  # the same for every visitor
+    pool = b.user_states.get(key).get("pool")
+    if pool is None:
+        pool = _item_pool(b, i, anchor, k, n_candidates, filters)
+        b.user_states.put(key, {"pool": pool}, size=_pool_bytes(pool))
+    cands, relevance, norm = pool
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed)
     result = _list(b, cands, chosen, scores, props, temperature=temperature or 0.0)
     if explain:

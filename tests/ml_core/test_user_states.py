@@ -130,3 +130,16 @@ def test_the_pool_key_follows_everything_the_pool_depends_on(tier2) -> None:  # 
         assert key() != before_step and key() != after_popularity
     finally:
         b.ranker = ranker
+
+
+def test_item_lists_reuse_their_pool_and_never_share_a_users(tier2) -> None:  # noqa: ANN001
+    cache = tier2.bundle.user_states
+    cache.clear()
+    movie = SCI_FI[0]
+    first = tier2.recommend_item(movie, k=5)
+    misses = cache.stats()["misses"]
+    again = tier2.recommend_item(movie, k=5)
+    assert cache.stats()["misses"] == misses
+    assert [i["movie_id"] for i in again.items] == [i["movie_id"] for i in first.items]
+    user = tier2.recommend_user([movie], k=5, temperature=0.0)  # a one-movie history: a user pool, not the item's
+    assert cache.stats()["misses"] > misses and movie not in {i["movie_id"] for i in user.items}
