@@ -6,8 +6,8 @@ Redis (and ``request_finished`` drops it again). This backend shares the client,
 all instances of the process that use the same servers and options. redis-py's pool is thread-safe and
 opens fresh connections in a forked child.
 
-Django's client also builds a new ``redis.Redis`` object for every cache call (about 0.2 ms: redis-py fills
-its response-callback table in ``__init__``); ``SharedRedisCacheClient`` builds one per pool and reuses it
+Django's client also builds a new ``redis.Redis`` object for every cache call (redis-py fills its
+response-callback table in ``__init__``); ``SharedRedisCacheClient`` builds one per pool and reuses it
 (a ``redis.Redis`` takes a connection from its pool per command, so threads can share it).
 """
 

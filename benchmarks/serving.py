@@ -55,9 +55,7 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
                 else:
                     engine.recommend_item(h[0], k=10, n_candidates=n)
                 times.append(time.perf_counter() - t)
-            ms = np.asarray(times[5:]) * 1e3
-            out[f"{kind}@{n}"] = {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-                                  "p99": float(np.percentile(ms, 99)), "n": int(len(ms))}
+            out[f"{kind}@{n}"] = _percentiles(times)
     engine.bundle.user_states.clear()
     for h in histories:  # a first time, untimed ...
         engine.recommend_user(h, k=10, n_candidates=100)
@@ -66,12 +64,19 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
         t = time.perf_counter()
         engine.recommend_user(h, k=10, n_candidates=100)
         times.append(time.perf_counter() - t)
-    ms = np.asarray(times[5:]) * 1e3
-    out["repeat@100"] = {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-                         "p99": float(np.percentile(ms, 99)), "n": int(len(ms))}
+    out["repeat@100"] = _percentiles(times)
     rss_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
     out["rss_mb"] = rss_kb / 1024
     print(json.dumps(out))
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50/p95/p99 in ms of timed requests, the first five (warm-up) left out."""
+    import numpy as np
+
+    ms = np.asarray(seconds[5:]) * 1e3
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "n": int(len(ms))}
 
 
 def _parity(bundle: str, n_requests: int) -> None:
@@ -182,7 +187,7 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
                   + "). Every request is a member asking for their own list with their own API key; the "
                   f"recommendation endpoint also meters the quota, reads the member's 30 ratings, serves k = 10 and "
                   f"enqueues the impressions (Redis). Returning members ({h['warm_users']}, in turn) were served "
-                  "before by every worker: their history and the models' user-side states are cached. A first "
+                  "before by every worker: their history, ranked pool and the models' user-side states are cached. A first "
                   "request reads the history from the database, seeds the quota counter and runs every model. "
                   "Server CPU: uvicorn workers, redis-server and PostgreSQL, per request."]
     lines += ["", "Targets: Tier 2 p50 <= 8 ms (100 candidates, all models); Tier 3 p50 <= 1 ms; endpoint "

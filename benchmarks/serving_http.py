@@ -9,7 +9,7 @@ most popular movies, seeded). Every request is one member asking for their own l
 
 * ``bare``: the bare endpoint, cycling over the warm members' keys;
 * ``warm``: the recommendation endpoint for the same members, cycling (each worker has served them before,
-  so their rating history and the models' user-side states are cached in the worker);
+  so their rating history, ranked pool and the models' user-side states are cached in the worker);
 * ``cold``: the recommendation endpoint, each request a member never served before (history read from
   the database, quota counter seeded, every model run from scratch).
 
@@ -130,11 +130,10 @@ async def _balanced_clients(concurrency: int, workers: int, probe: tuple[str, di
 
 
 async def _load(targets: list[tuple[str, dict[str, str]]], seconds: float, concurrency: int, *,
-                cycle: bool = True, workers: int = 1, probe: tuple[str, dict[str, str]] | None = None
-                ) -> dict[str, Any]:
-    """Keep ``concurrency`` keep-alive connections busy for ``seconds`` on the targets, in order (cycling, or
-    each once: then the run also ends when they are used up); with ``probe`` (the bare endpoint), the
-    connections are spread evenly over ``workers`` first."""
+                workers: int, probe: tuple[str, dict[str, str]], cycle: bool = True) -> dict[str, Any]:
+    """Keep ``concurrency`` keep-alive connections, spread evenly over ``workers`` by asking ``probe`` (the
+    bare endpoint), busy for ``seconds`` on the targets in order (cycling, or each once: then the run also
+    ends when they are used up)."""
     import httpx
 
     latencies: list[float] = []
@@ -157,11 +156,7 @@ async def _load(targets: list[tuple[str, dict[str, str]]], seconds: float, concu
                 if not sample:
                     sample.append(r.text[:300])
 
-    if probe is not None:
-        clients = await _balanced_clients(concurrency, workers, probe)
-    else:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [httpx.AsyncClient(timeout=30, limits=limits) for _ in range(concurrency)]
+    clients = await _balanced_clients(concurrency, workers, probe)
     try:
         start = time.perf_counter()
         stop = start + seconds
@@ -276,14 +271,13 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
             runs["warm"].append(_measured(warm, seconds, concurrency, pids, **spread))
             used = sum(r["requests"] for r in runs["cold"])
             runs["cold"].append(_measured(cold[used:], seconds, concurrency, pids, cycle=False, **spread))
-        ratios = {name: float(np.median([r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]))
-                  for name in ("warm", "cold")}
+        per_round = {name: [r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]
+                     for name in ("warm", "cold")}
         return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers,
                 "concurrency": concurrency, "seconds": seconds, "rounds": rounds, "warm_users": warm_users,
                 **{name: _pooled(r) for name, r in runs.items()},
-                "ratio_warm": ratios["warm"], "ratio_cold": ratios["cold"],
-                "round_ratios": {name: [round(r["rps"] / b["rps"], 3) for r, b in zip(runs[name], runs["bare"], strict=True)]
-                                 for name in ("warm", "cold")}}
+                "ratio_warm": float(np.median(per_round["warm"])), "ratio_cold": float(np.median(per_round["cold"])),
+                "round_ratios": {name: [round(x, 3) for x in values] for name, values in per_round.items()}}
     finally:
         for proc in (server, redis):
             if proc is not None:

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from .models import Rating
+from .selectors import rating_list_for_user
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def history_keys(user_id: int) -> list[str]:
 def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = None) -> History:
     """The user's ``limit`` most recent ratings, oldest first; ``published``: the values of ``history_keys``."""
     if not enabled() or published is None:
-        return _query(user.pk, limit)
+        return _query(user, limit)
     token, epoch = published.get(token_key(user.pk)), published.get(EPOCH_KEY)
     with _lock:
         entry = _entries.get(user.pk)
@@ -90,7 +90,7 @@ def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = 
                 and entry.limit == limit and time.monotonic() - entry.stored_at < MAX_AGE_S):
             _entries.move_to_end(user.pk)
             return entry.history
-    history = _query(user.pk, limit)
+    history = _query(user, limit)
     if token is None:  # first read since the cache was emptied: create a token, unless a writer set one
         token = uuid.uuid4().hex
         try:
@@ -107,9 +107,8 @@ def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = 
     return history
 
 
-def _query(user_id: int, limit: int) -> History:
-    rows = list(Rating.objects.filter(user_id=user_id).order_by("-rated_at", "-id")
-                .values_list("movie_id", "rated_at", "value")[:limit])
+def _query(user: Any, limit: int) -> History:
+    rows = list(rating_list_for_user(user=user).values_list("movie_id", "rated_at", "value")[:limit])
     rows.reverse()
     return History([r[0] for r in rows], [r[1].timestamp() for r in rows], [float(r[2]) for r in rows])
 

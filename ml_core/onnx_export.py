@@ -187,10 +187,11 @@ class OnnxScorer:
         """What the model computes from the user alone, before any candidate: SASRec's user vector, the
         Neural-ODE state evolved to now, or the whole score row (diffusion, hyperbolic); None for a history
         the model does not know. The serving engine caches it per request inputs (serving_engine)."""
-        if not len(_known(history, self.n_items)):
+        known = _known(history, self.n_items)
+        if not len(known):
             return None
         if self.name == "sasrec":
-            return self._sasrec_user(_known(history, self.n_items))
+            return self._sasrec_user(known)
         if self._vector_state:
             return self._ode_states([UserContext(history=history, **context)])[0]
         return self.score_batch([UserContext(history=history, **context)])[0]

@@ -256,16 +256,22 @@ def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[s
     every in-place update: an SGD step, a swapped-in state)."""
     ranker = getattr(b.ranker, "net", None)
     ranker_version = sum(p._version for p in ranker.parameters()) if ranker is not None else -1
-    parts = (b"pool-" + kind.encode(), request_key(hist, ctx), b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
-             repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),
+    parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
+             b"" if rates is None else np.asarray(rates, np.float32).tobytes(), repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),
                    b.popularity_version, ranker_version)).encode())
     return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
 
 
-def _pool_bytes(pool: tuple[Any, ...]) -> int:
-    cands, relevance, norm = pool[0], pool[1], pool[2]
-    return int(cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
-               + 64 * len(cands.items))  # the per-candidate source lists
+def _cached_pool(b: Bundle, key: bytes, build: Any) -> tuple[Any, ...]:
+    """The ranked pool stored under ``key``, or ``build()``'s, stored; (candidates, relevance, norm, ...)."""
+    pool = b.user_states.get(key).get("pool")
+    if pool is None:
+        pool = build()
+        cands, relevance, norm = pool[0], pool[1], pool[2]
+        size = (cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
+                + 64 * len(cands.items))  # + the per-candidate source lists
+        b.user_states.put(key, {"pool": pool}, size=int(size))
+    return pool
 
 
 def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
@@ -314,12 +320,9 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
         ctx["times"] = np.asarray(times, np.float64)[known]
     if user_key is not None and int(user_key) in b.users:
         ctx["user"] = b.users[int(user_key)]
-    key = _pool_key(b, hist, rates, ctx, k, n_candidates, filters)
-    pool = b.user_states.get(key).get("pool")
-    if pool is None:
-        pool = _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters)
-        b.user_states.put(key, {"pool": pool}, size=_pool_bytes(pool))
-    cands, relevance, norm, spread, gated = pool
+    cands, relevance, norm, spread, gated = _cached_pool(
+        b, _pool_key(b, hist, rates, ctx, k, n_candidates, filters),
+        lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters))
     if not len(cands.items):
         return _cold_start(b, k, hist, explain, filters)
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed)
@@ -372,12 +375,9 @@ def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int =
         raise KeyError(movie_id)
     anchor = np.asarray([i], np.int64)
     filters = {"genre": genre, "year": year, "year_min": year_min, "year_max": year_max}
-    key = _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item")  # the same for every visitor
-    pool = b.user_states.get(key).get("pool")
-    if pool is None:
-        pool = _item_pool(b, i, anchor, k, n_candidates, filters)
-        b.user_states.put(key, {"pool": pool}, size=_pool_bytes(pool))
-    cands, relevance, norm = pool
+    cands, relevance, norm = _cached_pool(  # one pool per movie and parameters, the same for every visitor
+        b, _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item"),
+        lambda: _item_pool(b, i, anchor, k, n_candidates, filters))
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed)
     result = _list(b, cands, chosen, scores, props, temperature=temperature or 0.0)
     if explain:

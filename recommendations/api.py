@@ -53,8 +53,8 @@ LIST_PARAMS = [OpenApiParameter(name, type, description=desc) for name, type, de
     ("candidates", int, "retrieval pool size (10-1000, default 100)"))]
 
 
-# One bound instance validates every request: building a serializer deep-copies its fields (about 0.5 ms,
-# a tenth of a Tier 3 request). ``run_validation`` keeps no state on the instance, so threads can share it.
+# One bound instance validates every request: building a serializer deep-copies all its fields each time.
+# ``run_validation`` keeps no state on the instance, so threads can share it.
 _LIST_PARAMS = ListParams()
 _LIST_PARAMS.fields  # noqa: B018 - bind the fields once, before any request thread reads them
 

@@ -2,8 +2,8 @@
 
 One engine per process, loaded lazily on the first request (or by Celery's ``worker_process_init``).
 On every request the adapter compares two published versions with the loaded ones, cheaply (one cache
-read for both, which also carries the member's rating-history token, catalog/history.py; Redis when configured): the active ensemble-weights version (hot-swapped from the database
-row) and the artifacts reload version (``ml:artifacts:reload-version``, set by ``POST /v1/artifacts/reload``,
+read for both, which also carries the member's rating-history keys, catalog/history.py; Redis when
+configured): the active ensemble-weights version (hot-swapped from the database row) and the artifacts reload version (``ml:artifacts:reload-version``, set by ``POST /v1/artifacts/reload``,
 ``build_serving_artifacts`` and the nightly job's reload step). A reload version this process has not seen
 yet makes it re-read the bundle manifest once and reload the bundle when the manifest's version changed.
 With a per-process cache (no Redis), a missing weights key falls back to one indexed query, cached for
@@ -24,7 +24,6 @@ from django.core.cache import cache
 _engine = None
 _seen_reload_version: str | None = None  # the last published reload version this process acted on
 _lock = threading.Lock()
-_published = threading.local()
 log = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "apex:serving:weights-version"
@@ -50,11 +49,13 @@ def serving_dir() -> Path:
     return Path(settings.ML_ARTIFACTS_DIR) / "serving"
 
 
-def get_engine(extra_keys: list[str] | None = None) -> Any:
-    """This process's engine (loaded on first use), synchronised with the published versions.
+def get_engine() -> Any:
+    """This process's engine (loaded on first use), synchronised with the published versions."""
+    return get_engine_reading([])[0]
 
-    ``extra_keys`` are read from the cache in the same round trip; their values are then in ``published()``.
-    """
+
+def get_engine_reading(extra_keys: list[str]) -> tuple[Any, dict[str, Any]]:
+    """``get_engine()``, plus the cache values of ``extra_keys``, read in the same round trip as the versions."""
     global _engine
     if _engine is None:
         with _lock:
@@ -67,13 +68,7 @@ def get_engine(extra_keys: list[str] | None = None) -> Any:
                                             "`python manage.py build_serving_artifacts`")
                 _engine = load_engine(directory, parse_tier(settings.APEX_SERVING_TIER))
                 _apply_active_weights(_engine)
-    _sync(_engine, extra_keys or [])
-    return _engine
-
-
-def published() -> dict[str, Any]:
-    """The cache values read by this thread's last ``get_engine`` (its ``extra_keys`` included)."""
-    return getattr(_published, "values", {})
+    return _engine, _sync(_engine, extra_keys)
 
 
 def reset_engine() -> None:
@@ -91,10 +86,10 @@ def warm(**_: object) -> None:
         log.warning("serving engine not loaded at worker start: %s", exc)
 
 
-def _sync(engine: Any, extra_keys: list[str]) -> None:
+def _sync(engine: Any, extra_keys: list[str]) -> dict[str, Any]:
+    """Apply newly published versions; returns everything read (``extra_keys`` included)."""
     global _seen_reload_version
     published = cache.get_many([BUNDLE_KEY, WEIGHTS_KEY, *extra_keys])  # one round trip to Redis
-    _published.values = published
     bundle = published.get(BUNDLE_KEY)
     if bundle and bundle != _seen_reload_version:
         _seen_reload_version = bundle  # act once per published version, not on every request
@@ -106,6 +101,7 @@ def _sync(engine: Any, extra_keys: list[str]) -> None:
         cache.set(WEIGHTS_KEY, version, VERSION_TTL_S)
     if version and version != engine.weights_version:
         _apply_active_weights(engine)
+    return published
 
 
 def _active_version() -> str:
@@ -167,8 +163,8 @@ def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> d
     """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id."""
     from catalog.history import history_keys
 
-    engine = get_engine(history_keys(user.pk) if user is not None else None)
-    history, times, ratings = user_history(user, published=published()) if user is not None else ([], [], [])
+    engine, published = get_engine_reading(history_keys(user.pk) if user is not None else [])
+    history, times, ratings = user_history(user, published=published) if user is not None else ([], [], [])
     # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
     key = user_id if engine.bundle.ensemble.get("dataset") == "catalog" else None
     result = engine.recommend_user(history, times=times, ratings=ratings, user_key=key, **params)
