@@ -121,3 +121,11 @@ def _celery_eager_unless_services(request: pytest.FixtureRequest):
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+@pytest.fixture
+def probe(request: pytest.FixtureRequest):  # noqa: ANN201
+    """Record probe counts for docs/RELIABILITY.md (tests/probes.py)."""
+    from tests.probes import Probe
+
+    return Probe(test=request.node.nodeid)
