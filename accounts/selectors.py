@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 
+from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -23,6 +25,21 @@ def profile_get(*, user: AbstractBaseUser) -> Profile:
     """The user's profile, created empty on first use (users made outside register have none)."""
     profile, _ = Profile.objects.get_or_create(user=user)
     return profile
+
+
+def user_email_verified(*, user: AbstractBaseUser) -> bool:
+    """Whether the user may hold API credentials: a verified address, when verification is mandatory.
+
+    The same rule as the portal's sign-in (allauth's ``ACCOUNT_EMAIL_VERIFICATION``); with "optional" or
+    "none" an unverified account gets tokens and keys too (the documented unverified tier).
+    """
+    if getattr(settings, "ACCOUNT_EMAIL_VERIFICATION", "mandatory") != "mandatory":
+        return True
+    return EmailAddress.objects.filter(user=user, verified=True).exists()
+
+
+def api_key_count_active(*, user: AbstractBaseUser) -> int:
+    return ApiKey.objects.filter(user=user, revoked_at__isnull=True).count()
 
 
 def api_key_list(*, user: AbstractBaseUser, include_revoked: bool = True) -> QuerySet[ApiKey]:
@@ -67,6 +84,11 @@ def api_key_find_active(*, raw: str) -> ApiKey | None:
     if key.revoked_at is not None or not key.user.is_active:
         return None
     return key
+
+
+def api_key_ids_of(*, user_id: int) -> list[int]:
+    """Ids of every key the user has had (revoked ones included)."""
+    return list(ApiKey.objects.filter(user_id=user_id).values_list("pk", flat=True))
 
 
 def api_key_ids_existing(*, ids: list[int]) -> set[int]:

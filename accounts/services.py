@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
@@ -16,12 +17,20 @@ from django.utils import timezone
 
 from .keys import key_generate, key_hash
 from .models import ApiKey, Profile
-from .selectors import api_key_cache_key, api_key_get_for, profile_get
+from .selectors import api_key_cache_key, api_key_count_active, api_key_get_for, profile_get, user_email_verified
 
 logger = logging.getLogger(__name__)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per key
 MAX_FAVOURITE_GENRES = 20
+
+
+class ApiKeyRefused(ValidationError):
+    """The member may not have another key now: ``reason`` is "unverified" or "limit"."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, code=reason)
+        self.reason = reason
 
 
 @transaction.atomic
@@ -80,13 +89,28 @@ def onboarding_complete(*, user: AbstractBaseUser, favourite_genres: list[str] |
     return profile
 
 
-def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """Create a key and return it with the full secret, which is never retrievable again."""
+@transaction.atomic
+def api_key_create(*, user: AbstractBaseUser, name: str, by_operator: bool = False) -> tuple[ApiKey, str]:
+    """Create a key and return it with the full secret, which is never retrievable again.
+
+    A member needs a verified e-mail address (when verification is mandatory) and fewer than
+    ``API_KEYS_MAX_PER_USER`` active keys, else ApiKeyRefused; an operator in the admin (``by_operator``) may
+    issue keys regardless. The user row is locked, so concurrent requests cannot pass the cap together.
+    """
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the key a name."})
     if len(name) > 100:
         raise ValidationError({"name": "At most 100 characters."})
+    if not by_operator:
+        get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        if not user_email_verified(user=user):
+            raise ApiKeyRefused("Verify your e-mail address first: API keys are issued to verified accounts only.",
+                                reason="unverified")
+        limit = int(getattr(settings, "API_KEYS_MAX_PER_USER", 10))
+        if api_key_count_active(user=user) >= limit:
+            raise ApiKeyRefused(f"You have {limit} active API keys, the most allowed; revoke one you no longer "
+                                f"use before creating another.", reason="limit")
     prefix, raw = key_generate()
     key = ApiKey.objects.create(user=user, name=name, prefix=prefix, hashed_key=key_hash(raw))
     logger.info("api key %s created for user %s", prefix, user.pk)

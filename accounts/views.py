@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from .forms import ApiKeyCreateForm, FavouriteGenresForm, OnboardingForm
 from .onboarding import onboarding_candidates, onboarding_submit
 from .selectors import api_key_list, profile_get
-from .services import api_key_create, api_key_revoke, profile_update
+from .services import ApiKeyRefused, api_key_create, api_key_revoke, profile_update
 
 
 def _genre_names() -> list[str]:
@@ -40,9 +40,13 @@ def api_key_list_page(request: HttpRequest) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():
-        key, new_key = api_key_create(user=request.user, name=form.cleaned_data["name"])
-        messages.success(request, f"Key {key.prefix}… created. Copy it now: it will not be shown again.")
-        form = ApiKeyCreateForm()
+        try:
+            key, new_key = api_key_create(user=request.user, name=form.cleaned_data["name"])
+        except ApiKeyRefused as exc:
+            messages.error(request, exc.messages[0])
+        else:
+            messages.success(request, f"Key {key.prefix}… created. Copy it now: it will not be shown again.")
+            form = ApiKeyCreateForm()
     return render(request, "accounts/api_keys.html",
                   {"form": form, "keys": api_key_list(user=request.user), "new_key": new_key})
 

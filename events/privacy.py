@@ -1,4 +1,4 @@
-"""Differentially private recommendation analytics: Laplace noise per query, and a ε accountant per analyst.
+"""Differentially private recommendation analytics: Laplace noise per query, and a ε accountant per member.
 
 Neighbouring datasets differ in one interaction (event-level privacy). A count query's L1
 sensitivity is the most buckets one interaction can change: 1 for hour and demographic bucket
@@ -7,6 +7,8 @@ genre histogram (the catalogue is public, so this bound leaks nothing). The rele
 bucket is ``count + Laplace(0, sensitivity / ε)``; the set of buckets is fixed in advance (all
 hours, all catalogue genres, all demographic buckets), so it does not depend on the data either.
 Budgets compose sequentially: every answered query spends its ε; past the budget, queries are refused.
+The analyst is the member (``user:<id>``): all of a member's API keys and their own session share one
+budget, so minting keys buys no extra ε.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Sum
 from django.db.models.functions import ExtractHour
 
+from accounts.selectors import api_key_ids_of
 from catalog.selectors import genre_list
 
 from .demographics import DEMOGRAPHIC_BUCKETS, demographic_buckets
@@ -98,9 +101,22 @@ def true_counts(*, dimension: str, kind: str | None = None) -> tuple[dict[str, f
     raise ValueError(f"unknown dimension {dimension!r}; expected one of {', '.join(DIMENSIONS)}")
 
 
+def _legacy_spent(analyst: str) -> float:
+    """ε a member spent through per-key budgets ('key:<id>', before budgets were per member): carried over."""
+    if not analyst.startswith("user:") or not analyst[5:].isdigit():
+        return 0.0
+    legacy = [f"key:{pk}" for pk in api_key_ids_of(user_id=int(analyst[5:]))]
+    spent = PrivacyBudget.objects.filter(analyst__in=legacy).aggregate(total=Sum("spent_epsilon"))["total"]
+    return float(spent or 0.0)
+
+
 def privacy_budget_get(*, analyst: str) -> PrivacyBudget:
-    budget, _ = PrivacyBudget.objects.get_or_create(
-        analyst=analyst, defaults={"budget_epsilon": float(getattr(settings, "PRIVACY_EPSILON_BUDGET", 10.0))})
+    """The analyst's budget (``user:<id>``: one per member, shared by all their keys), created on first use."""
+    budget = PrivacyBudget.objects.filter(analyst=analyst).first()
+    if budget is None:
+        budget, _ = PrivacyBudget.objects.get_or_create(analyst=analyst, defaults={
+            "budget_epsilon": float(getattr(settings, "PRIVACY_EPSILON_BUDGET", 10.0)),
+            "spent_epsilon": _legacy_spent(analyst)})
     return budget
 
 

@@ -12,10 +12,22 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
     password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def verified_email(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        """A verified primary address, as after sign-up and verification; ``UserFactory(verified_email=False)``
+        leaves the account unverified (no tokens or API keys while verification is mandatory)."""
+        if not create or extracted is False or not self.email:
+            return
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.get_or_create(user=self, email=self.email.lower(),
+                                           defaults={"verified": True, "primary": True})
 
 
 class GenreFactory(factory.django.DjangoModelFactory):

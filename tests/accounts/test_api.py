@@ -14,17 +14,25 @@ from accounts.services import api_key_revoke
 pytestmark = pytest.mark.django_db
 
 
-def test_a_machine_registers_gets_tokens_and_calls_the_api(django_capture_on_commit_callbacks):
+def test_a_machine_registers_verifies_then_gets_tokens_and_calls_the_api(client, django_capture_on_commit_callbacks):
+    import re
+
     api = APIClient()
     with django_capture_on_commit_callbacks(execute=True):
         registered = api.post("/v1/auth/register", {"username": "robot", "email": "robot@example.com",
                                                     "password": "a-long-unguessable-passphrase"}, format="json")
     assert registered.status_code == 201, registered.content
-    assert {"id", "access", "refresh"} <= registered.json().keys()
-    assert "/accounts/confirm-email/" in mail.outbox[-1].body  # the person behind it can verify the address
+    body = registered.json()
+    assert not {"access", "refresh"} & body.keys()  # no credentials before the address is verified
+    assert body["verification_required"] is True and "Verify your e-mail address" in body["detail"]
+    credentials = {"username": "robot", "password": "a-long-unguessable-passphrase"}
+    refused = api.post("/v1/auth/token", credentials, format="json")
+    assert refused.status_code == 403 and "Verify your e-mail address" in refused.json()["detail"]
 
-    token = api.post("/v1/auth/token", {"username": "robot", "password": "a-long-unguessable-passphrase"},
-                     format="json")
+    link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+)", mail.outbox[-1].body).group(1)
+    assert client.post(link).status_code == 302  # the person behind it verifies the address
+
+    token = api.post("/v1/auth/token", credentials, format="json")
     assert token.status_code == 200
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access']}")
     me = api.get("/v1/auth/me")
@@ -32,6 +40,17 @@ def test_a_machine_registers_gets_tokens_and_calls_the_api(django_capture_on_com
 
     refreshed = APIClient().post("/v1/auth/token/refresh", {"refresh": token.json()["refresh"]}, format="json")
     assert refreshed.status_code == 200 and refreshed.json()["access"]
+
+
+def test_with_optional_verification_registration_is_the_documented_unverified_tier(settings):
+    settings.ACCOUNT_EMAIL_VERIFICATION = "optional"
+    api = APIClient()
+    registered = api.post("/v1/auth/register", {"username": "robot", "email": "robot@example.com",
+                                                "password": "a-long-unguessable-passphrase"}, format="json")
+    assert registered.status_code == 201 and registered.json()["verification_required"] is False
+    token = api.post("/v1/auth/token", {"username": "robot", "password": "a-long-unguessable-passphrase"},
+                     format="json")
+    assert token.status_code == 200
 
 
 def test_registration_explains_what_is_wrong():
