@@ -167,7 +167,24 @@ LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
-ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # new people land on onboarding after sign-up
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # onboarding after sign-up; rate limits by the real client IP
+# Failed portal logins: 10/min per address and 5 per 5 min per account × address (the adapter keys "key" so);
+# the account-wide backoff that spares the owner's own addresses is AUTH_BACKOFF's (accounts/lockout.py).
+ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ACCOUNT_RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key")}
+# Load balancers / reverse proxies in front of APEX (addresses or CIDRs). X-Forwarded-For is honoured only when
+# the direct peer is one of them, read right to left up to the first untrusted hop (apex_site/client_ip.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+# Sign-in backoff for /v1/auth/token, the portal and /admin/login/: free failures per bucket, then a wait of
+# base_s * 2^k seconds (at most max_s) before the next attempt is evaluated; counts expire after window_s.
+AUTH_BACKOFF = {
+    "free_per_account_ip": env_int("AUTH_BACKOFF_FREE_PER_ACCOUNT_IP", 5),
+    "free_per_ip": env_int("AUTH_BACKOFF_FREE_PER_IP", 20),
+    "free_per_account": env_int("AUTH_BACKOFF_FREE_PER_ACCOUNT", 20),  # from addresses it never signed in from
+    "base_s": env_float("AUTH_BACKOFF_BASE_S", 1.0),
+    "max_s": env_float("AUTH_BACKOFF_MAX_S", 900.0),
+    "window_s": env_float("AUTH_BACKOFF_WINDOW_S", 3600.0),
+}
+API_KEYS_MAX_PER_USER = env_int("API_KEYS_MAX_PER_USER", 10)  # active keys per member (operators may exceed it)
 
 EMAIL_URL = env_str("EMAIL_HOST")
 if EMAIL_URL:
@@ -193,6 +210,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    # DRF's own get_ident trusts any X-Forwarded-For without NUM_PROXIES; our throttles use apex_site.client_ip and
+    # 0 keeps any other throttle on REMOTE_ADDR
+    "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_RATES": {"burst": env_str("THROTTLE_BURST", "120/min"), "anon": env_str("THROTTLE_ANON", "60/min")},
 }
 SPECTACULAR_SETTINGS = {

@@ -7,9 +7,10 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
+from apex_site.client_ip import ClientIpThrottleMixin
 
 
-class BurstThrottle(SimpleRateThrottle):
+class BurstThrottle(ClientIpThrottleMixin, SimpleRateThrottle):  # get_ident: the real client address
     """Short-window rate limit (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["burst"], e.g. 120/min)."""
 
     scope = "burst"

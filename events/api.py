@@ -135,11 +135,11 @@ class PrivacyBudgetRefused(APIException):
 
 
 def analyst_of(request: Request) -> str:
-    """The accountant's key: the API key (each key has its own budget) or a staff user; others may not ask."""
-    key = request_api_key(request)
-    if key is not None:
-        return f"key:{key.pk}"
-    if request.user.is_staff:
+    """The accountant's key: the member behind the call, ``user:<id>``, whether by API key or (staff) in person.
+
+    One budget per member: every key of theirs and their own session draw on it, so more keys buy no more ε.
+    """
+    if request_api_key(request) is not None or request.user.is_staff:
         return f"user:{request.user.pk}"
     raise PermissionDenied("Recommendation analytics are for staff analysts and API keys.")
 

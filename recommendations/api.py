@@ -14,9 +14,9 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from apex_site.client_ip import AnonRateThrottle  # per real client address (TRUSTED_PROXIES)
 from billing.quota import QuotaMixin
 from catalog.selectors import movie_get, movie_list_by_ids
 

@@ -81,14 +81,26 @@ def test_the_budget_is_spent_per_query_and_refused_past_the_limit(client, staff,
                 .values_list("epsilon", "refused")) == [(0.6, False), (0.5, True), (0.4, False), (0.01, True)]
 
 
-def test_each_api_key_has_its_own_budget(client, api_key_for_alice, staff, interactions, settings):
-    settings.PRIVACY_EPSILON_BUDGET = 0.5
-    assert client.get(URL, {"epsilon": 0.5}, **api_key_for_alice.headers).status_code == 200
-    assert client.get(URL, {"epsilon": 0.5}, **api_key_for_alice.headers).status_code == 403
+def test_all_keys_of_a_member_share_one_budget(client, alice, staff, interactions, settings):
+    from accounts.services import api_key_create
+    from tests.factories import IssuedApiKey
+
+    settings.PRIVACY_EPSILON_BUDGET = 1.0
+    keys = [IssuedApiKey(*api_key_create(user=alice, name=f"app {i}")) for i in range(3)]
+    codes = [client.get(URL, {"epsilon": 0.5}, **key.headers).status_code for key in keys]
+    assert codes == [200, 200, 403]  # three keys, still one member's 1.0 ε
     client.force_login(staff)
-    assert client.get(URL, {"epsilon": 0.5}).status_code == 200
-    assert set(PrivacyBudget.objects.values_list("analyst", flat=True)) == {
-        f"key:{api_key_for_alice.key.pk}", f"user:{staff.pk}"}
+    assert client.get(URL, {"epsilon": 0.5}).status_code == 200  # another member: another budget
+    assert {b.analyst: b.spent_epsilon for b in PrivacyBudget.objects.all()} == {
+        f"user:{alice.pk}": pytest.approx(1.0), f"user:{staff.pk}": pytest.approx(0.5)}
+
+
+def test_epsilon_spent_through_per_key_budgets_is_carried_into_the_members(client, api_key_for_alice, interactions,
+                                                                          settings):
+    settings.PRIVACY_EPSILON_BUDGET = 1.0
+    PrivacyBudget.objects.create(analyst=f"key:{api_key_for_alice.key.pk}", budget_epsilon=1.0, spent_epsilon=0.8)
+    assert client.get(URL, {"epsilon": 0.5}, **api_key_for_alice.headers).status_code == 403
+    assert client.get(URL, {"epsilon": 0.2}, **api_key_for_alice.headers).status_code == 200
 
 
 def test_people_who_are_not_analysts_are_refused(client, alice):
