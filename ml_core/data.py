@@ -1,7 +1,28 @@
-"""Interactions and vocabularies, read from MovieLens files or from plain arrays.
+"""Interactions and vocabularies, read from MovieLens files, a plain interaction CSV or arrays.
 
 Everything here is plain numpy; the catalog app and the lakehouse gold tables feed
 the same :class:`Interactions` through :func:`interactions_from_arrays`.
+
+Event order. A user's events are ordered by time, and events with the *same* time by a
+tie-break key (:func:`tiebreak_keys`): a 64-bit hash of (dataset name, raw user id, raw item id).
+Equal timestamps carry no order, so the key is pseudo-random, fixed per dataset, and depends on
+neither the file order nor the order of the ids (MovieLens files are sorted by user, then item id;
+a stable sort would make the held-out item of every tie the higher id, which a model can learn).
+:meth:`Interactions.chronological_order` is the one place the order is derived; the split, the
+training sequences and every temporal feature use it.
+
+Layouts read by :func:`load_dataset` (a name in ``DATASETS`` or a path):
+
+* a folder with ``u.data`` (ml-100k; ``u.item``/``u.genre`` optional);
+* a folder with a MovieLens ``ratings.csv`` (``userId,movieId,rating,timestamp``; ``movies.csv`` optional);
+* a folder with ``interactions.csv``, or any ``.csv`` file, in the generic layout (:func:`read_interaction_csv`):
+  a header row, ``user_id,item_id`` required, ``rating`` and ``timestamp`` optional, plus an optional
+  ``items.csv`` beside it (``item_id[,title][,genres][,year]``, genres ``|``-separated).
+
+Missing parts fall back: no timestamps -> each user's events are ordered as in the file and ``times`` are
+positions (``has_timestamps`` False); no rating column -> implicit events, every row a positive
+(``has_ratings`` False); no item file -> no titles, genres or years. :func:`missing_metadata` lists what
+a dataset lacks so that models and cards can say which features fell back.
 """
 
 from __future__ import annotations
@@ -51,6 +72,38 @@ class Vocabulary:
         return cls(np.asarray(raw, dtype=np.int64))
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def tiebreak_keys(name: str, user_raw: np.ndarray, item_raw: np.ndarray) -> np.ndarray:
+    """uint64 key per row ordering one user's equal-time events: splitmix64 of (dataset name, user, item).
+
+    Deterministic and fixed per dataset (the name seeds it), the same whatever the file order, and
+    unrelated to the order of the ids, so which of two tied events is held out is a coin flip per pair.
+    """
+    seed = np.uint64(int.from_bytes(hashlib.sha256(f"apex-tiebreak:{name}".encode()).digest()[:8], "little"))
+    users = np.asarray(user_raw, np.int64).astype(np.uint64)
+    items = np.asarray(item_raw, np.int64).astype(np.uint64)
+    return _splitmix64(_splitmix64(seed ^ users) ^ items)
+
+
+def positions_as_times(user_raw: np.ndarray) -> np.ndarray:
+    """Each row's position among its user's rows in file order (0, 1, ...): the clock of an order-only log."""
+    users = np.asarray(user_raw)
+    order = np.argsort(users, kind="stable")
+    starts = np.r_[0, np.flatnonzero(users[order][1:] != users[order][:-1]) + 1]
+    counts = np.diff(np.r_[starts, len(users)])
+    pos = np.empty(len(users), np.int64)
+    pos[order] = np.arange(len(users)) - np.repeat(starts, counts)
+    return pos
+
+
 @dataclass
 class Interactions:
     """Implicit-feedback log: one row per (user, item, time), indices into the vocabularies."""
@@ -65,6 +118,14 @@ class Interactions:
     item_titles: dict[int, str] = field(default_factory=dict)  # item index -> title
     item_genres: dict[int, list[str]] = field(default_factory=dict)  # item index -> genres
     item_years: dict[int, int] = field(default_factory=dict)  # item index -> release year
+    tiebreak: np.ndarray | None = field(default=None, repr=False)  # uint64 (n,) order of equal-time events
+    has_timestamps: bool = True  # False: `times` are positions in each user's file order (no clock)
+    has_ratings: bool = True  # False: implicit events only, `ratings` are all 1
+
+    def __post_init__(self) -> None:
+        if self.tiebreak is None:  # built directly from indices: hash the raw ids behind them
+            self.tiebreak = tiebreak_keys(self.name, self.user_vocab.raw_ids[self.users],
+                                          self.item_vocab.raw_ids[self.items])
 
     @property
     def n_users(self) -> int:
@@ -79,23 +140,32 @@ class Interactions:
 
     def subset(self, mask: np.ndarray) -> Interactions:
         """Rows where mask is true, same vocabularies and metadata."""
+        assert self.tiebreak is not None
         return Interactions(
             self.users[mask], self.items[mask], self.times[mask], self.ratings[mask],
             self.user_vocab, self.item_vocab, self.name, self.item_titles, self.item_genres, self.item_years,
+            tiebreak=self.tiebreak[mask], has_timestamps=self.has_timestamps, has_ratings=self.has_ratings,
         )
 
+    def chronological_order(self) -> np.ndarray:
+        """Row numbers grouped by user index, each user's rows by time, equal times by the tie-break key."""
+        # the row number only separates exact duplicates (same user, item and time): no order to leak
+        return np.lexsort((np.arange(len(self)), self.tiebreak, self.times, self.users))
+
+    def user_bounds(self, order: np.ndarray) -> np.ndarray:
+        """(n_users + 1,) offsets: user u's rows are order[bounds[u] : bounds[u + 1]]."""
+        return np.searchsorted(self.users[order], np.arange(self.n_users + 1))
+
     def sequences(self) -> list[np.ndarray]:
-        """Per user (by index), item indices in chronological order (stable on ties)."""
-        order = np.lexsort((np.arange(len(self)), self.times, self.users))
-        users, items = self.users[order], self.items[order]
-        bounds = np.searchsorted(users, np.arange(self.n_users + 1))
+        """Per user (by index), item indices in chronological order (ties by the tie-break key)."""
+        order = self.chronological_order()
+        items, bounds = self.items[order], self.user_bounds(order)
         return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def time_sequences(self) -> list[np.ndarray]:
-        """Per user, the unix times matching :meth:`sequences`."""
-        order = np.lexsort((np.arange(len(self)), self.times, self.users))
-        users, times = self.users[order], self.times[order]
-        bounds = np.searchsorted(users, np.arange(self.n_users + 1))
+        """Per user, the unix times (or positions, without timestamps) matching :meth:`sequences`."""
+        order = self.chronological_order()
+        times, bounds = self.times[order], self.user_bounds(order)
         return [times[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def matrix(self) -> scipy.sparse.csr_matrix:  # noqa: F821
@@ -118,10 +188,14 @@ class Interactions:
 
 
 def interactions_from_arrays(
-    user_raw: np.ndarray, item_raw: np.ndarray, times: np.ndarray, ratings: np.ndarray | None = None,
+    user_raw: np.ndarray, item_raw: np.ndarray, times: np.ndarray | None, ratings: np.ndarray | None = None,
     *, name: str = "custom", item_raw_vocab: np.ndarray | None = None,
 ) -> Interactions:
-    """Build Interactions from raw ids; vocabularies are sorted raw ids."""
+    """Build Interactions from raw ids; vocabularies are sorted raw ids.
+
+    ``times=None``: the log has only an order (each user's rows in the given order; times become positions).
+    ``ratings=None``: implicit events (every row a positive, ratings 1).
+    """
     user_raw = np.asarray(user_raw, dtype=np.int64)
     item_raw = np.asarray(item_raw, dtype=np.int64)
     user_vocab = Vocabulary(np.unique(user_raw))
@@ -129,14 +203,40 @@ def interactions_from_arrays(
     users = np.searchsorted(user_vocab.raw_ids, user_raw)
     items = item_vocab.indices(item_raw) if item_raw_vocab is not None else np.searchsorted(item_vocab.raw_ids, item_raw)
     r = np.ones(len(users), np.float32) if ratings is None else np.asarray(ratings, dtype=np.float32)
-    return Interactions(users.astype(np.int64), items.astype(np.int64), np.asarray(times, dtype=np.int64), r,
-                        user_vocab, item_vocab, name)
+    t = positions_as_times(user_raw) if times is None else np.asarray(times, dtype=np.int64)
+    return Interactions(users.astype(np.int64), items.astype(np.int64), t, r, user_vocab, item_vocab, name,
+                        tiebreak=tiebreak_keys(name, user_raw, item_raw), has_timestamps=times is not None,
+                        has_ratings=ratings is not None)
+
+
+def missing_metadata(data: Interactions) -> list[str]:
+    """What the dataset lacks, among "timestamps", "ratings", "genres", "years" (models fall back without it)."""
+    present = {"timestamps": data.has_timestamps, "ratings": data.has_ratings,
+               "genres": any(data.item_genres.values()), "years": bool(data.item_years)}
+    return [k for k, ok in present.items() if not ok]
+
+
+def dataset_profile(data: Interactions) -> dict:
+    """Shape of a dataset for run files and cards: sizes, history lengths, missing metadata, equal-time events."""
+    lengths = np.bincount(data.users, minlength=data.n_users)
+    order = data.chronological_order()
+    same_user = data.users[order][1:] == data.users[order][:-1]
+    tied = same_user & (data.times[order][1:] == data.times[order][:-1])
+    return {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": len(data),
+            "median_history": float(np.median(lengths)) if len(lengths) else 0.0,
+            "missing": missing_metadata(data),
+            "share_events_tied_with_previous": round(float(tied.sum() / max(same_user.sum(), 1)), 4),
+            "tiebreak": "splitmix64(dataset name, user, item)"}
 
 
 def _read_ml100k(folder: Path) -> Interactions:
     raw = np.loadtxt(folder / "u.data", dtype=np.int64)
     data = interactions_from_arrays(raw[:, 0], raw[:, 1], raw[:, 3], raw[:, 2], name="ml-100k")
-    genre_names = [line.split("|")[0] for line in (folder / "u.genre").read_text("latin-1").splitlines() if line]
+    if not (folder / "u.item").exists():
+        return data
+    genre_file = folder / "u.genre"
+    genre_text = genre_file.read_text("latin-1") if genre_file.exists() else ""
+    genre_names = [line.split("|")[0] for line in genre_text.splitlines() if line]
     with open(folder / "u.item", encoding="latin-1") as fh:
         for row in csv.reader(fh, delimiter="|"):
             idx = data.item_vocab.index(int(row[0]))
@@ -153,8 +253,11 @@ def _read_ml_latest(folder: Path, name: str) -> Interactions:
     import pandas as pd
 
     ratings = pd.read_csv(folder / "ratings.csv")
-    data = interactions_from_arrays(ratings.userId.values, ratings.movieId.values, ratings.timestamp.values,
-                                    ratings.rating.values, name=name)
+    data = interactions_from_arrays(ratings.userId.values, ratings.movieId.values,
+                                    ratings.timestamp.values if "timestamp" in ratings else None,
+                                    ratings.rating.values if "rating" in ratings else None, name=name)
+    if not (folder / "movies.csv").exists():
+        return data
     movies = pd.read_csv(folder / "movies.csv")
     for mid, title, genres in movies[["movieId", "title", "genres"]].itertuples(index=False):
         idx = data.item_vocab.index(int(mid))
@@ -168,6 +271,91 @@ def _read_ml_latest(folder: Path, name: str) -> Interactions:
     return data
 
 
+COLUMN_ALIASES = {  # generic layout: first matching header (case-insensitive) wins
+    "user_id": ("user_id", "userid", "user"),
+    "item_id": ("item_id", "itemid", "item", "movieid", "movie_id"),
+    "rating": ("rating", "value", "score"),
+    "timestamp": ("timestamp", "time", "ts", "datetime", "date"),
+}
+
+
+def _column(frame, role: str) -> str | None:  # noqa: ANN001 - a pandas DataFrame
+    lowered = {str(c).strip().lower(): c for c in frame.columns}
+    return next((lowered[a] for a in COLUMN_ALIASES[role] if a in lowered), None)
+
+
+def _integer_ids(values) -> tuple[np.ndarray, list[str] | None]:  # noqa: ANN001 - a pandas Series
+    """Integer raw ids as they are; other ids become 1-based ranks in sorted order (with the labels)."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(values):
+        return values.to_numpy(np.int64), None
+    codes, labels = pd.factorize(values.astype(str), sort=True)
+    return codes.astype(np.int64) + 1, [str(x) for x in labels]
+
+
+def _unix_seconds(values) -> np.ndarray:  # noqa: ANN001 - a pandas Series
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(np.float64).astype(np.int64)
+    stamps = pd.to_datetime(values, utc=True)
+    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def read_interaction_csv(path: Path | str, name: str | None = None) -> Interactions:
+    """An interaction log in the generic CSV layout (see the module docstring).
+
+    Columns by header (case-insensitive; aliases in ``COLUMN_ALIASES``): ``user_id``, ``item_id`` (integers,
+    or any strings, numbered 1.. in sorted order), optional ``rating`` (explicit value; absent = implicit),
+    optional ``timestamp`` (unix seconds or ISO 8601; absent = file order within each user). An ``items.csv``
+    beside it adds titles, genres and years.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    frame = pd.read_csv(path)
+    cols = {role: _column(frame, role) for role in COLUMN_ALIASES}
+    if cols["user_id"] is None or cols["item_id"] is None:
+        raise DatasetError(f"{path}: needs a header with user_id and item_id columns "
+                           f"(optional rating, timestamp); found {list(frame.columns)}")
+    frame = frame.dropna(subset=[cols["user_id"], cols["item_id"]])
+    users, _ = _integer_ids(frame[cols["user_id"]])
+    items, item_labels = _integer_ids(frame[cols["item_id"]])
+    times = None if cols["timestamp"] is None else _unix_seconds(frame[cols["timestamp"]])
+    ratings = None if cols["rating"] is None else frame[cols["rating"]].to_numpy(np.float32)
+    data = interactions_from_arrays(users, items, times, ratings, name=name or _dataset_name(path))
+    if item_labels is not None:
+        data.item_titles = {data.item_vocab.index(i + 1): label for i, label in enumerate(item_labels)}
+    item_file = path.parent / "items.csv"
+    if item_file.exists():
+        _attach_item_csv(data, item_file, {str(v): k for k, v in data.item_titles.items()} if item_labels else None)
+    return data
+
+
+def _dataset_name(path: Path) -> str:
+    return path.parent.name if path.stem in ("interactions", "ratings") else path.stem
+
+
+def _attach_item_csv(data: Interactions, path: Path, by_label: dict[str, int] | None) -> None:
+    """Titles, genres (``|``-separated) and years from ``items.csv`` (``item_id[,title][,genres][,year]``)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"item_id": str})
+    for row in frame.to_dict("records"):
+        key = str(row["item_id"])
+        idx = by_label.get(key, -1) if by_label is not None else (data.item_vocab.index(int(key))
+                                                                   if key.lstrip("-").isdigit() else -1)
+        if idx < 0:
+            continue
+        if isinstance(row.get("title"), str):
+            data.item_titles[idx] = row["title"]
+        if isinstance(row.get("genres"), str) and row["genres"]:
+            data.item_genres[idx] = [g for g in row["genres"].split("|") if g]
+        if pd.notna(row.get("year", None)):
+            data.item_years[idx] = int(row["year"])
+
+
 DATASETS = {
     "ml-100k": lambda: _read_ml100k(SHARED_DATA / "ml-100k"),
     "ml-latest-small": lambda: _read_ml_latest(
@@ -176,17 +364,32 @@ DATASETS = {
 }
 
 
+def _is_movielens_ratings(path: Path) -> bool:
+    header = path.open(encoding="utf-8", errors="replace").readline().strip().split(",")
+    return {"userId", "movieId"} <= set(header)
+
+
 def load_dataset(name_or_path: str) -> Interactions:
-    """A named dataset (``ml-100k``, ``ml-latest-small``) or a MovieLens folder path."""
+    """A named dataset (``ml-100k``, ``ml-latest-small``), a dataset folder or an interaction CSV file.
+
+    Folders: ``u.data`` (ml-100k), a MovieLens ``ratings.csv``, or ``interactions.csv`` / a ``ratings.csv``
+    in the generic layout (:func:`read_interaction_csv`).
+    """
     if name_or_path in DATASETS:
         return DATASETS[name_or_path]()
     path = Path(name_or_path)
+    if path.is_file() and path.suffix == ".csv":
+        return read_interaction_csv(path)
     if (path / "u.data").exists():
         return _read_ml100k(path)
     if (path / "ratings.csv").exists():
-        return _read_ml_latest(path, path.name)
-    raise DatasetError(f"unknown dataset {name_or_path!r}: expected one of {sorted(DATASETS)} "
-                       "or a folder with u.data or ratings.csv")
+        if _is_movielens_ratings(path / "ratings.csv"):
+            return _read_ml_latest(path, path.name)
+        return read_interaction_csv(path / "ratings.csv", path.name)
+    if (path / "interactions.csv").exists():
+        return read_interaction_csv(path / "interactions.csv", path.name)
+    raise DatasetError(f"unknown dataset {name_or_path!r}: expected one of {sorted(DATASETS)}, a folder with "
+                       "u.data, ratings.csv or interactions.csv, or a .csv file (user_id,item_id[,rating][,timestamp])")
 
 
 def save_vocab(directory: Path, data_or_vocab: Interactions | Vocabulary) -> None:

@@ -2,9 +2,16 @@
 
 Protocol (used by every model, the ensemble and the online learner):
 
-* Split: per user, interactions sorted by time (ties keep file order, a stable sort);
-  the last is the test target, the second-to-last the validation target, the rest
-  train. Users with fewer than 3 interactions stay entirely in train.
+* Split: per user, interactions sorted by time, equal times by the dataset's seeded tie-break
+  key (:func:`ml_core.data.tiebreak_keys`: a hash of dataset name, user and item, so neither
+  the file order nor the id order decides which tied event is held out); the last is the test
+  target, the second-to-last the validation target, the rest train. Users with fewer than 3
+  interactions stay entirely in train.
+* Tied targets: a user whose target shares its timestamp with the event before it (the
+  validation item for test, the last train item for validation) is "tied": which of the two is
+  the target is the tie-break's coin flip. Every evaluation also reports ``n_tied_users`` and
+  HR@10/NDCG@10 over the untied users only (``hr@10_untied``, ``ndcg@10_untied``) and the tied
+  ones (``..._tied``), so a model cannot hide a tie artefact in the headline.
 * Models are trained on train only, selected and early-stopped on validation
   NDCG@10 (full ranking), and the selected model is reported on test (RecBole style).
   At test time the model sees the validation item as part of the history.
@@ -55,6 +62,8 @@ class Split:
     test_time: np.ndarray
     sampled_negatives: np.ndarray  # int64 (n_users, 100): -1 padded when the catalogue is too small
     test_rows: np.ndarray  # row numbers (into full) of the test interactions
+    valid_tied: np.ndarray  # bool (n_users,): the validation event has the same time as the last train event
+    test_tied: np.ndarray  # bool (n_users,): the test event has the same time as the validation event
 
     @property
     def n_items(self) -> int:
@@ -64,6 +73,10 @@ class Split:
         """Users with a target for stage 'valid' or 'test'."""
         target = self.valid_item if stage == "valid" else self.test_item
         return np.flatnonzero(target >= 0)
+
+    def tied(self, stage: str) -> np.ndarray:
+        """bool (n_users,): users whose stage target shares its timestamp with the event before it."""
+        return self.valid_tied if stage == "valid" else self.test_tied
 
     def contexts(self, stage: str, users: np.ndarray) -> list[UserContext]:
         """What the model may see when predicting the stage's target of each user."""
@@ -85,27 +98,28 @@ class Split:
 
 
 def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
-    """Chronological leave-one-out split with fixed sampled negatives (seeded)."""
-    order = np.lexsort((np.arange(len(data)), data.times, data.users))
-    users = data.users[order]
-    bounds = np.searchsorted(users, np.arange(data.n_users + 1))
-    counts = np.diff(bounds)
-    is_test = np.zeros(len(data), bool)
-    is_valid = np.zeros(len(data), bool)
-    has = counts >= 3
-    is_test[order[bounds[1:][has] - 1]] = True
-    is_valid[order[bounds[1:][has] - 2]] = True
+    """Chronological leave-one-out split (ties by the tie-break key) with fixed sampled negatives (seeded)."""
+    order = data.chronological_order()
+    bounds = data.user_bounds(order)
+    has = np.diff(bounds) >= 3
+    ends = bounds[1:][has]
+    test_rows, valid_rows, before_rows = order[ends - 1], order[ends - 2], order[ends - 3]
+    owners = data.users[test_rows]
     valid_item = np.full(data.n_users, -1, np.int64)
     test_item = np.full(data.n_users, -1, np.int64)
     valid_time = np.zeros(data.n_users, np.int64)
     test_time = np.zeros(data.n_users, np.int64)
-    valid_item[data.users[is_valid]] = data.items[is_valid]
-    valid_time[data.users[is_valid]] = data.times[is_valid]
-    test_item[data.users[is_test]] = data.items[is_test]
-    test_time[data.users[is_test]] = data.times[is_test]
-    train = data.subset(~(is_test | is_valid))
+    valid_item[owners], valid_time[owners] = data.items[valid_rows], data.times[valid_rows]
+    test_item[owners], test_time[owners] = data.items[test_rows], data.times[test_rows]
+    valid_tied = np.zeros(data.n_users, bool)
+    test_tied = np.zeros(data.n_users, bool)
+    valid_tied[owners] = data.times[valid_rows] == data.times[before_rows]
+    test_tied[owners] = data.times[test_rows] == data.times[valid_rows]
+    held = np.zeros(len(data), bool)
+    held[test_rows] = held[valid_rows] = True
+    train = data.subset(~held)
     return Split(train, data, train.sequences(), train.time_sequences(), valid_item, valid_time,
-                 test_item, test_time, _sample_negatives(data, seed), np.flatnonzero(is_test))
+                 test_item, test_time, _sample_negatives(data, seed), np.sort(test_rows), valid_tied, test_tied)
 
 
 def _sample_negatives(data: Interactions, seed: int) -> np.ndarray:
@@ -189,6 +203,15 @@ def top_k(scores: np.ndarray, excluded: sparse.csr_matrix, k: int = K) -> np.nda
     return np.take_along_axis(part, order, axis=1)
 
 
+def _tie_metrics(ranks: np.ndarray, tied: np.ndarray, k: int) -> dict[str, float]:
+    """HR@k/NDCG@k over the untied and the tied users separately (NaN for an empty group), and the tied count."""
+    out: dict[str, float] = {"n_tied_users": int(tied.sum())}
+    for label, mask in (("untied", ~tied), ("tied", tied)):
+        part = rank_metrics(ranks[mask], k) if mask.any() else {f"hr@{k}": float("nan"), f"ndcg@{k}": float("nan")}
+        out.update({f"hr@{k}_{label}": part[f"hr@{k}"], f"ndcg@{k}_{label}": part[f"ndcg@{k}"]})
+    return out
+
+
 def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512,
              full_only: bool = False, users: Sequence[int] | None = None, k: int = K) -> dict[str, float]:
     """Metrics of a fitted model on the split's 'valid' or 'test' targets."""
@@ -209,7 +232,9 @@ def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512
         if not full_only:
             sampled.append(ranks_sampled(scores, targets, split.sampled_negatives[batch]))
             tops.append(top_k(scores, excluded))
-    out = rank_metrics(np.concatenate(full), k)
+    ranks = np.concatenate(full)
+    out = rank_metrics(ranks, k)
+    out.update(_tie_metrics(ranks, split.tied(stage)[users], k))
     if not full_only:
         out.update({f"sampled_{name}": v for name, v in rank_metrics(np.concatenate(sampled), k).items()})
         out.update(beyond_accuracy(np.concatenate(tops), split.train))

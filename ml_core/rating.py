@@ -203,9 +203,9 @@ class RatingSplit:
 
 
 def rating_split(data: Interactions) -> RatingSplit:
-    """Per user by time (ties keep file order): last = test, second-to-last = validation (>= 3 ratings)."""
-    order = np.lexsort((np.arange(len(data)), data.times, data.users))
-    bounds = np.searchsorted(data.users[order], np.arange(data.n_users + 1))
+    """Per user by time (ties by the tie-break key): last = test, second-to-last = validation (>= 3 ratings)."""
+    order = data.chronological_order()
+    bounds = data.user_bounds(order)
     has = np.diff(bounds) >= 3
     ends = bounds[1:][has]
     targets, held = {}, np.zeros(len(data), bool)

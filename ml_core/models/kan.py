@@ -143,9 +143,8 @@ class KANRanker(TorchRecommender):
     @staticmethod
     def _label_split(data: Any, per_user: int) -> tuple[Any, list[UserContext], list[np.ndarray]]:
         """Training log minus each user's last events, one context per user and its label items."""
-        order = np.lexsort((np.arange(len(data)), data.times, data.users))
-        users = data.users[order]
-        bounds = np.searchsorted(users, np.arange(data.n_users + 1))
+        order = data.chronological_order()  # equal times by the tie-break key, as in the split
+        bounds = data.user_bounds(order)
         is_label = np.zeros(len(data), bool)
         contexts, labels = [], []
         for u in range(data.n_users):

@@ -48,7 +48,7 @@ def test_the_split_holds_out_each_users_last_two_ratings_by_time(slice_data) -> 
     assert len(split.train) == len(slice_data) - len(test["items"]) - len(valid["items"])
     for u, history in zip(test["users"][:20].tolist(), test["histories"][:20], strict=True):
         rows = np.flatnonzero(slice_data.users == u)
-        last = rows[np.lexsort((rows, slice_data.times[rows]))][-1]
+        last = rows[np.lexsort((slice_data.tiebreak[rows], slice_data.times[rows]))][-1]  # equal times: the key
         assert slice_data.times[history].max() <= slice_data.times[last] and last not in history
 
 
