@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import REPO_ROOT, DatasetError, load_dataset
+from .data import REPO_ROOT, DatasetError, dataset_profile, fallback_notes, load_dataset
 
 log = logging.getLogger("ml_core")
 
@@ -196,6 +196,7 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "torch_threads": _torch_threads(),
         "quick": quick,
         "data_snapshot": split.train.snapshot(),
+        "fallbacks": fallback_notes(name, getattr(cls, "metadata_fallbacks", {}), split.full),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     model.export(directory)
@@ -231,7 +232,10 @@ def _torch_threads() -> int:
 
 
 def _protocol(split: Any) -> dict[str, Any]:
-    return {"split": "chronological leave-one-out (last=test, second-to-last=validation)",
+    return {"split": "chronological leave-one-out (last=test, second-to-last=validation; equal times ordered by "
+                     "a seeded hash of dataset, user and item)",
+            "n_tied_test_users": int(split.test_tied[split.eval_users("test")].sum()),
+            "dataset_profile": dataset_profile(split.full),
             "selection": "validation NDCG@10, full ranking", "ties": "pessimistic",
             "n_eval_users": int(len(split.eval_users("test"))), "sampled_negatives": 100,
             "train_interactions": len(split.train)}

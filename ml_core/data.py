@@ -216,17 +216,36 @@ def missing_metadata(data: Interactions) -> list[str]:
     return [k for k, ok in present.items() if not ok]
 
 
+DATASET_NOTES = {  # what each missing part means for every model (the card's dataset line)
+    "timestamps": "no timestamps: each user's events are in file order and `times` are positions",
+    "ratings": "implicit events only: every event is a positive",
+    "genres": "no genres",
+    "years": "no release years",
+}
+SHORT_HISTORY = 10  # median events per user below which the card flags short histories
+
+
+def fallback_notes(model: str, fallbacks: dict[str, str], data: Interactions) -> list[str]:
+    """``"<model>: <what it does instead>"`` for each metadata the model wants (``fallbacks`` keys) but data lacks."""
+    missing = missing_metadata(data)
+    return [f"{model}: {text}" for need, text in fallbacks.items() if need in missing]
+
+
 def dataset_profile(data: Interactions) -> dict:
     """Shape of a dataset for run files and cards: sizes, history lengths, missing metadata, equal-time events."""
     lengths = np.bincount(data.users, minlength=data.n_users)
     order = data.chronological_order()
     same_user = data.users[order][1:] == data.users[order][:-1]
     tied = same_user & (data.times[order][1:] == data.times[order][:-1])
+    median = float(np.median(lengths)) if len(lengths) else 0.0
+    missing = missing_metadata(data)
+    notes = [DATASET_NOTES[m] for m in missing]
+    if median < SHORT_HISTORY:
+        notes.append(f"short histories: median {median:g} events per user (users with fewer than 3 stay in train)")
     return {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": len(data),
-            "median_history": float(np.median(lengths)) if len(lengths) else 0.0,
-            "missing": missing_metadata(data),
-            "share_events_tied_with_previous": round(float(tied.sum() / max(same_user.sum(), 1)), 4),
-            "tiebreak": "splitmix64(dataset name, user, item)"}
+            "median_history": median, "missing": missing, "notes": notes,
+            "share_events_tied_with_previous": round(float(tied.sum() / max(int(same_user.sum()), 1)), 4),
+            "tiebreak": "splitmix64 hash of (dataset name, user id, item id)"}
 
 
 def _read_ml100k(folder: Path) -> Interactions:

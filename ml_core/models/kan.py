@@ -88,6 +88,13 @@ class KANRanker(TorchRecommender):
 
     name = "kan"
     config_cls = KANConfig
+    # what the features do without the metadata they use (the card lists the ones that applied)
+    metadata_fallbacks: ClassVar[dict[str, str]] = {
+        "genres": "genre features unavailable (genre_cos is 0), ranking on interaction and popularity features",
+        "years": "release-year features unavailable (year and year_gap are constant)",
+        "timestamps": "no timestamps: recent-popularity and item-age features (pop_1w, pop_4w, item_age_w) are "
+                      "constant; recency comes from the order of events",
+    }
     search_space: ClassVar[list[dict]] = [{}, {"grid_size": 8}]
     tune_budget_s: ClassVar[float] = 150.0  # try the next configuration only while under this
 
@@ -167,19 +174,24 @@ class KANRanker(TorchRecommender):
             chunk = contexts[start : start + 128]
             feats = builder.features(chunk)
             for row, ctx in enumerate(chunk):
-                out += [feats[row, self._candidates(feats[row, :, 0], ctx.history, pos, labels[start + row], rng)]
-                        for pos in labels[start + row]]
+                for pos in labels[start + row]:
+                    cand = self._candidates(feats[row, :, 0], ctx.history, pos, labels[start + row], rng)
+                    if cand is not None:
+                        out.append(feats[row, cand])
         return torch.from_numpy(np.stack(out))
 
     def _candidates(self, ease: np.ndarray, history: Sequence[int], positive: int, avoid: Sequence[int],
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator) -> np.ndarray | None:
         cfg = self.config
         banned = np.zeros(len(ease), bool)
         banned[known(history, len(ease))] = True
         banned[np.asarray(avoid, np.int64)] = True
         pool = np.flatnonzero(~banned)
+        if len(pool) == 0:  # the user saw the whole catalogue: nothing to rank the positive against
+            return None
         top = pool[np.argsort(-ease[pool])[:200]]
-        hard = rng.choice(top, size=min(cfg.n_hard, len(top)), replace=False)
+        # a catalogue smaller than the list repeats negatives, so that every list has the same length
+        hard = rng.choice(top, size=cfg.n_hard, replace=len(top) < cfg.n_hard)
         uniform = rng.choice(pool, size=cfg.n_uniform, replace=len(pool) < cfg.n_uniform)
         return np.concatenate([[positive], hard, uniform]).astype(np.int64)
 

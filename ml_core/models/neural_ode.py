@@ -143,6 +143,10 @@ class NeuralODE(TorchRecommender):
 
     name = "neural_ode"
     config_cls = NeuralODEConfig
+    metadata_fallbacks: ClassVar[dict[str, str]] = {
+        "timestamps": "no timestamps: events are one position (1 s) apart, so the state barely flows between "
+                      "events and moves by its GRU jumps (an ordered GRU, no real-time decay)",
+    }
     search_space: ClassVar[list[dict]] = [{}]  # one fit already takes ~5 min on the shared box
 
     def warp(self, gaps_s: np.ndarray) -> np.ndarray:
