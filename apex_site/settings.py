@@ -7,6 +7,8 @@ Celery broker/result backend and Channels layer to Redis. See README's variable 
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -20,12 +22,27 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 APEX_VERSION = "0.1.0"
 APEX_THREADS = pin_threads()
 
-DEBUG = env_bool("DEBUG", True)
+# DEBUG and SECRET_KEY (README's variable table). The development key is public, so it signs nothing that
+# reaches a real service: it is accepted only with DEBUG on and neither DATABASE_URL nor REDIS_URL set.
+# With a real service configured, DEBUG defaults to off and a SECRET_KEY is required (bin/run makes one in
+# var/secret_key for local use). pytest (it sets PYTEST_VERSION for its run) keeps the development defaults
+# with the URLs set, as CI runs it: DEBUG on (pytest-django turns it off inside tests) and, without a key,
+# a random one for the run, exported so the servers and workers the tests start sign with the same key.
+DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 - public on purpose
+REAL_SERVICES = bool(env_str("DATABASE_URL") or env_str("REDIS_URL"))
+_UNDER_PYTEST = bool(env_str("PYTEST_VERSION"))
+DEBUG = env_bool("DEBUG", not REAL_SERVICES or _UNDER_PYTEST)
 SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
+if not SECRET_KEY and _UNDER_PYTEST and REAL_SERVICES:
+    SECRET_KEY = os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
+if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 - accepted only with DEBUG on
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (the development key is public)")
+    if REAL_SERVICES:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set: the development key is public and "
+            "would let anyone sign sessions and JWTs (bin/run generates one in var/secret_key)")
+    SECRET_KEY = DEV_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -56,6 +73,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apex_site.middleware.SecurityHeadersMiddleware",  # CSP + Permissions-Policy on every response
+    "apex_site.middleware.ApiJsonErrorsMiddleware",  # /v1 errors are JSON in every mode (apex_site.errors)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apex_site.slo.LatencyMiddleware",
@@ -201,6 +220,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "APEX <noreply@apex.local>")
 # --- DRF ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apex_site.errors.api_exception_handler",  # {"detail", "code"}
     # JWT first so an unauthenticated call gets 401 with a WWW-Authenticate header (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -284,6 +304,21 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# Error reports (debug pages, mails) mask service URLs and any credentials in URLs (apex_site.errors).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apex_site.errors.SecretMaskingFilter"
+# Every page's scripts and styles are static files (no inline code); posters come from TMDB over https,
+# placeholders are data: URIs; the websocket is same-origin. /docs loads Swagger UI from its CDN.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY_DOCS = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+                                "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+                                "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+PERMISSIONS_POLICY = env_str(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")
 
 LOGGING = {
     "version": 1,

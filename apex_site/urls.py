@@ -1,8 +1,18 @@
-"""Root URLs: admin, allauth, dj-stripe webhooks, the /v1 API, its schema/docs, and the pages."""
+"""Root URLs: admin, allauth, dj-stripe webhooks, the /v1 API, its schema/docs, and the pages.
+
+The error handlers answer JSON under /v1 and HTML pages elsewhere (apex_site.errors).
+"""
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import errors
+
+handler400 = errors.handler400
+handler403 = errors.handler403
+handler404 = errors.handler404
+handler500 = errors.handler500
 
 api_patterns = [
     path("platform/", include("recommendations.platform_urls")),
@@ -18,7 +28,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # the split view serves its start-up script as a file, so the page needs no inline script (CSP)
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("v1/", include(api_patterns)),
     path("account/", include("accounts.urls")),
     path("billing/", include("billing.urls")),

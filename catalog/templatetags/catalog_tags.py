@@ -19,7 +19,7 @@ def movie_poster(movie: Movie, css_class: str = "poster") -> str:
     if movie.poster_url:
         return format_html(
             '<img class="{}" src="{}" alt="{}" width="{}" height="{}" loading="lazy" decoding="async" '
-            'data-fallback="{}" onerror="this.onerror=null;this.src=this.dataset.fallback">',
+            'data-fallback="{}">',  # static/js/apex.js swaps in the fallback on error (no inline handler: CSP)
             css_class, movie.poster_url, alt, WIDTH, HEIGHT, fallback)
     return format_html('<img class="{} placeholder" src="{}" alt="{}" width="{}" height="{}">',
                        css_class, fallback, alt, WIDTH, HEIGHT)

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY",
-                                                         "DJANGO_ALLOW_ASYNC_UNSAFE"}}  # browser tests set the last
+                                                         "DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_VERSION"}}
+    # browser tests set DJANGO_ALLOW_ASYNC_UNSAFE; PYTEST_VERSION keeps the development defaults (settings.py)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=300)
 

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings_in_subprocess(env: dict[str, str], expr: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    # PYTEST_VERSION too: it keeps the development defaults for the test run itself (apex_site/settings.py)
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "PYTEST_VERSION"}}
     code = f"import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','apex_site.settings'); " \
            f"from django.conf import settings; print({expr})"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env},
@@ -48,7 +50,8 @@ def test_embedded_default_needs_nothing_installed():
 
 def test_urls_switch_in_postgresql_and_redis():
     out = _settings_in_subprocess(
-        {"DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+        {"DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://127.0.0.1:6379/0",
+         "SECRET_KEY": "k" * 60},  # real services refuse the public development key
         "settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'], "
         "settings.CHANNEL_LAYERS['default']['BACKEND'], settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER")
     assert out.returncode == 0, out.stderr
