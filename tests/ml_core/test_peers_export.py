@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.peers import (ScoreTable, export_split, metrics, read_split_files, scores_from_top_k,
-                              train_only_input)
+from benchmarks.peers import ScoreTable, export_split, metrics, read_split_files, scores_from_top_k, train_only_input
 from ml_core.data import interactions_from_arrays
-from ml_core.evaluation import leave_one_out
+from ml_core.evaluation import evaluate, leave_one_out
 
 
 @pytest.fixture
@@ -72,8 +71,6 @@ def test_train_only_input_drops_the_validation_item_but_keeps_the_candidates(spl
         assert list(a.history) == [*b.history, split.valid_item[a.user]]
     rng = np.random.default_rng(0)
     scores = ScoreTable(rng.random((len(split.train_seqs), split.n_items)))
-    from ml_core.evaluation import evaluate
-
     # the same scores rank the same way under either input: only the model's input differs, not the candidates
     assert evaluate(scores, split, "test", full_only=True) == evaluate(scores, train_only_input(split), "test",
                                                                        full_only=True)
