@@ -219,7 +219,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "APEX <noreply@apex.local>")
 
 # --- DRF ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apex_site.schema.ApexAutoSchema",  # documents each view's error responses
     "EXCEPTION_HANDLER": "apex_site.errors.api_exception_handler",  # {"detail", "code"}
     # JWT first so an unauthenticated call gets 401 with a WWW-Authenticate header (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -240,6 +240,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Movie recommendations, catalog, events and billing.",
     "VERSION": APEX_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    # the Error/ValidationError components the error responses of apex_site.schema name
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apex_site.schema.error_components"],
+    "COMPONENT_SPLIT_REQUEST": True,  # request bodies get their own components (no readOnly fields to send)
 }
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------

@@ -31,6 +31,30 @@ class PlanSerializer(serializers.Serializer):
         return bool(getattr(plan, "stripe_price_id", ""))
 
 
+class UsageKindSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
+    remaining = serializers.IntegerField(allow_null=True)
+
+
+class KeyUsageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    recommendations = serializers.IntegerField()
+    events = serializers.IntegerField()
+
+
+class UsageSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    plan_name = serializers.CharField()
+    period_start = serializers.DateField(help_text="first day of this UTC month")
+    period_end = serializers.DateTimeField(help_text="when the quotas reset (start of next month, UTC)")
+    usage = inline_serializer("UsageByKind", {"recommendations": UsageKindSerializer(),
+                                              "events": UsageKindSerializer()})
+    api_keys = KeyUsageSerializer(many=True, help_text="calls per API key this period")
+
+
 def _billing_page_url(request: Request, query: str) -> str:
     return request.build_absolute_uri(reverse("billing:subscription-detail")) + query
 
@@ -94,6 +118,6 @@ class UsageDetailApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=UsageSerializer)
     def get(self, request: Request) -> Response:
         return Response(usage_summary(user=request.user))

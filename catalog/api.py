@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
@@ -12,24 +11,43 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apex_site.params import QueryParamsSerializer
+from apex_site.schema import errors
+
 from . import semantic
 from .models import Movie
 from .search import movie_keyword_search
 from .selectors import SORTS, movie_get, movie_list, movie_list_by_ids
-from .serializers import MovieDetailSerializer, MovieSummarySerializer, ScoredMovieSerializer
+from .serializers import MovieDetailSerializer, MovieSummarySerializer, ScoredMovieSerializer, SearchResultsSerializer
 
 
 class CatalogPagination(PageNumberPagination):
+    """Page numbers; a ``page`` or ``page_size`` that is sent must be a positive integer (400, not ignored)."""
+
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: object = None) -> list | None:
+        bad = {name: ["Send a positive integer (or leave the parameter out)."]
+               for name in (self.page_query_param, self.page_size_query_param)
+               if name in request.query_params and not _positive_int(request.query_params[name])}
+        if bad:
+            raise serializers.ValidationError(bad)
+        return super().paginate_queryset(queryset, request, view)
 
-class MovieFilterSerializer(serializers.Serializer):
+
+def _positive_int(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) > 0
+
+
+class MovieFilterSerializer(QueryParamsSerializer):
     genre = serializers.CharField(required=False, help_text="genre name or slug, e.g. Sci-Fi or sci-fi")
     year = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
-    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
-    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
+    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100,
+                                        help_text="released in or after; not after year_max (400)")
+    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100,
+                                        help_text="released in or before; not before year_min (400)")
     text = serializers.CharField(required=False, max_length=200, help_text="words in the title")
     min_rating = serializers.FloatField(required=False, min_value=0.5, max_value=5.0,
                                         help_text="minimum mean rating in this catalog")
@@ -41,8 +59,8 @@ class MovieFilterSerializer(serializers.Serializer):
         return attrs
 
 
-class SearchQuerySerializer(serializers.Serializer):
-    q = serializers.CharField(max_length=300, help_text="what to look for")
+class SearchQuerySerializer(QueryParamsSerializer):
+    q = serializers.CharField(max_length=300, help_text="what to look for (not blank)")
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
 
 
@@ -66,7 +84,7 @@ class MovieListApi(generics.ListAPIView):
 class MovieDetailApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: MovieDetailSerializer, 404: OpenApiResponse(description="unknown movie")},
+    @extend_schema(responses={200: MovieDetailSerializer, **errors(404, descriptions={404: "unknown movie"})},
                    summary="One movie")
     def get(self, request: Request, movie_id: int) -> Response:
         return Response(MovieDetailSerializer(movie_get(movie_id=movie_id)).data)
@@ -75,7 +93,7 @@ class MovieDetailApi(APIView):
 class MovieSearchApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(parameters=[SearchQuerySerializer], responses={200: ScoredMovieSerializer(many=True)},
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultsSerializer},
                    summary="Keyword search (PostgreSQL full-text search, or a portable fallback)")
     def get(self, request: Request) -> Response:
         params = SearchQuerySerializer(data=request.query_params)
@@ -89,8 +107,7 @@ class MovieSemanticSearchApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(parameters=[SearchQuerySerializer],
-                   responses={200: ScoredMovieSerializer(many=True),
-                              503: OpenApiResponse(OpenApiTypes.OBJECT, description="index not built")},
+                   responses={200: SearchResultsSerializer, **errors(503, descriptions={503: "index not built"})},
                    summary="Semantic search (MiniLM sentence embeddings + FAISS)")
     def get(self, request: Request) -> Response:
         params = SearchQuerySerializer(data=request.query_params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Movie
@@ -28,10 +29,16 @@ class CreditSerializer(serializers.Serializer):
     character = serializers.CharField()
 
 
+class CastMemberSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    character = serializers.CharField()
+
+
 class MovieDetailSerializer(MovieSummarySerializer):
     """One movie with everything the catalog knows about it."""
 
-    collection = serializers.CharField(source="collection.name", default=None)
+    collection = serializers.CharField(source="collection.name", default=None, allow_null=True,
+                                       help_text="the franchise, or null")
     directors = serializers.SerializerMethodField()
     cast = serializers.SerializerMethodField()
 
@@ -42,6 +49,7 @@ class MovieDetailSerializer(MovieSummarySerializer):
     def get_directors(self, movie: Movie) -> list[str]:
         return [c.person.name for c in movie.credits.all() if c.role == "director"]
 
+    @extend_schema_field(CastMemberSerializer(many=True))
     def get_cast(self, movie: Movie) -> list[dict[str, str]]:
         return [{"name": c.person.name, "character": c.character} for c in movie.credits.all() if c.role == "cast"]
 
@@ -51,3 +59,11 @@ class ScoredMovieSerializer(serializers.Serializer):
 
     score = serializers.FloatField()
     movie = MovieSummarySerializer()
+
+
+class SearchResultsSerializer(serializers.Serializer):
+    """A search answer: the query, how it was matched, and the hits, best first."""
+
+    query = serializers.CharField()
+    mode = serializers.ChoiceField(choices=["keyword", "semantic"])
+    results = ScoredMovieSerializer(many=True)

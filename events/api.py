@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
+from apex_site.schema import errors
 from billing.quota import QuotaMixin
 from billing.services import usage_consume
 
@@ -34,7 +35,7 @@ class EventInputSerializer(serializers.Serializer):
     movie_id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Event.Kind.choices)
     value = serializers.FloatField(required=False, allow_null=True)
-    idempotency_key = serializers.CharField(max_length=128, help_text="client-chosen; a replay returns the same event")
+    idempotency_key = serializers.CharField(min_length=1, max_length=128, help_text="client-chosen; a replay returns the same event")
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
     propensity = serializers.FloatField(required=False, allow_null=True, help_text="impressions only, in (0, 1]")
     position = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000)
@@ -46,6 +47,17 @@ class EventInputSerializer(serializers.Serializer):
 
 class EventBatchSerializer(serializers.Serializer):
     events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+
+
+class RecentEventSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    title = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Event.Kind.choices)
+    value = serializers.FloatField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+
+
+EVENT_ERRORS = errors(404, 409, 422, descriptions={404: "unknown movie (``field`` names the event)"})
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -90,7 +102,7 @@ class EventCreateApi(QuotaMixin, APIView):
     permission_classes = [IsAuthenticated]
     quota_kind = "events"
 
-    @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer})
+    @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer, **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         (event, created), = _record(request, _inputs(request, batch=False))
         return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
@@ -105,7 +117,7 @@ class EventBatchCreateApi(QuotaMixin, APIView):
 
     @extend_schema(request=EventBatchSerializer, responses={202: inline_serializer("EventBatchAccepted", {
         "accepted": serializers.IntegerField(), "replayed": serializers.IntegerField(),
-        "events": AcceptedSerializer(many=True)})})
+        "events": AcceptedSerializer(many=True)}), **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=True)
         usage_consume(user=request.user, api_key=request_api_key(request), kind="events", amount=len(items))
@@ -122,8 +134,9 @@ class EventFeaturesApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: inline_serializer("EventFeatures", {
-        "user_id": serializers.IntegerField(), "recent_sequence": serializers.ListField(),
-        "counters": serializers.DictField(), "pending_events": serializers.IntegerField(),
+        "user_id": serializers.IntegerField(), "recent_sequence": RecentEventSerializer(many=True),
+        "counters": serializers.DictField(child=serializers.IntegerField(), help_text="events per kind"),
+        "ratings_mean": serializers.FloatField(allow_null=True), "pending_events": serializers.IntegerField(),
         "model_state_version": serializers.IntegerField()})})
     def get(self, request: Request) -> Response:
         return Response(event_features_for(user=request.user))
@@ -159,7 +172,9 @@ class RecommendationAnalyticsApi(APIView):
         "dimension": serializers.CharField(), "mechanism": serializers.CharField(),
         "epsilon": serializers.FloatField(), "sensitivity": serializers.FloatField(),
         "noise_scale": serializers.FloatField(), "counts": serializers.DictField(child=serializers.FloatField()),
-        "budget": serializers.DictField()})})
+        "budget": inline_serializer("PrivacyBudget", {
+            "analyst": serializers.CharField(), "spent_epsilon": serializers.FloatField(),
+            "remaining_epsilon": serializers.FloatField(), "budget_epsilon": serializers.FloatField()})})})
     def get(self, request: Request) -> Response:
         analyst = analyst_of(request)
         data = self.InputSerializer(data=request.query_params)

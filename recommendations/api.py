@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
@@ -17,24 +17,37 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apex_site.client_ip import AnonRateThrottle  # per real client address (TRUSTED_PROXIES)
+from apex_site.params import QueryParamsSerializer
+from apex_site.schema import errors
 from billing.quota import QuotaMixin
 from catalog.selectors import movie_get, movie_list_by_ids
 
 from . import engine
+from .serializers import (
+    ArtifactsReloadedSerializer,
+    EnrichedRecommendationsSerializer,
+    KnowledgeGraphSerializer,
+    MovieRecommendationsSerializer,
+    UserRecommendationsSerializer,
+    WeightsPublishedSerializer,
+)
 from .serving_selectors import artifacts_health, ensemble_weights_active, offline_metrics_latest
 
 log = logging.getLogger(__name__)
 
 
-class ListParams(serializers.Serializer):
+class ListParams(QueryParamsSerializer):
     """Query parameters shared by the recommendation lists."""
 
-    k = serializers.IntegerField(min_value=1, max_value=100, default=10)
-    genre = serializers.CharField(required=False, max_length=64)
-    year = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
-    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
-    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100)
-    explain = serializers.BooleanField(default=False)
+    k = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="list length")
+    genre = serializers.CharField(required=False, max_length=64, help_text="only this genre (name, case-insensitive)")
+    year = serializers.IntegerField(required=False, min_value=1870, max_value=2100, help_text="only this release year")
+    year_min = serializers.IntegerField(required=False, min_value=1870, max_value=2100,
+                                        help_text="released in or after; not after year_max (400)")
+    year_max = serializers.IntegerField(required=False, min_value=1870, max_value=2100,
+                                        help_text="released in or before; not before year_min (400)")
+    explain = serializers.BooleanField(default=False, help_text="per-item sources, model contributions, boosts "
+                                                                "and a sentence")
     fairness = serializers.BooleanField(default=False, help_text="attach the per-list fairness audit")
     candidates = serializers.IntegerField(min_value=10, max_value=1000, default=100, help_text="retrieval pool size")
 
@@ -44,13 +57,13 @@ class ListParams(serializers.Serializer):
         return attrs
 
 
-LIST_PARAMS = [OpenApiParameter(name, type, description=desc) for name, type, desc in (
-    ("k", int, "list length (1-100, default 10)"), ("genre", str, "only this genre (name, case-insensitive)"),
-    ("year", int, "only this release year"), ("year_min", int, "released in or after"),
-    ("year_max", int, "released in or before"), ("explain", bool, "per-item sources, model contributions, "
-                                                 "boosts and a sentence"),
-    ("fairness", bool, "per-list fairness audit (KL of genre/popularity vs catalogue and profile)"),
-    ("candidates", int, "retrieval pool size (10-1000, default 100)"))]
+class KnowledgeGraphParams(QueryParamsSerializer):
+    k = serializers.IntegerField(min_value=1, max_value=50, default=10, help_text="neighbours per relation")
+
+
+LIST_PARAMS = [ListParams]
+ENGINE_DOWN = {503: "the serving artifacts are not loaded (build or reload them)"}
+NOT_SERVED = {404: "unknown movie, or one not in the serving catalogue yet"}
 
 
 # One bound instance validates every request: building a serializer deep-copies all its fields each time.
@@ -76,7 +89,8 @@ class UserRecommendationsApi(QuotaMixin, APIView):
     permission_classes = [IsAuthenticated]
     quota_kind = "recommendations"
 
-    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT,
+    @extend_schema(parameters=LIST_PARAMS, responses={200: UserRecommendationsSerializer,
+                                                      **errors(503, descriptions=ENGINE_DOWN)},
                    summary="Personalised recommendations for a user (cold-start list when unknown)")
     def get(self, request: Request, user_id: int) -> Response:
         if user_id != request.user.pk and not request.user.is_staff:
@@ -119,7 +133,9 @@ class _MovieApi(QuotaMixin, APIView):
 
 
 class MovieRecommendationsApi(_MovieApi):
-    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT, summary="Movies to watch after this one")
+    @extend_schema(parameters=LIST_PARAMS, summary="Movies to watch after this one",
+                   responses={200: MovieRecommendationsSerializer,
+                              **errors(404, 503, descriptions={**NOT_SERVED, **ENGINE_DOWN})})
     def get(self, request: Request, movie_id: int) -> Response:
         try:
             return Response(self._movie_list(request, movie_id))
@@ -128,7 +144,8 @@ class MovieRecommendationsApi(_MovieApi):
 
 
 class MovieRecommendationsEnrichedApi(_MovieApi):
-    @extend_schema(parameters=LIST_PARAMS, responses=OpenApiTypes.OBJECT,
+    @extend_schema(parameters=LIST_PARAMS, responses={200: EnrichedRecommendationsSerializer,
+                                                      **errors(404, 503, descriptions={**NOT_SERVED, **ENGINE_DOWN})},
                    summary="Movies to watch after this one, with catalog metadata (overview, poster, directors)")
     def get(self, request: Request, movie_id: int) -> Response:
         try:
@@ -150,15 +167,15 @@ class KnowledgeGraphApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AnonRateThrottle]
 
-    @extend_schema(parameters=[OpenApiParameter("k", int, description="neighbours per relation (1-50)")],
-                   responses=OpenApiTypes.OBJECT, summary="Franchise, director, genre and era neighbours of a movie")
+    @extend_schema(parameters=[KnowledgeGraphParams], summary="Franchise, director, genre and era neighbours of a movie",
+                   responses={200: KnowledgeGraphSerializer,
+                              **errors(404, 503, descriptions={**NOT_SERVED, **ENGINE_DOWN})})
     def get(self, request: Request, movie_id: int) -> Response:
         movie_get(movie_id=movie_id)
-        k = request.query_params.get("k", "10")
-        if not k.isdigit() or not 1 <= int(k) <= 50:
-            return Response({"k": ["k must be an integer from 1 to 50"]}, status=status.HTTP_400_BAD_REQUEST)
+        params = KnowledgeGraphParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
         try:
-            return Response(engine.knowledge_graph_for(movie_id=movie_id, k=int(k)))
+            return Response(engine.knowledge_graph_for(movie_id=movie_id, k=params.validated_data["k"]))
         except KeyError as exc:
             raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet.") from exc
         except engine.EngineUnavailable as exc:
@@ -168,7 +185,8 @@ class KnowledgeGraphApi(APIView):
 class OfflineMetricsApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Latest model-card metrics (per dataset, model, ensemble)")
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **errors(404, descriptions={404: "no metrics yet"})},
+                   summary="Latest model-card metrics (per dataset, model, ensemble)")
     def get(self, request: Request) -> Response:
         metrics = offline_metrics_latest()
         if metrics is None:
@@ -179,8 +197,9 @@ class OfflineMetricsApi(APIView):
 class ArtifactsHealthApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="SHA-256 of every serving artifact vs its manifest "
-                                                          "(503 on any mismatch)")
+    @extend_schema(responses={(code, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=text)
+                              for code, text in ((200, "every artifact matches"), (503, "a mismatch or no bundle"))},
+                   summary="SHA-256 of every serving artifact vs its manifest (503 on any mismatch)")
     def get(self, request: Request) -> Response:
         report = artifacts_health()
         report["tier"] = engine.current_tier_name()
@@ -190,7 +209,7 @@ class ArtifactsHealthApi(APIView):
 class ArtifactsReloadApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT,
+    @extend_schema(request=None, responses={200: ArtifactsReloadedSerializer, **errors(503, descriptions=ENGINE_DOWN)},
                    summary="Reload the serving bundle here and tell every worker to reload (staff)")
     def post(self, request: Request) -> Response:
         try:
@@ -205,7 +224,8 @@ class ReloadWeightsApi(APIView):
     class InputSerializer(serializers.Serializer):
         version = serializers.CharField(required=False, max_length=64, help_text="activate this version first")
 
-    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT,
+    @extend_schema(request=InputSerializer, responses={200: WeightsPublishedSerializer,
+                                                       **errors(404, descriptions={404: "no such weights version"})},
                    summary="Hot-reload the active ensemble weights in every worker (staff)")
     def post(self, request: Request) -> Response:
         from .models import EnsembleWeights

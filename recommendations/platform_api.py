@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -46,7 +47,9 @@ class PlatformStatusApi(APIView):
 class PlatformReadinessApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=dict, summary="Ready when database, Redis (if configured) and artifacts are")
+    @extend_schema(responses={(code, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=text)
+                              for code, text in ((200, "ready"), (503, "not ready: the report names what is not"))},
+                   summary="Ready when database, Redis (if configured) and artifacts are")
     def get(self, request: Request) -> Response:
         report = platform_readiness()
         return Response(report, status=status.HTTP_200_OK if report["ready"] else status.HTTP_503_SERVICE_UNAVAILABLE)

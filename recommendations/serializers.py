@@ -1,0 +1,128 @@
+"""Output shapes of the recommendation APIs, for the OpenAPI schema (the engine returns plain dicts of this shape)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+def _nullable_float(**kwargs: object) -> serializers.FloatField:
+    return serializers.FloatField(allow_null=True, **kwargs)
+
+
+class ExplanationSerializer(serializers.Serializer):
+    """Why an item is on the list (``explain=true``)."""
+
+    sources = serializers.ListField(child=serializers.CharField(), help_text="retrieval sources that proposed it")
+    contributions = serializers.DictField(child=serializers.FloatField(), help_text="model -> share of the score")
+    boosts = serializers.ListField(child=serializers.CharField(), help_text="re-ranking boosts applied")
+    anchor_movie_id = serializers.IntegerField(required=False, help_text="the movie it is most like")
+    shared = serializers.ListField(child=serializers.CharField(), required=False,
+                                   help_text="relations shared with the anchor (franchise, director, genre, era)")
+    sentence = serializers.CharField()
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    score = serializers.FloatField()
+    position = serializers.IntegerField(min_value=0)
+    propensity = serializers.FloatField(help_text="probability the slate sampler put it here (for off-policy use)")
+    title = serializers.CharField(allow_null=True)
+    year = serializers.IntegerField(allow_null=True)
+    genres = serializers.ListField(child=serializers.CharField())
+    explanation = ExplanationSerializer(required=False)
+    predicted_rating = _nullable_float(required=False, help_text="0.5-5 stars; members with ratings only")
+
+
+class EnrichedItemSerializer(RecommendedItemSerializer):
+    """An item with the catalog's metadata (absent when the catalog no longer has the movie)."""
+
+    overview = serializers.CharField(required=False, allow_null=True)
+    poster_path = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    runtime = serializers.IntegerField(required=False, allow_null=True)
+    vote_average = _nullable_float(required=False)
+    rating_mean = _nullable_float(required=False)
+    rating_count = serializers.IntegerField(required=False, allow_null=True)
+    collection = serializers.CharField(required=False, allow_null=True)
+
+
+class PolicySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    temperature = serializers.FloatField()
+
+
+class FairnessSerializer(serializers.Serializer):
+    """The per-list audit (``fairness=true``): KL divergences of genre and popularity mix."""
+
+    kl_genre_catalogue = serializers.FloatField()
+    kl_popularity_catalogue = serializers.FloatField()
+    popularity_buckets = serializers.ListField(child=serializers.FloatField())
+    kl_genre_profile = serializers.FloatField(required=False)
+    kl_popularity_profile = serializers.FloatField(required=False)
+
+
+class RecommendationListSerializer(serializers.Serializer):
+    """A served list and how it was made."""
+
+    items = RecommendedItemSerializer(many=True)
+    tier = serializers.IntegerField()
+    tier_name = serializers.CharField()
+    weights_version = serializers.CharField(allow_blank=True)
+    bundle_version = serializers.CharField(allow_blank=True)
+    gated = serializers.BooleanField(help_text="the models disagreed; ranked by content similarity")
+    cold_start = serializers.BooleanField()
+    disagreement = _nullable_float()
+    policy = PolicySerializer(required=False, help_text="empty for a cold-start list")
+    fairness = FairnessSerializer(allow_null=True)
+
+
+class UserRecommendationsSerializer(RecommendationListSerializer):
+    request_id = serializers.CharField(help_text="logged with the impressions")
+    user_id = serializers.IntegerField()
+
+
+class MovieRecommendationsSerializer(RecommendationListSerializer):
+    movie_id = serializers.IntegerField()
+
+
+class EnrichedRecommendationsSerializer(MovieRecommendationsSerializer):
+    items = EnrichedItemSerializer(many=True)
+
+
+class KnowledgeGraphEntitiesSerializer(serializers.Serializer):
+    franchise = serializers.CharField(allow_null=True)
+    director = serializers.CharField(allow_null=True)
+    genres = serializers.ListField(child=serializers.CharField())
+    era = serializers.IntegerField(allow_null=True, help_text="decade, e.g. 1990")
+
+
+class KnowledgeGraphNeighbourSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    score = serializers.FloatField()
+    shared = serializers.ListField(child=serializers.CharField())
+    title = serializers.CharField(allow_null=True)
+
+
+class KnowledgeGraphRelationsSerializer(serializers.Serializer):
+    franchise = KnowledgeGraphNeighbourSerializer(many=True)
+    director = KnowledgeGraphNeighbourSerializer(many=True)
+    genre = KnowledgeGraphNeighbourSerializer(many=True)
+    era = KnowledgeGraphNeighbourSerializer(many=True)
+
+
+class KnowledgeGraphSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    entities = KnowledgeGraphEntitiesSerializer()
+    relations = KnowledgeGraphRelationsSerializer()
+
+
+class ArtifactsReloadedSerializer(serializers.Serializer):
+    reloaded = serializers.BooleanField()
+    bundle_version = serializers.CharField(allow_blank=True)
+    tier = serializers.CharField(allow_null=True)
+    weights_version = serializers.CharField(allow_blank=True)
+
+
+class WeightsPublishedSerializer(serializers.Serializer):
+    active_version = serializers.CharField()
+    weights = serializers.DictField(child=serializers.FloatField(), help_text="model -> blend weight")
+    published = serializers.BooleanField()
