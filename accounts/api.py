@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -12,7 +13,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -141,10 +143,28 @@ class TokenObtainApi(TokenObtainPairView):
         return response
 
 
+class VerifiedTokenRefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh serializer; the account must still exist (401, not simplejwt's 500) and be verified."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        refresh = self.token_class(attrs["refresh"])
+        try:
+            user = get_user_model().objects.filter(
+                **{jwt_settings.USER_ID_FIELD: refresh.payload.get(jwt_settings.USER_ID_CLAIM)}).first()
+        except (ValueError, TypeError):
+            user = None
+        if user is None:
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        if not user_email_verified(user=user):
+            raise EmailNotVerified()
+        return super().validate(attrs)
+
+
 class TokenRefreshApi(TokenRefreshView):
-    """A refresh token for a new access token."""
+    """A refresh token for a new access token (the account must still exist and be verified)."""
 
     throttle_classes = [AnonRateThrottle]
+    serializer_class = VerifiedTokenRefreshSerializer
 
 
 class ProfileDetailApi(APIView):

@@ -182,3 +182,14 @@ def test_an_operator_may_issue_keys_past_the_cap(alice, settings):
     api_key_create(user=alice, name="own")
     api_key_create(user=alice, name="partner", by_operator=True)
     assert alice.api_keys.count() == 2
+
+
+def test_a_refresh_token_needs_an_existing_verified_account(plans):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    dave, erin = UserFactory(username="dave", verified_email=False), UserFactory(username="erin")
+    unverified, deleted = RefreshToken.for_user(dave), RefreshToken.for_user(erin)
+    erin.delete()
+    refused = APIClient().post("/v1/auth/token/refresh", {"refresh": str(unverified)}, format="json")
+    assert refused.status_code == 403 and "Verify your e-mail address" in refused.json()["detail"]
+    assert APIClient().post("/v1/auth/token/refresh", {"refresh": str(deleted)}, format="json").status_code == 401
