@@ -72,6 +72,64 @@ def plot_curve(entry: dict[str, Any], dataset: str, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_trials(entry: dict[str, Any], dataset: str, path: Path) -> None:
+    """PNG of the tuning study: each trial's validation NDCG@10 (pruned ones at their last report), best so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = entry["trials"]
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    done = [t for t in trials if t["state"] == "complete"]
+    pruned = [t for t in trials if t["state"] == "pruned" and t.get("last_reported") is not None]
+    ax.scatter([t["number"] for t in done], [t["value"] for t in done], color="#2b6cb0", s=18, label="complete")
+    if pruned:
+        ax.scatter([t["number"] for t in pruned], [t["last_reported"] for t in pruned], color="#a0aec0", marker="x",
+                   s=18, label="pruned (last report)")
+    best, xs, ys = -1.0, [], []
+    for t in sorted(done, key=lambda t: t["number"]):
+        best = max(best, t["value"])
+        xs.append(t["number"])
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="#c05621", linewidth=1, label="best so far")
+    ax.set_xlabel("trial (0 = default configuration)")
+    ax.set_ylabel("validation NDCG@10 (full)")
+    ax.set_title(f"{entry['model']} on {dataset}: {len(trials)} trials", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _tuning_lines(e: dict[str, Any], trials_img: str | None) -> list[str]:
+    """How the configuration was chosen: the study (trials, pruned, time) and a table of its trials."""
+    tuning, trials = e.get("tuning") or {}, e.get("trials") or []
+    if tuning.get("source") != "tuned" or not trials or "state" not in trials[0]:
+        return ["- Configuration: the model's defaults (no tuning study stored for this dataset; "
+                "`python -m ml_core train --tune` runs one)", ""]
+    states = [t["state"] for t in trials]
+    lines = [f"- Configuration: chosen by tuning on {tuning.get('dataset', '?')} — {len(trials)} trials "
+             f"({states.count('complete')} complete, {states.count('pruned')} pruned, {states.count('fail')} failed) "
+             f"of {tuning.get('sampler', 'TPE')}, {tuning.get('pruner', 'median pruning')}; best trial "
+             f"{tuning.get('best_trial', '?')} (trial 0 = the defaults); {e.get('tuning_seconds', 0):.0f} s of "
+             f"training in all ({e.get('tuning_seconds', 0) / 60:.1f} min), tuned {tuning.get('tuned_at', '?')}", "",
+             "| trial | state | validation NDCG@10 | epochs | seconds | parameters |", "|---|---|---|---|---|---|"]
+    for t in trials:
+        value = t["value"] if t["value"] is not None else t.get("last_reported")
+        shown = "-" if value is None else (f"{value:.4f}" if t["state"] == "complete" else f"({value:.4f})")
+        mark = " **best**" if t["number"] == tuning.get("best_trial") else ""
+        params = ", ".join(f"`{k}={_fmt(v)}`" for k, v in sorted(t["params"].items()))
+        lines.append(f"| {t['number']}{mark} | {t['state']} | {shown} | {t.get('epochs') or '-'} | "
+                     f"{_fmt(float(t.get('seconds') or 0.0))} | {params} |")
+    lines.append("")
+    if trials_img:
+        lines += [f"![tuning trials of {e['model']}]({trials_img})", ""]
+    return lines
+
+
 def _tie_lines(t: dict[str, Any]) -> list[str]:
     """The test users whose held-out event was tied with the previous one, and the metrics without them."""
     if "n_tied_users" not in t:
@@ -116,7 +174,7 @@ def _summary_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _model_section(run: dict[str, Any], e: dict[str, Any], img: str) -> list[str]:
+def _model_section(run: dict[str, Any], e: dict[str, Any], img: str, trials_img: str | None = None) -> list[str]:
     t, v = e["test"], e["valid"]
     lines = [f"### {e['model']}", ""]
     if e.get("description"):
@@ -130,17 +188,15 @@ def _model_section(run: dict[str, Any], e: dict[str, Any], img: str) -> list[str
               *_tie_lines(t), *[f"- Fallback: {note}" for note in e.get("fallbacks", [])],
               f"- Training: {e['train_seconds']:.1f} s wall, {e.get('train_cpu_seconds', 0):.1f} s CPU, for the "
               f"selected configuration, validation checks included ({e['epochs']} epochs, "
-              f"best epoch {e.get('best_epoch') or '-'}, {e.get('torch_threads', '?')} torch thread(s)); "
-              f"tuning over {len(e.get('trials', []))} configuration(s) took {e['tuning_seconds']:.1f} s",
+              f"best epoch {e.get('best_epoch') or '-'}, {e.get('torch_threads', '?')} torch thread(s))",
               f"- Parameters: {e['n_parameters']:,}",
               "- Hyperparameters: " + ", ".join(f"`{k}={_fmt(val)}`" for k, val in sorted(e["hyperparameters"].items())),
-              "- Tuning trials (validation NDCG@10): " + (", ".join(
-                  f"{json.dumps(tr['overrides'])} → {tr['val_ndcg@10']:.4f}" for tr in e.get("trials", [])) or "-"),
               f"- Data snapshot (train split): `{e['data_snapshot']['sha256'][:16]}…`, "
               f"{e['data_snapshot']['n_interactions']:,} interactions; seed {e['seed']}; trained {e['trained_at']}"
               + ("; **quick smoke run, not a real result**" if e.get("quick") else "")
-              + (f"; **training capped at {e['time_budget_s']:.0f} s wall**" if e.get("time_budget_s") else ""),
-              "", f"![validation NDCG@10 per epoch of {e['model']}]({img})", ""]
+              + (f"; **training capped at {e['max_epochs']} epochs**" if e.get("max_epochs") else ""), "",
+              *_tuning_lines(e, trials_img),
+              f"![validation NDCG@10 per epoch of {e['model']}]({img})", ""]
     return lines
 
 
@@ -153,7 +209,9 @@ def render(runs: list[dict[str, Any]], docs_dir: Path) -> str:
              "(last interaction = test, second-to-last = validation, rest = train; events with equal timestamps are ordered by a seeded hash of dataset, user and item, never "
              "by file or id order, and each card also gives the test metrics without the users whose held-out "
              "event was tied). "
-             "Models train on train only, are tuned and early-stopped on validation NDCG@10 (full ranking), and "
+             "Models train on train only, are tuned (`train --tune`: a fixed number of Optuna TPE trials per model "
+             "and dataset, fixed seed, median pruning, trial 0 = the defaults; see each card) and early-stopped on "
+             "validation NDCG@10 (full ranking), and "
              "the selected model is reported on test with the validation item added to the user's history. "
              "Full ranking: all items except those the user interacted with before the target; ties count "
              "against the target (pessimistic); ranks are one-based. Sampled: the target against 100 uniformly "
@@ -173,7 +231,11 @@ def render(runs: list[dict[str, Any]], docs_dir: Path) -> str:
             e = run["models"][name]
             img = f"img/{ds}_{name}_val_ndcg.png"
             plot_curve(e, ds, docs_dir / img)
-            lines += _model_section(run, e, img)
+            trials_img = None
+            if (e.get("tuning") or {}).get("source") == "tuned" and "state" in ((e.get("trials") or [{}])[0]):
+                trials_img = f"img/{ds}_{name}_trials.png"
+                plot_trials(e, ds, docs_dir / trials_img)
+            lines += _model_section(run, e, trials_img=trials_img, img=img)
     return "\n".join(lines).rstrip() + "\n"
 
 

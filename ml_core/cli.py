@@ -1,4 +1,4 @@
-"""`python -m ml_core train ...` (and `manage.py train`): tune, evaluate, export and write model cards."""
+"""`python -m ml_core train ...` (and `manage.py train`): fit (or tune with --tune), evaluate, export, write model cards."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import REPO_ROOT, DatasetError, dataset_profile, fallback_notes, load_dataset
+from .tuning import DEFAULT_TRIALS
 
 log = logging.getLogger("ml_core")
 
@@ -38,10 +39,13 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--threads", type=int, default=int(os.environ.get("ML_TORCH_THREADS", "1")),
                        help="torch intra-op threads (default 1, or $ML_TORCH_THREADS)")
-    train.add_argument("--tune-budget", type=float, default=None,
-                       help="seconds per model for trying further configurations (default: model's own)")
-    train.add_argument("--time-budget", type=float, default=None,
-                       help="wall seconds per fit; training stops after the epoch that spends it (default: none)")
+    train.add_argument("--tune", action="store_true",
+                       help="search each model's configuration on validation first (Optuna TPE, median pruning; "
+                            "resumable) and store the choice for this dataset; without it, train the stored "
+                            "choice, or the model's defaults for a dataset never tuned")
+    train.add_argument("--trials", type=int, default=None,
+                       help="trials per model with --tune, counting earlier sessions (default: the model's own, "
+                            f"else {DEFAULT_TRIALS})")
     train.add_argument("--jobs", type=int, default=1,
                        help="models trained at once, each in its own process with --threads threads (default 1)")
     train.add_argument("--quick", action="store_true", help="smoke run: first configuration, 2 epochs")
@@ -104,19 +108,21 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
     from .interface import FitOptions
 
     names = resolve_models(args.models)
+    if getattr(args, "tune", False) and args.quick:
+        raise UsageError("--tune searches with the models' real epoch counts; leave out --quick")
     torch.set_num_threads(max(1, args.threads))
     data = load_dataset(args.dataset)
     split = leave_one_out(data, seed=args.seed)
     root = artifacts_root(args.out) / data.name
     root.mkdir(parents=True, exist_ok=True)
     metrics_path = root / "metrics.json"
-    options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None,
-                         time_budget_s=getattr(args, "time_budget", None))
+    options = FitOptions(seed=args.seed, progress=not args.no_progress, max_epochs=2 if args.quick else None)
     jobs = max(1, min(getattr(args, "jobs", 1) or 1, len(names)))
     if jobs > 1:
         run = _train_in_processes(names, args, jobs)
     for name in names if jobs == 1 else []:
-        entry = train_one(name, split, options, root / name, quick=args.quick, tune_budget=args.tune_budget)
+        entry = train_one(name, split, options, root / name, quick=args.quick, tune=getattr(args, "tune", False),
+                          n_trials=getattr(args, "trials", None))
         run = merge_run_metrics(metrics_path, name, entry, dataset=data.name, data_snapshot=data.snapshot(),
                                 protocol=_protocol(split), platform=_platform())
         log.info("%s: test NDCG@10 %.4f HR@10 %.4f (fit %.1f s) -> %s", name, entry["test"]["ndcg@10"],
@@ -154,28 +160,36 @@ def _train_worker(name: str, options: dict[str, Any]) -> dict[str, Any]:
     data = load_dataset(args.dataset)
     split = leave_one_out(data, seed=args.seed)
     root = artifacts_root(args.out) / data.name
-    fit_options = FitOptions(seed=args.seed, progress=False, max_epochs=2 if args.quick else None,
-                             time_budget_s=getattr(args, "time_budget", None))
-    entry = train_one(name, split, fit_options, root / name, quick=args.quick, tune_budget=args.tune_budget)
+    fit_options = FitOptions(seed=args.seed, progress=False, max_epochs=2 if args.quick else None)
+    entry = train_one(name, split, fit_options, root / name, quick=args.quick, tune=getattr(args, "tune", False),
+                      n_trials=getattr(args, "trials", None))
     log.info("%s: test NDCG@10 %.4f HR@10 %.4f (fit %.1f s) -> %s", name, entry["test"]["ndcg@10"],
              entry["test"]["hr@10"], entry["train_seconds"], root / name)
     return merge_run_metrics(root / "metrics.json", name, entry, dataset=data.name, data_snapshot=data.snapshot(),
                              protocol=_protocol(split), platform=_platform())
 
 
-def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bool,
-              tune_budget: float | None) -> dict[str, Any]:
-    """Tune one model on validation, evaluate the selection on test, export it; the metrics entry."""
-    from . import artifacts
+def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bool, tune: bool = False,
+              n_trials: int | None = None, dataset_dir: Path | None = None) -> dict[str, Any]:
+    """Fit one model (tuning it first with ``tune``), evaluate it on test, export it; the metrics entry.
+
+    ``dataset_dir`` (default: the folder above ``directory``) holds ``tuning/<model>.db`` (the study) and
+    ``tuned/<model>.json`` (the stored choice, which a run without ``tune`` trains, or the defaults without one).
+    """
+    from . import artifacts, tuning
     from .evaluation import evaluate
     from .registry import MODELS
-    from .training import config_dict, tune
 
     cls = MODELS[name]
-    space = getattr(cls, "search_space", [{}])
-    budget = tune_budget if tune_budget is not None else getattr(cls, "tune_budget_s", None)
-    result = tune(cls, split, options, space=space[:1] if quick else space, budget_s=budget)
-    model, report = result.model, result.report
+    dataset_dir = Path(dataset_dir) if dataset_dir is not None else Path(directory).parent
+    if tune:
+        result = tuning.tune(cls, split, options, storage_dir=dataset_dir / "tuning", n_trials=n_trials)
+        tuning.save_choice(dataset_dir / "tuned", cls, result, dataset=dataset_dir.name)
+    config, record = tuning.load_choice(dataset_dir / "tuned", cls)
+    if tune:
+        model, report = result.model, result.report
+    else:
+        model, report, _ = tuning.fit_config(cls, config, split, options)
     entry = {
         "model": name,
         "description": (sys.modules[cls.__module__].__doc__ or "").strip(),
@@ -183,16 +197,15 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "valid": evaluate(model, split, "valid"),
         "train_seconds": round(report.seconds, 2),
         "train_cpu_seconds": round(report.extra.get("cpu_seconds", report.seconds), 2),
-        "tuning_seconds": round(result.seconds, 2),
         "n_parameters": int(report.n_parameters),
-        "hyperparameters": config_dict(result.config),
-        "trials": result.trials,
+        "hyperparameters": tuning.config_dict(config),
+        **_tuning_fields(record, tuning.tuned_path(dataset_dir / "tuned", name)),
         "epochs": report.epochs,
         "best_epoch": report.best_epoch,
         "val_curve": report.val_curve,
         "val_epochs": report.extra.get("val_epochs", list(range(1, len(report.val_curve) + 1))),
         "seed": options.seed,
-        "time_budget_s": options.time_budget_s,
+        "max_epochs": options.max_epochs,
         "torch_threads": _torch_threads(),
         "quick": quick,
         "data_snapshot": split.train.snapshot(),
@@ -202,6 +215,16 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
     model.export(directory)
     artifacts.write_manifest(directory, metrics=entry)  # the full entry: the run file can be rebuilt from it
     return entry
+
+
+def _tuning_fields(record: dict[str, Any] | None, path: Path) -> dict[str, Any]:
+    """Where the configuration came from, the study's trial history and its training time (metrics and card)."""
+    if record is None:
+        return {"tuning": {"source": "defaults", "note": "no stored choice for this dataset (train --tune)"},
+                "trials": [], "tuning_seconds": 0.0}
+    return {"tuning": {"source": "tuned", "path": str(path), "dataset": record.get("dataset"),
+                       "tuned_at": record.get("tuned_at"), **record.get("study", {})},
+            "trials": record.get("trials", []), "tuning_seconds": record.get("tuning_seconds", 0.0)}
 
 
 def merge_run_metrics(metrics_path: Path, name: str, entry: dict[str, Any], **run_fields: Any) -> dict[str, Any]:

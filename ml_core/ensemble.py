@@ -37,20 +37,27 @@ def registered(names: Sequence[str]) -> list[str]:
 
 
 def fit_or_load(name: str, split: Split, options: FitOptions, directory: Path, *, quick: bool,
-                tune_budget: float | None = None) -> tuple[Any, dict[str, Any]]:
-    """Reuse ``directory`` when it holds this model trained on this split's train data; else tune and export."""
+                dataset_dir: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Reuse ``directory`` when it holds this model trained on this split's train data in the configuration
+    stored for the dataset (``dataset_dir``/tuned, see :mod:`ml_core.tuning`); else fit that one and export."""
     from .artifacts import ArtifactError, load_model, verify_artifact
     from .cli import train_one
+    from .registry import MODELS
+    from .tuning import config_dict, load_choice
 
     snapshot = split.train.snapshot()
+    dataset_dir = Path(dataset_dir) if dataset_dir is not None else Path(directory).parent
+    wanted = json.dumps(config_dict(load_choice(dataset_dir / "tuned", MODELS[name])[0]), sort_keys=True)
     try:
         manifest = verify_artifact(directory)
-        if (manifest.get("data_snapshot") or {}).get("sha256") == snapshot["sha256"] and manifest.get("metrics"):
+        metrics = manifest.get("metrics") or {}
+        if ((manifest.get("data_snapshot") or {}).get("sha256") == snapshot["sha256"] and metrics
+                and json.dumps(metrics.get("hyperparameters"), sort_keys=True) == wanted):
             log.info("ensemble: reusing %s from %s", name, directory)
-            return load_model(directory), manifest["metrics"]
+            return load_model(directory), metrics
     except ArtifactError:
         pass
-    entry = train_one(name, split, options, directory, quick=quick, tune_budget=tune_budget)
+    entry = train_one(name, split, options, directory, quick=quick, dataset_dir=dataset_dir)
     return load_model(directory), entry
 
 

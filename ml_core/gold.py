@@ -130,7 +130,9 @@ def train_from_gold(
     options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None)
     results: dict[str, Any] = {}
     for name in resolve_models(models):
-        entry = train_one(name, split, options, target / name, quick=quick, tune_budget=None)
+        # the configuration stored by `train --tune --dataset <dataset>` (or the defaults)
+        entry = train_one(name, split, options, target / name, quick=quick,
+                          dataset_dir=artifacts_root(str(out) if out else None) / dataset)
         entry["gold_versions"] = snapshot
         results[name] = entry
     (target / "metrics.json").write_text(

@@ -7,7 +7,7 @@ is "unknown" and scores NaN; the ranking layer fills such gaps from a baseline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -25,7 +25,9 @@ class FitOptions:
     progress: bool = True  # tqdm progress bars
     validation: Any = None  # an ml_core.evaluation split used for early stopping
     patience: int = 5  # epochs without validation NDCG@10 gain before stopping
-    time_budget_s: float | None = None  # stop training after this many seconds
+    # called with (epoch, validation NDCG@10) after every validation check; returning True stops the fit
+    # (the tuner reports the curve to its pruner here). Budgets are epochs, never seconds.
+    on_validation: Callable[[int, float], bool] | None = None
 
 
 @dataclass

@@ -34,12 +34,14 @@ def metadata_from_interactions(data: Interactions) -> dict[int, dict[str, Any]]:
 
 def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None, out: Path, *,
                   names: Sequence[str] = ENSEMBLE_MODELS, model_root: Path | None = None, quick: bool = False,
-                  seed: int = 42, onnx: bool = True, time_budget_s: float | None = None,
-                  temperature: float = 0.05) -> dict[str, Any]:
+                  seed: int = 42, onnx: bool = True, max_epochs: int | None = None,
+                  tuned_root: Path | None = None, temperature: float = 0.05) -> dict[str, Any]:
     """Train/reuse the models on the split's train part, pick weights by DR on validation, write the bundle.
 
-    The bundle is written to a sibling folder and swapped in with renames, so a serving engine never
-    reads a half-written bundle. Returns the ensemble summary (weights, DR, test metrics, version).
+    Each model is fitted in the configuration stored for the dataset under ``tuned_root`` (default
+    ``model_root``: ``<tuned_root>/tuned/<model>.json``, see :mod:`ml_core.tuning`), or its defaults, for at
+    most ``max_epochs`` epochs when given (2 with ``quick``). The bundle is written to a sibling folder and
+    swapped in with renames, so a serving engine never reads a half-written bundle. Returns the ensemble summary (weights, DR, test metrics, version).
     """
     from .evaluation import leave_one_out
     from .serving_artifacts import build_bundle, write_bundle_manifest
@@ -49,11 +51,12 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     metadata = metadata or metadata_from_interactions(data)
     split = leave_one_out(data, seed=seed)
     names = registered(names)
-    # quick: the first configuration of each model, trained for as many epochs as fit in time_budget_s
-    max_epochs = None if time_budget_s is not None else (2 if quick else None)
-    options = FitOptions(seed=seed, progress=False, max_epochs=max_epochs, time_budget_s=time_budget_s)
+    # budgets are epochs, never seconds: the bundle does not depend on how busy the machine was
+    max_epochs = max_epochs if max_epochs is not None else (2 if quick else None)
+    options = FitOptions(seed=seed, progress=False, max_epochs=max_epochs)
     root = model_root or out.parent / f"models-{data.name}"
-    models = {n: fit_or_load(n, split, options, root / n, quick=quick)[0] for n in names}
+    models = {n: fit_or_load(n, split, options, root / n, quick=quick, dataset_dir=tuned_root or root)[0]
+              for n in names}
     rng = np.random.default_rng(seed)
     vusers, tusers = split.eval_users("valid"), split.eval_users("test")
     if len(vusers) > MAX_SELECTION_USERS:

@@ -1,14 +1,12 @@
-"""Shared training machinery: seeding, the epoch loop with early stopping, and tuning on validation."""
+"""Shared training machinery: seeding and the epoch loop with early stopping (tuning: :mod:`ml_core.tuning`)."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,7 +46,8 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
 
     train_epoch(epoch) runs one epoch and returns the mean loss. get_state/set_state snapshot
     and restore the parameters of the best epoch. Stops after `options.patience` evaluations
-    without a gain, or when `options.time_budget_s` is spent.
+    without a gain, or when `options.on_validation` (the tuner's pruner) returns True; the budget is
+    epochs only (`options.max_epochs` overrides the model's), so the result never depends on machine load.
     """
     from tqdm.auto import tqdm
 
@@ -75,68 +74,17 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
             bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
             (log.debug if options.progress else log.info)(
                 "%s epoch %d: loss %.4f, val NDCG@10 %.4f (%.0f s)", desc, epoch, loss, ndcg, time.perf_counter() - start)
+            if options.on_validation is not None and options.on_validation(epoch, float(ndcg)):
+                report.extra["stopped_by"] = "on_validation"
+                break
             if since_best >= patience:
                 log.info("%s: early stop at epoch %d (best %d, NDCG@10 %.4f)", desc, epoch, report.best_epoch, best)
                 break
         else:
             bar.set_postfix(loss=f"{loss:.4f}")
-        if options.time_budget_s is not None and time.perf_counter() - start > options.time_budget_s:
-            log.info("%s: time budget of %.0f s spent at epoch %d", desc, options.time_budget_s, epoch)
-            break
     bar.close()
     if best_state is not None:
         set_state(best_state)
     report.seconds = time.perf_counter() - start
     report.extra["cpu_seconds"] = time.process_time() - cpu_start
     return report
-
-
-@dataclass
-class TuningResult:
-    """The selected model, its fit report, and every trial's validation score."""
-
-    model: Any
-    report: FitReport
-    config: Any
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def tune(model_cls: type, split: Any, options: FitOptions, *, space: list[dict[str, Any]] | None = None,
-         base_config: Any = None, budget_s: float | None = None) -> TuningResult:
-    """Fit one model per configuration in `space`; keep the best by validation NDCG@10 (full ranking).
-
-    Stops trying new configurations once `budget_s` is spent (the first one always runs).
-    """
-    space = space if space is not None else getattr(model_cls, "search_space", [{}])
-    base = base_config if base_config is not None else model_cls.config_cls()
-    opts = replace(options, validation=split)
-    start = time.perf_counter()
-    best: TuningResult | None = None
-    best_score = -1.0
-    trials: list[dict[str, Any]] = []
-    for i, overrides in enumerate(space or [{}]):
-        if i > 0 and budget_s is not None and time.perf_counter() - start > budget_s:
-            log.info("%s: tuning budget spent after %d of %d configurations", model_cls.name, i, len(space))
-            break
-        set_seed(options.seed)
-        config = replace(base, **overrides)
-        model = model_cls(config)
-        cpu = time.process_time()
-        report = model.fit(split.train, opts)
-        report.extra["cpu_seconds"] = time.process_time() - cpu
-        score = max(report.val_curve) if report.val_curve else validation_ndcg(model, opts)
-        trials.append({"overrides": overrides, "val_ndcg@10": score, "seconds": round(report.seconds, 2),
-                       "epochs": report.epochs, "best_epoch": report.best_epoch})
-        log.info("%s %s: val NDCG@10 %.4f (%.1f s)", model_cls.name, overrides, score, report.seconds)
-        if best is None or score > best_score:
-            best, best_score = TuningResult(model, report, config), score
-    assert best is not None
-    best.trials = trials
-    best.seconds = time.perf_counter() - start
-    return best
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A dataclass config as a plain dict (for metrics and cards)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})

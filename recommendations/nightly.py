@@ -152,7 +152,9 @@ def models_retrain_from_gold(*, dataset: str | None = None, models: str | None =
 def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Build the serving bundle (``engine.serving_dir()``) from the gold interactions and the catalog's metadata.
 
-    Models come from ``NIGHTLY_SERVING_MODELS``, each trained for at most ``NIGHTLY_TIME_BUDGET_S`` seconds under
+    Models come from ``NIGHTLY_SERVING_MODELS``, each trained for at most ``NIGHTLY_MAX_EPOCHS`` epochs in the
+    configuration ``train --tune --dataset <dataset>`` stored (``ML_ARTIFACTS_DIR/<dataset>/tuned/``, else its
+    defaults) under
     ``ML_ARTIFACTS_DIR/<dataset>-gold/`` (a model that ``train_from_gold`` just trained on the same data is
     reused, as is everything a failed run already trained). The bundle is swapped in whole, so serving reads
     either the old one or the new one; its weights and artifact rows are stored by the reload step.
@@ -173,7 +175,8 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
         names=list(names or settings.NIGHTLY_SERVING_MODELS),
         model_root=Path(settings.ML_ARTIFACTS_DIR) / f"{dataset}-gold",
         quick=True,
-        time_budget_s=settings.NIGHTLY_TIME_BUDGET_S,
+        max_epochs=settings.NIGHTLY_MAX_EPOCHS,
+        tuned_root=Path(settings.ML_ARTIFACTS_DIR) / dataset,
     )
     return {
         "version": summary["version"],

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..interface import FitOptions, FitReport, UserContext
+from ..tuning import Categorical, Float, Int, LogFloat
 from .base import candidate_slots
 from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
 from .neural_common import TorchRecommender, known, load_net_state, multi_hot, seed_everything
@@ -119,8 +120,13 @@ class DiffRec(TorchRecommender):
 
     name = "diffusion"
     config_cls = DiffRecConfig
-    search_space: ClassVar[list[dict]] = [{}, {"noise_scale": 0.01}, {"hidden_dims": (600,)}]
-    tune_budget_s: ClassVar[float] = 150.0
+    # Wang et al. 2023 (DiffRec) grids: lr 1e-5..1e-3, denoiser [300]/[600]/[1000], steps T 2..100, noise scale
+    # 1e-5..1e-1, noise min 5e-4..5e-3, noise max 5e-3..1e-2; dropout as their code (0.5) and below
+    search_space: ClassVar[dict] = {
+        "learning_rate": LogFloat(1e-5, 1e-2), "hidden_dims": Categorical(((300,), (600,), (1000,))),
+        "steps": Int(2, 100, log=True), "noise_scale": LogFloat(1e-5, 1e-1), "noise_min": LogFloat(5e-4, 5e-3),
+        "noise_max": LogFloat(5e-3, 1e-2), "dropout": Float(0.1, 0.6),
+    }
 
     def __init__(self, config: DiffRecConfig | None = None) -> None:
         super().__init__(config)
@@ -258,5 +264,8 @@ class LDiffRec(DiffRec):
 
     name = "ldiffrec"
     config_cls = LDiffRecConfig
-    search_space: ClassVar[list[dict]] = [{"n_groups": 1}, {}]
-    tune_budget_s: ClassVar[float] = 120.0
+    # DiffRec's space plus the paper's L-DiffRec settings: 1..5 item groups, latent width, KL weight lambda
+    search_space: ClassVar[dict] = {
+        **DiffRec.search_space, "n_groups": Int(1, 5), "latent_size": Categorical((100, 200, 300)),
+        "lamda": LogFloat(1e-3, 0.1),
+    }

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..interface import FitOptions, FitReport, UserContext
+from ..tuning import Categorical, Int, LogFloat
 from .base import candidate_slots
 from .neural_common import TorchRecommender, known, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
@@ -72,8 +73,13 @@ class HGCF(TorchRecommender):
 
     name = "hyperbolic"
     config_cls = HGCFConfig
-    search_space: ClassVar[list[dict]] = [{}, {"layers": 2}]
-    tune_budget_s: ClassVar[float] = 150.0
+    # Sun et al. 2021 (HGCF): d 50, 2..4 layers, margin 0.1, weight decay 1e-3..5e-3, curvature 1 (learnable
+    # in HGCN); the RSGD step replaces their momentum SGD and is searched widely
+    search_space: ClassVar[dict] = {
+        "embedding_size": Categorical((32, 50, 64)), "layers": Int(1, 4), "curvature": LogFloat(0.1, 10.0),
+        "margin": LogFloat(0.01, 1.0), "learning_rate": LogFloat(0.005, 0.5),
+        "reg": Categorical((0.0, 1e-4, 1e-3, 5e-3)),
+    }
 
     def __init__(self, config: HGCFConfig | None = None) -> None:
         super().__init__(config)

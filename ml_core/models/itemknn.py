@@ -13,6 +13,7 @@ from scipy import sparse
 
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
+from ..tuning import Categorical, Int
 from .base import RecommenderBase, empty_rows, history_matrix
 
 
@@ -20,7 +21,7 @@ from .base import RecommenderBase, empty_rows, history_matrix
 class ItemKNNConfig:
     """Cosine ItemKNN; each item keeps its k most similar neighbours."""
 
-    k: int = 100  # neighbours kept per item (tuned on validation)
+    k: int = 100  # neighbours kept per item
     shrink: float = 0.0  # similarity shrinkage: dot / (|a||b| + shrink)
 
 
@@ -29,7 +30,9 @@ class ItemKNN(RecommenderBase):
 
     name = "itemknn"
     config_cls = ItemKNNConfig
-    search_space: ClassVar[list[dict]] = [{"k": k} for k in (20, 50, 100, 200, 400)]
+    # RecBole's ItemKNN grid: k 10..400, shrink 0..1000 (Sarwar et al. 2001 keep tens to hundreds of neighbours)
+    search_space: ClassVar[dict] = {"k": Int(10, 1000, log=True),
+                                    "shrink": Categorical((0.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0))}
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:
         start = time.perf_counter()

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..interface import FitOptions, FitReport, UserContext
+from ..tuning import Categorical, Int, LogFloat
 from .kan_features import FEATURES, FeatureBuilder
 from .kan_layers import KANNet, MLPNet
 from .neural_common import TorchRecommender, known, load_net_state, n_parameters, seed_everything
@@ -95,8 +96,14 @@ class KANRanker(TorchRecommender):
         "timestamps": "no timestamps: recent-popularity and item-age features (pop_1w, pop_4w, item_age_w) are "
                       "constant; recency comes from the order of events",
     }
-    search_space: ClassVar[list[dict]] = [{}, {"grid_size": 8}]
-    tune_budget_s: ClassVar[float] = 150.0  # try the next configuration only while under this
+    # Liu et al. 2024: cubic splines (k 3), grids of 3..20 intervals refined from coarse, small widths, the L1 +
+    # entropy regulariser weighted 1e-4..1e-2; lr searched as for the other rankers
+    search_space: ClassVar[dict] = {
+        "hidden": Categorical(((4,), (8,), (16,), (8, 8))), "grid_size": Int(3, 12), "spline_order": Int(2, 3),
+        "learning_rate": LogFloat(3e-4, 3e-2), "reg": Categorical((0.0, 1e-4, 1e-3, 1e-2)),
+        "labels_per_user": Int(1, 5),
+    }
+    prune_warmup_epochs: ClassVar[int] = 1  # 4 epochs in all: a bad start is already telling
 
     def __init__(self, config: KANConfig | None = None) -> None:
         super().__init__(config)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..interface import FitOptions, FitReport, UserContext
+from ..tuning import Categorical, Float, Int, LogFloat
 from .base import candidate_slots
 from .neural_common import TorchRecommender, known, load_net_state, seed_everything
 
@@ -147,7 +148,14 @@ class NeuralODE(TorchRecommender):
         "timestamps": "no timestamps: events are one position (1 s) apart, so the state barely flows between "
                       "events and moves by its GRU jumps (an ordered GRU, no real-time decay)",
     }
-    search_space: ClassVar[list[dict]] = [{}]  # one fit already takes ~5 min on the shared box
+    # Chen et al. 2018 / Rubanova et al. 2019 (ODE-RNN): latent width 20..100, fixed-grid RK4 with a few steps;
+    # the time unit sets the ODE's horizon (how many units a gap spans), from minutes to a week
+    search_space: ClassVar[dict] = {
+        "embedding_size": Categorical((32, 64, 128)), "hidden_size": Categorical((32, 64, 128)),
+        "max_len": Int(20, 200, log=True), "ode_steps": Int(1, 4), "time_unit_s": LogFloat(60.0, 604800.0),
+        "dropout": Float(0.0, 0.5), "learning_rate": LogFloat(5e-4, 2e-2),
+    }
+    prune_warmup_epochs: ClassVar[int] = 1  # 8 epochs in all
 
     def warp(self, gaps_s: np.ndarray) -> np.ndarray:
         """Gap in seconds -> log(1 + gap / time_unit) (negative gaps count as 0)."""

@@ -25,7 +25,7 @@ class Popularity(RecommenderBase):
 
     name = "popularity"
     config_cls = PopularityConfig
-    search_space: ClassVar[list[dict]] = [{}]
+    search_space: ClassVar[dict] = {}  # nothing to tune: one trial
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:
         start = time.perf_counter()

@@ -35,7 +35,7 @@ SCHEMA_SOURCES = ("*/models.py", "*/models/*.py", "catalog/importers/*.py", "bil
                   "recommendations/management/commands/build_serving_artifacts.py")
 # ml_core is left out on purpose: it changes often and retraining takes minutes. After a change to the
 # serving bundle's format, delete var/flows/ (CI starts from a clean clone, so it always builds fresh).
-ENGINE_BUDGET_S = 3  # seconds of training per ensemble model: enough for real, distinct rankings
+ENGINE_EPOCHS = 1  # training epochs per ensemble model: enough for real, distinct rankings
 ENGINE_MODELS = ("sasrec", "lightgcn")
 
 
@@ -137,7 +137,7 @@ class PortalServer:
                         "--quiet")
         # The real engine, trained briefly on the catalog's ratings (Tier 1 serves it on CPU). The journeys
         # use the two fastest ensemble members: enough for a real blend whose weights change the ranking.
-        self.manage("build_serving_artifacts", "--quick", "--budget", str(ENGINE_BUDGET_S), "--no-onnx",
+        self.manage("build_serving_artifacts", "--quick", "--epochs", str(ENGINE_EPOCHS), "--no-onnx",
                     "--models", ",".join(ENGINE_MODELS), timeout=1800)
         logger.info("portal database and serving bundle ready in %.1f s", time.perf_counter() - started)
 

@@ -169,7 +169,7 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
         "NIGHTLY_DATASET": ml_small_slice.name,
         "NIGHTLY_MODELS": "popularity,ease",
         "NIGHTLY_SERVING_MODELS": "popularity,ease",
-        "NIGHTLY_TIME_BUDGET_S": "5",
+        "NIGHTLY_MAX_EPOCHS": "1",
         "ML_ARTIFACTS_DIR": str(lake / "artifacts"),
         "EVENTS_EXPORT_LAG_S": "0",
         "SPARK_MASTER": "local[2]",

@@ -149,7 +149,7 @@ def _tiny_sequences(extra_movie: int | None = None) -> dict[int, list[int]]:
 
 @pytest.fixture
 def gold_serving(settings, tmp_path: Path):  # noqa: ANN001, ANN201
-    """Gold tables of the tiny data, artifacts in tmp, two fast serving models with a small budget."""
+    """Gold tables of the tiny data, artifacts in tmp, two fast serving models, one epoch each."""
     from recommendations import engine
 
     settings.LAKEHOUSE_ROOT = tmp_path / "lake"
@@ -157,7 +157,7 @@ def gold_serving(settings, tmp_path: Path):  # noqa: ANN001, ANN201
     settings.NIGHTLY_DATASET = "tiny"
     settings.NIGHTLY_MODELS = "popularity"
     settings.NIGHTLY_SERVING_MODELS = ["popularity", "ease"]
-    settings.NIGHTLY_TIME_BUDGET_S = 5.0
+    settings.NIGHTLY_MAX_EPOCHS = 1
     settings.APEX_SERVING_TIER = "3"  # FAISS + TF-IDF: loads fast, serves the bundle's item space
     _write_gold(tmp_path / "lake", _tiny_sequences())
     engine.reset_engine()

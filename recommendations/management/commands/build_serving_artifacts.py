@@ -24,8 +24,9 @@ class Command(BaseCommand):
                             help="catalog: the ratings in the database (default); or a named MovieLens dataset")
         parser.add_argument("--models", default=None, help="comma-separated ensemble models (default: the six)")
         parser.add_argument("--quick", action="store_true",
-                            help="first configuration of each model, trained for at most --budget seconds (setup/CI)")
-        parser.add_argument("--budget", type=float, default=30.0, help="seconds of training per model with --quick")
+                            help="each model's stored (or default) configuration, trained for at most --epochs "
+                                 "epochs (setup/CI)")
+        parser.add_argument("--epochs", type=int, default=2, help="training epochs per model with --quick")
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
         parser.add_argument("--no-onnx", action="store_true", help="skip the Tier 2 ONNX exports")
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         summary = build_serving(data, metadata, out, names=[n.strip() for n in names if n.strip()],
                                 model_root=Path(settings.ML_ARTIFACTS_DIR) / data.name, quick=options["quick"],
                                 seed=options["seed"], onnx=not options["no_onnx"],
-                                time_budget_s=options["budget"] if options["quick"] else None)
+                                max_epochs=options["epochs"] if options["quick"] else None)
         registered = serving_bundle_register(bundle_dir=out)  # weights row (activated) and artifact rows
         engine.publish_bundle_version(summary["version"])
         test = summary["metrics"]["test"]
