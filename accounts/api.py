@@ -166,6 +166,11 @@ class TokenRefreshApi(TokenRefreshView):
     throttle_classes = [AnonRateThrottle]
     serializer_class = VerifiedTokenRefreshSerializer
 
+    @extend_schema(responses={200: inline_serializer("AccessToken", {"access": serializers.CharField()}),
+                              **errors(403, descriptions={403: "e-mail address not verified"})})
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().post(request, *args, **kwargs)
+
 
 class ProfileDetailApi(APIView):
     """The caller's own profile: favourite genres and onboarding state."""
