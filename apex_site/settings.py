@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apex_site.slo.LatencyMiddleware",
+    "apex_site.input_guard.InputGuardMiddleware",  # NUL/lone surrogates in path, query or form: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,6 +161,8 @@ IMPRESSIONS_STREAM = env_str("IMPRESSIONS_STREAM", "apex:impressions")  # Redis 
 EVENTS_STREAM = env_str("EVENTS_STREAM", "apex:events")  # Redis Stream the outbox relays to
 EVENTS_RECLAIM_IDLE_MS = env_int("EVENTS_RECLAIM_IDLE_MS", 30_000)  # reclaim a consumer's entries after this idle
 EVENTS_REDELIVER_AFTER_S = env_float("EVENTS_REDELIVER_AFTER_S", 300.0)  # re-relay rows the stream lost
+EVENTS_MIN_OCCURRED_AT = env_str("EVENTS_MIN_OCCURRED_AT", "1995-01-01")  # older event/rating times: refused
+EVENTS_MAX_FUTURE_SKEW_S = env_float("EVENTS_MAX_FUTURE_SKEW_S", 300.0)  # times further ahead than this: refused
 ONLINE_BATCH_SIZE = env_int("ONLINE_BATCH_SIZE", 256)  # stream entries per applied mini-batch
 ONLINE_LEARNING_RATE = env_float("ONLINE_LEARNING_RATE", 1e-3)  # clipped to [1e-5, 1e-2] by the learner
 ONLINE_ROLLBACK_DROP = env_float("ONLINE_ROLLBACK_DROP", 0.05)  # held-out hit-rate drop that rolls back
@@ -230,6 +233,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    # bounded nesting, no NUL or lone surrogate in any string or key (apex_site/parsers.py)
+    "DEFAULT_PARSER_CLASSES": ["apex_site.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     # DRF's own get_ident trusts any X-Forwarded-For without NUM_PROXIES; our throttles use apex_site.client_ip and
     # 0 keeps any other throttle on REMOTE_ADDR
     "NUM_PROXIES": 0,
@@ -244,6 +250,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apex_site.schema.error_components"],
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies get their own components (no readOnly fields to send)
 }
+
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # deeper JSON bodies: 400
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # larger bodies: 413 (apex_site.errors)
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
@@ -266,7 +275,7 @@ NIGHTLY_DATASET = env_str("NIGHTLY_DATASET", "ml-latest-small")  # gold dataset 
 NIGHTLY_MODELS = env_str("NIGHTLY_MODELS", "popularity,itemknn,ease")  # cheap full retrains; others fine-tune online
 # the serving bundle the nightly retrain step rebuilds from gold (ml_core.serving_build; workers load it on reload)
 NIGHTLY_SERVING_MODELS = env_list("NIGHTLY_SERVING_MODELS", ["sasrec", "lightgcn", "ease"])
-NIGHTLY_MAX_EPOCHS = env_int("NIGHTLY_MAX_EPOCHS", 5)  # training epochs per serving model (never seconds)
+NIGHTLY_TIME_BUDGET_S = env_float("NIGHTLY_TIME_BUDGET_S", 60.0)  # training seconds per serving model
 NIGHTLY_HOUR_UTC = env_int("NIGHTLY_HOUR_UTC", 3)
 EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events older than this (late commits)
 CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,13 +21,27 @@ from .models import Event
 from .parsing import events_parse
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
 from .selectors import event_features_for
-from .services import EventInput, event_record_batch, event_value_validate, movie_ids_unknown
+from .services import (
+    EventInput,
+    IdempotencyConflict,
+    event_record_batch,
+    event_time_validate,
+    event_value_validate,
+    movie_ids_unknown,
+)
 
 MAX_BATCH = 1000
 
 
 class UnprocessableEntity(serializers.ValidationError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
+class IdempotencyKeyConflict(DrfValidationError):
+    """409: an idempotency key already stored with a different body (nothing of the request is stored)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "idempotency_conflict"
 
 
 class EventInputSerializer(serializers.Serializer):
@@ -76,10 +91,12 @@ def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
     for i, row in enumerate(rows):
         if row["external_user"] and not is_key:
             errors[name(i, "external_user")] = ["only API keys may post for their end users"]
-        try:
-            event_value_validate(kind=row["kind"], value=row["value"], propensity=row["propensity"])
-        except DjangoValidationError as exc:
-            errors.update({name(i, field): msgs for field, msgs in exc.message_dict.items()})
+        for check, fields in ((event_value_validate, ("kind", "value", "propensity")),
+                              (event_time_validate, ("occurred_at",))):
+            try:
+                check(**{field: row[field] for field in fields})
+            except DjangoValidationError as exc:
+                errors.update({name(i, field): msgs for field, msgs in exc.message_dict.items()})
     if errors:
         raise UnprocessableEntity(errors)
     unknown = set(movie_ids_unknown(movie_ids=[row["movie_id"] for row in rows]))
@@ -89,9 +106,14 @@ def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
     return [EventInput(**row) for row in rows]
 
 
-def _record(request: Request, items: list[EventInput]) -> list[tuple[Event, bool]]:
+def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[tuple[Event, bool]]:
     try:
         return event_record_batch(user=request.user, items=items, api_key=request_api_key(request))
+    except IdempotencyConflict as exc:
+        raise IdempotencyKeyConflict({
+            (f"events.{i}.idempotency_key" if batch else "idempotency_key"):
+                [f"{items[i].idempotency_key!r} was already used for a different event; a replay must send the "
+                 "same fields, a new event needs a new key"] for i in exc.positions}) from exc
     except DjangoValidationError as exc:
         raise UnprocessableEntity(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
 
@@ -104,7 +126,7 @@ class EventCreateApi(QuotaMixin, APIView):
 
     @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer, **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
-        (event, created), = _record(request, _inputs(request, batch=False))
+        (event, created), = _record(request, _inputs(request, batch=False), batch=False)
         return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -121,7 +143,7 @@ class EventBatchCreateApi(QuotaMixin, APIView):
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=True)
         usage_consume(user=request.user, api_key=request_api_key(request), kind="events", amount=len(items))
-        results = _record(request, items)
+        results = _record(request, items, batch=True)
         replayed = sum(1 for _, created in results if not created)
         return Response({"accepted": len(results) - replayed, "replayed": replayed,
                          "events": [{"id": str(e.id), "status": "accepted", "replayed": not created}

@@ -29,6 +29,8 @@ class Event(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
     value = models.FloatField(null=True, blank=True, help_text="rating stars, watch fraction, watchlist 1/0")
     idempotency_key = models.CharField(max_length=128, help_text="client key; a replay returns the same event")
+    body_hash = models.CharField(max_length=64, blank=True, default="",
+                                 help_text="SHA-256 of the event's fields; a replayed key must match it (blank: legacy)")
     api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="events", help_text="the key that posted it, if any")
     external_user = models.CharField(max_length=128, blank=True, default="",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,7 +22,7 @@ from django.utils import timezone
 
 from catalog.models import Movie
 from catalog.selectors import movie_list
-from catalog.services import rating_upsert
+from catalog.services import rating_upsert, time_window_problem
 
 from .models import Event, OnlineCheckpoint
 from .signals import interaction_recorded, interactions_applied
@@ -77,15 +79,44 @@ def event_value_validate(*, kind: str, value: float | None, propensity: float | 
     return value
 
 
+def event_time_validate(*, occurred_at: dt.datetime | None, now: dt.datetime | None = None) -> None:
+    """ValidationError naming ``occurred_at`` when it is naive or outside the accepted window (None: now, fine)."""
+    if occurred_at is None:
+        return
+    if timezone.is_naive(occurred_at):
+        raise ValidationError({"occurred_at": "occurred_at must include a timezone"})
+    problem = time_window_problem(occurred_at, now=now)
+    if problem:
+        raise ValidationError({"occurred_at": f"occurred_at {problem}"})
+
+
+class IdempotencyConflict(ValidationError):
+    """Idempotency keys already stored with different event fields (a replay must send the same body)."""
+
+    def __init__(self, *, positions: list[int], keys: list[str]) -> None:
+        self.positions, self.conflicting_keys = positions, keys
+        super().__init__({"idempotency_key": f"already used for a different event: {', '.join(map(repr, keys))}"})
+
+
+def event_body_hash(item: EventInput) -> str:
+    """SHA-256 of the fields that make the event (all but its key); values as stored, times in UTC."""
+    value = event_value_validate(kind=item.kind, value=item.value, propensity=item.propensity)
+    occurred = item.occurred_at
+    if occurred is not None and timezone.is_aware(occurred):
+        occurred = occurred.astimezone(dt.UTC)
+    fields = [item.movie_id, item.kind, None if value is None else float(value), occurred.isoformat() if occurred else None,
+              None if item.propensity is None else float(item.propensity), item.position,
+              item.policy_version, item.request_id, item.external_user]
+    return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
+
+
 def _build(*, user: AbstractBaseUser, item: EventInput, api_key: Any, now: dt.datetime) -> Event:
     value = event_value_validate(kind=item.kind, value=item.value, propensity=item.propensity)
-    occurred = item.occurred_at or now
-    if timezone.is_naive(occurred):
-        raise ValidationError({"occurred_at": "occurred_at must include a timezone"})
+    event_time_validate(occurred_at=item.occurred_at, now=now)
     return Event(user=user, movie_id=item.movie_id, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
-                 api_key=api_key, external_user=item.external_user, propensity=item.propensity,
-                 position=item.position, policy_version=item.policy_version, request_id=item.request_id,
-                 occurred_at=occurred)
+                 body_hash=event_body_hash(item), api_key=api_key, external_user=item.external_user,
+                 propensity=item.propensity, position=item.position, policy_version=item.policy_version,
+                 request_id=item.request_id, occurred_at=item.occurred_at or now)
 
 
 def _announce(event_ids: list[str], user_ids: list[int]) -> None:
@@ -123,6 +154,10 @@ def _insert(events: list[Event]) -> None:
 def _record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput], api_key: Any) -> list[tuple[Event, bool]]:
     keys = [item.idempotency_key for item in items]
     existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
+    conflicts = [i for i, item in enumerate(items) if item.idempotency_key in existing
+                 and existing[item.idempotency_key].body_hash not in ("", event_body_hash(item))]  # "": legacy row
+    if conflicts:
+        raise IdempotencyConflict(positions=conflicts, keys=[keys[i] for i in conflicts])
     now = timezone.now()
     fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
              if item.idempotency_key not in existing]
@@ -138,7 +173,9 @@ def _record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput], api_ke
 
 def event_record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput],
                        api_key: Any = None) -> list[tuple[Event, bool]]:
-    """Store many events in one transaction; replayed idempotency keys return the stored event (created False)."""
+    """Store many events in one transaction; replayed idempotency keys return the stored event (created False).
+
+    A key stored with different fields raises IdempotencyConflict and stores nothing."""
     keys = [item.idempotency_key for item in items]
     if len(set(keys)) != len(keys):
         raise ValidationError({"events": "idempotency keys must be unique within a batch"})
@@ -304,6 +341,10 @@ def _ratings_store(events: list[Event]) -> None:
     """Rating events become the user's catalog rating (the history serving reads), in the applying transaction."""
     for event in events:
         if event.kind == Kind.RATING and event.value is not None:
+            problem = time_window_problem(event.occurred_at)
+            if problem:  # stored before times were checked: keep it out of the catalog, apply the rest
+                logger.warning("rating event %s not stored as a rating: occurred_at %s", event.id, problem)
+                continue
             rating_upsert(user=event.user, movie=event.movie, value=event.value, rated_at=event.occurred_at,
                           source="events")
 
