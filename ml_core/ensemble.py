@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import Split, _excluded, beyond_accuracy, rank_metrics, ranks_full, top_k
+from .evaluation import K, Split, _excluded, beyond_accuracy, rank_metrics, ranks_full, tie_metrics, top_k
 from .interface import FitOptions
 from .ranking import N_WEIGHT_SAMPLES, blend, normalise, select_weights_dr
 
@@ -76,7 +76,9 @@ def evaluate_scores(scores: np.ndarray, split: Split, stage: str, users: np.ndar
     """The protocol's full-ranking metrics (and beyond-accuracy) for a (B, n_items) score matrix."""
     targets = (split.valid_item if stage == "valid" else split.test_item)[users]
     excluded = _excluded(split, stage, users)
-    out = rank_metrics(ranks_full(scores, targets, excluded))
+    ranks = ranks_full(scores, targets, excluded)
+    out = rank_metrics(ranks)
+    out.update(tie_metrics(ranks, split.tied(stage)[users], K))  # tied users apart, as for single models
     out.update(beyond_accuracy(top_k(scores, excluded), split.train))
     out["n_users"] = int(len(users))
     return out
@@ -150,12 +152,13 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
 
 
 def _row(name: str, m: dict[str, float]) -> str:
-    return (f"| {name} | {m['ndcg@10']:.4f} | {m['hr@10']:.4f} | {m['mrr@10']:.4f} | {m['coverage@10']:.3f} "
+    return (f"| {name} | {m['ndcg@10']:.4f} | {m.get('ndcg@10_untied', float('nan')):.4f} | {m['hr@10']:.4f} "
+            f"| {m['mrr@10']:.4f} | {m['coverage@10']:.3f} "
             f"| {m['gini@10']:.3f} | {m['novelty@10']:.2f} |")
 
 
-HEADER = ("| model | NDCG@10 | HR@10 | MRR@10 | coverage | Gini | novelty |\n"
-          "|---|---|---|---|---|---|---|")
+HEADER = ("| model | NDCG@10 | NDCG@10 (untied users) | HR@10 | MRR@10 | coverage | Gini | novelty |\n"
+          "|---|---|---|---|---|---|---|---|")
 
 
 def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> None:
@@ -181,7 +184,10 @@ def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> Non
              f"{sel['n_weight_vectors']} vectors by validation NDCG@10: {sel['valid_ndcg@10_best_of_samples']:.4f}; "
              f"uniform weights: {sel['valid_ndcg@10_uniform']:.4f}",
              f"- Pearson correlation of DR value and validation NDCG@10 over the vectors: "
-             f"{sel['dr_vs_valid_ndcg_pearson']:.3f}", "", "## Test metrics", "", HEADER,
+             f"{sel['dr_vs_valid_ndcg_pearson']:.3f}", "", "## Test metrics", "",
+             f"{test.get('n_tied_users', '?')} of {test.get('n_users', '?')} test users' held-out event has the same "
+             "timestamp as their validation event (the seeded tie-break chose which is held out); the untied "
+             "column leaves them out.", "", HEADER,
              _row("**ensemble**", test)]
     lines += [_row(n, m) for n, m in report["singles_test"].items()]
     verdict = (f"The ensemble {'beats' if beats else 'does not beat'} the best single model "

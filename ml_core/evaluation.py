@@ -203,7 +203,7 @@ def top_k(scores: np.ndarray, excluded: sparse.csr_matrix, k: int = K) -> np.nda
     return np.take_along_axis(part, order, axis=1)
 
 
-def _tie_metrics(ranks: np.ndarray, tied: np.ndarray, k: int) -> dict[str, float]:
+def tie_metrics(ranks: np.ndarray, tied: np.ndarray, k: int) -> dict[str, float]:
     """HR@k/NDCG@k over the untied and the tied users separately (NaN for an empty group), and the tied count."""
     out: dict[str, float] = {"n_tied_users": int(tied.sum())}
     for label, mask in (("untied", ~tied), ("tied", tied)):
@@ -234,7 +234,7 @@ def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512
             tops.append(top_k(scores, excluded))
     ranks = np.concatenate(full)
     out = rank_metrics(ranks, k)
-    out.update(_tie_metrics(ranks, split.tied(stage)[users], k))
+    out.update(tie_metrics(ranks, split.tied(stage)[users], k))
     if not full_only:
         out.update({f"sampled_{name}": v for name, v in rank_metrics(np.concatenate(sampled), k).items()})
         out.update(beyond_accuracy(np.concatenate(tops), split.train))
