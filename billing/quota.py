@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -58,11 +57,7 @@ class QuotaMixin:
         in_redis = usage_consume(user=request.user, api_key=request_api_key(request), kind=self.quota_kind,
                                  burst=burst)
         if burst is not None and not in_redis:
-            # Redis went down between the checks: the database counted the call, DRF's throttle decides
-            # (through the cache, which may be down as well: then the burst limit is not enforced)
-            try:
-                allowed = throttle.allow_request(request, self)
-            except redis.RedisError:
-                allowed = True
-            if not allowed:
+            # Redis is down (the database counted the call): DRF's throttle decides, counting per process
+            # while Redis is down (apex_site.cache.counting_cache)
+            if not throttle.allow_request(request, self):
                 self.throttled(request, throttle.wait())  # type: ignore[attr-defined]

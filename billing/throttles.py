@@ -1,4 +1,8 @@
-"""Burst limits per API key, user or client address, counted in the cache (Redis when REDIS_URL is set)."""
+"""Burst limits per API key, user or client address, counted in the cache (Redis when REDIS_URL is set).
+
+While Redis is down the counts are kept per process (``apex_site.cache.counting_cache``): the limit then
+holds in each process instead of across them, never not at all (docs/BILLING.md).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
+from apex_site.cache import counting_cache
 from apex_site.client_ip import ClientIpThrottleMixin
 
 
@@ -14,6 +19,10 @@ class BurstThrottle(ClientIpThrottleMixin, SimpleRateThrottle):  # get_ident: th
     """Short-window rate limit (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["burst"], e.g. 120/min)."""
 
     scope = "burst"
+
+    @property  # type: ignore[override]
+    def cache(self):  # noqa: ANN201 - Django's BaseCache
+        return counting_cache()
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         api_key = request_api_key(request)

@@ -57,7 +57,14 @@ def impressions_store(*, limit: int = 5_000, batch: int = 200) -> int:
     dropped; a database error leaves it pending, to be reclaimed by a later run."""
     if not stream_enabled():
         return 0
-    client = stream_client()
+    try:
+        return _store_queued(stream_client(), limit=limit, batch=batch)
+    except redis.RedisError as exc:  # Redis down: the lists wait in the stream (the request stored any it could not add)
+        logger.warning("impression stream unavailable, storing later: %s", exc)
+        return 0
+
+
+def _store_queued(client: redis.Redis, *, limit: int, batch: int) -> int:
     _ensure_group(client)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     stored = handled = 0

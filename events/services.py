@@ -26,7 +26,15 @@ from catalog.services import rating_upsert, time_window_problem
 
 from .models import Event, OnlineCheckpoint
 from .signals import interaction_recorded, interactions_applied
-from .stream import STREAM_MAXLEN, stream_append, stream_client, stream_enabled
+from .stream import (
+    STREAM_MAXLEN,
+    StreamLoss,
+    stream_append,
+    stream_client,
+    stream_enabled,
+    stream_loss_check,
+    stream_loss_handled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -270,19 +278,32 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
 
     When Redis is down the rows stay with ``relayed_at`` NULL and the beat task retries later.
     Without a Redis URL there is no stream: rows are marked relayed and applied in-process.
+    Rows relayed but never applied are relayed again when Redis lost the stream (``stream_loss_check``:
+    at once) or, failing any sign of a loss, after ``EVENTS_REDELIVER_AFTER_S``.
     """
     pending = Event.objects.filter(relayed_at__isnull=True)
+    loss = None
     if event_ids is not None:
         pending = pending.filter(id__in=list(event_ids))
     elif stream_enabled():
-        # Relayed long ago but never applied: the stream lost them (e.g. Redis restarted without persistence).
-        stale = timezone.now() - dt.timedelta(seconds=float(getattr(settings, "EVENTS_REDELIVER_AFTER_S", 300)))
-        pending = Event.objects.filter(Q(relayed_at__isnull=True) | Q(applied_at__isnull=True, relayed_at__lt=stale))
+        try:
+            loss = stream_loss_check()
+        except redis.RedisError as exc:
+            logger.warning("stream unavailable, the outbox waits: %s", exc)
+            return 0
+        started = timezone.now()
+        cutoff = started - dt.timedelta(seconds=float(getattr(settings, "EVENTS_REDELIVER_AFTER_S", 300)))
+        if loss is not None:  # Redis lost the stream: everything relayed before that (and not after this run began)
+            cutoff = max(cutoff, min(started, dt.datetime.fromtimestamp(loss.before, tz=dt.UTC)))
+            logger.warning("the event stream was lost; relaying unapplied events relayed before %s again", cutoff)
+        pending = Event.objects.filter(Q(relayed_at__isnull=True) | Q(applied_at__isnull=True, relayed_at__lt=cutoff))
     pending = pending.order_by("created_at")
     relayed = 0
     while relayed < limit:
         rows = list(pending.values_list("id", "user_id")[:RELAY_BATCH])
         if not rows:
+            if loss is not None:
+                _stream_loss_handled(loss)
             break
         if stream_enabled():
             try:
@@ -294,6 +315,13 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
         Event.objects.filter(id__in=[r[0] for r in rows]).update(relayed_at=timezone.now())
         relayed += len(rows)
     return relayed
+
+
+def _stream_loss_handled(loss: StreamLoss) -> None:
+    try:
+        stream_loss_handled(loss)
+    except redis.RedisError as exc:  # the next run sees the loss again and relays the rows once more
+        logger.warning("stream loss not marked handled: %s", exc)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 Entries carry only event ids (up to ``IDS_PER_ENTRY`` per entry, so a 500-event batch is 5 XADDs, not
 500); the rows in PostgreSQL are the source of truth. Reads first reclaim entries another consumer left pending for longer than
 ``EVENTS_RECLAIM_IDLE_MS`` (XAUTOCLAIM: that consumer died mid-batch), then read new ones.
+A marker key next to the stream tells the relay that Redis lost the stream (``stream_loss_check``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,6 +59,65 @@ def stream_client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+EPOCH_SUFFIX = "epoch"  # marker next to the stream: "<run id>:<time>" of the Redis that first held it
+LOSS_MARGIN_S = 5.0  # clock skew allowed between Redis and the app servers when replaying a lost stream
+
+# KEYS: marker. The first append into a Redis that lacks the marker (a new one, or one that lost its
+# data) records that server's run id and the time.
+_MARK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+  redis.call('SET', KEYS[1], run_id .. ':' .. redis.call('TIME')[1])
+end
+return 0
+"""
+# KEYS: marker; ARGV: run id. The loss is handled: mark it checked, unless Redis restarted meanwhile.
+_CHECKED = """
+if string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1] .. ':checked')
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class StreamLoss:
+    """Redis may have lost stream entries: those relayed before ``before`` (unix time) and not applied."""
+
+    run_id: str
+    before: float
+
+
+def stream_loss_check() -> StreamLoss | None:
+    """Whether this Redis may have lost entries relayed earlier (a restart without persistence, a flush,
+    a failover to an empty replica): the marker is missing, or was set by an append into this very server
+    and not checked yet. None when the marker was checked on this server, or persisted from before its
+    start (the stream persisted with it). Raises on Redis errors.
+
+    ``events.services.event_outbox_relay`` then relays every unapplied outbox row relayed before the loss
+    again at once (not after EVENTS_REDELIVER_AFTER_S) and calls ``stream_loss_handled``."""
+    client = stream_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.get(stream_key(EPOCH_SUFFIX))
+    pipe.info("server")
+    marker, info = pipe.execute()
+    run_id = str(info["run_id"])
+    if marker is None:  # nothing appended since the data was lost: every relayed row may be gone
+        return StreamLoss(run_id, time.time() + LOSS_MARGIN_S)
+    marked_by, _, marked_at = marker.partition(":")
+    if marked_by != run_id:  # the marker persisted across a restart, and so did the stream
+        client.eval(_CHECKED, 1, stream_key(EPOCH_SUFFIX), run_id)
+        return None
+    if marked_at == "checked":
+        return None
+    return StreamLoss(run_id, float(marked_at) + LOSS_MARGIN_S)
+
+
+def stream_loss_handled(loss: StreamLoss) -> None:
+    """The rows a loss concerned were relayed again: stop reporting it (unless Redis restarted since)."""
+    stream_client().eval(_CHECKED, 1, stream_key(EPOCH_SUFFIX), loss.run_id)
+
+
 def stream_append(event_ids: Sequence[str]) -> int:
     """XADD the event ids (chunked) in one pipeline; returns how many entries were added. Raises on Redis errors."""
     pipe = stream_client().pipeline(transaction=False)
@@ -64,6 +125,7 @@ def stream_append(event_ids: Sequence[str]) -> int:
     for chunk in chunks:
         pipe.xadd(stream_name(), {"event_ids": ",".join(chunk)}, maxlen=STREAM_MAXLEN, approximate=True)
     if chunks:
+        pipe.eval(_MARK, 1, stream_key(EPOCH_SUFFIX))  # same round trip: notes a Redis that lost the stream
         pipe.execute()
     return len(chunks)
 

@@ -31,7 +31,7 @@ from django.conf import settings
 from events import selectors as event_selectors
 from events import services as event_services
 from events.live import live_push_recommendations
-from events.stream import stream_ack, stream_client, stream_enabled, stream_key, stream_read
+from events.stream import stream_ack, stream_client, stream_enabled, stream_key, stream_loss_check, stream_read
 from ml_core.interface import UserContext
 from ml_core.online import Holdout, OnlineConfig, OnlineEvent, OnlineLearningCoordinator
 
@@ -285,6 +285,7 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
     """
     name = consumer or consumer_name()
     size = batch_size or int(getattr(settings, "ONLINE_BATCH_SIZE", 256))
+    _replay_lost_stream()
     applied = batches = 0
     idle_until = time.monotonic() + linger_s
     while batches < max_batches:
@@ -314,6 +315,18 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
             time.sleep(ack_delay)
         stream_ack([e.entry_id for e in entries])  # applied (or already applied before): safe to ack
     return applied
+
+
+def _replay_lost_stream() -> None:
+    """If Redis lost the stream (restarted empty, flushed), relay the unapplied outbox rows again before
+    reading, instead of leaving them to the relay's redelivery after EVENTS_REDELIVER_AFTER_S."""
+    try:
+        lost = stream_loss_check() is not None
+    except redis.RedisError:
+        return  # the read that follows fails as well, and says so
+    if lost:
+        relayed = event_services.event_outbox_relay()
+        logger.warning("the event stream was lost; %d unapplied events relayed again from the outbox", relayed)
 
 
 def online_apply_outbox(*, event_ids: Sequence[str]) -> int:

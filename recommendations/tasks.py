@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from celery import shared_task
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,18 @@ def consume_event_stream() -> int:
     from .online import online_consume_stream
 
     flag = stream_key(CONSUME_SCHEDULED)
-    stream_client().set(flag, "1", px=CONSUME_FLAG_TTL_MS)
+    try:
+        stream_client().set(flag, "1", px=CONSUME_FLAG_TTL_MS)
+    except redis.RedisError as exc:  # Redis down: the events wait in the outbox; the beat relay runs us again
+        logger.warning("event stream unavailable, not consuming: %s", exc)
+        return 0
     try:
         applied = online_consume_stream(linger_s=float(getattr(settings, "ONLINE_CONSUME_LINGER_S", 0.0)))
     finally:
-        stream_client().delete(flag)  # entries added from now on schedule another run
+        try:
+            stream_client().delete(flag)  # entries added from now on schedule another run
+        except redis.RedisError as exc:  # the flag expires within CONSUME_FLAG_TTL_MS
+            logger.warning("consume flag not cleared: %s", exc)
     return applied + online_consume_stream()
 
 
@@ -46,7 +54,8 @@ def apply_outbox_events(*, event_ids: list[str]) -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def relay_event_outbox() -> int:
-    """Beat: append outbox rows that missed the stream (Redis was down) and schedule their consumption."""
+    """Beat: append outbox rows that missed the stream (Redis was down), or that it lost (Redis restarted
+    empty: relayed again at once), and schedule their consumption."""
     from events.services import event_outbox_relay
     from events.stream import stream_enabled
 
@@ -54,7 +63,10 @@ def relay_event_outbox() -> int:
     if relayed:
         logger.info("relayed %d events from the outbox", relayed)
     if stream_enabled():
-        consume_event_stream.apply_async(retry=False)  # also reclaims entries a dead consumer left pending
+        try:
+            consume_event_stream.apply_async(retry=False)  # also reclaims entries a dead consumer left pending
+        except Exception as exc:  # noqa: BLE001 - broker (Redis) down: the next beat run schedules it
+            logger.warning("could not schedule stream consumption: %s", exc)
     else:
         from events.selectors import event_unapplied_ids
 
