@@ -100,6 +100,9 @@ def _fit_rating(data: Interactions, seed: int) -> tuple[Any, dict[str, Any] | No
     """The explicit-rating predictor on the split's train rows and its test RMSE/MAE; (None, None) without ratings."""
     from .rating import fit_rating_predictor
 
+    if not data.has_ratings:  # implicit events only: every "rating" is 1, nothing to predict
+        log.warning("no rating predictor in this bundle: %s has no rating values", data.name)
+        return None, None
     try:
         rating, metrics = fit_rating_predictor(data, seed=seed)
     except ValueError as exc:
