@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "apex_site.unavailable.DatabaseUnavailableMiddleware",  # database unreachable in a view: 503 + Retry-After
 ]
 
 ROOT_URLCONF = "apex_site.urls"
@@ -116,11 +117,14 @@ if DATABASE_URL:
         # connecting (persistent connections and pooling exclude each other, so CONN_MAX_AGE is 0)
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1, "max_size": env_int("DB_POOL_MAX_SIZE", 8), "timeout": 10}
+            "min_size": 1, "max_size": env_int("DB_POOL_MAX_SIZE", 8), "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0)}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
                              "NAME": Path(env_str("SQLITE_PATH", str(BASE_DIR / "var" / "apex.sqlite3")))}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A request that cannot reach the database (down, connections or the pool exhausted) gets 503 with this
+# Retry-After (apex_site.unavailable), never a 500.
+DATABASE_RETRY_AFTER_S = env_int("DATABASE_RETRY_AFTER_S", 5)
 
 # --- Redis: cache, Celery, Channels ------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
