@@ -66,9 +66,22 @@ def _digest(value: str) -> str:
 def signin_account(*, login: str) -> str:
     """A stable name for the account behind a username or e-mail (unknown logins are named by the text)."""
     login = login.strip()
-    user = (get_user_model().objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
-            .order_by("pk").values_list("pk", flat=True).first()) if login and "\x00" not in login else None
+    user = None
+    if _lookupable(login):
+        user = (get_user_model().objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
+                .order_by("pk").values_list("pk", flat=True).first())
     return f"user:{user}" if user is not None else f"login:{_digest(login.lower())}"
+
+
+def _lookupable(login: str) -> bool:
+    """Could this be a username or address at all? (NUL, lone surrogates or 300 characters never are.)"""
+    if not login or len(login) > 254 or "\x00" in login:
+        return False
+    try:
+        login.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _known_key(account: str) -> str:

@@ -193,3 +193,21 @@ def test_a_refresh_token_needs_an_existing_verified_account(plans):
     refused = APIClient().post("/v1/auth/token/refresh", {"refresh": str(unverified)}, format="json")
     assert refused.status_code == 403 and "Verify your e-mail address" in refused.json()["detail"]
     assert APIClient().post("/v1/auth/token/refresh", {"refresh": str(deleted)}, format="json").status_code == 401
+
+
+@pytest.mark.parametrize("login", ["nul\x00byte", "lone\ud800surrogate", "x" * 300])
+def test_sign_in_names_that_cannot_be_accounts_never_reach_the_database(db, login, django_assert_num_queries):
+    from accounts.lockout import signin_account
+
+    with django_assert_num_queries(0):
+        assert signin_account(login=login).startswith("login:")
+
+
+def test_a_bad_trusted_proxies_entry_is_a_configuration_error(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apex_site.client_ip import trusted_networks
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8", "the load balancer"]
+    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES"):
+        trusted_networks()
