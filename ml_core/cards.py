@@ -96,7 +96,7 @@ def plot_trials(entry: dict[str, Any], dataset: str, path: Path) -> None:
     ax.set_xlabel("trial (0 = default configuration)")
     ax.set_ylabel("validation NDCG@10 (full)")
     ax.set_title(f"{entry['model']} on {dataset}: {len(trials)} trials", fontsize=10)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="best", fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,11 +111,13 @@ def _tuning_lines(e: dict[str, Any], trials_img: str | None) -> list[str]:
         return ["- Configuration: the model's defaults (no tuning study stored for this dataset; "
                 "`python -m ml_core train --tune` runs one)", ""]
     states = [t["state"] for t in trials]
+    wall = tuning.get("wall_seconds") or e.get("tuning_seconds", 0.0)
     lines = [f"- Configuration: chosen by tuning on {tuning.get('dataset', '?')} — {len(trials)} trials "
              f"({states.count('complete')} complete, {states.count('pruned')} pruned, {states.count('fail')} failed) "
              f"of {tuning.get('sampler', 'TPE')}, {tuning.get('pruner', 'median pruning')}; best trial "
-             f"{tuning.get('best_trial', '?')} (trial 0 = the defaults); {e.get('tuning_seconds', 0):.0f} s of "
-             f"training in all ({e.get('tuning_seconds', 0) / 60:.1f} min), tuned {tuning.get('tuned_at', '?')}", "",
+             f"{tuning.get('best_trial', '?')} (trial 0 = the defaults). Tuning took {_duration(wall)} wall in "
+             f"{len(tuning.get('sessions') or [None])} session(s), {_duration(e.get('tuning_seconds', 0.0))} of it "
+             f"training and validating trials; last session {tuning.get('tuned_at', '?')}", "",
              "| trial | state | validation NDCG@10 | epochs | seconds | parameters |", "|---|---|---|---|---|---|"]
     for t in trials:
         value = t["value"] if t["value"] is not None else t.get("last_reported")
@@ -123,7 +125,7 @@ def _tuning_lines(e: dict[str, Any], trials_img: str | None) -> list[str]:
         mark = " **best**" if t["number"] == tuning.get("best_trial") else ""
         params = ", ".join(f"`{k}={_fmt(v)}`" for k, v in sorted(t["params"].items()))
         lines.append(f"| {t['number']}{mark} | {t['state']} | {shown} | {t.get('epochs') or '-'} | "
-                     f"{_fmt(float(t.get('seconds') or 0.0))} | {params} |")
+                     f"{float(t.get('seconds') or 0.0):.1f} | {params} |")
     lines.append("")
     if trials_img:
         lines += [f"![tuning trials of {e['model']}]({trials_img})", ""]
@@ -151,6 +153,10 @@ def _dataset_lines(run: dict[str, Any]) -> list[str]:
     if not notes:
         return []
     return ["Data and fallbacks:", "", *[f"- {note}" for note in notes], ""]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _fmt(value: Any) -> str:

@@ -223,7 +223,8 @@ def _tuning_fields(record: dict[str, Any] | None, path: Path) -> dict[str, Any]:
         return {"tuning": {"source": "defaults", "note": "no stored choice for this dataset (train --tune)"},
                 "trials": [], "tuning_seconds": 0.0}
     return {"tuning": {"source": "tuned", "path": str(path), "dataset": record.get("dataset"),
-                       "tuned_at": record.get("tuned_at"), **record.get("study", {})},
+                       "tuned_at": record.get("tuned_at"), "sessions": record.get("sessions", []),
+                       "wall_seconds": record.get("wall_seconds"), **record.get("study", {})},
             "trials": record.get("trials", []), "tuning_seconds": record.get("tuning_seconds", 0.0)}
 
 

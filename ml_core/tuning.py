@@ -193,6 +193,7 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path 
         model_cls, "prune_warmup_epochs", PRUNE_WARMUP_EPOCHS)
     name = study_name(model_cls, split, space, options.seed)
     kept: dict[str, Any] = {}  # the best model fitted in this session: {"number", "value", "model", "report"}
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with _study_lock(storage_dir, model_cls.name):
         study = optuna.create_study(
             storage=_storage_url(storage_dir, model_cls.name), study_name=name, direction="maximize",
@@ -202,17 +203,20 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path 
         if not study.trials:
             study.enqueue_trial(default_params(base, space), user_attrs={"default": True})
         objective = _objective(model_cls, split, options, space, base, kept)
+        before = _finished(study)
         while (done := _finished(study)) < budget:
             study.sampler = _sampler(options.seed, len(study.trials))
             study.optimize(objective, n_trials=1, catch=TRIAL_ERRORS)
             log.info("%s: trial %d of %d done", model_cls.name, done + 1, budget)
         best = _best_trial(study)
+        run_here = _finished(study) - before
     config = apply_params(base, space, best.params)
     if kept.get("number") == best.number:
         model, report = kept["model"], kept["report"]
     else:  # chosen in an earlier session: refit it (same seed, same epochs: the same model)
         model, report, _ = fit_config(model_cls, config, split, options)
     trials = trial_history(study, space)
+    session = {"started_at": started_at, "trials_run": run_here, "seconds": round(time.perf_counter() - started, 1)}
     return TuningResult(model=model, report=report, config=config, trials=trials,
                         seconds=round(sum(t["seconds"] or 0.0 for t in trials), 2),
                         study={"name": name, "storage": str(_db_path(storage_dir, model_cls.name) or "memory"),
@@ -220,7 +224,7 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path 
                                "sampler": f"TPE (seed {options.seed})",
                                "pruner": f"median on validation NDCG@10 after {prune_startup_trials} trials, "
                                          f"from epoch {warmup}",
-                               "max_epochs": options.max_epochs})
+                               "max_epochs": options.max_epochs, "session": session})
 
 
 def fit_config(model_cls: type, config: Any, split: Any, options: FitOptions) -> tuple[Any, FitReport, float]:
@@ -379,6 +383,10 @@ def save_choice(tuned_dir: Path, model_cls: type, result: TuningResult, *, datas
               "config": config_dict(result.config), "study": result.study, "trials": result.trials,
               "tuning_seconds": result.seconds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = tuned_path(tuned_dir, model_cls.name)
+    _, previous = load_choice(tuned_dir, model_cls)
+    same = previous is not None and previous.get("study", {}).get("name") == result.study.get("name")
+    record["sessions"] = [*(previous.get("sessions", []) if same else []), result.study.get("session", {})]
+    record["wall_seconds"] = round(sum(s.get("seconds", 0.0) for s in record["sessions"]), 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True))

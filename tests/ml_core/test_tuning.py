@@ -181,8 +181,13 @@ def test_train_tune_stores_the_choice_and_train_reuses_it(noisy_folder, tmp_path
     assert entry["hyperparameters"]["reg"] == stored["params"]["reg"]
     assert len(json.loads((root / "metrics.json").read_text())["models"]["popularity"]["trials"]) == 1
     cards = (docs / "MODEL_CARDS.md").read_text()
-    assert "4 trials (4 complete, 0 pruned, 0 failed)" in cards
+    assert "4 trials (4 complete, 0 pruned, 0 failed)" in cards and "in 1 session(s)" in cards
     assert (docs / "img" / "noisy-movielens_ease_trials.png").stat().st_size > 0
+
+    assert main([*args, "--tune", "--trials", "5", "--models", "ease"]) == 0  # a later session continues the study
+    stored = json.loads((root / "tuned" / "ease.json").read_text())
+    assert len(stored["trials"]) == 5 and [s["trials_run"] for s in stored["sessions"]] == [4, 1]
+    assert "5 trials (5 complete, 0 pruned, 0 failed)" in (docs / "MODEL_CARDS.md").read_text()
 
     stored["params"]["reg"] = 77.0  # as if the study had chosen 77: train without --tune must train that
     (root / "tuned" / "ease.json").write_text(json.dumps(stored))
