@@ -17,6 +17,7 @@ from .models import Event
 
 KINDS = frozenset(Event.Kind.values)
 TEXT_LIMITS = {"policy_version": 64, "request_id": 64, "external_user": 128}
+MOVIE_ID_MAX = 2**31 - 1  # the column is a 32-bit integer; larger ids overflow the driver (500) instead of matching none
 
 
 def _integer(value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -77,7 +78,8 @@ def _row(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {"non_field_errors": "Expected an object with movie_id, kind and idempotency_key."}
     row: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for field, check in (("movie_id", _integer), ("kind", _kind), ("idempotency_key", _key)):
+    movie_id = lambda v: _integer(v, 1, MOVIE_ID_MAX)  # noqa: E731
+    for field, check in (("movie_id", movie_id), ("kind", _kind), ("idempotency_key", _key)):
         if field not in raw or raw[field] is None:
             errors[field] = "This field is required."
             continue
