@@ -11,8 +11,9 @@ wait (``base · 2^k`` seconds, capped) before the next attempt is even evaluated
 
 An attempt is counted before the password is checked (so parallel guesses cannot all slip through),
 and a correct password takes its count back and resets its account × address lane. The counts live in
-the shared cache (Redis when configured); if the cache fails the attempt goes ahead on the password alone
-and a warning is logged, so a cache outage never locks anyone out.
+the shared cache (Redis when configured), per process while Redis is known to be down
+(``apex_site.cache.counting_cache``); if the cache fails mid-attempt the attempt goes ahead on the password
+alone and a warning is logged, so a cache failure never locks anyone out.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db.models import Q
 from django.http import HttpRequest
 
+from apex_site.cache import counting_cache
 from apex_site.client_ip import client_ident
 
 logger = logging.getLogger(__name__)
@@ -88,10 +90,10 @@ def _known_key(account: str) -> str:
     return f"auth:known:{account}"
 
 
-def _buckets(account: str, ident: str, policy: dict[str, float]) -> dict[str, int]:
+def _buckets(store: Any, account: str, ident: str, policy: dict[str, float]) -> dict[str, int]:
     buckets = {f"auth:fail:acct-ip:{account}:{_digest(ident)}": int(policy["free_per_account_ip"]),
                f"auth:fail:ip:{_digest(ident)}": int(policy["free_per_ip"])}
-    if ident not in (cache.get(_known_key(account)) or []):
+    if ident not in (store.get(_known_key(account)) or []):
         buckets[f"auth:fail:acct:{account}"] = int(policy["free_per_account"])
     return buckets
 
@@ -109,19 +111,20 @@ def signin_begin(*, request: HttpRequest, login: str) -> SignIn:
     policy = _policy()
     now = time.time()
     try:
-        buckets = _buckets(attempt.account, attempt.ident, policy)
+        store = counting_cache()
+        buckets = _buckets(store, attempt.account, attempt.ident, policy)
         waits = []
         for name, free in buckets.items():
-            cache.add(f"{name}:n", 0, int(policy["window_s"]))
-            count = cache.incr(f"{name}:n")
+            store.add(f"{name}:n", 0, int(policy["window_s"]))
+            count = store.incr(f"{name}:n")
             attempt.counted.append(name)
-            last = cache.get(f"{name}:last")
+            last = store.get(f"{name}:last")
             if last is not None and now < last + _wait_s(count, free, policy):
                 waits.append(last + _wait_s(count, free, policy) - now)
         if waits:
-            _take_back(attempt)
+            _take_back(store, attempt)
             raise SignInLocked(max(1, math.ceil(max(waits))))
-        cache.set_many({f"{name}:last": now for name in buckets}, int(policy["window_s"]))
+        store.set_many({f"{name}:last": now for name in buckets}, int(policy["window_s"]))
     except SignInLocked:
         raise
     except Exception:  # noqa: BLE001 - a cache outage must not lock people out; the password still decides
@@ -130,10 +133,10 @@ def signin_begin(*, request: HttpRequest, login: str) -> SignIn:
     return attempt
 
 
-def _take_back(attempt: SignIn) -> None:
+def _take_back(store: Any, attempt: SignIn) -> None:
     for name in attempt.counted:
         try:
-            cache.decr(f"{name}:n")
+            store.decr(f"{name}:n")
         except ValueError:  # the count expired meanwhile: nothing to take back
             pass
     attempt.counted = []
@@ -142,12 +145,13 @@ def _take_back(attempt: SignIn) -> None:
 def signin_succeeded(*, attempt: SignIn) -> None:
     """The password was right: take the attempt back, clear this lane and remember the address."""
     try:
-        _take_back(attempt)
-        cache.delete_many([f"auth:fail:acct-ip:{attempt.account}:{_digest(attempt.ident)}:{part}"
+        store = counting_cache()
+        _take_back(store, attempt)
+        store.delete_many([f"auth:fail:acct-ip:{attempt.account}:{_digest(attempt.ident)}:{part}"
                            for part in ("n", "last")])
-        known = [i for i in (cache.get(_known_key(attempt.account)) or []) if i != attempt.ident]
+        known = [i for i in (store.get(_known_key(attempt.account)) or []) if i != attempt.ident]
         known = [attempt.ident, *known][:KNOWN_ADDRESSES_KEPT]
-        cache.set(_known_key(attempt.account), known, 90 * 24 * 3600)
+        store.set(_known_key(attempt.account), known, 90 * 24 * 3600)
     except Exception:  # noqa: BLE001
         logger.warning("sign-in backoff unavailable (cache error); success not recorded", exc_info=True)
 
@@ -155,6 +159,6 @@ def signin_succeeded(*, attempt: SignIn) -> None:
 def signin_cancelled(*, attempt: SignIn) -> None:
     """No password was checked (a malformed request): the attempt does not count."""
     try:
-        _take_back(attempt)
+        _take_back(counting_cache(), attempt)
     except Exception:  # noqa: BLE001
         logger.warning("sign-in backoff unavailable (cache error)", exc_info=True)

@@ -92,4 +92,10 @@ class ClientIpThrottleMixin:
 
 
 class AnonRateThrottle(ClientIpThrottleMixin, throttling.AnonRateThrottle):
-    """DRF's anonymous throttle (scope ``anon``), counted per real client address."""
+    """DRF's anonymous throttle (scope ``anon``), counted per real client address (per process while Redis is down)."""
+
+    @property  # type: ignore[override]
+    def cache(self):  # noqa: ANN201 - Django's BaseCache
+        from .cache import counting_cache
+
+        return counting_cache()

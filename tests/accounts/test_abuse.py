@@ -211,3 +211,14 @@ def test_a_bad_trusted_proxies_entry_is_a_configuration_error(settings):
     settings.TRUSTED_PROXIES = ["10.0.0.0/8", "the load balancer"]
     with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES"):
         trusted_networks()
+
+
+def test_a_cache_failure_never_locks_anyone_out(db, settings):
+    """Redis unreachable (a closed port stands in for it): the attempt goes ahead, decided by the password alone."""
+    from accounts.lockout import signin_begin, signin_succeeded
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    attempt = signin_begin(request=_request(OWNER), login="alice")
+    assert attempt.counted == []
+    signin_succeeded(attempt=attempt)  # and recording the success does not raise either
