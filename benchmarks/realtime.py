@@ -71,7 +71,7 @@ def _prepare_data(n_users: int) -> tuple[list[int], str, str, list[int]]:
     plans = {p.code: p for p in plans_sync()}
     user, _ = get_user_model().objects.get_or_create(username="bench-live", defaults={"email": "bench@example.com"})
     account_plan_set(user=user, plan=plans["enterprise"], subscription_id="sub_bench", status="active")
-    _, raw_key = api_key_create(user=user, name=f"bench {uuid.uuid4().hex[:6]}")
+    _, raw_key = api_key_create(user=user, name=f"bench {uuid.uuid4().hex[:6]}", by_operator=True)  # no cap
     session = SessionStore()
     session.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
                     "_auth_user_hash": user.get_session_auth_hash()})
