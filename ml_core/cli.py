@@ -32,7 +32,9 @@ def artifacts_root(out: str | None) -> Path:
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """The train options (shared with `manage.py train`)."""
-    train.add_argument("--dataset", default="ml-100k", help="ml-100k, ml-latest-small, or a MovieLens folder")
+    train.add_argument("--dataset", default="ml-100k",
+                       help="ml-100k, ml-latest-small, a MovieLens folder, or an interaction CSV / a folder with "
+                            "interactions.csv (user_id,item_id[,rating][,timestamp]; see ml_core/data.py)")
     train.add_argument("--models", default="all", help="comma-separated registry names (default: all registered)")
     train.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
     train.add_argument("--docs", default=str(REPO_ROOT / "docs"), help="where MODEL_CARDS.md and img/ go")
