@@ -1,4 +1,5 @@
-"""Refuse text no view should see: NUL characters or lone surrogates in the path, a query parameter or a form field.
+"""Refuse text no view should see: NUL characters or lone surrogates in the path, a query parameter or a form field
+(and ignore cookies that carry them).
 
 PostgreSQL rejects NUL in text and a lone surrogate cannot be encoded as UTF-8, so either one used to reach
 the database (or the renderer) and end as a 500. JSON bodies are checked by ``apex_site.parsers.StrictJSONParser``;
@@ -9,6 +10,7 @@ this middleware covers what Django parses itself. A refused request gets 400 nam
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -17,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from .errors import is_api_request
 from .parsers import printable, text_problem
 
+logger = logging.getLogger(__name__)
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
 
@@ -41,9 +44,21 @@ def _form(request: HttpRequest) -> QueryDict | None:
     return None
 
 
+def _drop_bad_cookies(request: HttpRequest) -> None:
+    """Forget cookies that carry NUL or lone surrogates (``"\\000"`` escapes decode to NUL): the request goes on
+    as if they were not sent (a session cookie like that made the session lookup a 500), no 400 the browser
+    would repeat on every page."""
+    bad = [name for name, value in request.COOKIES.items() if text_problem(name) or text_problem(value)]
+    for name in bad:
+        del request.COOKIES[name]
+    if bad:
+        logger.info("ignored %d cookie(s) with NUL or lone surrogates", len(bad))
+
+
 def request_problem(request: HttpRequest) -> tuple[str, str] | None:
     """(field, message) for a request to refuse with 400, or None. Reading a form body may raise Django's
     RequestDataTooBig or TooManyFieldsSent, answered 413 / 400 by Django's handlers."""
+    _drop_bad_cookies(request)
     problem = text_problem(request.path_info)
     if problem:
         return "path", problem

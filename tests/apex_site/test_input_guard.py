@@ -121,3 +121,10 @@ def test_pages_outside_the_api_get_a_plain_400(client):
     response = client.get("/", {"q": "\x00"})
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("cookie", ['sessionid="abcdefgh\\000ijkl"', 'csrftoken="a\\000b"; sessionid="\\000abcdefgh"'])
+def test_a_cookie_carrying_nul_is_ignored_not_a_server_error(cookie):
+    client = Client(raise_request_exception=False)
+    response = client.get("/v1/movies", HTTP_COOKIE=cookie)
+    assert response.status_code == 200

@@ -80,6 +80,9 @@ def _parameter_shapes(movie_id: int, user_id: int) -> Iterator[Shape]:
     for path in ["/v1/movies/%00", "/v1/movies/1%00", "/v1/events/%00", "/v1/recommendations/user/%00",
                  "/v1/%00", "/v1/search%00"]:
         yield Shape(f"GET {path}", "get", path, frozenset({400}))
+    for cookie in ['sessionid="abcdefgh\\000ijkl"', 'csrftoken="\\000"', 'sessionid="\\000"; csrftoken="\\000"']:
+        for path, status in [("/v1/movies", 200), ("/", 200), ("/v1/events/features", 401)]:  # ignored: as if unsent
+            yield Shape(f"GET {path} cookie {cookie}", "get", path, frozenset({status}), extra={"HTTP_COOKIE": cookie})
     form = {"movie_id": str(movie_id), "kind": "click", "idempotency_key": "form\x00key"}
     yield Shape("form body with NUL", "post", "/v1/events", frozenset({400}), form,
                 content_type="application/x-www-form-urlencoded")
