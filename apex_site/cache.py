@@ -16,8 +16,8 @@ miss (``get`` returns the default, ``get_many`` nothing, ``has_key``/``add``/``t
 a write is logged and dropped. After a connection error or timeout the client does not try Redis for
 ``BREAKER_S`` (a circuit breaker: a dead Redis costs one failed connect per process per interval, not one
 per call). Deletes that could not reach Redis (e.g. a revoked API key's cached copy) are remembered and
-sent first when Redis answers again, so no stale entry outlives the outage. ``incr``/``decr`` still raise:
-a counter has no safe default. ``available()`` tells callers (the burst throttle) that the breaker is open.
+sent first when Redis answers again, so no stale entry outlives the outage. ``incr``/``decr`` still raise
+(a counter has no safe default; ``counting_cache`` gives counters a process-local cache meanwhile). ``available()`` tells callers (the burst throttle) that the breaker is open.
 """
 
 from __future__ import annotations
@@ -137,6 +137,16 @@ class SharedRedisCacheClient(RedisCacheClient):
 
     def clear(self) -> bool:
         return self._soft(lambda: super(SharedRedisCacheClient, self).clear(), False)
+
+    def incr(self, key: Any, delta: int) -> Any:
+        """Still raises while Redis is down (a counter has no safe default), but at once while the breaker is open."""
+        if not self.available():
+            raise redis.ConnectionError("Redis is unavailable (the cache's breaker is open)")
+        try:
+            return super().incr(key, delta)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._open_breaker(exc)
+            raise
 
 
 class SharedRedisCache(RedisCache):

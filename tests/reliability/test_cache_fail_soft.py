@@ -44,3 +44,27 @@ def test_a_delete_that_could_not_reach_redis_is_made_when_it_answers_again(monke
         assert cache.get("revoked-key") is None  # the remembered delete went first
     finally:
         server.stop()
+
+
+def test_with_redis_down_the_burst_limit_still_holds_in_each_process(settings, monkeypatch) -> None:  # noqa: ANN001
+    from rest_framework.permissions import AllowAny
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from billing.throttles import BurstThrottle
+
+    class Limited(APIView):
+        permission_classes = [AllowAny]
+        throttle_classes = [BurstThrottle]
+
+        def get(self, request):  # noqa: ANN001, ANN202
+            return Response({"ok": True})
+
+    settings.CACHES = {"default": {"BACKEND": "apex_site.cache.SharedRedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}  # nothing listens there
+    monkeypatch.setattr(apex_site.cache, "_fallback", None)
+    monkeypatch.setattr(BurstThrottle, "THROTTLE_RATES", {"burst": "2/min"})
+    view = Limited.as_view()
+    statuses = [view(APIRequestFactory().get("/limited", REMOTE_ADDR="203.0.113.7")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]
