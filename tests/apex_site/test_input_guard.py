@@ -128,3 +128,9 @@ def test_a_cookie_carrying_nul_is_ignored_not_a_server_error(cookie):
     client = Client(raise_request_exception=False)
     response = client.get("/v1/movies", HTTP_COOKIE=cookie)
     assert response.status_code == 200
+
+
+async def test_the_guard_answers_the_same_under_asgi(async_client):
+    response = await async_client.get("/v1/movies", {"search": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json() == {"search": ["must not contain NUL (\\u0000) characters"]}
