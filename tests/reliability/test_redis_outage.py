@@ -138,3 +138,23 @@ def test_a_redis_restart_that_lost_the_stream_replays_the_backlog_in_one_relay_r
                  stored=Event.objects.count(), applied=applied, relay_runs=1)
     assert statuses == [202] * 30
     assert applied == counted == 30
+
+
+def test_the_first_event_after_a_restart_that_lost_the_stream_brings_the_backlog_with_it(own_redis, alice, probe):  # noqa: ANN001
+    movies = [MovieFactory() for _ in range(11)]
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)
+    _hold_consumers(own_redis)
+    statuses = [browser.post("/v1/events", {"movie_id": m.id, "kind": "click", "idempotency_key": f"k-{m.id}"},
+                             content_type="application/json").status_code for m in movies[:10]]
+    own_redis.stop()
+    own_redis.start()  # empty, and no consume run is scheduled or reading
+    last = movies[10]
+    statuses.append(browser.post("/v1/events", {"movie_id": last.id, "kind": "click", "idempotency_key": "after"},
+                                 content_type="application/json").status_code)  # schedules a consume run (inline)
+    applied, counted = _applied_once()
+    probe.record("redis restarted empty: next event", sent=11, server_errors=sum(s >= 500 for s in statuses),
+                 failures=abs(11 - applied) + abs(counted - applied), accepted=statuses.count(202),
+                 stored=Event.objects.count(), applied=applied, relay_runs=0)
+    assert statuses == [202] * 11
+    assert applied == counted == 11  # the consume run noticed the lost stream and replayed the outbox first
