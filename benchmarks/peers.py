@@ -213,12 +213,12 @@ def fit_recbole(peer: Peer, params: dict[str, Any], split_dir: Path, split: Any,
     rb_params = dict(params)
     if "dims_dnn" in rb_params:
         rb_params["dims_dnn"] = [int(rb_params["dims_dnn"])]
-    out = work / "trial"
+    out = work / f"trial-{peer.key}-{os.getpid()}"  # concurrent runs for other peers use their own folders
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(VENV / "bin" / "python"), str(REPO / "benchmarks" / "peers_runner.py"), "--split", str(split_dir),
            "--model", peer.model, "--params", json.dumps(rb_params), "--out", str(out), "--seed", str(seed)]
     if quick:
-        cmd += ["--epochs", "2"]
+        cmd += ["--epochs", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.run(["nice", "-n", "19", *cmd], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -253,29 +253,46 @@ def tune_peer(peer: Peer, split: Any, split_dir: Path, *, trials: int, seed: int
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=_apex_tuning()[1])
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial(peer.defaults)
     best: TrialResult | None = None
     history, start = [], time.perf_counter()
     for _ in range(trials):
         trial = study.ask()
         params = suggest(trial, peer.space)
-        if peer.library == "implicit":
-            result = fit_implicit(peer, params, split, seed)
-        else:
-            result = fit_recbole(peer, params, split_dir, split, seed, quick=quick, work=work)
+        try:
+            if peer.library == "implicit":
+                result = fit_implicit(peer, params, split, seed)
+            else:
+                result = fit_recbole(peer, params, split_dir, split, seed, quick=quick, work=work)
+        except (RuntimeError, ValueError) as exc:  # a configuration the library rejects fails its trial only
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            history.append({"params": params, "error": str(exc)[-300:]})
+            log.warning("%s trial %d %s failed: %s", peer.key, trial.number, params, str(exc)[-300:])
+            continue
         study.tell(trial, result.valid["ndcg@10"])
         history.append({"params": params, "val_ndcg@10": result.valid["ndcg@10"], "fit_seconds": result.fit_seconds})
         log.info("%s trial %d %s: val NDCG@10 %.4f (fit %.1f s)", peer.key, trial.number, params,
                  result.valid["ndcg@10"], result.fit_seconds)
         if best is None or result.valid["ndcg@10"] > best.valid["ndcg@10"]:
             best = result
-    assert best is not None
+    if best is None:
+        raise RuntimeError(f"{peer.key}: every trial failed: {history}")
     return {"implementation": f"{peer.library} {peer.model}", "family": peer.family, "apex": peer.apex,
             "config": best.params, "valid": best.valid, "test": best.test, "fit_seconds": best.fit_seconds,
             "tuning_seconds": round(time.perf_counter() - start, 1), "trials": len(history), "history": history,
             "versions": best.extra.get("versions") or _implicit_versions(), "note": peer.note,
             "library_config": best.extra.get("recbole_config"), "epochs": best.extra.get("epochs")}
+
+
+def _apex_tuning() -> tuple[int, int]:
+    """APEX's trial budget and TPE start-up trials (ml_core.tuning), so both sides search alike."""
+    try:
+        from ml_core.tuning import DEFAULT_TRIALS, TPE_STARTUP_TRIALS
+    except ImportError:  # pragma: no cover - before ml_core.tuning existed
+        return 20, 6
+    return DEFAULT_TRIALS, TPE_STARTUP_TRIALS
 
 
 def _implicit_versions() -> dict[str, str]:
@@ -303,39 +320,39 @@ def ensure_venv() -> None:
 # ---- APEX's own models under both protocols -------------------------------------------------------
 
 def apex_row(name: str, split: Any, *, quick: bool, seed: int) -> dict[str, Any]:
-    """APEX's model from its trained artifact when it matches this split, else a fit of its defaults."""
-    from ml_core import artifacts
+    """APEX's model from its trained artifact when that matches this split, else a fit of the configuration
+    `train` would fit (the dataset's stored tuning choice, or the defaults)."""
+    from ml_core import artifacts, tuning
     from ml_core.cli import artifacts_root
     from ml_core.evaluation import evaluate
     from ml_core.interface import FitOptions
     from ml_core.registry import MODELS
-    from ml_core.tuning import config_dict, fit_config, load_choice
 
-    folder = artifacts_root(None) / split.full.name / name
-    entry, model = None, None
-    if (folder / "manifest.json").exists():
-        entry = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
-        if entry.get("data_snapshot") == split.train.snapshot():
+    dataset_dir = artifacts_root(None) / split.full.name
+    folder = dataset_dir / name
+    entry, model = {}, None
+    if (folder / "metrics.json").exists():
+        entry = json.loads((folder / "metrics.json").read_text())
+        if entry.get("data_snapshot") == split.train.snapshot() and bool(entry.get("quick")) <= quick:
             model = artifacts.load_model(folder)
+            source = f"loaded from the trained artifact {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder}"
     if model is None:
         cls = MODELS[name]
+        config, record = tuning.load_choice(dataset_dir / "tuned", cls)
         options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None)
-        # the configuration `train --tune` stored for this dataset, else the defaults (ml_core.tuning)
-        config, record = load_choice(artifacts_root(None) / split.full.name / "tuned", cls)
-        model, report, _ = fit_config(cls, config, split, options)
-        entry = {"hyperparameters": config_dict(config), "trials": (record or {}).get("trials", []),
-                 "train_seconds": round(report.seconds, 2), "quick": quick}
-        source = "fitted here with its default configuration" + (" (2 epochs)" if quick else "")
-    else:
-        source = f"loaded from {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder}"
-    keep = ("hr@10", "ndcg@10", "mrr@10", "n_users")
-    test_a = evaluate(model, split, "test", full_only=True)
-    test_b = evaluate(model, train_only_input(split), "test", full_only=True)
+        model, report, _ = tuning.fit_config(cls, config, split, options)
+        entry = {"hyperparameters": tuning.config_dict(config), "train_seconds": round(report.seconds, 2),
+                 "trials": (record or {}).get("trials") or [{}], "quick": quick}
+        source = ("fitted here with " + ("its stored tuned configuration" if record else "its default configuration")
+                  + (" (2 epochs)" if quick else ""))
+    keep = ("hr@10", "ndcg@10", "mrr@10", "n_users", "n_tied_users", "ndcg@10_untied")
+    pick = lambda out: {k: v for k, v in out.items() if k in keep}  # noqa: E731
+    trials = entry.get("trials")
     return {"implementation": f"APEX {name}", "family": name, "apex": name, "config": entry.get("hyperparameters"),
-            "valid": {k: v for k, v in evaluate(model, split, "valid", full_only=True).items() if k in keep},
-            "test": {"a": {k: v for k, v in test_a.items() if k in keep},
-                     "b": {k: v for k, v in test_b.items() if k in keep}},
-            "fit_seconds": entry.get("train_seconds"), "trials": len(entry.get("trials") or []) or 1,
+            "valid": pick(evaluate(model, split, "valid", full_only=True)),
+            "test": {"a": pick(evaluate(model, split, "test", full_only=True)),
+                     "b": pick(evaluate(model, train_only_input(split), "test", full_only=True))},
+            "fit_seconds": entry.get("train_seconds"), "trials": len(trials) if isinstance(trials, list) else trials or 1,
             "source": source, "quick": bool(entry.get("quick", quick))}
 
 
@@ -360,14 +377,21 @@ def _table(rows: list[dict[str, Any]], apex: dict[str, dict[str, Any]], protocol
     return lines
 
 
+def _short(config: Any) -> str:
+    """A configuration as compact JSON, floats to 4 significant digits."""
+    if isinstance(config, dict):
+        config = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in config.items()}
+    return json.dumps(config, sort_keys=True)
+
+
 def write_page(store: dict[str, Any], path: Path) -> None:
     """docs/PEERS.md from every stored row: per dataset and protocol, peer vs APEX; then configurations."""
     rows = list(store["rows"].values())
     quick = any(r["quick"] for r in rows)
     lines = ["# Peers: established implementations on APEX's split and evaluator", ""]
     if quick:
-        lines += ["> **Rows marked `quick` are a smoke run (1–2 trials, 2 epochs): they prove the machinery, they are",
-                  "> not the tuned figures.** Rows marked `tuned` ran the full trial budget.", ""]
+        lines += ["> **Rows marked `quick` are a smoke run (1–2 trials; RecBole 1 epoch, APEX 2 epochs): they prove",
+                  "> the machinery, they are not the tuned figures.** Rows marked `tuned` ran the full trial budget.", ""]
     lines += ["Written by `benchmarks/peers.py` (commands below). Every peer is fitted on `ml_core`'s chronological",
               "leave-one-out split (RecBole through exported files, in its own virtualenv) and returns full score",
               "matrices; `ml_core.evaluation.evaluate` computes every metric (same candidates and exclusions,",
@@ -394,14 +418,15 @@ def write_page(store: dict[str, Any], path: Path) -> None:
             lines += ["APEX models without a peer row here: " + ", ".join(
                 f"{r['apex']} (a) {_fmt(r['test']['a']['ndcg@10'])} / (b) {_fmt(r['test']['b']['ndcg@10'])}"
                 for r in lonely), ""]
-    lines += ["## Configurations, versions, commands", ""]
+    lines += ["## Commands that wrote these rows", "", *[f"- `{c}`" for c in sorted({r["command"] for r in rows})], "",
+              "## Configurations, versions, commands", ""]
     for key in sorted(store["rows"]):
         r = store["rows"][key]
         lines.append(f"- **{key}** ({'quick' if r['quick'] else 'tuned'}, {r['measured_at']}): "
-                     f"selected `{json.dumps(r.get('config'), sort_keys=True)}`"
+                     f"selected `{_short(r.get('config'))}`"
                      + (f"; validation NDCG@10 {_fmt(r['valid']['ndcg@10'])}" if r.get("valid") else "")
                      + (f"; {r['source']}" if r.get("source") else "")
-                     + (f"; RecBole config `{json.dumps(r['library_config'], sort_keys=True)}`"
+                     + (f"; RecBole config `{_short(r['library_config'])}`"
                         if r.get("library_config") else "")
                      + (f"; versions {', '.join(f'{k} {v}' for k, v in sorted(r['versions'].items()))}"
                         if r.get("versions") else "")
@@ -416,17 +441,19 @@ def write_page(store: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="ml-100k,ml-latest-small")
-    parser.add_argument("--models", default="all", help=f"comma list of {', '.join(PEERS)}, apex (default all)")
-    parser.add_argument("--trials", type=int, default=None, help="trials per peer (default 20; --quick: 2)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 2 RecBole epochs, APEX 2 epochs")
+    parser.add_argument("--models", default="all", help=f"comma list of {', '.join(PEERS)}, apex, apex_<model> (default all)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="trials per peer (default: APEX's budget, ml_core.tuning.DEFAULT_TRIALS; --quick: 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 1 RecBole epoch, APEX 2 epochs")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    trials = args.trials or (2 if args.quick else 20)
+    trials = args.trials or (2 if args.quick else _apex_tuning()[0])
     wanted = list(PEERS) + ["apex"] if args.models == "all" else [m.strip() for m in args.models.split(",")]
-    unknown = [m for m in wanted if m not in PEERS and m != "apex"]
+    unknown = [m for m in wanted if m not in PEERS and m != "apex" and m.removeprefix("apex_") not in APEX_MODELS]
     if unknown:
-        parser.error(f"unknown models {unknown}; valid: {', '.join(PEERS)}, apex")
+        parser.error(f"unknown models {unknown}; valid: {', '.join(PEERS)}, apex, "
+                     + ", ".join(f"apex_{m}" for m in APEX_MODELS))
     command = "nice -n 19 .venv/bin/python benchmarks/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
     run_datasets(args.datasets.split(","), wanted, trials=trials, quick=args.quick, seed=args.seed,
                  command=command.strip())
@@ -435,34 +462,48 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_datasets(datasets: list[str], wanted: list[str], *, trials: int, quick: bool, seed: int,
                  command: str) -> None:
-    """Fit every wanted peer (and APEX's counterparts) per dataset, store the rows, rewrite the page."""
+    """Fit every wanted peer (and, for `apex`, APEX's counterparts) per dataset, store each row, rewrite the page.
+
+    `apex` alone means every counterpart; beside peers, the counterparts of those peers only;
+    `apex_<name>` adds one APEX model.
+    """
     import torch
 
     from ml_core.data import load_dataset
     from ml_core.evaluation import leave_one_out
 
     torch.set_num_threads(1)
-    if any(PEERS[m].library == "recbole" for m in wanted if m in PEERS):
+    peers = [m for m in wanted if m in PEERS]
+    if any(PEERS[m].library == "recbole" for m in peers):
         ensure_venv()
-    store = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
+    apex = (sorted({PEERS[m].apex for m in peers}) if peers else APEX_MODELS) if "apex" in wanted else []
+    apex += [m.removeprefix("apex_") for m in wanted if m.startswith("apex_") and m.removeprefix("apex_") not in apex]
     for dataset in datasets:
         split = leave_one_out(load_dataset(dataset), seed=seed)
         split_dir = export_split(split, WORK / dataset / "split")
-        stamp = {"quick": quick, "command": command, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        stamp = {"command": command, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "dataset": dataset, "snapshot": split.full.snapshot()}
-        for key in wanted:
-            names = [key] if key != "apex" else APEX_MODELS
-            for name in names:
-                if key == "apex":
-                    row = apex_row(name, split, quick=quick, seed=seed)
-                else:
-                    row = tune_peer(PEERS[name], split, split_dir, trials=trials, seed=seed, quick=quick,
-                                    work=WORK / dataset)
-                row = {**row, **stamp, "quick": quick or bool(row.get("quick"))}
-                store["rows"][f"{dataset}/{row['implementation']}"] = row
-                RESULTS.write_text(json.dumps(store, indent=1, sort_keys=True))
-                log.info("%s %s: test (a) NDCG@10 %.4f, (b) %.4f", dataset, row["implementation"],
-                         row["test"]["a"]["ndcg@10"], row["test"]["b"]["ndcg@10"])
+        for name in peers:
+            row = tune_peer(PEERS[name], split, split_dir, trials=trials, seed=seed, quick=quick, work=WORK / dataset)
+            store_row({**row, **stamp, "quick": quick})
+        for name in apex:
+            row = apex_row(name, split, quick=quick, seed=seed)
+            store_row({**row, **stamp, "quick": quick or bool(row.get("quick"))})
+
+
+def store_row(row: dict[str, Any]) -> None:
+    """Replace this dataset's row for the implementation in docs/peers.json (under a lock, so runs for
+    other models can write beside it) and rewrite docs/PEERS.md from every stored row."""
+    import fcntl
+
+    log.info("%s %s: test (a) NDCG@10 %.4f, (b) %.4f", row["dataset"], row["implementation"],
+             row["test"]["a"]["ndcg@10"], row["test"]["b"]["ndcg@10"])
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        store = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": {}}
+        store["rows"][f"{row['dataset']}/{row['implementation']}"] = row
+        RESULTS.write_text(json.dumps(store, indent=1, sort_keys=True) + "\n")
         write_page(store, PAGE)
 
 

@@ -142,7 +142,7 @@ def fit(args: argparse.Namespace) -> dict:
         np.save(args.out / "valid.npy", train_only)  # the validation input is the train history too
         np.save(args.out / "test_b.npy", train_only)
         np.save(args.out / "test_a.npy", scorer.scores(plus_valid, graph=plus_valid))
-    return {"model": args.model, "fit_seconds": round(seconds, 2), "epochs": getattr(trainer, "cur_epoch", None),
+    return {"model": args.model, "fit_seconds": round(seconds, 2), "epochs": len(getattr(trainer, "train_loss_dict", {}) or {}),
             "best_epoch_valid_recbole": {k: float(v) for k, v in (best_valid or {}).items()},
             "n_users": n_users, "params": params,
             "config": {k: _plain(config[k]) for k in sorted(config.final_config_dict)

@@ -74,3 +74,26 @@ def test_train_only_input_drops_the_validation_item_but_keeps_the_candidates(spl
     # the same scores rank the same way under either input: only the model's input differs, not the candidates
     assert evaluate(scores, split, "test", full_only=True) == evaluate(scores, train_only_input(split), "test",
                                                                        full_only=True)
+
+
+@pytest.mark.slow
+def test_recbole_ease_scores_arrive_in_apex_item_order(split, tmp_path):
+    """The runner in the peers virtualenv maps RecBole's ids back: its EASE equals the closed form on our matrix."""
+    import subprocess
+
+    from benchmarks.peers import REPO, VENV
+
+    if not (VENV / "bin" / "python").exists():
+        pytest.skip("no peers virtualenv (benchmarks/peers.py creates var/peers-venv)")
+    out = tmp_path / "run"
+    subprocess.run([str(VENV / "bin" / "python"), str(REPO / "benchmarks" / "peers_runner.py"), "--split",
+                    str(export_split(split, tmp_path / "split")), "--model", "EASE", "--params",
+                    '{"reg_weight": 10.0}', "--out", str(out)], check=True, capture_output=True)
+    x = split.train.matrix().toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 10.0 * np.eye(split.n_items))
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    expected = x @ b
+    seen = x.sum(axis=0) > 0  # items only in validation/test have no column in RecBole's train matrix either
+    got = np.load(out / "test_b.npy")
+    np.testing.assert_allclose(got[:, seen], expected[:, seen], rtol=1e-3, atol=1e-4)
