@@ -9,12 +9,14 @@ exactly like its mirror image, and the split no longer depends on how the file i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from ml_core import data as data_module
+from ml_core.cli import main
 from ml_core.data import Interactions, interactions_from_arrays
 from ml_core.evaluation import Split, evaluate, leave_one_out
 from ml_core.interface import UserContext
@@ -160,3 +162,21 @@ def test_the_tie_break_key_is_fixed_per_dataset_and_ignores_file_order():
     assert not np.array_equal(tiebreak_keys("another", users, items), keys)
     a, b = leave_one_out(_log(name="leaky"), seed=0), leave_one_out(_log(name="another"), seed=0)
     assert not np.array_equal(a.test_item, b.test_item)  # another dataset, another coin per tie
+
+
+def test_the_run_file_and_the_card_report_the_tied_users(tmp_path):
+    users, items, times = _rows()
+    order = np.lexsort((items, times, users))
+    lines = ["user_id,item_id,timestamp"] + [f"{u},{i},{t}" for u, i, t in zip(users[order], items[order],
+                                                                                 times[order], strict=True)]
+    (tmp_path / "leaky.csv").write_text("\n".join(lines) + "\n")
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    assert main(["train", "--dataset", str(tmp_path / "leaky.csv"), "--models", "popularity", "--quick",
+                 "--no-progress", "--out", str(out), "--docs", str(docs)]) == 0
+    run = json.loads((out / "leaky" / "metrics.json").read_text())
+    test = run["models"]["popularity"]["test"]
+    assert run["protocol"]["n_tied_test_users"] == test["n_tied_users"] == N_TIED_USERS
+    assert {"ndcg@10_untied", "hr@10_untied", "ndcg@10_tied", "hr@10_tied"} <= set(test)
+    card = (docs / "MODEL_CARDS.md").read_text()
+    assert f"Timestamp ties: {N_TIED_USERS} of {N_TIED_USERS + N_UNTIED_USERS} test users" in card
+    assert f"without them ({N_UNTIED_USERS} users): NDCG@10 {test['ndcg@10_untied']:.4f}" in card
