@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,18 @@ def offline_metrics_latest() -> dict[str, Any] | None:
         found.setdefault(ensemble.get("dataset", "serving"), {"models": {}})["ensemble"] = {
             "weights": ensemble.get("weights"), "weights_version": ensemble.get("weights_version"),
             "selection": ensemble.get("selection"), "metrics": ensemble.get("metrics")}
-    return found or None
+    return _json_safe(found) or None
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (a metric of an empty split, a degenerate predictor) as null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def artifacts_health() -> dict[str, Any]:

@@ -93,3 +93,14 @@ def test_knowledge_graph_k_outside_1_to_50_is_400(k: str) -> None:
     movie = MovieFactory(title="Alien", year=1979)
     response = APIClient().get(f"/v1/recommendations/knowledge-graph/{movie.id}", {"k": k})
     assert response.status_code == 400 and "k" in response.json()
+
+
+def test_a_nan_metric_is_served_as_null_not_a_500(settings, tmp_path) -> None:  # noqa: ANN001
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    (serving / "ensemble.json").write_text('{"dataset": "tiny", "weights": {"ease": 1.0}, '
+                                           '"metrics": {"rating": {"model": NaN, "baseline": Infinity}}}')
+    settings.ML_ARTIFACTS_DIR = tmp_path
+    response = APIClient().get("/v1/evaluation/offline-metrics")
+    assert response.status_code == 200, response.content
+    assert response.json()["tiny"]["ensemble"]["metrics"]["rating"] == {"model": None, "baseline": None}
