@@ -341,6 +341,9 @@ def read_interaction_csv(path: Path | str, name: str | None = None) -> Interacti
     frame = frame.dropna(subset=[cols["user_id"], cols["item_id"]])
     users, _ = _integer_ids(frame[cols["user_id"]])
     items, item_labels = _integer_ids(frame[cols["item_id"]])
+    if cols["timestamp"] is not None and frame[cols["timestamp"]].isna().any():
+        raise DatasetError(f"{path}: {int(frame[cols['timestamp']].isna().sum())} rows without a timestamp; "
+                           "give every row one, or drop the column to use the file order")
     times = None if cols["timestamp"] is None else _unix_seconds(frame[cols["timestamp"]])
     ratings = None if cols["rating"] is None else frame[cols["rating"]].to_numpy(np.float32)
     data = interactions_from_arrays(users, items, times, ratings, name=name or _dataset_name(path))

@@ -104,11 +104,14 @@ def test_dates_ratings_and_item_files_are_read_when_present(tmp_path):
     assert short.name == "short" and np.median(np.bincount(short.users)) == 5
 
 
-def test_a_csv_without_user_and_item_columns_is_refused_with_the_layout(tmp_path):
+def test_a_csv_without_user_and_item_columns_or_with_missing_times_is_refused(tmp_path):
     path = _write(tmp_path / "bad.csv", "who,what", ["1,2"])
     with pytest.raises(DatasetError, match="user_id and item_id"):
         load_dataset(str(path))
     assert main(["train", "--dataset", str(path), "--out", str(tmp_path), "--docs", str(tmp_path)]) == 2
+    gaps = _write(tmp_path / "gaps.csv", "user_id,item_id,timestamp", ["1,2,100", "1,3,"])
+    with pytest.raises(DatasetError, match="1 rows without a timestamp"):
+        load_dataset(str(gaps))
 
 
 def _train_all(dataset: Path, tmp_path: Path) -> tuple[dict, str]:
