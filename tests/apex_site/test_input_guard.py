@@ -134,3 +134,10 @@ async def test_the_guard_answers_the_same_under_asgi(async_client):
     response = await async_client.get("/v1/movies", {"search": "a\x00b"})
     assert response.status_code == 400
     assert response.json() == {"search": ["must not contain NUL (\\u0000) characters"]}
+
+
+def test_text_that_only_looks_like_an_escape_and_real_pairs_are_accepted(api, movies):
+    body = _event(movies[0].id, idempotency_key="a\\u0000b", request_id="\U0001f3ac", policy_version="caf\u00e9")
+    response = api.post("/v1/events", body, content_type="application/json")  # json.dumps escapes the emoji as a pair
+    assert response.status_code == 202, response.content
+    assert Event.objects.get().idempotency_key == "a\\u0000b"
