@@ -140,8 +140,9 @@ def _tie_lines(t: dict[str, Any]) -> list[str]:
     line = (f"- Timestamp ties: {n} of {total} test users' held-out event has the same timestamp as their "
             "validation event (which one is held out is the seeded tie-break's choice)")
     if n:
-        line += (f"; without them ({total - n} users): NDCG@10 {_fmt(t['ndcg@10_untied'])}, HR@10 "
-                 f"{_fmt(t['hr@10_untied'])}; on them: NDCG@10 {_fmt(t['ndcg@10_tied'])}, HR@10 {_fmt(t['hr@10_tied'])}")
+        line += (f"; without them ({total - n} users): NDCG@10 {_fmt(t.get('ndcg@10_untied', '-'))}, HR@10 "
+                 f"{_fmt(t.get('hr@10_untied', '-'))}; on them: NDCG@10 {_fmt(t['ndcg@10_tied'])}, "
+                 f"HR@10 {_fmt(t['hr@10_tied'])}")
     return [line]
 
 

@@ -204,11 +204,15 @@ def top_k(scores: np.ndarray, excluded: sparse.csr_matrix, k: int = K) -> np.nda
 
 
 def tie_metrics(ranks: np.ndarray, tied: np.ndarray, k: int) -> dict[str, float]:
-    """HR@k/NDCG@k over the untied and the tied users separately (NaN for an empty group), and the tied count."""
+    """HR@k/NDCG@k over the untied and the tied users separately, and the tied count.
+
+    A group without users has no keys (rather than NaN, which strict JSON readers refuse).
+    """
     out: dict[str, float] = {"n_tied_users": int(tied.sum())}
     for label, mask in (("untied", ~tied), ("tied", tied)):
-        part = rank_metrics(ranks[mask], k) if mask.any() else {f"hr@{k}": float("nan"), f"ndcg@{k}": float("nan")}
-        out.update({f"hr@{k}_{label}": part[f"hr@{k}"], f"ndcg@{k}_{label}": part[f"ndcg@{k}"]})
+        if mask.any():
+            part = rank_metrics(ranks[mask], k)
+            out.update({f"hr@{k}_{label}": part[f"hr@{k}"], f"ndcg@{k}_{label}": part[f"ndcg@{k}"]})
     return out
 
 
