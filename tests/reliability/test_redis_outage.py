@@ -97,10 +97,11 @@ def test_with_redis_stopped_events_api_keys_and_recommendations_answer_without_5
     server_errors = sum(s >= 500 for s in statuses)
     probe.record("redis outage: requests", sent=len(statuses), server_errors=server_errors,
                  failures=sum(s not in (200, 202) for s in statuses))
+    applied_sent = Event.objects.exclude(kind="impression").filter(applied_at__isnull=False).count()
     probe.record("redis outage: events", sent=sent_events, server_errors=sum(s >= 500 for s in event_statuses),
-                 failures=abs(total - applied) + abs(counted - applied),
+                 failures=abs(total - applied) + abs(counted - applied) + abs(sent_events - applied_sent),
                  accepted=sent_events if event_statuses == [202] * len(event_statuses) else 0,
-                 stored=stored_while_down, applied=applied)
+                 stored=stored_while_down, applied=applied_sent, impressions_stored=total - stored_while_down)
     assert server_errors == 0, statuses
     assert event_statuses == [202] * 6 and stored_while_down == sent_events
     assert statuses[6:] == [200] * 4  # recommendations computed without the caches; usage from the database
