@@ -207,6 +207,8 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path 
         while (done := _finished(study)) < budget:
             study.sampler = _sampler(options.seed, len(study.trials))
             study.optimize(objective, n_trials=1, catch=TRIAL_ERRORS)
+            if _finished(study) <= done:  # never loop on a trial that did not count
+                raise RuntimeError(f"tuning {name}: trial {len(study.trials) - 1} neither finished nor failed")
             log.info("%s: trial %d of %d done", model_cls.name, done + 1, budget)
         best = _best_trial(study)
         run_here = _finished(study) - before
@@ -246,8 +248,6 @@ def _objective(model_cls: type, split: Any, options: FitOptions, space: dict[str
     import optuna
 
     def objective(trial: Any) -> float:
-        config = replace(base, **{k: dist.decode(dist.suggest(trial, k)) for k, dist in space.items()})
-
         def on_validation(epoch: int, value: float) -> bool:
             trial.report(value, epoch)
             trial.set_user_attr("epochs", epoch)
@@ -255,8 +255,9 @@ def _objective(model_cls: type, split: Any, options: FitOptions, space: dict[str
 
         start = time.perf_counter()
         try:
+            config = replace(base, **{k: dist.decode(dist.suggest(trial, k)) for k, dist in space.items()})
             model, report, score = fit_config(model_cls, config, split, replace(options, on_validation=on_validation))
-        except TRIAL_ERRORS as exc:
+        except Exception as exc:  # the configuration's own failure (a bug ends the session: optimize re-raises)
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:300])
             raise
         finally:

@@ -133,6 +133,25 @@ def test_a_trial_that_reports_a_bad_curve_is_pruned(split):
     assert result.config.sign == 1.0 and result.trials[0]["state"] == "complete"
 
 
+class FragilePopularity(CurvePopularity):
+    """Fails to train with strongly negative signs, as a configuration that diverges would."""
+
+    name = "fragile_popularity"
+
+    def fit(self, data, options: FitOptions) -> FitReport:
+        if self.config.sign < -1.5:
+            raise FloatingPointError("loss is NaN")
+        return super().fit(data, options)
+
+
+def test_a_failing_configuration_fails_its_trial_and_the_budget_still_holds(split):
+    result = tune(FragilePopularity, split, OPTIONS, n_trials=8)
+    failed = [t for t in result.trials if t["state"] == "fail"]
+    assert len(result.trials) == 8 and failed
+    assert all(t["params"]["sign"] < -1.5 and "loss is NaN" in t["error"] and not t["interrupted"] for t in failed)
+    assert result.config.sign == 1.0
+
+
 def test_a_torch_model_tunes_in_a_few_short_trials(split):
     base = SASRecConfig(embedding_size=8, ff_size=16, n_layers=1, eval_every=1)
     space = {"learning_rate": LogFloat(1e-3, 1e-2), "max_len": Int(5, 20), "n_heads": Categorical((1, 2))}
