@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
+from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 from billing.quota import QuotaMixin
 from billing.services import usage_consume
@@ -184,7 +185,7 @@ class RecommendationAnalyticsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QueryParamsSerializer):  # query parameters: ``?dimension=`` is a 400, not the default
         dimension = serializers.ChoiceField(choices=DIMENSIONS, default="genre")
         epsilon = serializers.FloatField(default=0.5, min_value=1e-3, max_value=MAX_QUERY_EPSILON,
                                          help_text="privacy cost of this query; noise scale = sensitivity / ε")

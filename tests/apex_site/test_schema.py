@@ -104,3 +104,10 @@ def test_a_nan_metric_is_served_as_null_not_a_500(settings, tmp_path) -> None:  
     response = APIClient().get("/v1/evaluation/offline-metrics")
     assert response.status_code == 200, response.content
     assert response.json()["tiny"]["ensemble"]["metrics"]["rating"] == {"model": None, "baseline": None}
+
+
+def test_an_empty_analytics_dimension_is_refused(staff) -> None:  # noqa: ANN001
+    client = APIClient()
+    client.force_authenticate(staff)
+    response = client.get("/v1/events/recommendation-analytics", {"dimension": "", "epsilon": "0.1"})
+    assert response.status_code == 400 and "dimension" in response.json(), response.content
