@@ -279,7 +279,7 @@ NIGHTLY_DATASET = env_str("NIGHTLY_DATASET", "ml-latest-small")  # gold dataset 
 NIGHTLY_MODELS = env_str("NIGHTLY_MODELS", "popularity,itemknn,ease")  # cheap full retrains; others fine-tune online
 # the serving bundle the nightly retrain step rebuilds from gold (ml_core.serving_build; workers load it on reload)
 NIGHTLY_SERVING_MODELS = env_list("NIGHTLY_SERVING_MODELS", ["sasrec", "lightgcn", "ease"])
-NIGHTLY_TIME_BUDGET_S = env_float("NIGHTLY_TIME_BUDGET_S", 60.0)  # training seconds per serving model
+NIGHTLY_MAX_EPOCHS = env_int("NIGHTLY_MAX_EPOCHS", 5)  # training epochs per serving model (never seconds)
 NIGHTLY_HOUR_UTC = env_int("NIGHTLY_HOUR_UTC", 3)
 EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events older than this (late commits)
 CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {
