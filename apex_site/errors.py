@@ -126,6 +126,13 @@ def _first(codes: Any) -> str:
     return codes if isinstance(codes, str) else "error"
 
 
+def _api_code(exc: drf_exceptions.APIException) -> str:
+    try:
+        return _first(exc.get_codes())
+    except AttributeError:  # a detail of plain values (billing's QuotaExceeded keeps its numbers as numbers)
+        return str(getattr(exc, "default_code", "error"))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with a ``code`` beside every ``detail`` (field errors keep their field -> messages map)."""
     response = drf_exception_handler(exc, context)
@@ -136,7 +143,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         code = "permission_denied"
     elif isinstance(exc, drf_exceptions.APIException):
-        code = _first(exc.get_codes())
+        code = _api_code(exc)
     else:
         code = "error"
     data = response.data
