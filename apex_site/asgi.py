@@ -1,18 +1,75 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (session auth)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (session auth).
+
+Django returns a request's database connections (with ``DB_POOL``: to the pool) on ``request_finished``,
+which it sends when the response is closed. An exception escaping its handler skipped that, and the
+connection stayed checked out for good: a ``request_started`` receiver failing after a query, a debug
+page that could not be encoded (a lone surrogate), a ``request_finished`` receiver failing before the
+connections were closed. ``PoolSafeASGIHandler`` then sends ``request_finished`` itself, to every receiver,
+in the request's own thread (where its connections live), and re-raises (issue 14).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 
-from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings")
-django_asgi_app = get_asgi_application()
+logger = logging.getLogger(__name__)
+
+
+class PoolSafeASGIHandler(ASGIHandler):
+    """Django's ASGI handler; a request that fails still gives its connections back, and gets an answer."""
+
+    async def handle(self, scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI callables
+        started = False
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await super().handle(scope, receive, tracking_send)
+        except Exception:
+            # Inside Django's ThreadSensitiveContext: sync receivers run in the request's thread.
+            await request_finished.asend_robust(sender=self.__class__)
+            logger.exception("request failed outside Django's error handling: %s %r", scope.get("method"),
+                             scope.get("path"))
+            if started:
+                raise
+            await _send_server_error(send, api=str(scope.get("path", "")).startswith(API_PREFIX))
+        except BaseException:  # cancelled (client gone, server stopping): release, then let it through
+            await request_finished.asend_robust(sender=self.__class__)
+            raise
+
+
+async def _send_server_error(send, *, api: bool) -> None:  # noqa: ANN001
+    if api:
+        body, content_type = b'{"detail": "Server error.", "code": "server_error"}', b"application/json"
+    else:
+        body, content_type = b"Server error", b"text/plain; charset=utf-8"
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _django_http_app() -> PoolSafeASGIHandler:
+    import django
+
+    django.setup(set_prefix=False)
+    return PoolSafeASGIHandler()
+
+
+django_asgi_app = _django_http_app()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from .errors import API_PREFIX  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({

@@ -5,6 +5,7 @@
 - ``handler400``/``403``/``404``/``500`` (wired in ``apex_site.urls``) answer JSON under ``/v1`` and the
   portal's HTML pages elsewhere; with DEBUG on Django skips them, and ``ApiJsonErrorsMiddleware``
   (``apex_site.middleware``) turns whatever Django made into the same JSON.
+- ``EncodableExceptionReporter`` (DEFAULT_EXCEPTION_REPORTER) keeps the debug page encodable.
 - ``ApiExceptionReporter`` replaces Django's debug traceback page under ``/v1``: the page never reached the
   client there, and rendering it cost seconds of CPU (and crashed on a lone-surrogate body).
 - ``SecretMaskingFilter`` (DEFAULT_EXCEPTION_REPORTER_FILTER) masks service URLs and credentials in URLs,
@@ -31,7 +32,6 @@ from django.views import defaults
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 API_PREFIX = "/v1/"
 ERROR_ATTR = "_apex_error"  # the exception behind an error response, kept on the request for its code
@@ -135,7 +135,9 @@ def _api_code(exc: drf_exceptions.APIException) -> str:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with a ``code`` beside every ``detail`` (field errors keep their field -> messages map)."""
-    response = drf_exception_handler(exc, context)
+    from rest_framework.views import exception_handler  # not at import: input_guard imports this module early
+
+    response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's 500 path, JSON under /v1 (see the module docstring)
     if isinstance(exc, Http404):
@@ -154,7 +156,18 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-# --- DEBUG under /v1 --------------------------------------------------------------------------------
+# --- DEBUG pages ----------------------------------------------------------------------------------------
+class EncodableExceptionReporter(ExceptionReporter):
+    """Django's debug page, escaped so it always encodes: a lone surrogate in a local variable or message
+    made the page itself raise, again in every middleware layer, and the request never finished."""
+
+    def get_traceback_html(self) -> str:
+        return super().get_traceback_html().encode("utf-8", "backslashreplace").decode("utf-8")
+
+    def get_traceback_text(self) -> str:
+        return super().get_traceback_text().encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class ApiExceptionReporter(ExceptionReporter):
     """Debug "page" for ``/v1``: no traceback rendering; the middleware answers ``{"detail", "code"}``."""
 

@@ -323,6 +323,7 @@ if not DEBUG:
 
 # Error reports (debug pages, mails) mask service URLs and any credentials in URLs (apex_site.errors).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "apex_site.errors.SecretMaskingFilter"
+DEFAULT_EXCEPTION_REPORTER = "apex_site.errors.EncodableExceptionReporter"  # a lone surrogate cannot break it
 # Every page's scripts and styles are static files (no inline code); posters come from TMDB over https,
 # placeholders are data: URIs; the websocket is same-origin. /docs loads Swagger UI from its CDN.
 CONTENT_SECURITY_POLICY = env_str(

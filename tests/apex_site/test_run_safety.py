@@ -118,12 +118,14 @@ def bin_run_with_postgresql(tmp_path, transactional_db):  # noqa: ANN001, ANN201
         wait_for(answers, timeout=120, interval=0.3, what="bin/run to answer")
         yield base, key_file
     finally:
-        os.killpg(proc.pid, 15)
         try:
+            os.killpg(proc.pid, 15)
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass  # it had exited already
 
 
 @pytest.mark.services
