@@ -24,6 +24,7 @@ from catalog.selectors import movie_get, movie_list_by_ids
 
 from . import engine
 from .serializers import (
+    ArtifactsHealthSerializer,
     ArtifactsReloadedSerializer,
     EnrichedRecommendationsSerializer,
     KnowledgeGraphSerializer,
@@ -197,7 +198,7 @@ class OfflineMetricsApi(APIView):
 class ArtifactsHealthApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(code, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=text)
+    @extend_schema(responses={(code, "application/json"): OpenApiResponse(ArtifactsHealthSerializer, description=text)
                               for code, text in ((200, "every artifact matches"), (503, "a mismatch or no bundle"))},
                    summary="SHA-256 of every serving artifact vs its manifest (503 on any mismatch)")
     def get(self, request: Request) -> Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -14,6 +13,7 @@ from rest_framework.views import APIView
 from apex_site.slo import slo_report
 
 from .platform import artifact_manifests, platform_readiness, platform_uptime_s
+from .serializers import PlatformStatusSerializer, ReadinessSerializer, SloReportSerializer
 
 
 def _serving_tier() -> str | None:
@@ -31,7 +31,7 @@ def _serving_cache() -> dict[str, int] | None:
 class PlatformStatusApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=dict, summary="Version, serving tier and cache, artifact versions, uptime")
+    @extend_schema(responses=PlatformStatusSerializer, summary="Version, serving tier and cache, artifact versions, uptime")
     def get(self, request: Request) -> Response:
         manifests = artifact_manifests()
         return Response({
@@ -47,7 +47,7 @@ class PlatformStatusApi(APIView):
 class PlatformReadinessApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(code, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description=text)
+    @extend_schema(responses={(code, "application/json"): OpenApiResponse(ReadinessSerializer, description=text)
                               for code, text in ((200, "ready"), (503, "not ready: the report names what is not"))},
                    summary="Ready when database, Redis (if configured) and artifacts are")
     def get(self, request: Request) -> Response:
@@ -58,6 +58,6 @@ class PlatformReadinessApi(APIView):
 class PlatformSloApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=dict, summary="Per-route latency p50/p95/p99 over a rolling window vs targets")
+    @extend_schema(responses=SloReportSerializer, summary="Per-route latency p50/p95/p99 over a rolling window vs targets")
     def get(self, request: Request) -> Response:
         return Response(slo_report())

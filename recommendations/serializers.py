@@ -126,3 +126,62 @@ class WeightsPublishedSerializer(serializers.Serializer):
     active_version = serializers.CharField()
     weights = serializers.DictField(child=serializers.FloatField(), help_text="model -> blend weight")
     published = serializers.BooleanField()
+
+
+class ArtifactMismatchSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    problem = serializers.CharField(help_text="missing, or sha256 mismatch")
+
+
+class ArtifactsHealthSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    version = serializers.CharField(required=False, allow_null=True)
+    checked = serializers.IntegerField(help_text="files whose checksum was compared")
+    mismatches = ArtifactMismatchSerializer(many=True)
+    path = serializers.CharField(required=False)
+    error = serializers.CharField(required=False, help_text="why the bundle could not be checked at all")
+    tier = serializers.CharField(allow_null=True, help_text="this worker's serving tier (null: engine not loaded)")
+
+
+# ---- platform (recommendations/platform_api.py) ------------------------------------------------------------
+class ArtifactVersionSerializer(serializers.Serializer):
+    version = serializers.CharField(allow_null=True)
+    created_at = serializers.CharField(allow_null=True)
+
+
+class PlatformStatusSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    serving_tier = serializers.CharField(allow_null=True)
+    serving_cache = serializers.DictField(child=serializers.IntegerField(), allow_null=True,
+                                          help_text="entries, bytes, hits, misses of this worker's serving cache")
+    artifacts = serializers.DictField(child=ArtifactVersionSerializer(), help_text="folder -> its manifest's version")
+    uptime_s = serializers.FloatField()
+
+
+class ReadinessChecksSerializer(serializers.Serializer):
+    database = serializers.CharField(help_text="ok or failed")
+    redis = serializers.CharField(help_text="ok, failed or not configured")
+    artifacts = serializers.CharField(help_text="ok or failed")
+
+
+class ReadinessSerializer(serializers.Serializer):
+    ready = serializers.BooleanField()
+    not_ready = serializers.ListField(child=serializers.CharField(), help_text="what failed, one line each")
+    checks = ReadinessChecksSerializer()
+
+
+class LatencyTargetsSerializer(serializers.Serializer):
+    p50 = serializers.FloatField()
+    p95 = serializers.FloatField()
+    p99 = serializers.FloatField()
+
+
+class RouteLatencySerializer(LatencyTargetsSerializer):
+    count = serializers.IntegerField()
+    meets_targets = serializers.BooleanField()
+
+
+class SloReportSerializer(serializers.Serializer):
+    window = serializers.IntegerField(help_text="requests kept per route")
+    targets_ms = LatencyTargetsSerializer()
+    routes = serializers.DictField(child=RouteLatencySerializer(), help_text="'METHOD /route' -> latencies in ms")
