@@ -30,12 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = ["tests/reliability", "tests/test_authorization_matrix.py"]
 
 
+def pytest_command(extra: list[str], junit: Path | str = "<tmp>/junit.xml") -> list[str]:
+    return ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", f"--junitxml={junit}", *SUITE, *extra]
+
+
 def run_suite(extra: list[str], workdir: Path) -> tuple[int, float, Path, Path]:
     """pytest on the suite; returns (exit status, seconds, probe JSON lines, JUnit XML)."""
     probes, junit = workdir / "probes.jsonl", workdir / "junit.xml"
     env = {**os.environ, "APEX_PROBE_REPORT": str(probes)}
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", f"--junitxml={junit}",
-           *SUITE, *extra]
+    cmd = [sys.executable, *pytest_command(extra, junit)[1:]]
     start = time.monotonic()
     status = subprocess.call(cmd, cwd=REPO, env=env)
     return status, time.monotonic() - start, probes, junit
@@ -61,9 +64,19 @@ def read_tests(path: Path) -> list[dict[str, Any]]:
                 message = message[0][:160] if message else ""
                 break
         rows.append({"key": (case.get("classname", ""), case.get("name", "")), "outcome": outcome,
-                     "test": f"{case.get('classname', '')}::{case.get('name', '')}",
+                     "test": node_id(case.get("classname", ""), case.get("name", "")),
                      "seconds": float(case.get("time") or 0.0), "message": message})
     return rows
+
+
+def node_id(classname: str, name: str) -> str:
+    """JUnit's (classname, name) as pytest's node id: the longest dotted prefix that is a file is the module."""
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        path = "/".join(parts[:cut]) + ".py"
+        if (REPO / path).exists():
+            return "::".join([path, *parts[cut:], name])
+    return f"{classname}::{name}"
 
 
 def junit_key(nodeid: str) -> tuple[str, str]:
@@ -87,7 +100,7 @@ def _outcome_of(nodeid: str, tests: list[dict[str, Any]]) -> str:
 
 
 def render(*, probes: list[dict[str, Any]], tests: list[dict[str, Any]], status: int, seconds: float,
-           command: str, load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
+           command: str, suite_command: str, load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
     counts = {o: sum(1 for t in tests if t["outcome"] == o) for o in ("passed", "failed", "error", "skipped")}
     services = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
     lines = [
@@ -98,6 +111,7 @@ def render(*, probes: list[dict[str, Any]], tests: list[dict[str, Any]], status:
         f"Services: {'PostgreSQL/Redis from DATABASE_URL/REDIS_URL' if services else 'none set (services tests skipped)'}."
         f" Load average (1/5/15 min) before {' / '.join(f'{v:.2f}' for v in load_before)}, after "
         f"{' / '.join(f'{v:.2f}' for v in load_after)}.",
+        f"The suite: `APEX_PROBE_REPORT=<tmp>/probes.jsonl {suite_command}`.",
         "",
         f"**{'PASS' if status == 0 else 'FAIL'}**: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['error']} errors, {counts['skipped']} skipped in {seconds:.0f} s (pytest exit status {status}).",
@@ -145,6 +159,7 @@ def main() -> None:
         status, seconds, probes_path, junit_path = run_suite(args.pytest_args, Path(tmp))
         probes, tests = read_probes(probes_path), read_tests(junit_path)
     page = render(probes=probes, tests=tests, status=status, seconds=seconds, command=command,
+                  suite_command=shlex.join(pytest_command(args.pytest_args)),
                   load_before=load_before, load_after=os.getloadavg())
     args.out.write_text(page, encoding="utf-8")
     print(f"{args.out}: {len(probes)} probes, {len(tests)} tests, pytest exit status {status}")
