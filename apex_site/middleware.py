@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponseBase
 from .errors import ApiExceptionReporter, api_error_body, api_error_response, is_api_request
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
-KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")  # meaningful on an error; kept on the JSON
+REPLACED_HEADERS = {"content-type", "content-length", "content-disposition", "content-language"}
 
 
 class _Middleware:
@@ -63,9 +63,10 @@ class ApiJsonErrorsMiddleware(_Middleware):
         if "json" in response.get("Content-Type", ""):
             return _with_code(request, response)
         replacement = api_error_response(request, response.status_code)
-        for header in KEPT_HEADERS:
-            if header in response:
-                replacement[header] = response[header]
+        for header, value in response.items():  # Allow, Retry-After, WWW-Authenticate, security headers...
+            if header.lower() not in REPLACED_HEADERS:
+                replacement[header] = value
+        replacement.cookies = response.cookies
         return replacement
 
 

@@ -29,7 +29,9 @@ def _json_error(response, status: int, code: str) -> dict:  # noqa: ANN001
 
 
 def test_unknown_api_path_is_a_json_404(client, debug):
-    _json_error(client.get("/v1/no-such-thing"), 404, "not_found")
+    response = client.get("/v1/no-such-thing")
+    _json_error(response, 404, "not_found")
+    assert response["X-Content-Type-Options"] == "nosniff"  # the JSON keeps the security headers
 
 
 def test_wrong_method_is_a_json_405_with_allow(client, debug):
