@@ -369,7 +369,7 @@ def _table(rows: list[dict[str, Any]], apex: dict[str, dict[str, Any]], protocol
         mine = apex.get(row["apex"])
         t = row["test"][protocol]
         a = mine["test"][protocol] if mine else {}
-        run = "quick" if row["quick"] or (mine or {}).get("quick") else "tuned"
+        run = "quick" if row["quick"] or (mine or {}).get("quick") else "full"
         lines.append(f"| {row['family']} | {row['implementation']} | {_fmt(t['ndcg@10'])} | {_fmt(t['hr@10'])} | "
                      f"{row['trials']} | {_fmt(row['fit_seconds'], 1)} | {row['apex']} | {_fmt(a.get('ndcg@10'))} | "
                      f"{_fmt(a.get('hr@10'))} | {(mine or {}).get('trials', '–')} | "
@@ -391,14 +391,18 @@ def write_page(store: dict[str, Any], path: Path) -> None:
     lines = ["# Peers: established implementations on APEX's split and evaluator", ""]
     if quick:
         lines += ["> **Rows marked `quick` are a smoke run (1–2 trials; RecBole 1 epoch, APEX 2 epochs): they prove",
-                  "> the machinery, they are not the tuned figures.** Rows marked `tuned` ran the full trial budget.", ""]
+                  "> the machinery, they are not the tuned figures.** Rows marked `full` ran the peer's trials as",
+                  "> listed (the `trials` column) and APEX's model with full training.", ""]
     lines += ["Written by `benchmarks/peers.py` (commands below). Every peer is fitted on `ml_core`'s chronological",
               "leave-one-out split (RecBole through exported files, in its own virtualenv) and returns full score",
               "matrices; `ml_core.evaluation.evaluate` computes every metric (same candidates and exclusions,",
               "pessimistic ties, test users of the split), never the library's own evaluator. Each peer's first",
-              "trial is its library's documented defaults; the rest are Optuna TPE (seed 42) on validation NDCG@10,",
-              "the same number of trials for every peer. `fit s` is the selected trial's wall time on a shared",
-              "2-core machine (load varies; compare orders of magnitude only).", "",
+              "trial is its library's documented defaults; the rest are Optuna TPE (seed 42, APEX's start-up",
+              "trials) on validation NDCG@10, APEX's trial budget (`ml_core.tuning.DEFAULT_TRIALS`) unless the",
+              "`trials` column says fewer. `fit s` is the selected trial's wall time on a shared",
+              "2-core machine (load varies; compare orders of magnitude only). The APEX side is the configuration",
+              "`python -m ml_core train` fits for the dataset (its stored tuning choice, else its defaults: 1 trial),",
+              "or its trained artifact when one matches the split.", "",
               "Two protocols, never mixed in one table:", "",
               *[f"- **({k})** {v}" for k, v in PROTOCOLS.items()], "",
               "Candidates are the same under both: every item except the user's train items and validation item.",
@@ -446,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="trials per peer (default: APEX's budget, ml_core.tuning.DEFAULT_TRIALS; --quick: 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 1 RecBole epoch, APEX 2 epochs")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--page-only", action="store_true", help="rewrite docs/PEERS.md from docs/peers.json")
     args = parser.parse_args(argv)
+    if args.page_only:
+        write_page(json.loads(RESULTS.read_text()), PAGE)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     trials = args.trials or (2 if args.quick else _apex_tuning()[0])
     wanted = list(PEERS) + ["apex"] if args.models == "all" else [m.strip() for m in args.models.split(",")]
