@@ -1,13 +1,7 @@
-"""Websocket routes collected from the apps."""
+"""Websocket routes collected from the apps (only ``events`` serves websockets today)."""
 
 from __future__ import annotations
 
-from importlib import import_module
+from events.routing import websocket_urlpatterns as events_websockets
 
-websocket_urlpatterns: list = []
-for _app in ("events", "recommendations"):
-    try:
-        websocket_urlpatterns += import_module(f"{_app}.routing").websocket_urlpatterns
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{_app}.routing":
-            raise
+websocket_urlpatterns: list = [*events_websockets]

@@ -1,7 +1,7 @@
 """The visitor's own activity as the portal shows and changes it: ratings, watchlist, and undo.
 
-Writes go through the owning apps' services: ``events`` when it offers a recorder (so the event is
-streamed, learned from and pushed live), otherwise ``catalog``'s rating service. Reads use their selectors.
+Writes go through the owning apps' services: ratings through ``events`` (so the event is streamed, learned
+from and pushed live), removals through ``catalog``'s rating service. Reads use their selectors.
 """
 
 from __future__ import annotations
@@ -9,23 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
 from catalog import selectors as catalog
 from catalog import services as catalog_services
+from events import selectors as event_selectors
+from events import services as event_services
 
 logger = logging.getLogger(__name__)
-
-
-def _optional(module: str, name: str) -> Any:
-    """``module.name`` when that app already provides it, else None (apps land progressively)."""
-    try:
-        return getattr(import_module(module), name, None)
-    except ModuleNotFoundError:
-        return None
 
 
 @dataclass
@@ -39,21 +32,14 @@ def ratings_map(*, user: AbstractBaseUser, movie_ids: list[int] | None = None) -
     """movie id -> the user's rating, for the given movies (all the user's ratings when None)."""
     if not getattr(user, "is_authenticated", False):
         return {}
-    selector = _optional("catalog.selectors", "rating_map_for_user")
-    if selector is not None:
-        return dict(selector(user=user, movie_ids=movie_ids))
-    return {entry.movie.id: entry.value for entry in rating_history(user=user, limit=None)
-            if movie_ids is None or entry.movie.id in movie_ids}
+    return dict(catalog.rating_map_for_user(user=user, movie_ids=movie_ids))
 
 
 def rating_history(*, user: AbstractBaseUser, limit: int | None = 50) -> list[HistoryEntry]:
     """The user's ratings, newest first."""
     if not getattr(user, "is_authenticated", False):
         return []
-    selector = _optional("catalog.selectors", "rating_list_for_user")
-    if selector is None:
-        return []
-    rows = selector(user=user)
+    rows = catalog.rating_list_for_user(user=user)
     rows = rows if limit is None else rows[:limit]
     return [HistoryEntry(movie=r.movie, value=r.value, rated_at=r.rated_at) for r in rows]
 
@@ -68,11 +54,7 @@ def rating_set(*, user: AbstractBaseUser, movie_id: int, value: float) -> float 
     movie = catalog.movie_get(movie_id=movie_id)
     before = catalog.rating_get(user=user, movie=movie)
     previous = before.value if before else None
-    recorder = _optional("events.services", "event_record")
-    if recorder is not None:
-        recorder(user=user, kind="rating", movie_id=movie.id, value=float(value))
-    else:
-        catalog_services.rating_upsert(user=user, movie=movie, value=value)
+    event_services.event_record(user=user, kind="rating", movie_id=movie.id, value=float(value))
     logger.info("user %s rated movie %s: %s (was %s)", user.pk, movie.id, value, previous)
     return previous
 
@@ -96,22 +78,19 @@ def rating_restore(*, user: AbstractBaseUser, movie_id: int, value: float | None
 
 
 def watchlist_ids(*, user: AbstractBaseUser) -> list[int]:
-    """Movie ids on the user's watchlist, newest first (empty until the events app provides one)."""
+    """Movie ids on the user's watchlist, newest first."""
     if not getattr(user, "is_authenticated", False):
         return []
-    selector = _optional("events.selectors", "watchlist_movie_ids")
-    return list(selector(user=user)) if selector is not None else []
+    return list(event_selectors.watchlist_movie_ids(user=user))
 
 
 def watchlist_available() -> bool:
-    return _optional("events.services", "watchlist_set") is not None
+    """Whether pages offer the watchlist toggle (always, now that ``events`` owns the watchlist)."""
+    return True
 
 
 def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> bool:
     """Add a movie to (on=True) or remove it from the watchlist; returns the new state."""
     movie = catalog.movie_get(movie_id=movie_id)
-    service = _optional("events.services", "watchlist_set")
-    if service is None:
-        raise NotImplementedError("The watchlist needs the events app's watchlist_set service.")
-    service(user=user, movie_id=movie.id, on=on)
+    event_services.watchlist_set(user=user, movie_id=movie.id, on=on)
     return on

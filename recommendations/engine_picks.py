@@ -20,14 +20,12 @@ EXTRA = 50  # ask for this many more than needed at most, so excluded (already r
 _unavailable_logged: set[str] = set()
 
 
-def _call(name: str, **kwargs: Any) -> Any:
-    """Call engine.<name>(**kwargs); None when the engine lacks it or fails."""
-    func: Callable[..., Any] | None = getattr(engine, name, None)
-    if func is None:
-        return None
+def _call(func: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call one ``engine`` function; None when it fails (the page then uses catalog rows)."""
+    name = getattr(func, "__name__", repr(func))
     try:
         return func(**kwargs)
-    except getattr(engine, "EngineUnavailable", LookupError) as exc:  # no artifacts built: expected, say it once
+    except engine.EngineUnavailable as exc:  # no artifacts built: expected, say it once
         if name not in _unavailable_logged:
             _unavailable_logged.add(name)
             logger.info("engine.%s unavailable (%s); the portal uses catalog rows", name, exc)
@@ -59,31 +57,31 @@ def _triples(items: Any, exclude: set[int], k: int) -> list[Triple] | None:
 
 def recommend_for_user(*, user_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
     """The engine's personalised ranking for a user, explained."""
-    items = _call("recommend_for_user", user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
+    items = _call(engine.recommend_for_user, user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude, k)
 
 
 def similar_movies(*, movie_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
     """Movies the engine finds similar to one movie."""
-    items = _call("recommend_for_movie", movie_id=movie_id, k=k + min(len(exclude), EXTRA), explain=True)
+    items = _call(engine.recommend_for_movie, movie_id=movie_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude | {movie_id}, k)
 
 
 def long_tail_for_user(*, user_id: int | None, k: int, exclude: set[int]) -> list[Triple] | None:
     """The debiased ranker's niche finds for a user."""
-    items = _call("recommend_long_tail", user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
+    items = _call(engine.recommend_long_tail, user_id=user_id, k=k + min(len(exclude), EXTRA), explain=True)
     return _triples(items, exclude, k)
 
 
 def trending(*, k: int, exclude: set[int]) -> list[Triple] | None:
     """Live popularity from the online counters."""
-    items = _call("trending", k=k + min(len(exclude), EXTRA))
+    items = _call(engine.trending, k=k + min(len(exclude), EXTRA))
     return _triples(items, exclude, k)
 
 
 def knowledge_graph(*, movie_id: int, k: int) -> dict[str, list[Triple]] | None:
     """Knowledge-graph neighbours by relation ("franchise", "director", ...)."""
-    graph = _call("knowledge_graph", movie_id=movie_id, k=k)
+    graph = _call(engine.knowledge_graph, movie_id=movie_id, k=k)
     if not graph:
         return None
     return {relation: _triples(items, {movie_id}, k) or [] for relation, items in dict(graph).items()}
@@ -91,5 +89,5 @@ def knowledge_graph(*, movie_id: int, k: int) -> dict[str, list[Triple]] | None:
 
 def predicted_rating(*, user_id: int, movie_id: int) -> float | None:
     """The engine's predicted rating (0.5-5) of one movie for one user."""
-    value = _call("predict_rating", user_id=user_id, movie_id=movie_id)
+    value = _call(engine.predict_rating, user_id=user_id, movie_id=movie_id)
     return None if value is None else max(0.5, min(5.0, float(value)))

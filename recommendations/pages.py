@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
+from billing import selectors as billing
 from catalog import selectors as catalog
 
 from . import activity, engine_picks, rows
@@ -64,20 +64,11 @@ def watchlist_context(*, user: AbstractBaseUser) -> dict[str, Any]:
     return {"movies": catalog.movie_list_by_ids(movie_ids=ids), "available": activity.watchlist_available()}
 
 
-def _optional_call(module: str, name: str, **kwargs: Any) -> Any:
-    """Call another app's selector when it exists (apps land progressively); None otherwise."""
-    try:
-        func = getattr(import_module(module), name, None)
-    except ModuleNotFoundError:
-        return None
-    return func(**kwargs) if func is not None else None
-
-
 def account_context(*, user: AbstractBaseUser) -> dict[str, Any]:
     """Profile, API keys, plan and usage."""
     from accounts.selectors import api_key_list, profile_get
 
-    usage = _optional_call("billing.selectors", "usage_summary", user=user)
+    usage = billing.usage_summary(user=user)
     usage_rows = []
     for kind, numbers in (usage or {}).get("usage", {}).items():
         limit = numbers.get("limit")
@@ -87,9 +78,9 @@ def account_context(*, user: AbstractBaseUser) -> dict[str, Any]:
         "profile": profile_get(user=user),
         "genres": catalog.genre_list(),
         "api_keys": list(api_key_list(user=user)),
-        "plan": _optional_call("billing.selectors", "plan_for_user", user=user),
-        "account_plan": _optional_call("billing.selectors", "account_plan_get", user=user),
-        "plans": list(_optional_call("billing.selectors", "plan_list") or []),
+        "plan": billing.plan_for_user(user=user),
+        "account_plan": billing.account_plan_get(user=user),
+        "plans": list(billing.plan_list()),
         "usage": usage,
         "usage_rows": usage_rows,
         "rated_count": len(activity.ratings_map(user=user)),
