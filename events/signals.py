@@ -1,4 +1,4 @@
-"""Signals events sends after commit (STYLE.md §1): higher apps listen, events never imports them."""
+"""Signals events sends after commit (docs/ARCHITECTURE.md): higher apps listen, events never imports them."""
 
 from django.dispatch import Signal
 

@@ -3,7 +3,7 @@
 Spark computes; :class:`DeltaRsBackend` commits the result through Arrow into delta-rs and
 hands Spark the current snapshot's parquet files to read. delta-rs writes no deletion
 vectors, so reading the snapshot's file list is exact. Timestamps are tz-aware UTC, which
-keeps tables at reader 1 / writer 2 (ECOSYSTEM.md §3).
+keeps tables at reader 1 / writer 2.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
-# Measured in ECOSYSTEM.md §2: C1-only JIT and serial GC halve JVM startup for short local jobs (tests);
+# Measured on this stack: C1-only JIT and serial GC halve JVM startup for short local jobs (tests);
 # long runs keep the full JIT unless SPARK_FAST_JVM=1.
 FAST_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 

@@ -1,4 +1,4 @@
-"""The public contract every APEX model follows (see STYLE.md §3).
+"""The public contract every APEX model follows (see docs/ARCHITECTURE.md).
 
 Item and user arguments are *internal indices* from :class:`ml_core.data.Vocabulary`
 (0..n-1). An index outside the vocabulary (e.g. -1 for a movie the model never saw)

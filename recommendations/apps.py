@@ -6,4 +6,4 @@ class RecommendationsConfig(AppConfig):
     name = "recommendations"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401 - connects the events signals (STYLE.md §1)
+        from . import receivers  # noqa: F401 - connects the events signals (docs/ARCHITECTURE.md)

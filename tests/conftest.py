@@ -1,4 +1,4 @@
-"""The shared test cast (STYLE.md §6) and environment-aware markers."""
+"""The shared test cast and environment-aware markers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared factory_boy factories (STYLE.md §6); other apps add theirs here."""
+"""Shared factory_boy factories; other apps add theirs here."""
 
 from __future__ import annotations
 

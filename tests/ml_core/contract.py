@@ -1,4 +1,4 @@
-"""RecommenderContract: the checks every ml_core model passes (STYLE.md §6).
+"""RecommenderContract: the checks every ml_core model passes.
 
 Subclass it in tests/ml_core/models/test_<model>.py and implement ``make_model()``
 with a tiny config (embedding 8, a few epochs, CPU)::
