@@ -58,7 +58,7 @@ class SignIn:
 def _policy() -> dict[str, float]:
     defaults = {"free_per_account_ip": 5, "free_per_ip": 20, "free_per_account": 20,
                 "base_s": 1.0, "max_s": 900.0, "window_s": 3600.0}
-    return defaults | dict(getattr(settings, "AUTH_BACKOFF", {}))
+    return defaults | dict(settings.AUTH_BACKOFF)
 
 
 def _digest(value: str) -> str:

@@ -33,7 +33,7 @@ def user_email_verified(*, user: AbstractBaseUser) -> bool:
     The same rule as the portal's sign-in (allauth's ``ACCOUNT_EMAIL_VERIFICATION``); with "optional" or
     "none" an unverified account gets tokens and keys too (the documented unverified tier).
     """
-    if getattr(settings, "ACCOUNT_EMAIL_VERIFICATION", "mandatory") != "mandatory":
+    if settings.ACCOUNT_EMAIL_VERIFICATION != "mandatory":
         return True
     return EmailAddress.objects.filter(user=user, verified=True).exists()
 

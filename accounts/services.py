@@ -107,7 +107,7 @@ def api_key_create(*, user: AbstractBaseUser, name: str, by_operator: bool = Fal
         if not user_email_verified(user=user):
             raise ApiKeyRefused("Verify your e-mail address first: API keys are issued to verified accounts only.",
                                 reason="unverified")
-        limit = int(getattr(settings, "API_KEYS_MAX_PER_USER", 10))
+        limit = settings.API_KEYS_MAX_PER_USER
         if api_key_count_active(user=user) >= limit:
             raise ApiKeyRefused(f"You have {limit} active API keys, the most allowed; revoke one you no longer "
                                 f"use before creating another.", reason="limit")

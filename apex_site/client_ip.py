@@ -32,7 +32,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddre
 
 def trusted_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The parsed ``TRUSTED_PROXIES`` setting (a bad entry raises ImproperlyConfigured)."""
-    return _networks(tuple(getattr(settings, "TRUSTED_PROXIES", ()) or ()))
+    return _networks(tuple(settings.TRUSTED_PROXIES or ()))
 
 
 def _parse(value: str) -> IPAddress | None:

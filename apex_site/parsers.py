@@ -15,7 +15,6 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.utils import json
 
-DEFAULT_MAX_DEPTH = 32
 CONTAINERS = frozenset({dict, list})
 # \u0000 or a \uD800-\uDFFF escape (also matches an escaped backslash before "u0000", or a valid pair: then
 # the walk just finds nothing)
@@ -85,7 +84,7 @@ class StrictJSONParser(JSONParser):
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        max_depth = getattr(settings, "API_JSON_MAX_DEPTH", DEFAULT_MAX_DEPTH)
+        max_depth = settings.API_JSON_MAX_DEPTH
         try:
             text = stream.read().decode(get_encoding(parser_context or {}))
             data = json.loads(text, parse_constant=json.strict_constant if self.strict else None)

@@ -163,6 +163,7 @@ CELERY_BEAT_SCHEDULE: dict = {
 BILLING_USAGE_COUNTER = env_str("BILLING_USAGE_COUNTER", "redis")  # "database": count every call in PostgreSQL
 IMPRESSIONS_STREAM = env_str("IMPRESSIONS_STREAM", "apex:impressions")  # Redis Stream of served lists
 EVENTS_STREAM = env_str("EVENTS_STREAM", "apex:events")  # Redis Stream the outbox relays to
+EVENTS_STREAM_GROUP = env_str("EVENTS_STREAM_GROUP", "apex-online")  # consumer group of the online learner
 EVENTS_RECLAIM_IDLE_MS = env_int("EVENTS_RECLAIM_IDLE_MS", 30_000)  # reclaim a consumer's entries after this idle
 EVENTS_REDELIVER_AFTER_S = env_float("EVENTS_REDELIVER_AFTER_S", 300.0)  # re-relay rows the stream lost
 EVENTS_MIN_OCCURRED_AT = env_str("EVENTS_MIN_OCCURRED_AT", "1995-01-01")  # older event/rating times: refused
@@ -172,6 +173,9 @@ ONLINE_LEARNING_RATE = env_float("ONLINE_LEARNING_RATE", 1e-3)  # clipped to [1e
 ONLINE_ROLLBACK_DROP = env_float("ONLINE_ROLLBACK_DROP", 0.05)  # held-out hit-rate drop that rolls back
 ONLINE_HOLDOUT_EVERY = env_int("ONLINE_HOLDOUT_EVERY", 10)  # held-out check every n SGD steps (off the push path)
 ONLINE_CONSUME_LINGER_S = env_float("ONLINE_CONSUME_LINGER_S", 2.0)  # a consume run waits this long for more events
+ONLINE_HOLDOUT_USERS = env_int("ONLINE_HOLDOUT_USERS", 8)  # users whose last rating is held out to check the ranker
+ONLINE_SYNC_INTERVAL_S = env_float("ONLINE_SYNC_INTERVAL_S", 0.5)  # a web process checks for new online state this often
+APEX_DEMOGRAPHICS_FILE = env_str("APEX_DEMOGRAPHICS_FILE", "")  # MovieLens u.user; "" = ../shared/data/ml-100k/u.user
 PRIVACY_EPSILON_BUDGET = env_float("PRIVACY_EPSILON_BUDGET", 10.0)  # total ε per analyst
 ONLINE_APPLY_DELAY_S = env_float("ONLINE_APPLY_DELAY_S", 0.0)  # fault injection for reliability tests only
 ONLINE_ACK_DELAY_S = env_float("ONLINE_ACK_DELAY_S", 0.0)  # fault injection: pause between commit and XACK

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     """503 with ``Retry-After`` (DATABASE_RETRY_AFTER_S): JSON under ``/v1``, plain text for pages."""
-    retry_after = str(int(getattr(settings, "DATABASE_RETRY_AFTER_S", 5)))
+    retry_after = str(int(settings.DATABASE_RETRY_AFTER_S))
     if request.path_info.startswith("/v1"):
         response: HttpResponse = JsonResponse(
             {"detail": "The database is unavailable; retry after the Retry-After header.",

@@ -106,7 +106,7 @@ class Outcome:
 
 def counter_enabled() -> bool:
     """True when quotas are counted in Redis (a Redis URL is set and BILLING_USAGE_COUNTER is not 'database')."""
-    return bool(settings.REDIS_URL) and getattr(settings, "BILLING_USAGE_COUNTER", "redis") == "redis"
+    return bool(settings.REDIS_URL) and settings.BILLING_USAGE_COUNTER == "redis"
 
 
 @lru_cache(maxsize=8)

@@ -25,7 +25,7 @@ def _band(age: int) -> str:
 
 def demographics_file() -> Path:
     default = Path(settings.BASE_DIR).parent / "shared" / "data" / "ml-100k" / "u.user"
-    return Path(getattr(settings, "APEX_DEMOGRAPHICS_FILE", "") or default)
+    return Path(settings.APEX_DEMOGRAPHICS_FILE or default)
 
 
 @lru_cache(maxsize=4)

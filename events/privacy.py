@@ -115,7 +115,7 @@ def privacy_budget_get(*, analyst: str) -> PrivacyBudget:
     budget = PrivacyBudget.objects.filter(analyst=analyst).first()
     if budget is None:
         budget, _ = PrivacyBudget.objects.get_or_create(analyst=analyst, defaults={
-            "budget_epsilon": float(getattr(settings, "PRIVACY_EPSILON_BUDGET", 10.0)),
+            "budget_epsilon": float(settings.PRIVACY_EPSILON_BUDGET),
             "spent_epsilon": _legacy_spent(analyst)})
     return budget
 

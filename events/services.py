@@ -249,7 +249,7 @@ def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], pr
 
 
 def impressions_stream() -> str:
-    return getattr(settings, "IMPRESSIONS_STREAM", "apex:impressions")
+    return settings.IMPRESSIONS_STREAM
 
 
 def impression_enqueue(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
@@ -292,7 +292,7 @@ def event_outbox_relay(*, event_ids: Sequence[str] | None = None, limit: int = 1
             logger.warning("stream unavailable, the outbox waits: %s", exc)
             return 0
         started = timezone.now()
-        cutoff = started - dt.timedelta(seconds=float(getattr(settings, "EVENTS_REDELIVER_AFTER_S", 300)))
+        cutoff = started - dt.timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_S))
         if loss is not None:  # Redis lost the stream: everything relayed before that (and not after this run began)
             cutoff = max(cutoff, min(started, dt.datetime.fromtimestamp(loss.before, tz=dt.UTC)))
             logger.warning("the event stream was lost; relaying unapplied events relayed before %s again", cutoff)

@@ -32,11 +32,11 @@ class StreamEntry:
 
 
 def stream_name() -> str:
-    return getattr(settings, "EVENTS_STREAM", "apex:events")
+    return settings.EVENTS_STREAM
 
 
 def stream_group() -> str:
-    return getattr(settings, "EVENTS_STREAM_GROUP", "apex-online")
+    return settings.EVENTS_STREAM_GROUP
 
 
 def stream_key(suffix: str) -> str:
@@ -153,7 +153,7 @@ def stream_read(*, consumer: str, count: int, block_ms: int | None = None) -> li
     dead-consumer entries first, then new ones."""
     stream_ensure_group()
     client = stream_client()
-    idle_ms = int(getattr(settings, "EVENTS_RECLAIM_IDLE_MS", 30_000))
+    idle_ms = int(settings.EVENTS_RECLAIM_IDLE_MS)
     _, claimed, deleted = client.xautoclaim(stream_name(), stream_group(), consumer, min_idle_time=idle_ms,
                                             start_id="0-0", count=count)
     if deleted:

@@ -87,7 +87,7 @@ def _holdout(index: dict[int, int], n_items: int) -> Holdout | None:
     from catalog.selectors import ratings_as_arrays
 
     users, movies, times, _ = ratings_as_arrays()
-    size = int(getattr(settings, "ONLINE_HOLDOUT_USERS", 8))
+    size = int(settings.ONLINE_HOLDOUT_USERS)
     if not len(users) or size <= 0:
         return None
     order = np.lexsort((times, users))
@@ -112,9 +112,9 @@ def _stale() -> bool:
 
 
 def _config() -> OnlineConfig:
-    return OnlineConfig(learning_rate=float(getattr(settings, "ONLINE_LEARNING_RATE", 1e-3)),
-                        rollback_drop=float(getattr(settings, "ONLINE_ROLLBACK_DROP", 0.05)),
-                        holdout_every=int(getattr(settings, "ONLINE_HOLDOUT_EVERY", 10)))
+    return OnlineConfig(learning_rate=float(settings.ONLINE_LEARNING_RATE),
+                        rollback_drop=float(settings.ONLINE_ROLLBACK_DROP),
+                        holdout_every=int(settings.ONLINE_HOLDOUT_EVERY))
 
 
 def coordinator(*, load_engine: bool = True) -> OnlineLearningCoordinator:
@@ -148,7 +148,7 @@ def online_state_sync(*, force: bool = False, learner: bool = False) -> bool:
             coordinator(load_engine=False)
         coord = _local["coordinator"]
         now = time.monotonic()
-        if not force and now - _local["checked_at"] < float(getattr(settings, "ONLINE_SYNC_INTERVAL_S", 0.5)):
+        if not force and now - _local["checked_at"] < float(settings.ONLINE_SYNC_INTERVAL_S):
             return False
         _local["checked_at"] = now
         if not force and stream_enabled():
@@ -213,7 +213,7 @@ def _seed_users(coord: OnlineLearningCoordinator, events: Sequence[Any], index: 
 
 def _apply(events: list[Any]) -> dict[str, Any]:
     """Inside the applying transaction: update the learner, return the checkpoint to store with the events."""
-    delay = float(getattr(settings, "ONLINE_APPLY_DELAY_S", 0.0))  # fault-injection knob for reliability tests
+    delay = float(settings.ONLINE_APPLY_DELAY_S)  # fault-injection knob for reliability tests
     if delay:
         time.sleep(delay)
     coord = coordinator()
@@ -284,7 +284,7 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
     been idle that long, so events that follow soon are applied without scheduling another run.
     """
     name = consumer or consumer_name()
-    size = batch_size or int(getattr(settings, "ONLINE_BATCH_SIZE", 256))
+    size = batch_size or int(settings.ONLINE_BATCH_SIZE)
     _replay_lost_stream()
     applied = batches = 0
     idle_until = time.monotonic() + linger_s
@@ -310,7 +310,7 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
             online_push(events=batch.events, version=batch.checkpoint_id)
             online_learn_deferred()  # after the push; weights are published only once a check passed
         idle_until = time.monotonic() + linger_s
-        ack_delay = float(getattr(settings, "ONLINE_ACK_DELAY_S", 0.0))  # fault-injection knob
+        ack_delay = float(settings.ONLINE_ACK_DELAY_S)  # fault-injection knob
         if ack_delay:
             time.sleep(ack_delay)
         stream_ack([e.entry_id for e in entries])  # applied (or already applied before): safe to ack
