@@ -426,10 +426,11 @@ def write_page(store: dict[str, Any], path: Path) -> None:
               "## Configurations, versions, commands", ""]
     for key in sorted(store["rows"]):
         r = store["rows"][key]
-        lines.append(f"- **{key}** ({'quick' if r['quick'] else 'tuned'}, {r['measured_at']}): "
+        lines.append(f"- **{key}** ({'quick' if r['quick'] else 'full'}, {r['measured_at']}): "
                      f"selected `{_short(r.get('config'))}`"
                      + (f"; validation NDCG@10 {_fmt(r['valid']['ndcg@10'])}" if r.get("valid") else "")
                      + (f"; {r['source']}" if r.get("source") else "")
+                     + (f"; {r['epochs']} epochs run" if r.get("epochs") else "")
                      + (f"; RecBole config `{_short(r['library_config'])}`"
                         if r.get("library_config") else "")
                      + (f"; versions {', '.join(f'{k} {v}' for k, v in sorted(r['versions'].items()))}"
