@@ -1,38 +1,16 @@
-"""Event reads: a user's live feature state, recent items, and the outbox/stream health."""
+"""Event reads: a user's live feature state, recent items, the watchlist and the online checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet
-from django.http import Http404
+from django.db.models import Count
 
 from .models import Event, OnlineCheckpoint
 
 Kind = Event.Kind
 ENGAGED = (Kind.CLICK, Kind.RATING, Kind.WATCH, Kind.WATCHLIST)
-
-
-def event_get_for(*, user: AbstractBaseUser, event_id: Any) -> Event:
-    """One of the user's own events; anyone else's (or none) is Http404."""
-    try:
-        return Event.objects.get(id=event_id, user=user)
-    except (Event.DoesNotExist, ValueError, TypeError) as exc:
-        raise Http404("No such event.") from exc
-
-
-def event_list_recent(*, user: AbstractBaseUser, limit: int = 50, applied_only: bool = False) -> QuerySet[Event]:
-    events = Event.objects.filter(user=user).select_related("movie")
-    if applied_only:
-        events = events.filter(applied_at__isnull=False)
-    return events.order_by("-created_at", "-id")[:limit]
-
-
-def event_list_by_ids(*, event_ids: Sequence[str]) -> list[Event]:
-    """Events by id, oldest first (for pushing and diagnostics)."""
-    return list(Event.objects.filter(id__in=list(event_ids)).order_by("created_at", "id"))
 
 
 def event_recent_movie_ids(*, user_id: int, limit: int = 200) -> list[int]:
@@ -78,12 +56,6 @@ def watchlist_movie_ids(*, user: AbstractBaseUser) -> list[int]:
                             .order_by("-created_at", "-id").values_list("movie_id", "value")):
         latest.setdefault(movie_id, value or 0.0)
     return [movie_id for movie_id, value in latest.items() if value > 0]
-
-
-def outbox_stats() -> dict[str, int]:
-    """Outbox health: rows waiting for the stream, rows waiting to be applied."""
-    return {"unrelayed": Event.objects.filter(relayed_at__isnull=True).count(),
-            "unapplied": Event.objects.filter(applied_at__isnull=True).count()}
 
 
 def online_checkpoint_latest(*, newer_than: int = 0) -> OnlineCheckpoint | None:

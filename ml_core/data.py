@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -412,12 +411,3 @@ def load_dataset(name_or_path: str) -> Interactions:
         return read_interaction_csv(path / "interactions.csv", path.name)
     raise DatasetError(f"unknown dataset {name_or_path!r}: expected one of {sorted(DATASETS)}, a folder with "
                        "u.data, ratings.csv or interactions.csv, or a .csv file (user_id,item_id[,rating][,timestamp])")
-
-
-def save_vocab(directory: Path, data_or_vocab: Interactions | Vocabulary) -> None:
-    """Write vocab.json (item raw ids; user raw ids when given Interactions)."""
-    if isinstance(data_or_vocab, Interactions):
-        payload = {"items": data_or_vocab.item_vocab.to_json(), "users": data_or_vocab.user_vocab.to_json()}
-    else:
-        payload = {"items": data_or_vocab.to_json(), "users": []}
-    (directory / "vocab.json").write_text(json.dumps(payload))

@@ -26,7 +26,6 @@ Contract with the online learner (``ml_core.online.OnlineLearningCoordinator``) 
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
 import threading
@@ -302,12 +301,3 @@ def load_engine(artifacts_dir: Path, tier: Tier | None = None, *, single_thread:
     log.info("serving engine %s loaded from %s in %.2f s (bundle %s, weights %s)", chosen.label, artifacts_dir,
              time.perf_counter() - start, engine.manifest_version, engine.weights_version)
     return engine
-
-
-def bundle_summary(artifacts_dir: Path) -> dict[str, Any]:
-    """The bundle's manifest version, models and ensemble metrics (cheap; no model is loaded)."""
-    manifest = read_manifest(Path(artifacts_dir))
-    ensemble_path = Path(artifacts_dir) / "ensemble.json"
-    ensemble = json.loads(ensemble_path.read_text()) if ensemble_path.exists() else {}
-    return {"version": manifest.get("version"), "models": manifest.get("models"),
-            "created_at": manifest.get("created_at"), "metrics": ensemble.get("metrics", {})}

@@ -118,9 +118,6 @@ class Bundle:
     def set_weights(self, weights: np.ndarray, version: str) -> None:
         self.weights, self.weights_version = weights, version
 
-    def version_info(self) -> tuple[str, str]:
-        return self.weights_version, self.manifest.get("version", "")
-
 
 def _load_rating(directory: Path) -> Any:
     """The bundle's explicit-rating predictor (numpy only, every tier), or None for bundles built without one."""

@@ -35,7 +35,7 @@ def consume_event_stream() -> int:
         logger.warning("event stream unavailable, not consuming: %s", exc)
         return 0
     try:
-        applied = online_consume_stream(linger_s=float(getattr(settings, "ONLINE_CONSUME_LINGER_S", 0.0)))
+        applied = online_consume_stream(linger_s=float(settings.ONLINE_CONSUME_LINGER_S))
     finally:
         try:
             stream_client().delete(flag)  # entries added from now on schedule another run
@@ -83,19 +83,3 @@ def run_nightly_pipeline() -> int:
     from .nightly import nightly_run
 
     return len(nightly_run())
-
-
-# --- serving: impressions with their propensities (off-policy estimates on real logs) -------------------
-@shared_task(acks_late=True, ignore_result=True)
-def log_impressions(*, user_id: int, movie_ids: list[int], propensities: list[float], positions: list[int],
-                    policy_version: str, request_id: str) -> int:
-    """Store one served list's impressions through the events app; returns how many were logged."""
-    from django.contrib.auth import get_user_model
-
-    from events.services import impression_log_batch
-
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if user is None:
-        return 0
-    return len(impression_log_batch(user=user, movie_ids=movie_ids, propensities=propensities, positions=positions,
-                                    policy_version=policy_version, request_id=request_id))
