@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -13,6 +15,16 @@ from django.http import Http404
 
 from .keys import key_hash, key_prefix
 from .models import ApiKey, Profile
+
+
+def user_get(*, user_id: int) -> AbstractBaseUser | None:
+    """The person with this id, or None (an unknown id, or an account deleted since)."""
+    return get_user_model().objects.filter(pk=user_id).first()
+
+
+def user_names_by_id(*, user_ids: Sequence[int]) -> dict[int, str]:
+    """user id -> username, for the ids that exist."""
+    return dict(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", "username"))
 
 
 def request_api_key(request: object) -> ApiKey | None:

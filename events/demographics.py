@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+
+from accounts.selectors import user_names_by_id
 
 AGE_BANDS = ((0, 17, "<18"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 44, "35-44"), (45, 49, "45-49"),
              (50, 55, "50-55"), (56, 200, "56+"))
@@ -48,7 +49,7 @@ def _ml100k_buckets(path: Path) -> dict[int, str]:
 def demographic_buckets(*, user_ids: list[int]) -> dict[int, str]:
     """user id -> demographic bucket ("unknown" where not known)."""
     known = _ml100k_buckets(demographics_file())
-    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    names = user_names_by_id(user_ids=user_ids)
     result = {}
     for user_id in user_ids:
         name = names.get(user_id, "")

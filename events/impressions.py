@@ -19,8 +19,9 @@ import socket
 from typing import Any
 
 import redis
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+
+from accounts.selectors import user_get
 
 from .services import impression_log_batch, impressions_stream
 from .stream import stream_client, stream_enabled
@@ -40,7 +41,7 @@ def _ensure_group(client: redis.Redis) -> None:
 
 
 def _store(fields: dict[str, Any]) -> int:
-    user = get_user_model().objects.filter(pk=int(fields["user_id"])).first()
+    user = user_get(user_id=int(fields["user_id"]))
     if user is None:  # the account was deleted since; so were its events
         return 0
     ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -16,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import user_get
 from apex_site.client_ip import AnonRateThrottle  # per real client address (TRUSTED_PROXIES)
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
@@ -97,7 +97,7 @@ class UserRecommendationsApi(QuotaMixin, APIView):
         if user_id != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("You may read only your own recommendations.")
         params = _params(request)
-        target = request.user if user_id == request.user.pk else get_user_model().objects.filter(pk=user_id).first()
+        target = request.user if user_id == request.user.pk else user_get(user_id=user_id)
         try:
             payload = engine.recommend_user(user=target, user_id=user_id, **params)
         except engine.EngineUnavailable as exc:

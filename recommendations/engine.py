@@ -21,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from accounts.selectors import user_get
+
 _engine = None
 _seen_reload_version: str | None = None  # the last published reload version this process acted on
 _lock = threading.Lock()
@@ -179,12 +181,10 @@ def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> d
 def predict_rating(*, user_id: int, movie_id: int) -> float | None:
     """The user's predicted rating of a movie in half stars (0.5-5), from their live ratings; None when they
     have rated nothing yet, or the movie (or a rating predictor) is not in the serving bundle."""
-    from django.contrib.auth import get_user_model
-
     from ml_core.rating import half_stars
 
     engine = get_engine()
-    user = get_user_model().objects.filter(pk=user_id).first()
+    user = user_get(user_id=user_id)
     history, _, ratings = user_history(user) if user is not None else ([], [], [])
     if not history:
         return None
@@ -217,9 +217,7 @@ def _decorate(engine: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
 # ---- the portal's entry points (see recommendations/engine_picks.py) --------------------------------------
 def recommend_for_user(*, user_id: int, k: int = 10, explain: bool = True) -> list[dict[str, Any]]:
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.filter(pk=user_id).first()
+    user = user_get(user_id=user_id)
     return recommend_user(user=user, user_id=user_id, k=k, explain=explain)["items"]
 
 
@@ -232,10 +230,8 @@ def recommend_for_movie(*, movie_id: int, k: int = 10, explain: bool = True) -> 
 
 def recommend_long_tail(*, user_id: int | None, k: int = 10, explain: bool = True) -> list[dict[str, Any]]:
     """The user's list re-drawn from a 500-candidate pool, keeping the less popular 60% of the catalogue."""
-    from django.contrib.auth import get_user_model
-
     engine = get_engine()
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    user = user_get(user_id=user_id) if user_id is not None else None
     items = recommend_user(user=user, user_id=user_id, k=k * 5, n_candidates=500, explain=explain)["items"]
     bucket = engine.bundle.auditor.bucket
     return [i for i in items if bucket[engine.item_index(i["movie_id"])] <= 2][:k]
