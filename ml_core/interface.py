@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Interactions
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Recommender(Protocol):
     name: str
     config: Any
 
-    def fit(self, data: Interactions, options: FitOptions) -> FitReport: ...  # noqa: F821
+    def fit(self, data: Interactions, options: FitOptions) -> FitReport: ...
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """One float32 per candidate, in order; NaN for unknown items/users.
