@@ -111,10 +111,13 @@ def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[t
     try:
         return event_record_batch(user=request.user, items=items, api_key=request_api_key(request))
     except IdempotencyConflict as exc:
-        raise IdempotencyKeyConflict({
-            (f"events.{i}.idempotency_key" if batch else "idempotency_key"):
-                [f"{items[i].idempotency_key!r} was already used for a different event; a replay must send the "
-                 "same fields, a new event needs a new key"] for i in exc.positions}) from exc
+        fields = {(f"events.{i}.idempotency_key" if batch else "idempotency_key"):
+                  [f"{items[i].idempotency_key!r} was already used for a different event; a replay must send the "
+                   "same fields, a new event needs a new key"] for i in exc.positions}
+        # the documented Error shape (detail, code) with the conflicting fields beside it
+        raise IdempotencyKeyConflict({"detail": next(iter(fields.values()))[0] if len(fields) == 1 else
+                                      f"{len(fields)} idempotency keys were already used for different events",
+                                      "code": IdempotencyKeyConflict.default_code, **fields}) from exc
     except DjangoValidationError as exc:
         raise UnprocessableEntity(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
 

@@ -34,6 +34,7 @@ def test_a_different_body_under_a_used_key_is_409_naming_the_key(client, alice, 
                                             "idempotency_key": "k-1"})
     assert response.status_code == 409
     assert "'k-1'" in response.json()["idempotency_key"][0]
+    assert response.json()["code"] == "idempotency_conflict" and "'k-1'" in response.json()["detail"]  # Error schema
     assert list(Event.objects.values_list("value", flat=True)) == [4.0]
 
 
@@ -61,7 +62,9 @@ def test_a_batch_with_a_conflicting_key_fails_whole_listing_positions_and_stores
         {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "b"},             # different movie
         {"movie_id": movies[3].id, "kind": "click", "idempotency_key": "new-2"}]})
     assert response.status_code == 409
-    assert set(response.json()) == {"events.2.idempotency_key"}
+    body = response.json()
+    assert set(body) == {"detail", "code", "events.2.idempotency_key"}  # the documented Error shape + the field
+    assert body["code"] == "idempotency_conflict" and "'b'" in body["detail"]
     assert sorted(Event.objects.values_list("idempotency_key", flat=True)) == ["a", "b"]
 
 
