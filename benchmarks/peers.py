@@ -322,11 +322,11 @@ def ensure_venv() -> None:
 def apex_row(name: str, split: Any, *, quick: bool, seed: int) -> dict[str, Any]:
     """APEX's model from its trained artifact when that matches this split, else a fit of the configuration
     `train` would fit (the dataset's stored tuning choice, or the defaults)."""
-    from ml_core import artifacts, tuning
+    from ml_core import tuning
     from ml_core.cli import artifacts_root
     from ml_core.evaluation import evaluate
     from ml_core.interface import FitOptions
-    from ml_core.registry import MODELS
+    from ml_core.registry import MODELS, load_model
 
     dataset_dir = artifacts_root(None) / split.full.name
     folder = dataset_dir / name
@@ -334,7 +334,7 @@ def apex_row(name: str, split: Any, *, quick: bool, seed: int) -> dict[str, Any]
     if (folder / "metrics.json").exists():
         entry = json.loads((folder / "metrics.json").read_text())
         if entry.get("data_snapshot") == split.train.snapshot() and bool(entry.get("quick")) <= quick:
-            model = artifacts.load_model(folder)
+            model = load_model(folder)
             source = f"loaded from the trained artifact {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder}"
     if model is None:
         cls = MODELS[name]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_core.artifacts import load_model
 from ml_core.cli import artifacts_root
 from ml_core.data import REPO_ROOT, load_dataset
 from ml_core.evaluation import leave_one_out
+from ml_core.registry import load_model
 
 log = logging.getLogger(__name__)
 

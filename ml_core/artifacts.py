@@ -114,14 +114,3 @@ def load_artifact(directory: Path, *, model: str | None = None) -> dict[str, Any
         "vocab": json.loads((directory / "vocab.json").read_text()),
         "state": json.loads(state_path.read_text()) if state_path.exists() else {},
     }
-
-
-def load_model(directory: Path):
-    """Load whichever registered model the folder's manifest names."""
-    from .registry import MODELS
-
-    manifest = verify_artifact(directory)
-    name = manifest.get("model")
-    if name not in MODELS:
-        raise ArtifactError(f"{directory}: unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name].load(Path(directory))

@@ -85,3 +85,68 @@ class Recommender(Protocol):
 
     @classmethod
     def load(cls, directory: Path) -> Self: ...
+
+
+# -- capabilities ------------------------------------------------------------------------------------
+# What a model can do beyond fit/score/export/load. A model lists the protocols it implements in its
+# ``capabilities`` class attribute (tests/ml_core/test_capabilities.py checks that the list is exactly what
+# ``isinstance`` finds on a fitted model, and that each capability works); callers ask ``isinstance(model,
+# Protocol)``, never ``hasattr``. A subclass that loses a capability sets the method to None (``onnx_spec =
+# None``), which runtime protocol checks treat as absent. Models do not subclass the protocols: a nominal
+# subclass would pass ``isinstance`` even with the method switched off.
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """Item vectors whose dot product with a user vector scores items (the serving bundle's retrieval space)."""
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """(n_items, d) float32, or None when the model has none."""
+        ...
+
+
+@runtime_checkable
+class UserStateScorer(Protocol):
+    """Scoring split into a user-side state (cached per request inputs) and a cheap per-candidate step."""
+
+    def user_state(self, history: Sequence[int], **context: Any) -> Any:
+        """What the model computes from the user alone; None for a history it does not know."""
+        ...
+
+    def score_state(self, state: Any, candidates: np.ndarray) -> np.ndarray:
+        """Scores of ``candidates`` from a ``user_state`` (NaN for unknown items, or everywhere for None)."""
+        ...
+
+
+@runtime_checkable
+class OnlineRanker(Protocol):
+    """A ranker the online learner updates in place with bounded SGD steps on fresh events."""
+
+    net: Any  # the torch module the steps update (None until fitted)
+    config: Any
+
+    def partial_fit(self, contexts: Sequence[UserContext], positives: Sequence[int]) -> float:
+        """One SGD step on (context, positive item) pairs; returns the loss."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnnxSpec:
+    """What ``ml_core.onnx_export`` needs to export a model's scoring graph (built by the model)."""
+
+    module: Any  # the torch.nn.Module to trace
+    inputs: tuple[Any, ...]  # example inputs
+    input_names: list[str]
+    output_names: list[str] = field(default_factory=lambda: ["scores"])
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    aux: dict[str, np.ndarray] = field(default_factory=dict)  # arrays the onnxruntime scorer needs (aux.npz)
+    meta: dict[str, Any] = field(default_factory=dict)  # extra meta.json entries
+    autograd: bool = False  # trace with autograd on (SASRec: the fused no-grad attention kernel has no ONNX op)
+
+
+@runtime_checkable
+class OnnxExportable(Protocol):
+    """A fitted model whose scoring path exports to ONNX (ml_core.onnx_export)."""
+
+    name: str
+    n_items: int
+
+    def onnx_spec(self) -> OnnxSpec: ...

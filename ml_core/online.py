@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .interface import UserContext
+from .interface import OnlineRanker, Recommender, UserContext
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class OnlineLearningCoordinator:
         self.config = config or OnlineConfig()
         self.n_items = n_items
         self.base = base  # what the state was learned on (e.g. the serving bundle version); must match to load
-        self.ranker = ranker if ranker is not None and getattr(ranker, "net", None) is not None else None
+        self.ranker = ranker if isinstance(ranker, OnlineRanker) and ranker.net is not None else None
         self.holdout = holdout
         self.version = 0
         self.item_counts = (np.zeros(n_items, np.float64) if item_counts is None
@@ -315,7 +315,7 @@ class OnlineLearningCoordinator:
             if state:
                 self._load_ranker_state(state)
             ctxs, cands = self.holdout.contexts, self.holdout.candidates
-            if hasattr(self.ranker, "score_batch"):  # one batched pass
+            if isinstance(self.ranker, Recommender):  # score_batch: one batched pass
                 full = np.asarray(self.ranker.score_batch(ctxs), np.float32)
                 return np.take_along_axis(full, cands, axis=1)
             return np.stack([self.ranker.score(c.history, row, times=c.times, now=c.now)

@@ -13,6 +13,9 @@ Each supported model exports the part of scoring that is a tensor program; the n
   history fills (a 30-event history: 3 chunks, not the 50 steps of ``max_len``) and dots the evolved state
   with the candidates' complex embeddings (bundles exported before chunking run their one-graph form)
 
+Each model builds its own export in ``onnx_spec()`` (ml_core.interface.OnnxExportable): the module, example
+inputs, names, dynamic axes, aux arrays and meta; this module traces it, quantises it and serves it.
+
 Exporter: the legacy TorchScript-based `torch.onnx.export(dynamo=False)` at opset 17, one file
 (no external data); the ODE graph unrolls `max_len` steps, so sequences are left-padded to it.
 INT8 (`quantize_dynamic`, per-channel QInt8 weights) is kept only when it passes the gate: mean row cosine
@@ -32,20 +35,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .interface import UserContext
+from .interface import OnnxExportable, UserContext, UserStateScorer
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 COSINE_GATE = 0.995
 OVERLAP_GATE = 0.8
-SUPPORTED = ("diffusion", "hyperbolic", "kan", "neural_ode", "sasrec")
-ODE_CHUNK = 10  # events per run of the Neural-ODE graph
 
 
 def supports(model: Any) -> bool:
-    """True for the models this module can export (by registry name, fitted)."""
-    return getattr(model, "name", None) in SUPPORTED and getattr(model, "net", None) is not None
+    """True for the models this module can export: they build their own graph (OnnxExportable) and are fitted."""
+    return isinstance(model, OnnxExportable) and getattr(model, "net", None) is not None
 
 
 # -- export ------------------------------------------------------------------------------------------
@@ -53,59 +54,24 @@ def export_model(model: Any, directory: Path, *, int8: bool = True,
                  sample: Sequence[UserContext] | None = None) -> dict[str, Any]:
     """Write model.onnx (+ model.int8.onnx when it passes the gate), aux.npz and meta.json; returns meta."""
     if not supports(model):
-        raise ValueError(f"no ONNX export for model {getattr(model, 'name', model)!r}; supported: {SUPPORTED}")
+        raise ValueError(f"no ONNX export for model {getattr(model, 'name', model)!r}; "
+                         "it is not a fitted OnnxExportable")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    module, inputs, names, dynamic, aux, extra = _spec(model)
-    module.eval()
-    # SASRec's transformer layers take a fused kernel without autograd that ONNX cannot express; with
-    # autograd on they run the plain ops (the values are the same)
-    with torch.set_grad_enabled(model.name == "sasrec"):
-        outputs = ["next_state", "evolved"] if model.name == "neural_ode" else ["scores"]
-        torch.onnx.export(module, inputs, str(directory / "model.onnx"), input_names=names, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-    np.savez(directory / "aux.npz", **aux)
+    spec = model.onnx_spec()
+    spec.module.eval()
+    with torch.set_grad_enabled(spec.autograd):
+        torch.onnx.export(spec.module, spec.inputs, str(directory / "model.onnx"), input_names=spec.input_names,
+                          output_names=spec.output_names, dynamic_axes=spec.dynamic_axes, opset_version=OPSET,
+                          dynamo=False)
+    np.savez(directory / "aux.npz", **spec.aux)
     meta: dict[str, Any] = {"name": model.name, "n_items": int(model.n_items), "opset": OPSET, "int8": False,
-                            **extra}
+                            **spec.meta}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     if int8:
         meta.update(_quantize(directory, model, sample))
         (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return meta
-
-
-def _spec(model: Any) -> tuple[Any, tuple, list[str], dict, dict[str, np.ndarray], dict[str, Any]]:
-    """(module, example inputs, input names, dynamic axes, aux arrays, meta) for one model."""
-    name, n = model.name, model.n_items
-    if name == "diffusion":
-        return (DiffusionGraph(model.net, model.config.mask_history), (torch.zeros(2, n),), ["history"],
-                {"history": {0: "batch"}, "scores": {0: "batch"}}, {}, {})
-    if name == "hyperbolic":
-        aux = {"user_points": model.user_points.numpy(), "item_points": model.item_points.numpy()}
-        return (model.scoring_module(), (model.user_points[:2].clone(),), ["user_points"],
-                {"user_points": {0: "batch"}, "scores": {0: "batch"}}, aux, {"curvature": model.config.curvature})
-    if name == "kan":
-        aux = {k: v for k, v in model.features.arrays.items()}
-        feats = torch.zeros(4, model.net.mean.shape[0])
-        return (model.net, (feats,), ["features"], {"features": {0: "rows"}, "scores": {0: "rows"}}, aux,
-                {"features": model.features.state()})
-    if name == "sasrec":
-        length = model.config.max_len
-        items = torch.zeros(1, length, dtype=torch.long)
-        items[0, -3:] = torch.tensor([1, 2, 3])
-        return (SasrecGraph(model.net), (items,), ["items"], {}, {"item_emb": model.item_embeddings()},
-                {"max_len": length})
-    if name == "neural_ode":
-        chunk = min(ODE_CHUNK, model.config.max_len)
-        items = torch.full((2, chunk), n, dtype=torch.long)
-        items[:, -3:] = torch.tensor([0, 1, 2])
-        h0 = model.net.h0.detach()
-        inputs = (h0.expand(2, -1).clone(), items, torch.zeros(2, chunk), torch.zeros(2, 1))
-        dyn = {k: {0: "batch"} for k in ("state", "items", "taus", "tau_out", "next_state", "evolved")}
-        aux = {"h0": h0.numpy(), "item_emb": model.item_embeddings()}
-        return (OdeChunkGraph(model.net), inputs, ["state", "items", "taus", "tau_out"], dyn, aux,
-                {"max_len": model.config.max_len, "time_unit_s": model.config.time_unit_s, "chunk": chunk})
-    raise ValueError(name)
 
 
 def _quantize(directory: Path, model: Any, sample: Sequence[UserContext] | None) -> dict[str, Any]:
@@ -185,7 +151,7 @@ def coherent_contexts(model: Any, n: int = 16, seed: int = 0, first_user: int = 
 
 
 # -- serving -----------------------------------------------------------------------------------------
-class OnnxScorer:
+class OnnxScorer(UserStateScorer):
     """onnxruntime scorer with the model's score/score_batch contract (NaN for unknown items/empty histories)."""
 
     def __init__(self, directory: Path, *, prefer_int8: bool = True, threads: int | None = None,
@@ -351,45 +317,3 @@ def _expmap0(v: np.ndarray, c: float) -> np.ndarray:
     max_norm = (1 - 4e-3) / sc
     xn = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.where(xn > max_norm, x / np.maximum(xn, 1e-15) * max_norm, x)
-
-
-# -- graph wrappers ----------------------------------------------------------------------------------
-class DiffusionGraph(torch.nn.Module):
-    """Multi-hot history -> DiffRec reverse process -> scores with the history moved to the bottom."""
-
-    def __init__(self, net: Any, mask: bool) -> None:
-        super().__init__()
-        self.net, self.mask = net, mask
-
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
-        scores = self.net(history)
-        if self.mask:
-            floor = scores.min(dim=1, keepdim=True).values - 1.0
-            scores = torch.where(history > 0, floor, scores)
-        return scores
-
-
-class SasrecGraph(torch.nn.Module):
-    """Left-padded item ids (1, max_len) -> SASRec's last hidden state (1, d)."""
-
-    def __init__(self, net: Any) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        return self.net(items)[:, -1]
-
-
-class OdeChunkGraph(torch.nn.Module):
-    """A state and a chunk of left-padded events -> the state after them, and that state evolved over tau_out."""
-
-    def __init__(self, net: Any) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, state: torch.Tensor, items: torch.Tensor, taus: torch.Tensor, tau_out: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        rotation = self.net.rotation()  # folded into one initializer by the exporter's constant folding
-        h = self.net.states(items, taus, state, rotation)[:, -1]
-        return h, self.net.evolve(h, tau_out, rotation)  # evolve takes the in-module RK4 while exporting
-

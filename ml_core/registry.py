@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from .artifacts import ArtifactError, verify_artifact
 from .models.diffusion import DiffRec, LDiffRec
 from .models.ease import EASE
 from .models.hyperbolic import HGCF
@@ -25,3 +29,13 @@ MODELS: dict[str, type] = {
     "diffusion": DiffRec,
     "ldiffrec": LDiffRec,
 }
+
+
+def load_model(directory: Path) -> Any:
+    """Load whichever registered model the folder's manifest names (checksums verified first)."""
+    manifest = verify_artifact(directory)
+    name = manifest.get("model")
+    if name not in MODELS:
+        raise ArtifactError(f"{directory}: unknown model {name!r}; known: {sorted(MODELS)}")
+    cls: Any = MODELS[name]
+    return cls.load(Path(directory))

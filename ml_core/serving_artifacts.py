@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .artifacts import ArtifactError, sha256_file
+from .interface import EmbeddingModel, OnlineRanker
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def item_embeddings(models: dict[str, Any], n_items: int, matrix: Any = None) ->
     """The preferred model's item vectors (else SVD of ``matrix``) padded with zeros to the serving item space."""
     for name in EMBEDDING_PREFERENCE:
         model = models.get(name)
-        vecs = model.item_embeddings() if model is not None and hasattr(model, "item_embeddings") else None
+        vecs = model.item_embeddings() if isinstance(model, EmbeddingModel) else None
         if vecs is not None and np.ndim(vecs) == 2:
             vecs = np.asarray(vecs, np.float32)
             out = np.zeros((n_items, vecs.shape[1]), np.float32)
@@ -113,8 +114,8 @@ def export_onnx(models: dict[str, Any], directory: Path) -> list[str]:
         return []
     done = []
     for name, model in models.items():
-        # the online-updated ranker is always served by torch (see serving_engine.ONLINE_RANKERS)
-        if name in ONLINE_RANKERS or not onnx_export.supports(model):
+        # an OnlineRanker is updated in place by the online learner, so it is always served by torch
+        if isinstance(model, OnlineRanker) or not onnx_export.supports(model):
             continue
         try:
             onnx_export.export_model(model, directory / name, int8=True)

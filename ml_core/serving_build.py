@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .blending import ENSEMBLE_MODELS, evaluate_scores, fit_or_load, registered, score_tensor, select
 from .data import Interactions
-from .ensemble import ENSEMBLE_MODELS, evaluate_scores, fit_or_load, registered, score_tensor, select
 from .interface import FitOptions
 from .ranking import blend
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .interface import OnlineRanker, UserStateScorer
 from .ranking import blend, disagreement, normalise, plackett_luce_slate
 from .rerank import FairnessAuditor, ItemFacts, boost_flags, boost_names, mmr
 from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
@@ -50,6 +51,7 @@ class Bundle:
 
     def __init__(self) -> None:
         self.scorers: dict[str, Any] = {}
+        self.state_scorers: set[str] = set()  # names of the UserStateScorer scorers (checked once, at load)
         self.ranker: Any = None
         self.user_states = UserStateCache()
 
@@ -89,7 +91,7 @@ class Bundle:
         return b
 
     def _load_scorers(self, directory: Path, tier: int, names: list[str], onnx_names: set[str]) -> None:
-        from .artifacts import load_model
+        from .registry import load_model
 
         for name in names:
             # the online learner updates the ranker's torch weights in place, so it is always served by torch
@@ -103,9 +105,11 @@ class Bundle:
                 self.scorers[name] = load_model(directory / "models" / name)
                 # item-side state is computed once here, not per request; Tier 2's torch fallbacks stay on CPU
                 self.scorers[name].prepare_serving(self.device if tier == 1 else "cpu")
-        for scorer in self.scorers.values():
-            if hasattr(scorer, "partial_fit") and getattr(scorer, "net", None) is not None:
+        for name, scorer in self.scorers.items():
+            if isinstance(scorer, OnlineRanker) and scorer.net is not None:
                 self.ranker = scorer
+            if isinstance(scorer, UserStateScorer):  # a runtime protocol check costs ~10-25 us: not per request
+                self.state_scorers.add(name)
         first = directory / "models" / names[0] / "vocab.json" if names else None
         if first is not None and first.exists():
             self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
@@ -172,8 +176,8 @@ def _apply_filters(b: Bundle, cands: Any, k: int, exclude: np.ndarray, **filters
 def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
     """(M, C) raw scores of every ensemble model (NaN where a model cannot score).
 
-    Scorers that split their work reuse the user-side state of an earlier request with the same inputs
-    (ml_core/user_states.py); the others score from scratch.
+    Scorers that split their work (a UserStateScorer, found at load) reuse the user-side state of an earlier
+    request with the same inputs (ml_core/user_states.py); the others score from scratch.
     """
     out = np.full((len(b.model_names), len(cands)), np.nan, np.float32)
     key = request_key(history, ctx)
@@ -181,7 +185,7 @@ def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[s
     missing = False
     for m, name in enumerate(b.model_names):
         scorer = b.scorers[name]
-        if not hasattr(scorer, "user_state"):
+        if name not in b.state_scorers:
             out[m] = scorer.score(history, cands, **ctx)
             continue
         if name not in states:
@@ -251,7 +255,7 @@ def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[s
     """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
     the blend weights, the live popularity and the online ranker's weights (torch bumps ``_version`` on
     every in-place update: an SGD step, a swapped-in state)."""
-    ranker = getattr(b.ranker, "net", None)
+    ranker = b.ranker.net if b.ranker is not None else None
     ranker_version = sum(p._version for p in ranker.parameters()) if ranker is not None else -1
     parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
              b"" if rates is None else np.asarray(rates, np.float32).tobytes(), repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,9 @@ class RecommenderBase:
 
     name: str = ""
     config_cls: type = object
+    # what the model can do beyond fit/score/export/load: ml_core.interface protocols (EmbeddingModel,
+    # OnnxExportable, OnlineRanker, ...); callers check isinstance, tests/ml_core/test_capabilities.py checks both agree
+    capabilities: ClassVar[frozenset[type]] = frozenset()
     n_items: int = 0
     item_raw_ids: list[int]
     user_raw_ids: list[int]
@@ -60,10 +63,6 @@ class RecommenderBase:
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def item_embeddings(self) -> np.ndarray | None:
-        """(n_items, d) float32 vectors whose dot product with a user vector scores items, or None."""
-        return None
 
     # --- artifacts -------------------------------------------------------------------------
     def _save(self, directory: Path, tensors: dict[str, np.ndarray], state: dict[str, Any] | None = None) -> None:

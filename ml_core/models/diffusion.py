@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Float, Int, LogFloat
 from .base import candidate_slots
 from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
@@ -118,6 +118,7 @@ class DiffRecModel(nn.Module):
 class DiffRec(TorchRecommender):
     """Diffusion recommender behind the shared Recommender interface."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "diffusion"
     config_cls = DiffRecConfig
     # Wang et al. 2023 (DiffRec) grids: lr 1e-5..1e-3, denoiser [300]/[600]/[1000], steps T 2..100, noise scale
@@ -236,6 +237,11 @@ class DiffRec(TorchRecommender):
             return self.net.autoencoder.item_vectors().numpy()
         return self.net.denoiser.out_layer.weight.detach().numpy().copy()
 
+    def onnx_spec(self) -> OnnxSpec:
+        """Multi-hot history (B, n_items) -> reverse process -> history-masked scores."""
+        return OnnxSpec(DiffusionGraph(self.net, self.config.mask_history), (torch.zeros(2, self.n_items),),
+                        ["history"], dynamic_axes={"history": {0: "batch"}, "scores": {0: "batch"}})
+
     def _tensors(self) -> dict[str, np.ndarray]:
         tensors = super()._tensors()
         if self.groups is not None:
@@ -263,9 +269,26 @@ class LDiffRec(DiffRec):
     """The paper's latent variant, registered on its own so it is trained and reported next to DiffRec."""
 
     name = "ldiffrec"
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel})  # no ONNX export: served by torch
+    onnx_spec = None  # type: ignore[assignment]  # None switches the protocol method off (isinstance is False)
     config_cls = LDiffRecConfig
     # DiffRec's space plus the paper's L-DiffRec settings: 1..5 item groups, latent width, KL weight lambda
     search_space: ClassVar[dict] = {
         **DiffRec.search_space, "n_groups": Int(1, 5), "latent_size": Categorical((100, 200, 300)),
         "lamda": LogFloat(1e-3, 0.1),
     }
+
+
+class DiffusionGraph(nn.Module):
+    """Multi-hot history -> DiffRec reverse process -> scores with the history moved to the bottom (ONNX)."""
+
+    def __init__(self, net: Any, mask: bool) -> None:
+        super().__init__()
+        self.net, self.mask = net, mask
+
+    def forward(self, history: Tensor) -> Tensor:
+        scores = self.net(history)
+        if self.mask:
+            floor = scores.min(dim=1, keepdim=True).values - 1.0
+            scores = torch.where(history > 0, floor, scores)
+        return scores

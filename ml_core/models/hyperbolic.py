@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Int, LogFloat
 from .base import candidate_slots
 from .neural_common import TorchRecommender, known, seed_everything
@@ -71,6 +71,7 @@ class HGCFNet(nn.Module):
 class HGCF(TorchRecommender):
     """Hyperbolic recommender: scores are negative Poincare distances between user and item points."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "hyperbolic"
     config_cls = HGCFConfig
     # Sun et al. 2021 (HGCF): d 50, 2..4 layers, margin 0.1, weight decay 1e-3..5e-3, curvature 1 (learnable
@@ -168,6 +169,13 @@ class HGCF(TorchRecommender):
     def scoring_module(self) -> nn.Module:
         """user points (B, d) -> negative distances to every item (B, n_items); exported to ONNX."""
         return BallScorer(self.item_points, self.config.curvature)
+
+    def onnx_spec(self) -> OnnxSpec:
+        """User points on the ball (B, d) -> negative distances (B, n_items)."""
+        aux = {"user_points": self.user_points.numpy(), "item_points": self.item_points.numpy()}
+        return OnnxSpec(self.scoring_module(), (self.user_points[:2].clone(),), ["user_points"],
+                        dynamic_axes={"user_points": {0: "batch"}, "scores": {0: "batch"}}, aux=aux,
+                        meta={"curvature": self.config.curvature})
 
     def _tensors(self) -> dict[str, np.ndarray]:
         return {"user_points": self.user_points.numpy(), "item_points": self.item_points.numpy()}

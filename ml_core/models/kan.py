@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import FitOptions, FitReport, OnlineRanker, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Int, LogFloat
 from .kan_features import FEATURES, FeatureBuilder
 from .kan_layers import KANNet, MLPNet
@@ -87,6 +87,7 @@ def build_net(config: KANConfig) -> torch.nn.Module:
 class KANRanker(TorchRecommender):
     """Feature-based ranker with base models fitted inside; supports cheap `partial_fit` updates."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({OnlineRanker, OnnxExportable})  # ml_core.interface protocols
     name = "kan"
     config_cls = KANConfig
     # what the features do without the metadata they use (the card lists the ones that applied)
@@ -258,6 +259,14 @@ class KANRanker(TorchRecommender):
 
     def n_parameters(self) -> int:
         return n_parameters(self.net) if self.net is not None else 0
+
+    def onnx_spec(self) -> OnnxSpec:
+        """Features (N, F) -> ranker scores (N,); the scorer builds the features from the exported arrays."""
+        assert self.features is not None and self.net is not None
+        aux = dict(self.features.arrays.items())
+        feats = torch.zeros(4, self.net.mean.shape[0])
+        return OnnxSpec(self.net, (feats,), ["features"], dynamic_axes={"features": {0: "rows"}, "scores": {0: "rows"}},
+                        aux=aux, meta={"features": self.features.state()})
 
     def _tensors(self) -> dict[str, np.ndarray]:
         assert self.features is not None

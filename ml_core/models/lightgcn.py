@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Interactions
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import EmbeddingModel, FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Int, LogFloat
 from .base import RecommenderBase, candidate_slots
@@ -95,6 +95,7 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 class LightGCN(RecommenderBase):
     """fit / score / export / load; scores are dot products of final user and item embeddings."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel})  # ml_core.interface protocols
     name = "lightgcn"
     config_cls = LightGCNConfig
     # He et al. 2020: d 64, K 1..4 layers (3 best), lr 1e-3, L2 searched over 1e-6..1e-2; batch 2048

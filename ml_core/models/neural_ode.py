@@ -29,12 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Float, Int, LogFloat
 from .base import candidate_slots
 from .neural_common import TorchRecommender, known, load_net_state, seed_everything
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
+ODE_CHUNK = 10  # events per run of the exported ONNX graph (onnx_spec)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class NeuralODENet(nn.Module):
 class NeuralODE(TorchRecommender):
     """Continuous-time sequential recommender; scores come from the state evolved to `now`."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "neural_ode"
     config_cls = NeuralODEConfig
     metadata_fallbacks: ClassVar[dict[str, str]] = {
@@ -264,6 +266,21 @@ class NeuralODE(TorchRecommender):
         assert self.net is not None
         return self.net.item.weight[:-1].detach().numpy().copy()
 
+    def onnx_spec(self) -> OnnxSpec:
+        """A state (B, 2d) and a chunk of ``ODE_CHUNK`` events (items and warped gaps, left-padded) -> the state
+        after them, and that state evolved over the gap to now; the scorer runs only the chunks a history fills."""
+        assert self.net is not None
+        chunk = min(ODE_CHUNK, self.config.max_len)
+        items = torch.full((2, chunk), self.n_items, dtype=torch.long)
+        items[:, -3:] = torch.tensor([0, 1, 2])
+        h0 = self.net.h0.detach()
+        inputs = (h0.expand(2, -1).clone(), items, torch.zeros(2, chunk), torch.zeros(2, 1))
+        dyn = {k: {0: "batch"} for k in ("state", "items", "taus", "tau_out", "next_state", "evolved")}
+        aux = {"h0": h0.numpy(), "item_emb": self.item_embeddings()}
+        return OnnxSpec(OdeChunkGraph(self.net), inputs, ["state", "items", "taus", "tau_out"],
+                        ["next_state", "evolved"], dyn, aux,
+                        {"max_len": self.config.max_len, "time_unit_s": self.config.time_unit_s, "chunk": chunk})
+
     def scoring_module(self) -> nn.Module:
         """(state (B, 2d), warped gap (B, 1)) -> scores (B, n_items); exported to ONNX."""
         return EvolveAndScore(self.net)
@@ -284,3 +301,15 @@ class EvolveAndScore(nn.Module):
         func = lambda s, y: self.net.vector_field(y, tau)  # noqa: E731
         return self.net.scores(rk4_38(func, state, self.net.steps))
 
+
+class OdeChunkGraph(nn.Module):
+    """A state and a chunk of left-padded events -> the state after them, and that state evolved over tau_out (ONNX)."""
+
+    def __init__(self, net: NeuralODENet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, state: Tensor, items: Tensor, taus: Tensor, tau_out: Tensor) -> tuple[Tensor, Tensor]:
+        rotation = self.net.rotation()  # folded into one initializer by the exporter's constant folding
+        h = self.net.states(items, taus, state, rotation)[:, -1]
+        return h, self.net.evolve(h, tau_out, rotation)  # evolve takes the in-module RK4 while exporting

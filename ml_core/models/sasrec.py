@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Interactions
-from ..interface import FitOptions, FitReport, UserContext
+from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Float, Int, LogFloat
 from .base import RecommenderBase, candidate_slots
@@ -101,6 +101,7 @@ class SASRecNet(nn.Module):
 class SASRec(RecommenderBase):
     """fit / score / export / load around SASRecNet; scores = last hidden state . item embeddings."""
 
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "sasrec"
     config_cls = SASRecConfig
     # Kang & McAuley 2018: d 50, 2 blocks, 1 head, dropout 0.2 (dense) to 0.5 (sparse), window 50 to 200 by
@@ -185,6 +186,16 @@ class SASRec(RecommenderBase):
     def item_embeddings(self) -> np.ndarray:
         return self.net.item_weights().detach().cpu().numpy().astype(np.float32)
 
+    def onnx_spec(self) -> OnnxSpec:
+        """The last ``max_len`` items (1, max_len), left-padded with 0 -> the user's last hidden state (1, d); the
+        scorer dots it with the candidates' item embeddings. Traced with autograd on: the transformer layers' fused
+        no-grad kernel has no ONNX form (the values are the same)."""
+        length = self.config.max_len
+        items = torch.zeros(1, length, dtype=torch.long)
+        items[0, -3:] = torch.tensor([1, 2, 3])
+        return OnnxSpec(SasrecGraph(self.net), (items,), ["items"], aux={"item_emb": self.item_embeddings()},
+                        meta={"max_len": length}, autograd=True)
+
     def prepare_serving(self, device: str = "cpu") -> None:
         """Move the net to ``device`` and keep the item matrix as numpy for candidate scoring."""
         self.net.to(device).eval()
@@ -260,4 +271,17 @@ class SASRecBCE(SASRec):
     """The paper's training objective, kept for comparison with full cross-entropy."""
 
     name = "sasrec_bce"
+    capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel})  # no ONNX export: served by torch
+    onnx_spec = None  # type: ignore[assignment]  # None switches the protocol method off (isinstance is False)
     config_cls = SASRecBCEConfig
+
+
+class SasrecGraph(nn.Module):
+    """Left-padded item ids (1, max_len) -> SASRec's last hidden state (1, d) (ONNX)."""
+
+    def __init__(self, net: Any) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, items: Tensor) -> Tensor:
+        return self.net(items)[:, -1]

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from ml_core.artifacts import ArtifactError, load_artifact, load_model, save_artifact, verify_artifact, write_manifest
+from ml_core.artifacts import ArtifactError, load_artifact, save_artifact, verify_artifact, write_manifest
+from ml_core.registry import load_model
 
 
 def _save(directory):
