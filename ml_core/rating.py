@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .data import Interactions, Vocabulary
+from .interface import FitOptions, FitReport
 
 MODEL_NAME = "rating"
 MIN_RATING, MAX_RATING = 0.5, 5.0
@@ -84,10 +85,13 @@ class RatingPredictor:
         self.item_vocab = Vocabulary(np.zeros(0, np.int64))
 
     # ---- training ---------------------------------------------------------------------------------------
-    def fit(self, data: Interactions, *, seed: int = 42) -> dict[str, Any]:
-        """Fit on every row of ``data`` (its ratings); a small report (seconds, parameters)."""
+    def fit(self, data: Interactions, options: FitOptions | None = None) -> FitReport:
+        """Fit on every row of ``data`` (its ratings), like every model: seed and epoch cap from ``options``."""
+        options = options or FitOptions()
+        seed = options.seed
         start = time.perf_counter()
         cfg = self.config
+        epochs = cfg.epochs if options.max_epochs is None else min(cfg.epochs, options.max_epochs)
         users, items = data.users, data.items
         r = data.ratings.astype(np.float64)
         self.item_vocab = data.item_vocab
@@ -106,15 +110,12 @@ class RatingPredictor:
             resid = r - self.mu - b_u[users] - b_i[items]
             q = np.random.default_rng(seed).normal(0.0, 0.1, (n_items, dim))
             by_user, by_item = _group(users, n_users), _group(items, n_items)
-            for _ in range(cfg.epochs):
+            for _ in range(epochs):
                 p = _ridge_rows(q, items, resid, *by_user, cfg.reg)
                 q = _ridge_rows(p, users, resid, *by_item, cfg.reg)
         self.item_factors = q
-        return {
-            "seconds": round(time.perf_counter() - start, 2),
-            "n_parameters": int(n_items * (dim + 1) + 1),
-            "config": asdict(cfg),
-        }
+        return FitReport(epochs=epochs if dim else 0, seconds=round(time.perf_counter() - start, 2),
+                         n_parameters=int(n_items * (dim + 1) + 1), extra={"config": asdict(cfg)})
 
     # ---- prediction -------------------------------------------------------------------------------------
     def user_part(self, history: np.ndarray, ratings: np.ndarray) -> tuple[float, np.ndarray]:
@@ -268,10 +269,10 @@ def fit_rating_predictor(
     trials, best, best_rmse = [], None, np.inf
     for params in space:
         model = RatingPredictor(RatingConfig(**params))
-        report = model.fit(split.train, seed=seed)
+        report = model.fit(split.train, FitOptions(seed=seed, progress=False))
         valid = split.targets["valid"]
         rmse = error_metrics(_predict_targets(model, data, valid), valid["ratings"])["rmse"]
-        trials.append({"params": dict(params), "valid_rmse": round(rmse, 4), "seconds": report["seconds"]})
+        trials.append({"params": dict(params), "valid_rmse": round(rmse, 4), "seconds": report.seconds})
         if rmse < best_rmse:
             best, best_rmse = model, rmse
     if best is None:

@@ -111,3 +111,17 @@ def test_rows_without_a_rating_are_left_out_and_none_at_all_is_refused(slice_dat
     unrated.ratings[:] = np.nan
     with pytest.raises(ValueError, match="no explicit ratings"):
         fit_rating_predictor(unrated)
+
+
+def test_the_predictor_fits_with_fit_options_like_every_model(slice_data) -> None:  # noqa: ANN001
+    from ml_core.interface import FitOptions, FitReport
+
+    train = rating_split(slice_data).train
+    full, capped = RatingPredictor(RatingConfig(epochs=4)), RatingPredictor(RatingConfig(epochs=4))
+    report = full.fit(train, FitOptions(seed=5, progress=False))
+    assert isinstance(report, FitReport) and report.epochs == 4 and report.n_parameters > 0
+    assert capped.fit(train, FitOptions(seed=5, progress=False, max_epochs=1)).epochs == 1  # the epoch cap applies
+    assert not np.allclose(full.item_factors, capped.item_factors)
+    again = RatingPredictor(RatingConfig(epochs=4))
+    again.fit(train, FitOptions(seed=5, progress=False))
+    np.testing.assert_array_equal(again.item_factors, full.item_factors)  # the seed comes from the options
