@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 
 from .errors import is_api_request
 from .parsers import printable, text_problem
@@ -62,7 +63,10 @@ def request_problem(request: HttpRequest) -> tuple[str, str] | None:
     problem = text_problem(request.path_info)
     if problem:
         return "path", problem
-    form = _form(request)
+    try:
+        form = _form(request)
+    except MultiPartParserError as exc:  # a malformed multipart body is the client's error: 400, no traceback
+        return "body", f"malformed multipart body: {exc}"
     return _first_problem(request.GET.lists()) or (_first_problem(form.lists()) if form is not None else None)
 
 

@@ -117,6 +117,14 @@ def test_a_nul_byte_in_a_form_body_is_400_naming_the_field(api, movies):
     assert not Event.objects.exists()
 
 
+def test_a_multipart_body_without_a_boundary_is_a_plain_400(api, movies, caplog):
+    response = api.generic("POST", "/v1/events", b"movie_id=1", content_type="multipart/form-data")
+    assert response.status_code == 400, response.content
+    assert "multipart" in response.json()["body"][0]
+    assert not any(record.exc_info for record in caplog.records)  # a client error, not a logged traceback
+    assert not Event.objects.exists()
+
+
 def test_pages_outside_the_api_get_a_plain_400(client):
     response = client.get("/", {"q": "\x00"})
     assert response.status_code == 400
