@@ -40,8 +40,7 @@ class RecommenderBase:
 
     def _clean_history(self, history: Sequence[int]) -> np.ndarray:
         """History as int64 with unknown (out of range) items dropped."""
-        h = np.asarray(history, dtype=np.int64).ravel()
-        return h[(h >= 0) & (h < self.n_items)]
+        return known(history, self.n_items)
 
     def _known_user(self, ctx: UserContext) -> int | None:
         u = ctx.user
@@ -85,6 +84,12 @@ class RecommenderBase:
         return model, content
 
 
+def known(history: Sequence[int], n_items: int) -> np.ndarray:
+    """History as int64 array with unknown (out-of-vocabulary) items dropped (the one history cleaner)."""
+    h = np.asarray(history, dtype=np.int64).reshape(-1)
+    return h[(h >= 0) & (h < n_items)]
+
+
 def candidate_slots(candidates: Any, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(candidates as int64, mask of those inside the model's item space, a NaN float32 output to fill)."""
     cand = np.asarray(candidates, dtype=np.int64).ravel()
@@ -97,8 +102,7 @@ def history_matrix(contexts: Sequence[UserContext], n_items: int) -> Any:
 
     rows, cols = [], []
     for i, ctx in enumerate(contexts):
-        h = np.asarray(ctx.history, dtype=np.int64).ravel()
-        h = np.unique(h[(h >= 0) & (h < n_items)])
+        h = np.unique(known(ctx.history, n_items))
         rows.append(np.full(len(h), i, np.int64))
         cols.append(h)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)

@@ -34,9 +34,9 @@ from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Float, Int, LogFloat
-from .base import candidate_slots
+from .base import candidate_slots, known
 from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
-from .neural_common import TorchRecommender, known, load_net_state, multi_hot, seed_everything
+from .neural_common import TorchRecommender, load_net_state, multi_hot, seed_everything
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 

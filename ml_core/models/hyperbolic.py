@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Int, LogFloat
-from .base import candidate_slots
-from .neural_common import TorchRecommender, known, seed_everything
+from .base import candidate_slots, known
+from .layers import normalized_adjacency
+from .neural_common import TorchRecommender, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
@@ -92,7 +93,8 @@ class HGCF(TorchRecommender):
         cfg = self.config
         gen = seed_everything(options.seed)
         self._remember_data(data)
-        adj = normalized_adjacency(data)
+        # float32 degrees: the values this model was tuned with (LightGCN's are float64)
+        adj = normalized_adjacency(data.users, data.items, data.n_users, data.n_items, degree_dtype=np.float32)
         self.net = net = HGCFNet(data.n_users, data.n_items, cfg)
         opt = RiemannianSGD(net.parameters(), lr=cfg.learning_rate, c=cfg.curvature, weight_decay=cfg.reg)
         seen = np.unique(data.users * data.n_items + data.items)
@@ -202,19 +204,6 @@ def sq_distance(x: Tensor, y: Tensor, c: float) -> Tensor:
     from .poincare import distance
 
     return distance(x, y, c) ** 2
-
-
-def normalized_adjacency(data: Any) -> Tensor:
-    """Symmetric-normalised bipartite adjacency D^-1/2 A D^-1/2 as a sparse (U + I)^2 tensor."""
-    n_u, n_i = data.n_users, data.n_items
-    x = data.matrix().tocoo()
-    rows = np.concatenate([x.row, x.col + n_u])
-    cols = np.concatenate([x.col + n_u, x.row])
-    deg = np.bincount(rows, minlength=n_u + n_i).astype(np.float32)
-    inv = 1.0 / np.sqrt(np.maximum(deg, 1.0))
-    vals = inv[rows] * inv[cols]
-    idx = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(vals), (n_u + n_i, n_u + n_i)).coalesce()
 
 
 def sample_negatives(seen_keys: np.ndarray, users: np.ndarray, n_items: int, gen: torch.Generator) -> Tensor:

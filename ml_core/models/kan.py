@@ -36,9 +36,11 @@ import torch.nn.functional as F
 
 from ..interface import FitOptions, FitReport, OnlineRanker, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Int, LogFloat
+from .base import known
 from .kan_features import FEATURES, FeatureBuilder
 from .kan_layers import KANNet, MLPNet
-from .neural_common import TorchRecommender, known, load_net_state, n_parameters, seed_everything
+from .layers import n_parameters
+from .neural_common import TorchRecommender, load_net_state, seed_everything
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 

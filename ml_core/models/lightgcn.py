@@ -24,7 +24,7 @@ from ..interface import EmbeddingModel, FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Int, LogFloat
 from .base import RecommenderBase, candidate_slots
-from .layers import clone_state, n_parameters, sample_negatives, seen_matrix
+from .layers import clone_state, n_parameters, normalized_adjacency, sample_negatives, seen_matrix
 
 
 @dataclass(frozen=True)
@@ -76,20 +76,12 @@ class LightGCNNet(nn.Module):
         return final[: self.n_users], final[self.n_users :]
 
 
-def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Tensor:
-    """Symmetric-normalised bipartite adjacency D^-1/2 A D^-1/2 as a sparse CSR tensor."""
-    pairs = np.unique(np.stack([users, items], 1), axis=0)
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1] + n_users])
-    cols = np.concatenate([pairs[:, 1] + n_users, pairs[:, 0]])
-    n = n_users + n_items
-    deg = np.bincount(rows, minlength=n).astype(np.float64)
-    inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
-    vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
-    coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n),
-                                  check_invariants=True)
+def csr_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Tensor:
+    """The shared D^-1/2 A D^-1/2 (models/layers.py) as a sparse CSR tensor (SymmetricSpMM's layout)."""
+    coo = normalized_adjacency(users, items, n_users, n_items)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.coalesce().to_sparse_csr()
+        return coo.to_sparse_csr()
 
 
 class LightGCN(RecommenderBase):
@@ -107,7 +99,7 @@ class LightGCN(RecommenderBase):
         self._remember_data(data)
         torch.manual_seed(options.seed)
         rng = np.random.default_rng(options.seed)
-        adjacency = normalized_adjacency(data.users, data.items, self.n_users, self.n_items)
+        adjacency = csr_adjacency(data.users, data.items, self.n_users, self.n_items)
         self.net = LightGCNNet(self.n_users, self.n_items, c, adjacency)
         seen = seen_matrix(data.sequences(), self.n_items)
         pairs = np.unique(np.stack([data.users, data.items], 1), axis=0)

@@ -1,7 +1,8 @@
 """Plumbing shared by the four torch models (KAN, Neural-ODE, hyperbolic, diffusion).
 
-Builds on :class:`ml_core.models.base.RecommenderBase` (score via score_batch, artifacts)
-and :func:`ml_core.training.run_epochs` (early stopping on validation NDCG@10).
+Builds on :class:`ml_core.models.base.RecommenderBase` (score via score_batch, artifacts, the history cleaner
+``known``), :mod:`ml_core.models.layers` (torch helpers shared with SASRec and LightGCN) and
+:func:`ml_core.training.run_epochs` (early stopping on validation NDCG@10).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 
 from ..interface import FitOptions, FitReport, UserContext
 from ..training import run_epochs, set_seed
-from .base import RecommenderBase
+from .base import RecommenderBase, known
+from .layers import n_parameters
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -34,17 +36,6 @@ def multi_hot(histories: Sequence[Sequence[int]], n_items: int) -> torch.Tensor:
         if len(h):
             x[row, torch.from_numpy(h)] = 1.0
     return x
-
-
-def known(history: Sequence[int], n_items: int) -> np.ndarray:
-    """History as int64 array with unknown (out-of-vocabulary) items dropped."""
-    h = np.asarray(history, dtype=np.int64).reshape(-1)
-    return h[(h >= 0) & (h < n_items)]
-
-
-def n_parameters(module: torch.nn.Module) -> int:
-    """Count of trainable scalars."""
-    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
 class TorchRecommender(RecommenderBase):

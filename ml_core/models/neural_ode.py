@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Float, Int, LogFloat
-from .base import candidate_slots
-from .neural_common import TorchRecommender, known, load_net_state, seed_everything
+from .base import candidate_slots, known
+from .neural_common import TorchRecommender, load_net_state, seed_everything
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 ODE_CHUNK = 10  # events per run of the exported ONNX graph (onnx_spec)

@@ -8,7 +8,7 @@ from ml_core.interface import FitOptions
 from ml_core.models.kan import KANConfig, KANRanker, build_net, mlp_twin
 from ml_core.models.kan_features import FEATURES
 from ml_core.models.kan_layers import KANLinear
-from ml_core.models.neural_common import n_parameters
+from ml_core.models.layers import n_parameters
 from tests.ml_core.contract import RecommenderContract
 from tests.ml_core.models.slow_ml100k import assert_clears_popularity, needs_ml100k
 
