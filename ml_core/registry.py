@@ -39,3 +39,9 @@ def load_model(directory: Path) -> Any:
         raise ArtifactError(f"{directory}: unknown model {name!r}; known: {sorted(MODELS)}")
     cls: Any = MODELS[name]
     return cls.load(Path(directory))
+
+
+def capabilities(name: str) -> frozenset[type]:
+    """The ml_core.interface protocols a registered model declares (empty for an unknown name)."""
+    cls: Any = MODELS.get(name)
+    return frozenset(cls.capabilities) if cls is not None else frozenset()

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 EMBEDDING_PREFERENCE = ("lightgcn", "sasrec", "hyperbolic", "diffusion", "neural_ode", "kan", "ease", "itemknn")
-ONLINE_RANKERS = {"kan"}  # updated in place by the online learner, so never served from a frozen export
 META_FIELDS = ("title", "year", "genres", "director", "directors", "collection", "vote_average", "vote_count",
                "popularity", "poster_path", "rating_mean", "rating_count", "overview", "keywords", "tags")
 

@@ -16,7 +16,7 @@ from .interface import OnlineRanker, UserStateScorer
 from .ranking import blend, disagreement, normalise, plackett_luce_slate
 from .rerank import FairnessAuditor, ItemFacts, boost_flags, boost_names, mmr
 from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
-from .serving_artifacts import ONLINE_RANKERS, read_manifest
+from .serving_artifacts import read_manifest
 from .user_states import UserStateCache, request_key
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,11 @@ class Bundle:
         return b
 
     def _load_scorers(self, directory: Path, tier: int, names: list[str], onnx_names: set[str]) -> None:
-        from .registry import load_model
+        from .registry import capabilities, load_model
 
         for name in names:
-            # the online learner updates the ranker's torch weights in place, so it is always served by torch
-            if tier == 2 and name in onnx_names and name not in ONLINE_RANKERS:
+            # the online learner updates an OnlineRanker's torch weights in place, so it is always served by torch
+            if tier == 2 and name in onnx_names and OnlineRanker not in capabilities(name):
                 from . import onnx_export
 
                 self.scorers[name] = onnx_export.load_scorer(directory / "onnx" / name)
