@@ -43,7 +43,7 @@ for who in anon key; do
   echo "schemathesis $who rc=$?"; tail -15 $P/st_$who.log
 done
 .venv/bin/python benchmarks/live_burst.py "${N:-6000}"
-kill $SERVER; sleep 3
+kill $SERVER; sleep 3  # bin/run stops its server, worker and beat
 for pid in $(pgrep -f "celery -A apex_site"); do grep -q ":6391" /proc/$pid/environ 2>/dev/null && kill $pid; done
 redis-cli -p 6391 shutdown nosave 2>/dev/null
 echo done
