@@ -41,14 +41,15 @@ TRIAL_ERRORS = (RuntimeError, ValueError, FloatingPointError)  # a failing confi
 
 # --- search-space declarations (plain values; Optuna is imported only when tuning) -----------------------
 @dataclass(frozen=True)
-class LogFloat:
-    """A float searched on a log scale, low..high inclusive (learning rates, regularisation weights)."""
+class Float:
+    """A float searched low..high inclusive: uniformly (dropout, margins), or on a log scale when ``log``."""
 
     low: float
     high: float
+    log: bool = False
 
     def suggest(self, trial: Any, name: str) -> Any:
-        return trial.suggest_float(name, self.low, self.high, log=True)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
 
     def decode(self, raw: Any) -> Any:
         return float(raw)
@@ -61,23 +62,10 @@ class LogFloat:
 
 
 @dataclass(frozen=True)
-class Float:
-    """A float searched uniformly, low..high inclusive (dropout, margins)."""
+class LogFloat(Float):
+    """A float searched on a log scale (learning rates, regularisation weights)."""
 
-    low: float
-    high: float
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        return trial.suggest_float(name, self.low, self.high)
-
-    def decode(self, raw: Any) -> Any:
-        return float(raw)
-
-    def encode(self, value: Any) -> Any:
-        return float(value)
-
-    def contains(self, value: Any) -> bool:
-        return self.low <= value <= self.high
+    log: bool = True
 
 
 @dataclass(frozen=True)
