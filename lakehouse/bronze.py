@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from pathlib import Path
+from typing import cast
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from . import tables as T
+from .sources import instant
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ def _union(frames: list[DataFrame], empty: DataFrame) -> DataFrame:
     return reduce(DataFrame.unionByName, frames) if frames else empty
 
 
+def _ingest(sources: Mapping[str, object]) -> tuple[datetime, Sequence[SourceFile]]:
+    """The run's ingestion time and the files to read, as the pipeline passes them."""
+    return instant(sources, "ingested_at"), cast("Sequence[SourceFile]", sources["files"])
+
+
 def _empty(spark: SparkSession, columns: Sequence[str]) -> DataFrame:
     schema = ", ".join(f"`{c}` string" for c in columns)
     return _with_meta(spark.createDataFrame([], schema), SourceFile("", "", "", Path("."), ""), datetime.now())
@@ -105,7 +112,7 @@ RATING_READERS = {"ml-100k": _ratings_ml100k, "ml-latest": _ratings_csv}
 
 def build_bronze_ratings(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """MovieLens rating files (u.data or ratings.csv) as raw string rows plus ingestion metadata."""
-    at, files = sources["ingested_at"], sources["files"]
+    at, files = _ingest(sources)
     frames = [_with_meta(_strings(RATING_READERS[f.layout](spark, f), T.BRONZE_RATINGS_COLUMNS), f, at) for f in files]
     return _union(frames, _empty(spark, T.BRONZE_RATINGS_COLUMNS))
 
@@ -144,14 +151,14 @@ MOVIE_READERS = {"ml-100k": _movies_ml100k, "ml-latest": _movies_csv}
 
 def build_bronze_movies(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """MovieLens movie files (u.item or movies.csv): id, title, genres as "A|B", release date."""
-    at, files = sources["ingested_at"], sources["files"]
+    at, files = _ingest(sources)
     frames = [_with_meta(_strings(MOVIE_READERS[f.layout](spark, f), T.BRONZE_MOVIES_COLUMNS), f, at) for f in files]
     return _union(frames, _empty(spark, T.BRONZE_MOVIES_COLUMNS))
 
 
 def build_bronze_links(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """MovieLens links.csv: movie id to IMDb and TMDB ids."""
-    at, files = sources["ingested_at"], sources["files"]
+    at, files = _ingest(sources)
     frames = []
     for f in files:
         df = _csv(spark, f.path, "movieId string, imdbId string, tmdbId string", header="true")
@@ -168,7 +175,7 @@ def build_bronze_links(spark: SparkSession, sources: Mapping[str, object]) -> Da
 # --- TMDB -----------------------------------------------------------------------------
 def build_bronze_tmdb(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """TMDB CSVs keyed by TMDB id (tmdb_5000_movies, movies_metadata_small, keywords); absent columns are null."""
-    at, files = sources["ingested_at"], sources["files"]
+    at, files = _ingest(sources)
     frames = []
     for f in files:
         df = spark.read.options(header="true", multiLine="true", escape='"').csv(str(f.path))
@@ -186,7 +193,7 @@ def build_bronze_tmdb(spark: SparkSession, sources: Mapping[str, object]) -> Dat
 # --- exported event log -----------------------------------------------------------------
 def build_bronze_events(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Event exports from the site (JSON lines or parquet, schema ``tables.EVENT_EXPORT_SCHEMA``)."""
-    at, files = sources["ingested_at"], sources["files"]
+    at, files = _ingest(sources)
     as_strings = ", ".join(f"`{c}` string" for c in T.EVENT_EXPORT_COLUMNS)
     frames = []
     for f in files:

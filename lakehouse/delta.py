@@ -12,7 +12,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,14 +87,14 @@ class DeltaRsBackend:
     def read_arrow(self, table: str, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
         return self.table(table, version).to_pyarrow_table(columns=columns)
 
-    def write_arrow(self, table: str, data: pa.Table, mode: str) -> int:
+    def write_arrow(self, table: str, data: pa.Table, mode: Literal["append", "overwrite"]) -> int:
         """One atomic commit; returns the number of rows written."""
         self.root.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             self.path(table), _nullable(data), mode=mode, schema_mode="merge" if mode == "append" else "overwrite"
         )
         log.info("%s %s: %d rows (version %s)", mode, table, data.num_rows, self.version(table))
-        return data.num_rows
+        return int(data.num_rows)
 
     def overwrite(self, table: str, df: DataFrame) -> int:
         return self.write_arrow(table, spark_to_arrow(df), "overwrite")

@@ -9,11 +9,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from . import tables as T
+from .sources import frame, integer
 
 
 def build_gold_user_sequences(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """One row per (dataset, user): item ids, unix times and ratings in chronological order."""
-    interactions: DataFrame = sources[T.SILVER_INTERACTIONS]
+    interactions = frame(sources, T.SILVER_INTERACTIONS)
     rating = F.coalesce(F.col(T.RATING), F.lit(1.0)).alias(T.RATING)
     event = F.struct(F.col(T.TIMESTAMP), F.col(T.ARRIVAL), F.col(T.MOVIE_ID), rating)
     grouped = interactions.groupBy(T.DATASET, T.USER_ID).agg(F.sort_array(F.collect_list(event)).alias("_ev"))
@@ -29,9 +30,9 @@ def build_gold_user_sequences(spark: SparkSession, sources: Mapping[str, object]
 
 def build_gold_item_features(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Current movie content joined with popularity, a popularity-based propensity and logged impressions."""
-    movies: DataFrame = sources["movies"]
-    interactions: DataFrame = sources[T.SILVER_INTERACTIONS]
-    events: DataFrame = sources[T.SILVER_EVENTS]
+    movies = frame(sources, "movies")
+    interactions = frame(sources, T.SILVER_INTERACTIONS)
+    events = frame(sources, T.SILVER_EVENTS)
     stats = interactions.groupBy(T.DATASET, T.MOVIE_ID).agg(
         F.count(F.lit(1)).alias(T.N_INTERACTIONS),
         F.countDistinct(T.USER_ID).alias(T.N_USERS),
@@ -63,9 +64,9 @@ def build_gold_item_features(spark: SparkSession, sources: Mapping[str, object])
 
 def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Item pairs seen within COOCCURRENCE_WINDOW consecutive events of a user, with counts and PMI."""
-    interactions: DataFrame = sources[T.SILVER_INTERACTIONS]
-    window: int = int(sources.get("window", T.COOCCURRENCE_WINDOW))
-    min_count: int = int(sources.get("min_count", T.COOCCURRENCE_MIN_COUNT))
+    interactions = frame(sources, T.SILVER_INTERACTIONS)
+    window = integer(sources, "window", T.COOCCURRENCE_WINDOW)
+    min_count = integer(sources, "min_count", T.COOCCURRENCE_MIN_COUNT)
     seq = Window.partitionBy(T.DATASET, T.USER_ID).orderBy(T.TIMESTAMP, T.ARRIVAL, T.MOVIE_ID)
     nexts = F.array(*[F.lead(T.MOVIE_ID, k).over(seq) for k in range(1, window + 1)])
     pairs = (

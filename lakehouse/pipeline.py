@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from . import tables as T
-from .bronze import BRONZE_BUILDERS, plan_ingest
+from .bronze import BRONZE_BUILDERS, SourceFile, plan_ingest
 from .config import LakehouseConfig, discover_sources
 from .contracts import split
 from .delta import DeltaBackend, backend_for
@@ -37,6 +37,7 @@ from .silver import (
 
 log = logging.getLogger(__name__)
 LAYERS = ("bronze", "silver", "gold")
+Builder = Callable[[SparkSession, Mapping[str, object]], DataFrame]
 
 
 @dataclass
@@ -76,7 +77,7 @@ def run_bronze(spark: SparkSession, store: DeltaBackend, config: LakehouseConfig
     """Append each new input file to its bronze table; files already ingested are skipped."""
     for table, files in discover_sources(config).items():
 
-        def ingest(table: str = table, files: list = files) -> tuple[int, str]:
+        def ingest(table: str = table, files: list[SourceFile] = files) -> tuple[int, str]:
             todo = plan_ingest(files, store.distinct_values(table, T.CHECKSUM))
             if not todo:
                 return 0, f"{len(files)} file(s) already ingested"
@@ -162,9 +163,11 @@ def run_gold(spark: SparkSession, store: DeltaBackend, config: LakehouseConfig, 
         (T.GOLD_ITEM_FEATURES, build_gold_item_features),
         (T.GOLD_ITEM_COOCCURRENCE, build_gold_item_cooccurrence),
     ):
-        _timed(
-            result, "gold", table, lambda table=table, build=build: (store.overwrite(table, build(spark, sources)), "")
-        )
+
+        def write(table: str = table, build: Builder = build) -> tuple[int, str]:
+            return store.overwrite(table, build(spark, sources)), ""
+
+        _timed(result, "gold", table, write)
 
 
 class PipelineBusy(RuntimeError):

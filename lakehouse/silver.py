@@ -17,6 +17,7 @@ from pyspark.sql.window import Window
 
 from . import tables as T
 from .contracts import Contract, Rule, bad_cast, is_half_step, missing, raw_struct, tagged
+from .sources import frame, instant, text
 
 NO_GENRES = ("unknown", "(no genres listed)")
 # TMDB genres/keywords are JSON (tmdb-5000) or Python reprs (the-movies-dataset): pull out the names.
@@ -77,7 +78,7 @@ def tmdb_contract() -> Contract:
 
 def build_silver_tmdb(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Typed TMDB rows from the latest load of each TMDB file, tagged with contract violations."""
-    bronze: DataFrame = sources[T.BRONZE_TMDB]
+    bronze = frame(sources, T.BRONZE_TMDB)
     typed = _latest_load(bronze, T.SOURCE).select(
         raw_struct(T.BRONZE_TMDB_COLUMNS),
         *_meta(),
@@ -143,8 +144,8 @@ def movie_contract(as_of: datetime) -> Contract:
 
 def build_silver_movies(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Current movie snapshot: latest MovieLens load per movie joined with links and valid TMDB rows, tagged."""
-    bronze, links, tmdb = sources[T.BRONZE_MOVIES], sources[T.BRONZE_LINKS], sources[T.SILVER_TMDB]
-    as_of: datetime = sources["as_of"]
+    bronze, links, tmdb = frame(sources, T.BRONZE_MOVIES), frame(sources, T.BRONZE_LINKS), frame(sources, T.SILVER_TMDB)
+    as_of = instant(sources, "as_of")
     movies = _latest_load(bronze, T.DATASET, T.MOVIE_ID)
     direct, by_title = _links(links, movies)
     genres = F.filter(F.split(F.coalesce(F.col(T.GENRES), F.lit("")), r"\|"), lambda g: (g != "") & ~g.isin(*NO_GENRES))
@@ -222,8 +223,8 @@ def event_contract(as_of: datetime) -> Contract:
 
 def build_silver_events(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Typed site events (all kinds, impressions included), deduplicated by event_id, tagged."""
-    bronze, movies = sources[T.BRONZE_EVENTS], sources["movies"]
-    dataset, as_of = sources["events_dataset"], sources["as_of"]
+    bronze, movies = frame(sources, T.BRONZE_EVENTS), frame(sources, "movies")
+    dataset, as_of = text(sources, "events_dataset"), instant(sources, "as_of")
     typed = bronze.select(
         raw_struct(T.EVENT_EXPORT_COLUMNS),
         *_meta(),
@@ -264,7 +265,7 @@ def rating_contract(as_of: datetime) -> Contract:
 
 def build_silver_ratings(spark: SparkSession, sources: Mapping[str, object]) -> DataFrame:
     """Typed MovieLens ratings from the latest load of each rating file, one per (user, movie), tagged."""
-    bronze, movies, as_of = sources[T.BRONZE_RATINGS], sources["movies"], sources["as_of"]
+    bronze, movies, as_of = frame(sources, T.BRONZE_RATINGS), frame(sources, "movies"), instant(sources, "as_of")
     typed = _latest_load(bronze, T.SOURCE).select(
         raw_struct(T.BRONZE_RATINGS_COLUMNS),
         *_meta(),
@@ -283,7 +284,7 @@ def build_silver_interactions(spark: SparkSession, sources: Mapping[str, object]
 
     Arrival breaks ties between equal timestamps: file position for MovieLens, microseconds for events.
     """
-    ratings, events = sources["ratings"], sources[T.SILVER_EVENTS]
+    ratings, events = frame(sources, "ratings"), frame(sources, T.SILVER_EVENTS)
     ml = ratings.select(
         T.DATASET,
         T.USER_ID,
