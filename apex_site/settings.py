@@ -259,6 +259,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies get their own components (no readOnly fields to send)
 }
 
+# The events API is metered by billing's throttle, named here so that events never imports billing (its sibling)
+EVENTS_QUOTA_THROTTLE = "billing.quota.QuotaThrottle"
+
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # deeper JSON bodies: 400
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # larger bodies: 413 (apex_site.errors)
 

@@ -1,17 +1,46 @@
-"""Declarative quotas for API views of other apps: ``class RecommendApi(QuotaMixin, APIView): quota_kind = ...``."""
+"""Declarative quotas for API views of other apps.
+
+Apps above billing mix in ``QuotaMixin`` (``class RecommendApi(QuotaMixin, APIView): quota_kind = ...``). Apps
+beside it, which may not import billing (``events``), name ``QuotaThrottle`` in a setting and resolve it with
+``import_string``, as DRF does with its throttle classes; the view sets ``quota_kind`` the way DRF's
+ScopedRateThrottle reads ``throttle_scope``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
 
 from .services import usage_consume
 from .throttles import BurstThrottle
 from .usage_counter import Burst, counter_enabled
+
+QUOTA_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _metered_kind(request: Request, view: APIView, methods: tuple[str, ...] = QUOTA_METHODS) -> str | None:
+    kind: str | None = getattr(view, "quota_kind", None)
+    return kind if kind and request.method in methods and request.user.is_authenticated else None
+
+
+def _consume(request: Request, view: APIView, *, kind: str, throttle: BurstThrottle | None) -> bool:
+    """Count one ``kind`` call (QuotaExceeded, 429, past quota); False when the burst ``throttle`` then refuses it.
+
+    With the quota counter in Redis the burst throttle is checked in the same round trip as the quota
+    (billing.usage_counter). While Redis is down the database counts the call and DRF's throttle decides,
+    counting per process (apex_site.cache.counting_cache).
+    """
+    burst = None
+    if counter_enabled() and throttle is not None and throttle.rate is not None:
+        throttle.key = throttle.get_cache_key(request, view)
+        burst = Burst(key=f"billing:{throttle.key}", limit=throttle.num_requests, window_s=throttle.duration)
+    in_redis = usage_consume(user=request.user, api_key=request_api_key(request), kind=kind, burst=burst)
+    return throttle is None or burst is None or in_redis or throttle.allow_request(request, view)
 
 
 class QuotaMixin:
@@ -24,7 +53,7 @@ class QuotaMixin:
     """
 
     quota_kind: str | None = None
-    quota_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    quota_methods: tuple[str, ...] = QUOTA_METHODS
 
     def get_throttles(self) -> list[BaseThrottle]:
         throttles = list(super().get_throttles())  # type: ignore[misc]
@@ -32,8 +61,8 @@ class QuotaMixin:
             throttles.append(BurstThrottle())
         return throttles
 
-    def _metered(self, request: Request) -> bool:
-        return bool(self.quota_kind and request.method in self.quota_methods and request.user.is_authenticated)
+    def _metered(self, request: Request) -> str | None:
+        return _metered_kind(request, cast(APIView, self), self.quota_methods)
 
     def check_throttles(self, request: Request) -> None:
         if not (self._metered(request) and counter_enabled()):
@@ -41,23 +70,43 @@ class QuotaMixin:
             return
         # the burst throttle is left to initial(), in the quota's round trip; any other throttle runs here
         waits = [t.wait() for t in self.get_throttles()
-                 if not isinstance(t, BurstThrottle) and not t.allow_request(request, self)]
+                 if not isinstance(t, BurstThrottle) and not t.allow_request(request, cast(APIView, self))]
         if waits:
             self.throttled(request, max((w for w in waits if w is not None), default=None))  # type: ignore[attr-defined]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        if not self._metered(request):
+        kind = self._metered(request)
+        if kind is None:
             return
-        burst = None
         throttle = next((t for t in self.get_throttles() if isinstance(t, BurstThrottle)), None)
-        if counter_enabled() and throttle is not None and throttle.rate is not None:
-            throttle.key = throttle.get_cache_key(request, self)
-            burst = Burst(key=f"billing:{throttle.key}", limit=throttle.num_requests, window_s=throttle.duration)
-        in_redis = usage_consume(user=request.user, api_key=request_api_key(request), kind=self.quota_kind,
-                                 burst=burst)
-        if burst is not None and not in_redis:
-            # Redis is down (the database counted the call): DRF's throttle decides, counting per process
-            # while Redis is down (apex_site.cache.counting_cache)
-            if not throttle.allow_request(request, self):
-                self.throttled(request, throttle.wait())  # type: ignore[attr-defined]
+        if not _consume(request, cast(APIView, self), kind=kind, throttle=throttle):
+            self.throttled(request, throttle.wait() if throttle else None)  # type: ignore[attr-defined]
+
+
+class QuotaThrottle(BaseThrottle):
+    """The burst throttle plus one ``view.quota_kind`` call counted per authenticated request (429 past quota).
+
+    For views that are throttled by this class alone (``get_throttles`` returns ``[QuotaThrottle()]``), it
+    answers exactly as ``QuotaMixin``: the burst limit first (in the quota's Redis round trip when the counter
+    is in Redis), then the quota. ``consume`` counts a whole batch once the view has checked it.
+    """
+
+    def __init__(self) -> None:
+        self.burst = BurstThrottle()
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        kind = _metered_kind(request, view)
+        if kind is None or not counter_enabled():
+            if not self.burst.allow_request(request, view):
+                return False
+            if kind is None:
+                return True
+        return _consume(request, view, kind=kind, throttle=self.burst)
+
+    def wait(self) -> float | None:
+        return self.burst.wait()
+
+    def consume(self, request: Request, *, kind: str, amount: int) -> None:
+        """Count ``amount`` calls of ``kind`` for the request's account and key, or raise QuotaExceeded (429)."""
+        usage_consume(user=request.user, api_key=request_api_key(request), kind=kind, amount=amount)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
@@ -10,13 +14,12 @@ from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
-from billing.quota import QuotaMixin
-from billing.services import usage_consume
 
 from .models import Event
 from .parsing import events_parse
@@ -122,7 +125,21 @@ def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[t
         raise UnprocessableEntity(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
 
 
-class EventCreateApi(QuotaMixin, APIView):
+def events_quota() -> Any:
+    """The throttle that meters the events quota, named by settings.EVENTS_QUOTA_THROTTLE (billing's)."""
+    return import_string(settings.EVENTS_QUOTA_THROTTLE)()
+
+
+class _MeteredApi(APIView):
+    """Throttled by ``events_quota`` alone: the burst limit, then one ``quota_kind`` call per request."""
+
+    quota_kind: str | None = None
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [events_quota()]
+
+
+class EventCreateApi(_MeteredApi):
     """Accept one interaction for the authenticated user: stored durably, streamed after commit, 202."""
 
     permission_classes = [IsAuthenticated]
@@ -135,7 +152,7 @@ class EventCreateApi(QuotaMixin, APIView):
                         status=status.HTTP_202_ACCEPTED)
 
 
-class EventBatchCreateApi(QuotaMixin, APIView):
+class EventBatchCreateApi(_MeteredApi):
     """Accept up to 1,000 interactions in one transaction (all or none); each counts against the events quota."""
 
     permission_classes = [IsAuthenticated]
@@ -146,7 +163,7 @@ class EventBatchCreateApi(QuotaMixin, APIView):
         "events": AcceptedSerializer(many=True)}), **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=True)
-        usage_consume(user=request.user, api_key=request_api_key(request), kind="events", amount=len(items))
+        events_quota().consume(request, kind="events", amount=len(items))
         results = _record(request, items, batch=True)
         replayed = sum(1 for _, created in results if not created)
         return Response({"accepted": len(results) - replayed, "replayed": replayed,

@@ -153,3 +153,53 @@ def test_events_count_against_the_plans_events_quota(client, alice, movies, plan
     events = [{"movie_id": m.id, "kind": "click", "idempotency_key": f"q-{i}"} for i, m in enumerate(movies)]
     client.post("/v1/events/batch", {"events": events}, content_type="application/json")
     assert UsageCounter.objects.get(user=alice, api_key=None, kind="events").count == 5
+
+
+def test_an_event_past_the_events_quota_gets_the_quota_429(client, alice, movies, plans):
+    from billing.models import Plan
+
+    Plan.objects.filter(code="free").update(event_quota=2)
+    client.force_login(alice)
+    codes = [client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": f"e-{i}"},
+                         content_type="application/json").status_code for i in range(3)]
+    refused = client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "e-9"},
+                          content_type="application/json")
+
+    assert codes == [202, 202, 429]
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    body = refused.json()
+    assert body["code"] == "quota_exceeded" and body["plan"] == "free" and body["limit"] == 2
+    assert "Monthly quota exceeded" in body["detail"] and "Upgrade to Pro" in body["upgrade"]
+    assert Event.objects.count() == 2
+
+
+def test_a_batch_past_the_events_quota_is_refused_whole_after_its_checks(client, alice, movies, plans):
+    from billing.models import Plan, UsageCounter
+
+    Plan.objects.filter(code="free").update(event_quota=3)
+    client.force_login(alice)
+    events = [{"movie_id": m.id, "kind": "click", "idempotency_key": f"b-{i}"} for i, m in enumerate(movies[:4])]
+    invalid = client.post("/v1/events/batch", {"events": [*events, {"kind": "click"}]},
+                          content_type="application/json")
+    refused = client.post("/v1/events/batch", {"events": events}, content_type="application/json")
+
+    assert invalid.status_code == 400  # the batch is checked before it is metered
+    assert refused.status_code == 429 and refused.json()["code"] == "quota_exceeded"
+    assert Event.objects.count() == 0
+    assert UsageCounter.objects.filter(user=alice, kind="events", count__gt=0).count() == 0
+
+
+def test_event_bursts_are_throttled_per_caller(client, alice, bob, movies, monkeypatch):
+    from billing.throttles import BurstThrottle
+
+    monkeypatch.setattr(BurstThrottle, "THROTTLE_RATES", {"burst": "2/min"})
+    client.force_login(alice)
+    codes = [client.post("/v1/events/batch", {"events": [{"movie_id": movies[0].id, "kind": "click",
+                                                          "idempotency_key": f"t-{i}"}]},
+                         content_type="application/json") for i in range(3)]
+
+    assert [c.status_code for c in codes] == [202, 202, 429]
+    assert codes[-1].json()["code"] == "throttled" and int(codes[-1]["Retry-After"]) > 0
+    client.force_login(bob)
+    assert client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "t-b"},
+                       content_type="application/json").status_code == 202
