@@ -1,4 +1,4 @@
-"""allauth hooks: new people go to onboarding after sign-up; sign-in limits count the real client address."""
+"""allauth hooks: sign-in limits count the real client address (sign-up lands on ACCOUNT_SIGNUP_REDIRECT_URL)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from allauth.account.adapter import DefaultAccountAdapter
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.urls import reverse
 
 from apex_site.client_ip import client_ident, client_ip
 
@@ -16,9 +15,6 @@ from .lockout import SignIn, SignInLocked, signin_begin, signin_succeeded
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    def get_signup_redirect_url(self, request: HttpRequest) -> str:
-        return reverse("accounts:onboarding")
-
     def get_client_ip(self, request: HttpRequest) -> str:
         """allauth's rate limits count the address apex_site.client_ip trusts (TRUSTED_PROXIES), not raw headers."""
         ip = client_ip(request)

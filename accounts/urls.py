@@ -4,8 +4,6 @@ from . import views
 
 app_name = "accounts"
 urlpatterns = [
-    path("", views.profile_detail, name="profile-detail"),
     path("api-keys/", views.api_key_list_page, name="api-key-list"),
     path("api-keys/<int:key_id>/revoke/", views.api_key_revoke_page, name="api-key-revoke"),
-    path("onboarding/", views.onboarding, name="onboarding"),
 ]

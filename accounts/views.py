@@ -1,38 +1,16 @@
-"""Account pages: profile (favourite genres), API keys (create once-shown, revoke), onboarding."""
+"""Account pages: API keys (create once-shown, revoke). The profile and onboarding pages are recommendations'."""
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from .forms import ApiKeyCreateForm, FavouriteGenresForm, OnboardingForm
-from .onboarding import onboarding_candidates, onboarding_submit
-from .selectors import api_key_list, profile_get
-from .services import ApiKeyRefused, api_key_create, api_key_revoke, profile_update
-
-
-def _genre_names() -> list[str]:
-    if not apps.is_installed("catalog"):
-        return []
-    from catalog.selectors import genre_list
-
-    return [g.name for g in genre_list()]
-
-
-@login_required
-def profile_detail(request: HttpRequest) -> HttpResponse:
-    profile = profile_get(user=request.user)
-    form = FavouriteGenresForm(request.POST or None, genre_names=_genre_names(),
-                               initial={"favourite_genres": profile.favourite_genres})
-    if request.method == "POST" and form.is_valid():
-        profile_update(user=request.user, favourite_genres=form.cleaned_data["favourite_genres"])
-        messages.success(request, "Favourite genres saved.")
-        return redirect("accounts:profile-detail")
-    return render(request, "accounts/profile.html", {"profile": profile, "form": form})
+from .forms import ApiKeyCreateForm
+from .selectors import api_key_list
+from .services import ApiKeyRefused, api_key_create, api_key_revoke
 
 
 @login_required
@@ -57,18 +35,3 @@ def api_key_revoke_page(request: HttpRequest, key_id: int) -> HttpResponse:
     key = api_key_revoke(user=request.user, key_id=key_id)
     messages.success(request, f"Key {key.prefix}… revoked.")
     return redirect("accounts:api-key-list")
-
-
-@login_required
-def onboarding(request: HttpRequest) -> HttpResponse:
-    profile = profile_get(user=request.user)
-    groups = onboarding_candidates(preferred=profile.favourite_genres) if apps.is_installed("catalog") else []
-    movie_ids = [m.id for group in groups for m in group["movies"]]
-    form = OnboardingForm(request.POST or None, genre_names=_genre_names(), movie_ids=movie_ids,
-                          initial={"favourite_genres": profile.favourite_genres})
-    if request.method == "POST" and form.is_valid():
-        stored = onboarding_submit(user=request.user, favourite_genres=form.cleaned_data["favourite_genres"],
-                                   liked_movie_ids=form.cleaned_data["liked_movies"])
-        messages.success(request, f"Thanks! {stored} movies noted; your recommendations start from them.")
-        return redirect("/")
-    return render(request, "accounts/onboarding.html", {"form": form, "groups": groups, "profile": profile})

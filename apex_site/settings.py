@@ -197,7 +197,8 @@ LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email", "username"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
-ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # onboarding after sign-up; rate limits by the real client IP
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # rate limits by the real client IP
+ACCOUNT_SIGNUP_REDIRECT_URL = "recommendations:onboarding"  # new people rate a few movies first
 # Failed portal logins: 10/min per address and 5 per 5 min per account × address (the adapter keys "key" so);
 # the account-wide backoff that spares the owner's own addresses is AUTH_BACKOFF's (accounts/lockout.py).
 ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ACCOUNT_RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key")}

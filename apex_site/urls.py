@@ -5,6 +5,7 @@ The error handlers answer JSON under /v1 and HTML pages elsewhere (apex_site.err
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import errors
@@ -31,6 +32,10 @@ urlpatterns = [
     # the split view serves its start-up script as a file, so the page needs no inline script (CSP)
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("v1/", include(api_patterns)),
+    # the old profile and onboarding pages live on as permanent redirects (bookmarks, sign-up mails)
+    path("account/", RedirectView.as_view(pattern_name="recommendations:account", permanent=True)),
+    path("account/onboarding/", RedirectView.as_view(pattern_name="recommendations:onboarding", permanent=True,
+                                                     query_string=True)),
     path("account/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
     path("events/", include("events.urls")),

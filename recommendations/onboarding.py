@@ -14,6 +14,7 @@ from . import activity
 
 TARGET = 5  # ratings after which the personal models have enough to go on
 GROUP_SIZE = 12
+NO_GENRE = "(no genres listed)"  # MovieLens' placeholder: not a genre anyone picks
 
 
 def needs_onboarding(*, user: AbstractBaseUser) -> bool:
@@ -23,8 +24,13 @@ def needs_onboarding(*, user: AbstractBaseUser) -> bool:
     return len(activity.ratings_map(user=user)) < TARGET
 
 
+def genre_choices() -> list[Any]:
+    """The genres a member may pick as favourites (onboarding and the account page)."""
+    return [g for g in catalog.genre_list() if g.name != NO_GENRE]
+
+
 def genres_save(*, user: AbstractBaseUser, genres: list[str]) -> None:
-    """Store the favourite genres picked on the onboarding page (unknown names are dropped)."""
+    """Store the favourite genres picked on the onboarding or account page (unknown names are dropped)."""
     known = {g.name for g in catalog.genre_list()}
     accounts_services.profile_update(user=user, favourite_genres=[g for g in genres if g in known])
 
@@ -35,7 +41,7 @@ def finish(*, user: AbstractBaseUser) -> None:
 
 def _group_keys(favourites: list[str]) -> list[str]:
     """"popular" first, then the favourite genres, then every other genre by name."""
-    others = [g.name for g in catalog.genre_list() if g.name not in favourites and g.name != "(no genres listed)"]
+    others = [g.name for g in genre_choices() if g.name not in favourites]
     return ["popular", *favourites, *others]
 
 
@@ -59,6 +65,6 @@ def onboarding_context(*, user: AbstractBaseUser, group: str) -> dict[str, Any]:
         "remaining": max(0, TARGET - len(rated)),
         "ready": len(rated) >= TARGET,
         "percent": min(100, round(100 * len(rated) / TARGET)),
-        "genres": [g for g in catalog.genre_list() if g.name != "(no genres listed)"],
+        "genres": genre_choices(),
         "favourites": favourites,
     }

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog
 
@@ -147,7 +147,12 @@ def onboarding_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
-    """Profile, favourite genres, API keys, subscription and usage on one page."""
-    return render(request, "recommendations/account.html", pages.account_context(user=request.user))
+    """Profile, favourite genres (POST saves them), API keys, subscription and usage on one page."""
+    if request.method == "POST":
+        onboarding.genres_save(user=request.user, genres=request.POST.getlist("genres"))
+        messages.success(request, "Favourite genres saved.")
+        return redirect("recommendations:account")
+    return render(request, "recommendations/account.html",
+                  {**pages.account_context(user=request.user), "genres": onboarding.genre_choices()})

@@ -1,4 +1,4 @@
-"""People: sign up, verify email, log in, onboarding, profile and API key pages."""
+"""People: sign up, verify email, log in, land on onboarding; the API key pages; the old page addresses."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pytest
 from django.core import mail
 
 from accounts.models import ApiKey
-from accounts.selectors import profile_get
-from tests.factories import MovieFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +17,7 @@ def test_a_person_signs_up_verifies_their_email_logs_in_and_lands_on_onboarding(
                                                "password1": "a-long-unguessable-passphrase",
                                                "password2": "a-long-unguessable-passphrase"})
     assert signup.status_code == 302 and "confirm-email" in signup["Location"]
-    assert client.get("/account/").status_code == 302  # not signed in until verified
+    assert client.get("/me/").status_code == 302  # not signed in until verified
 
     (message,) = mail.outbox
     link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+)", message.body).group(1)
@@ -27,7 +25,7 @@ def test_a_person_signs_up_verifies_their_email_logs_in_and_lands_on_onboarding(
 
     login = client.post("/accounts/login/", {"login": "dora", "password": "a-long-unguessable-passphrase"})
     assert login.status_code == 302
-    assert client.get("/account/").status_code == 200
+    assert client.get("/me/").status_code == 200
 
 
 def test_after_signup_without_mandatory_verification_people_go_to_onboarding(client, settings, plans):
@@ -35,35 +33,18 @@ def test_after_signup_without_mandatory_verification_people_go_to_onboarding(cli
     signup = client.post("/accounts/signup/", {"username": "eve", "email": "eve@example.com",
                                                "password1": "a-long-unguessable-passphrase",
                                                "password2": "a-long-unguessable-passphrase"})
-    assert signup["Location"] == "/account/onboarding/"
+    assert signup["Location"] == "/onboarding/"
 
 
-def test_onboarding_lists_popular_movies_by_genre_and_stores_the_picks(client, carol):
-    liked = MovieFactory(title="Alien", genres=["Sci-Fi"], rating_count=50)
-    MovieFactory(title="Solaris", genres=["Sci-Fi"], rating_count=5)
-    MovieFactory(title="Heat", genres=["Crime"], rating_count=30)
+def test_the_old_profile_and_onboarding_addresses_redirect_permanently(client, carol):
     client.force_login(carol)
 
-    page = client.get("/account/onboarding/")
-    assert page.status_code == 200
-    body = page.content.decode()
-    assert body.index("Alien") < body.index("Solaris")  # most rated first
-    assert "Crime" in body
+    profile = client.get("/account/")
+    onboarding = client.get("/account/onboarding/?group=Drama")
 
-    done = client.post("/account/onboarding/", {"favourite_genres": ["Sci-Fi"], "liked_movies": [liked.id]})
-
-    assert done.status_code == 302
-    profile = profile_get(user=carol)
-    assert profile.onboarding_done and profile.favourite_genres == ["Sci-Fi"]
-    assert list(carol.ratings.values_list("movie_id", flat=True)) == [liked.id]
-
-
-def test_profile_page_saves_favourite_genres(client, carol):
-    MovieFactory(genres=["Comedy", "Horror"])
-    client.force_login(carol)
-    assert "Comedy" in client.get("/account/").content.decode()
-    client.post("/account/", {"favourite_genres": ["Horror"]})
-    assert profile_get(user=carol).favourite_genres == ["Horror"]
+    assert (profile.status_code, profile["Location"]) == (301, "/me/")
+    assert (onboarding.status_code, onboarding["Location"]) == (301, "/onboarding/?group=Drama")
+    assert client.get("/account/api-keys/").status_code == 200  # the key pages stay where they were
 
 
 def test_api_key_page_shows_a_new_key_once_and_revokes_it(client, alice):

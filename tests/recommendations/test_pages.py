@@ -203,6 +203,20 @@ def test_account_page_pulls_profile_plan_usage_and_keys_together(client, bob, sh
     assert "Manage subscription" in html  # a paying member manages the plan in Stripe's portal
 
 
+def test_account_page_saves_favourite_genres_and_drops_unknown_ones(client, carol, shelf) -> None:  # noqa: ANN001
+    from accounts.selectors import profile_get
+
+    client.force_login(carol)
+    html = client.get(reverse("recommendations:account")).content.decode()
+    assert 'name="genres" value="Horror"' in html and "(no genres listed)" not in html
+
+    response = client.post(reverse("recommendations:account"), {"genres": ["Horror", "Drama", "Polka"]})
+
+    assert response.status_code == 302 and response["Location"] == reverse("recommendations:account")
+    assert profile_get(user=carol).favourite_genres == ["Horror", "Drama"]
+    assert 'value="Horror" checked' in client.get(reverse("recommendations:account")).content.decode()
+
+
 def test_free_members_are_offered_the_paid_plans(client, alice, shelf) -> None:  # noqa: ANN001
     client.force_login(alice)
     html = client.get(reverse("recommendations:account")).content.decode()
