@@ -77,7 +77,7 @@ def verify_artifact(directory: Path) -> dict[str, Any]:
     if not path.exists():
         raise ArtifactError(f"{path}: manifest missing; not an APEX artifact folder")
     try:
-        manifest = json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: unreadable manifest ({exc})") from exc
     for name, expected in manifest.get("files", {}).items():

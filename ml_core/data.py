@@ -31,8 +31,13 @@ import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from scipy import sparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -149,6 +154,7 @@ class Interactions:
     def chronological_order(self) -> np.ndarray:
         """Row numbers grouped by user index, each user's rows by time, equal times by the tie-break key."""
         # the row number only separates exact duplicates (same user, item and time): no order to leak
+        assert self.tiebreak is not None  # set in __post_init__
         return np.lexsort((np.arange(len(self)), self.tiebreak, self.times, self.users))
 
     def user_bounds(self, order: np.ndarray) -> np.ndarray:
@@ -167,7 +173,7 @@ class Interactions:
         times, bounds = self.times[order], self.user_bounds(order)
         return [times[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
-    def matrix(self) -> scipy.sparse.csr_matrix:  # noqa: F821
+    def matrix(self) -> sparse.csr_matrix:
         """Binary user x item CSR matrix (float32)."""
         from scipy import sparse
 
@@ -177,7 +183,7 @@ class Interactions:
         m.data[:] = 1.0
         return m
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """A data fingerprint for manifests: name, sizes and a SHA-256 of the rows."""
         h = hashlib.sha256()
         for arr in (self.users, self.items, self.times):
@@ -230,7 +236,7 @@ def fallback_notes(model: str, fallbacks: dict[str, str], data: Interactions) ->
     return [f"{model}: {text}" for need, text in fallbacks.items() if need in missing]
 
 
-def dataset_profile(data: Interactions) -> dict:
+def dataset_profile(data: Interactions) -> dict[str, Any]:
     """Shape of a dataset for run files and cards: sizes, history lengths, missing metadata, equal-time events."""
     lengths = np.bincount(data.users, minlength=data.n_users)
     order = data.chronological_order()
@@ -297,12 +303,12 @@ COLUMN_ALIASES = {  # generic layout: first matching header (case-insensitive) w
 }
 
 
-def _column(frame, role: str) -> str | None:  # noqa: ANN001 - a pandas DataFrame
+def _column(frame: pd.DataFrame, role: str) -> str | None:
     lowered = {str(c).strip().lower(): c for c in frame.columns}
     return next((lowered[a] for a in COLUMN_ALIASES[role] if a in lowered), None)
 
 
-def _integer_ids(values) -> tuple[np.ndarray, list[str] | None]:  # noqa: ANN001 - a pandas Series
+def _integer_ids(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     """Integer raw ids as they are; other ids become 1-based ranks in sorted order (with the labels)."""
     import pandas as pd
 
@@ -312,13 +318,16 @@ def _integer_ids(values) -> tuple[np.ndarray, list[str] | None]:  # noqa: ANN001
     return codes.astype(np.int64) + 1, [str(x) for x in labels]
 
 
-def _unix_seconds(values) -> np.ndarray:  # noqa: ANN001 - a pandas Series
+def _unix_seconds(values: pd.Series) -> np.ndarray:
     import pandas as pd
 
+    seconds: np.ndarray
     if pd.api.types.is_numeric_dtype(values):
-        return values.to_numpy(np.float64).astype(np.int64)
+        seconds = values.to_numpy(np.float64).astype(np.int64)
+        return seconds
     stamps = pd.to_datetime(values, utc=True)
-    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    seconds = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    return seconds
 
 
 def read_interaction_csv(path: Path | str, name: str | None = None) -> Interactions:

@@ -47,7 +47,7 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
     for m, name in enumerate(models):
         singles[name] = evaluate_scores(norm_test[m], split, "test", tusers)
     weights, info = select(norm_valid, split, vusers, seed=seed)
-    report = {"dataset": data.name, "models": list(models), "weights": dict(zip(models, weights.round(4).tolist(), strict=False)),
+    report: dict[str, Any] = {"dataset": data.name, "models": list(models), "weights": dict(zip(models, weights.round(4).tolist(), strict=False)),
               "selection": info, "test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
               "singles_test": singles, "data_snapshot": split.train.snapshot(), "seed": seed, "quick": quick,
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

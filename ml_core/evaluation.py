@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -46,6 +47,12 @@ log = logging.getLogger(__name__)
 
 K = 10
 N_SAMPLED_NEGATIVES = 100
+
+
+class BatchScorer(Protocol):
+    """What evaluation needs of a model: every catalogue item's score for each context of a batch."""
+
+    def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray: ...
 
 
 @dataclass
@@ -146,7 +153,8 @@ def ranks_full(scores: np.ndarray, targets: np.ndarray, excluded: sparse.csr_mat
     ex_rows, ex_cols = excluded.nonzero()
     s[ex_rows, ex_cols] = np.nan  # NaN compares false: excluded items never outrank
     s[rows, targets] = np.nan
-    return 1 + (s >= t[:, None]).sum(axis=1)
+    ranks: np.ndarray = 1 + (s >= t[:, None]).sum(axis=1)
+    return ranks
 
 
 def ranks_sampled(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
@@ -155,7 +163,8 @@ def ranks_sampled(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray
     rows = np.arange(len(targets))
     t = s[rows, targets]
     neg = s[rows[:, None], np.maximum(negatives, 0)]
-    return 1 + ((neg >= t[:, None]) & (negatives >= 0)).sum(axis=1)
+    ranks: np.ndarray = 1 + ((neg >= t[:, None]) & (negatives >= 0)).sum(axis=1)
+    return ranks
 
 
 def rank_metrics(ranks: np.ndarray, k: int = K) -> dict[str, float]:
@@ -216,16 +225,16 @@ def tie_metrics(ranks: np.ndarray, tied: np.ndarray, k: int) -> dict[str, float]
     return out
 
 
-def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512,
+def evaluate(model: BatchScorer, split: Split, stage: str = "valid", *, batch_size: int = 512,
              full_only: bool = False, users: Sequence[int] | None = None, k: int = K) -> dict[str, float]:
     """Metrics of a fitted model on the split's 'valid' or 'test' targets."""
     if stage not in ("valid", "test"):
         raise ValueError(f"stage must be 'valid' or 'test', not {stage!r}")
-    users = split.eval_users(stage) if users is None else np.asarray(users, np.int64)
+    eval_users = split.eval_users(stage) if users is None else np.asarray(users, np.int64)
     targets_all = split.valid_item if stage == "valid" else split.test_item
     full, sampled, tops = [], [], []
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
+    for start in range(0, len(eval_users), batch_size):
+        batch = eval_users[start : start + batch_size]
         scores = np.asarray(model.score_batch(split.contexts(stage, batch)), dtype=np.float32)
         if scores.shape != (len(batch), split.n_items):
             raise ValueError(f"{type(model).__name__}.score_batch returned {scores.shape}, "
@@ -238,9 +247,9 @@ def evaluate(model, split: Split, stage: str = "valid", *, batch_size: int = 512
             tops.append(top_k(scores, excluded))
     ranks = np.concatenate(full)
     out = rank_metrics(ranks, k)
-    out.update(tie_metrics(ranks, split.tied(stage)[users], k))
+    out.update(tie_metrics(ranks, split.tied(stage)[eval_users], k))
     if not full_only:
         out.update({f"sampled_{name}": v for name, v in rank_metrics(np.concatenate(sampled), k).items()})
         out.update(beyond_accuracy(np.concatenate(tops), split.train))
-    out["n_users"] = int(len(users))
+    out["n_users"] = int(len(eval_users))
     return out

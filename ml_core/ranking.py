@@ -131,7 +131,8 @@ def fit_next_item_model(features: np.ndarray, targets: np.ndarray, excluded: np.
         return loss
 
     opt.step(closure)
-    return beta.detach().numpy().astype(np.float32)
+    fitted: np.ndarray = beta.detach().numpy().astype(np.float32)
+    return fitted
 
 
 def next_item_probabilities(features: np.ndarray, beta: np.ndarray, excluded: np.ndarray) -> np.ndarray:
@@ -139,7 +140,8 @@ def next_item_probabilities(features: np.ndarray, beta: np.ndarray, excluded: np
     logits = np.where(excluded, -np.inf, features @ beta).astype(np.float64)
     logits -= logits.max(1, keepdims=True)
     e = np.exp(logits)
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    probabilities: np.ndarray = (e / e.sum(1, keepdims=True)).astype(np.float32)
+    return probabilities
 
 
 @dataclass
@@ -155,7 +157,8 @@ class WeightSelection:
 
     @property
     def best_weights(self) -> np.ndarray:
-        return self.weights[self.best]
+        best: np.ndarray = self.weights[self.best]
+        return best
 
 
 def select_weights_dr(normalised: np.ndarray, targets: np.ndarray, excluded: np.ndarray, popularity: np.ndarray,

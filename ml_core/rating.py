@@ -43,7 +43,7 @@ class RatingConfig:
     epochs: int = 8  # ALS sweeps over the residual factors
 
 
-SEARCH_SPACE = [  # tried on validation RMSE by fit_rating_predictor (ridge 3 overfits, 40 zeroes the factors)
+SEARCH_SPACE: list[dict[str, Any]] = [  # tried on validation RMSE by fit_rating_predictor (ridge 3 overfits, 40 zeroes the factors)
     {"embedding_size": 0},
     {"embedding_size": 8, "reg": 8.0},
     {"embedding_size": 8, "reg": 15.0},

@@ -91,7 +91,7 @@ def boost_flags(relevance: np.ndarray, candidates: np.ndarray, anchors: np.ndarr
         flags["era"] = (gap <= ERA_YEARS).any(1)  # NaN compares false
         has_genres = facts.genres[c].any(1)
         shared = (facts.genres[c].astype(np.uint8) @ facts.genres[a].T.astype(np.uint8)) > 0
-        flags["no_shared_genre"] = has_genres & facts.genres[a].any(1).any() & ~shared.any(1)
+        flags["no_shared_genre"] = np.asarray(has_genres & facts.genres[a].any(1).any() & ~shared.any(1))
     bonus = np.zeros(len(c))
     for name in BOOSTS:
         if name in flags:
@@ -155,7 +155,8 @@ class FairnessAuditor:
     def _genre_dist(self, items: np.ndarray) -> np.ndarray:
         g = self.facts.genres[np.asarray(items, np.int64)].astype(np.float64)
         g = g / np.maximum(g.sum(1, keepdims=True), 1.0)
-        return g.sum(0)
+        dist: np.ndarray = g.sum(0)
+        return dist
 
     def audit(self, items: np.ndarray, profile: np.ndarray | None = None, *, record: bool = True) -> dict[str, Any]:
         """Per-list fairness report; also added to the aggregate when ``record``."""

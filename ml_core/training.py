@@ -65,6 +65,7 @@ def run_epochs(*, model: Any, options: FitOptions, epochs: int, train_epoch: Cal
         report.extra.setdefault("loss", []).append(float(loss))
         if options.validation is not None and (epoch % eval_every == 0 or epoch == epochs):
             ndcg = validation_ndcg(model, options)
+            assert ndcg is not None  # options.validation is set
             report.val_curve.append(float(ndcg))
             report.extra.setdefault("val_epochs", []).append(epoch)
             if ndcg > best:

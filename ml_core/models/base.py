@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class RecommenderBase:
             data_snapshot=self.data_snapshot, state=state)
 
     @classmethod
-    def _load_common(cls, directory: Path) -> tuple[RecommenderBase, dict[str, Any]]:
+    def _load_common(cls, directory: Path) -> tuple[Self, dict[str, Any]]:
         content = artifacts.load_artifact(Path(directory), model=cls.name)
         fields = {f.name for f in dataclasses.fields(cls.config_cls)}
         config = cls.config_cls(**{k: v for k, v in content["config"].items() if k in fields})

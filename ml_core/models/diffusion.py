@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
-from ..tuning import Categorical, Float, Int, LogFloat
+from ..tuning import Categorical, Distribution, Float, Int, LogFloat
 from .base import candidate_slots, known
 from .diffusion_process import GaussianDiffusion, GroupAutoencoder, item_groups
 from .neural_common import TorchRecommender, load_net_state, multi_hot, seed_everything
@@ -123,7 +123,7 @@ class DiffRec(TorchRecommender):
     config_cls = DiffRecConfig
     # Wang et al. 2023 (DiffRec) grids: lr 1e-5..1e-3, denoiser [300]/[600]/[1000], steps T 2..100, noise scale
     # 1e-5..1e-1, noise min 5e-4..5e-3, noise max 5e-3..1e-2; dropout as their code (0.5) and below
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         "learning_rate": LogFloat(1e-5, 1e-2), "hidden_dims": Categorical(((300,), (600,), (1000,))),
         "steps": Int(2, 100, log=True), "noise_scale": LogFloat(1e-5, 1e-1), "noise_min": LogFloat(5e-4, 5e-3),
         "noise_max": LogFloat(5e-3, 1e-2), "dropout": Float(0.1, 0.6),
@@ -273,7 +273,7 @@ class LDiffRec(DiffRec):
     onnx_spec = None  # type: ignore[assignment]  # None switches the protocol method off (isinstance is False)
     config_cls = LDiffRecConfig
     # DiffRec's space plus the paper's L-DiffRec settings: 1..5 item groups, latent width, KL weight lambda
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         **DiffRec.search_space, "n_groups": Int(1, 5), "latent_size": Categorical((100, 200, 300)),
         "lamda": LogFloat(1e-3, 0.1),
     }

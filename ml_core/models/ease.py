@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
-from ..tuning import LogFloat
+from ..tuning import Distribution, LogFloat
 from .base import RecommenderBase, empty_rows, history_matrix
 
 
@@ -32,7 +32,7 @@ class EASE(RecommenderBase):
     name = "ease"
     config_cls = EASEConfig
     # Steck (2019) tunes lambda per dataset (about 200-1000 on ML-20M, Netflix, MSD); RecBole's grid spans 1-2000
-    search_space: ClassVar[dict] = {"reg": LogFloat(1.0, 1e4)}
+    search_space: ClassVar[dict[str, Distribution]] = {"reg": LogFloat(1.0, 1e4)}
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:
         start = time.perf_counter()

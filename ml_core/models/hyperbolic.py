@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
-from ..tuning import Categorical, Int, LogFloat
+from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import candidate_slots, known
 from .layers import normalized_adjacency
 from .neural_common import TorchRecommender, seed_everything
@@ -77,7 +77,7 @@ class HGCF(TorchRecommender):
     config_cls = HGCFConfig
     # Sun et al. 2021 (HGCF): d 50, 2..4 layers, margin 0.1, weight decay 1e-3..5e-3, curvature 1 (learnable
     # in HGCN); the RSGD step replaces their momentum SGD and is searched widely
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         "embedding_size": Categorical((32, 50, 64)), "layers": Int(1, 4), "curvature": LogFloat(0.1, 10.0),
         "margin": LogFloat(0.01, 1.0), "learning_rate": LogFloat(0.005, 0.5),
         "reg": Categorical((0.0, 1e-4, 1e-3, 5e-3)),

@@ -13,7 +13,7 @@ from scipy import sparse
 
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
-from ..tuning import Categorical, Int
+from ..tuning import Categorical, Distribution, Int
 from .base import RecommenderBase, empty_rows, history_matrix
 
 
@@ -31,7 +31,7 @@ class ItemKNN(RecommenderBase):
     name = "itemknn"
     config_cls = ItemKNNConfig
     # RecBole's ItemKNN grid: k 10..400, shrink 0..1000 (Sarwar et al. 2001 keep tens to hundreds of neighbours)
-    search_space: ClassVar[dict] = {"k": Int(10, 1000, log=True),
+    search_space: ClassVar[dict[str, Distribution]] = {"k": Int(10, 1000, log=True),
                                     "shrink": Categorical((0.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0))}
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..data import Interactions
 from ..interface import EmbeddingModel, FitOptions, FitReport, UserContext
 from ..training import run_epochs
-from ..tuning import Categorical, Int, LogFloat
+from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import RecommenderBase, candidate_slots
 from .layers import clone_state, n_parameters, normalized_adjacency, sample_negatives, seen_matrix
 
@@ -91,7 +91,7 @@ class LightGCN(RecommenderBase):
     name = "lightgcn"
     config_cls = LightGCNConfig
     # He et al. 2020: d 64, K 1..4 layers (3 best), lr 1e-3, L2 searched over 1e-6..1e-2; batch 2048
-    search_space: ClassVar[dict] = {"learning_rate": LogFloat(5e-4, 5e-2), "embedding_size": Categorical((32, 64, 128)),
+    search_space: ClassVar[dict[str, Distribution]] = {"learning_rate": LogFloat(5e-4, 5e-2), "embedding_size": Categorical((32, 64, 128)),
                                     "n_layers": Int(1, 4), "reg": LogFloat(1e-6, 1e-2)}
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:

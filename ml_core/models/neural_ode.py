@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
-from ..tuning import Categorical, Float, Int, LogFloat
+from ..tuning import Categorical, Distribution, Float, Int, LogFloat
 from .base import candidate_slots, known
 from .neural_common import TorchRecommender, load_net_state, seed_everything
 
@@ -152,7 +152,7 @@ class NeuralODE(TorchRecommender):
     }
     # Chen et al. 2018 / Rubanova et al. 2019 (ODE-RNN): latent width 20..100, fixed-grid RK4 with a few steps;
     # the time unit sets the ODE's horizon (how many units a gap spans), from minutes to a week
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         "embedding_size": Categorical((32, 64, 128)), "hidden_size": Categorical((32, 64, 128)),
         "max_len": Int(20, 200, log=True), "ode_steps": Int(1, 4), "time_unit_s": LogFloat(60.0, 604800.0),
         "dropout": Float(0.0, 0.5), "learning_rate": LogFloat(5e-4, 2e-2),

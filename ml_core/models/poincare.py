@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import overload
+
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 MIN_NORM = 1e-15
 BALL_EPS = 4e-3  # keep points this far inside the unit ball (float32 stability)
@@ -32,7 +36,8 @@ def logmap0(x: Tensor, c: float) -> Tensor:
     """Point on the ball -> tangent vector at the origin."""
     sc = c**0.5
     norm = x.norm(dim=-1, keepdim=True).clamp_min(MIN_NORM)
-    return _artanh(sc * norm) * x / (sc * norm)
+    tangent: Tensor = _artanh(sc * norm) * x / (sc * norm)
+    return tangent
 
 
 def mobius_add(x: Tensor, y: Tensor, c: float) -> Tensor:
@@ -56,7 +61,8 @@ def expmap(x: Tensor, v: Tensor, c: float) -> Tensor:
 def distance(x: Tensor, y: Tensor, c: float) -> Tensor:
     """Geodesic distance d_c(x, y) = 2/sqrt(c) artanh(sqrt(c) ||(-x) (+) y||), broadcasting."""
     sc = c**0.5
-    return 2 / sc * _artanh(sc * mobius_add(-x, y, c).norm(dim=-1))
+    dist: Tensor = 2 / sc * _artanh(sc * mobius_add(-x, y, c).norm(dim=-1))
+    return dist
 
 
 def pairwise_distance(x: Tensor, y: Tensor, c: float) -> Tensor:
@@ -71,7 +77,8 @@ def pairwise_distance(x: Tensor, y: Tensor, c: float) -> Tensor:
     num = (x2 - 2 * xy + y2).clamp_min(0)
     den = (1 - 2 * c * xy + c**2 * x2 * y2).clamp_min(MIN_NORM)
     sc = c**0.5
-    return 2 / sc * _artanh(sc * torch.sqrt(num / den + MIN_NORM))
+    dist: Tensor = 2 / sc * _artanh(sc * torch.sqrt(num / den + MIN_NORM))
+    return dist
 
 
 class RiemannianSGD(torch.optim.Optimizer):
@@ -81,11 +88,22 @@ class RiemannianSGD(torch.optim.Optimizer):
     g_R = ((1 - c|x|^2)^2 / 4) g_E; `weight_decay` adds wd * x to g_E.
     """
 
-    def __init__(self, params, lr: float, c: float = 1.0, weight_decay: float = 0.0) -> None:
+    def __init__(self, params: ParamsT, lr: float, c: float = 1.0, weight_decay: float = 0.0) -> None:
         super().__init__(params, {"lr": lr, "c": c, "weight_decay": weight_decay})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch Optimizer signature
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One RSGD step; like torch's optimisers, first re-evaluates the loss with ``closure`` when one is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             c, lr, wd = group["c"], group["lr"], group["weight_decay"]
             for p in group["params"]:
@@ -94,4 +112,4 @@ class RiemannianSGD(torch.optim.Optimizer):
                 grad = p.grad.add(p, alpha=wd) if wd else p.grad
                 factor = ((1 - c * (p * p).sum(-1, keepdim=True)) ** 2) / 4
                 p.copy_(expmap(p, -lr * factor * grad, c))
-        return None
+        return loss

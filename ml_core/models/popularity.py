@@ -6,13 +6,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..data import Interactions
 from ..interface import FitOptions, FitReport, UserContext
 from .base import RecommenderBase
+
+if TYPE_CHECKING:
+    from ..tuning import Distribution
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class Popularity(RecommenderBase):
 
     name = "popularity"
     config_cls = PopularityConfig
-    search_space: ClassVar[dict] = {}  # nothing to tune: one trial
+    search_space: ClassVar[dict[str, Distribution]] = {}  # nothing to tune: one trial
 
     def fit(self, data: Interactions, options: FitOptions) -> FitReport:
         start = time.perf_counter()

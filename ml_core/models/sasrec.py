@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from ..data import Interactions
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..training import run_epochs
-from ..tuning import Categorical, Float, Int, LogFloat
+from ..tuning import Categorical, Distribution, Float, Int, LogFloat
 from .base import RecommenderBase, candidate_slots
 from .layers import (
     FastDropout,
@@ -107,7 +107,7 @@ class SASRec(RecommenderBase):
     # Kang & McAuley 2018: d 50, 2 blocks, 1 head, dropout 0.2 (dense) to 0.5 (sparse), window 50 to 200 by
     # dataset, lr 1e-3; RecBole's grid: lr 3e-4..3e-3, 2 layers, 2 heads, hidden 64. The window starts at the
     # default 20 (what worked on ml-100k) and may grow to the paper's 200 where histories are long.
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         "learning_rate": LogFloat(1e-4, 1e-2), "embedding_size": Categorical((32, 64, 128)),
         "n_layers": Int(1, 3), "n_heads": Categorical((1, 2, 4)), "dropout": Float(0.1, 0.6),
         "max_len": Int(10, 200, log=True), "reg": Categorical((0.0, 1e-4, 1e-3, 1e-2)),

@@ -66,7 +66,7 @@ class ContentIndex:
 
     @property
     def n_items(self) -> int:
-        return self.matrix.shape[0]
+        return int(self.matrix.shape[0])
 
     def similar(self, item: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Precomputed most similar items to one item."""
@@ -115,7 +115,8 @@ def _lsa(matrix: sparse.csr_matrix, dims: int = LSA_DIMS) -> np.ndarray:
     if k < 1:
         return np.zeros((matrix.shape[0], 1), np.float32)
     dense = TruncatedSVD(n_components=k, random_state=0).fit_transform(matrix).astype(np.float32)
-    return dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
+    normed: np.ndarray = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
+    return normed
 
 
 def _top_neighbours(matrix: sparse.csr_matrix, n: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
