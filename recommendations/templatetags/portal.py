@@ -58,10 +58,13 @@ def _url_pattern(name: str) -> str:
 
 
 @register.inclusion_tag("partials/movie_card.html", takes_context=True)
-def movie_card(context: template.Context, movie: Any, reason: str = "", row: str = "") -> dict[str, Any]:
-    """A poster card with the reason (hover or tap), the half-star rating widget and the watchlist toggle."""
+def movie_card(context: template.Context, movie: Any, reason: str = "", row: str = "", stats: bool = False,
+               score: float | None = None) -> dict[str, Any]:
+    """The one movie card: poster, title and year, the reason (hover or tap), the half-star rating widget and the
+    watchlist toggle; ``stats`` adds the mean rating and the search ``score`` (catalog lists)."""
     state = _state(context, movie)
-    return {**state, "reason": reason, "row": row, "stars": _stars(state["my_rating"], state["uid"])}
+    return {**state, "reason": reason, "row": row, "stats": stats, "score": score,
+            "stars": _stars(state["my_rating"], state["uid"])}
 
 
 @register.inclusion_tag("partials/rating_widget.html", takes_context=True)

@@ -40,9 +40,20 @@ def test_browse_filters_by_genre_and_paginates(client: Client, classics: list,
         response = client.get(reverse("catalog:movie-list"), {"genre": "sci-fi", "sort": "title"})
 
     html = response.content.decode()
-    assert "2 movies" in html and html.index(">Alien<") < html.index(">Star Wars: Episode IV")
+    assert "2 movies" in html and html.index(">Alien <") < html.index(">Star Wars: Episode IV")
     assert "Titanic" not in html
     assert client.get(reverse("catalog:movie-list"), {"year_min": "abc"}).status_code == 200  # form shows the error
+
+
+def test_lists_use_the_one_movie_card_with_mean_rating_rating_widget_and_watchlist(client: Client,
+                                                                                  classics: list) -> None:
+    client.force_login(UserFactory())
+    html = client.get(reverse("catalog:movie-list"), {"genre": "sci-fi", "sort": "title"}).content.decode()
+
+    alien = next(m for m in classics if m.title == "Alien")
+    assert f'<article class="movie-card card" data-movie-id="{alien.id}">' in html
+    assert f'aria-label="Mean rating {alien.rating_mean:.1f} of 5"' in html
+    assert html.count("data-rate data-movie-id=") == 2 and html.count("data-watchlist data-movie-id=") == 2
 
 
 def test_posters_use_tmdb_with_a_placeholder_fallback(client: Client, classics: list) -> None:
