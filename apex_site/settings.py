@@ -177,8 +177,6 @@ ONLINE_HOLDOUT_USERS = env_int("ONLINE_HOLDOUT_USERS", 8)  # users whose last ra
 ONLINE_SYNC_INTERVAL_S = env_float("ONLINE_SYNC_INTERVAL_S", 0.5)  # a web process checks for new online state this often
 APEX_DEMOGRAPHICS_FILE = env_str("APEX_DEMOGRAPHICS_FILE", "")  # MovieLens u.user; "" = ../shared/data/ml-100k/u.user
 PRIVACY_EPSILON_BUDGET = env_float("PRIVACY_EPSILON_BUDGET", 10.0)  # total ε per analyst
-ONLINE_APPLY_DELAY_S = env_float("ONLINE_APPLY_DELAY_S", 0.0)  # fault injection for reliability tests only
-ONLINE_ACK_DELAY_S = env_float("ONLINE_ACK_DELAY_S", 0.0)  # fault injection: pause between commit and XACK
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "auth.User"

@@ -95,10 +95,11 @@ def measure(requests: int) -> list[dict[str, object]]:
 
 
 def write(rows: list[dict[str, object]], out: Path, requests: int) -> None:
-    from recommendations import engine
+    from recommendations import serving
 
-    tier = engine.current_tier_name() or "no engine loaded (catalog rows)"
-    models = ", ".join(getattr(getattr(engine._engine, "bundle", None), "model_names", []) or [])
+    tier = serving.current_tier_name() or "no engine loaded (catalog rows)"
+    loaded = serving.loaded_engine()
+    models = ", ".join(loaded.weights) if loaded is not None else ""
     tier = f"{tier} ({models})" if models else tier
     lines = [
         "# Portal page server time",

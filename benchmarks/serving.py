@@ -42,13 +42,13 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
     histories = [ids[rng.choice(len(ids), 30, replace=False, p=p)].tolist() for _ in range(n_requests)]
     engine.recommend_user(histories[0], k=10)
     cold = time.perf_counter() - t0
-    out: dict[str, Any] = {"tier": engine.tier_name, "cold_start_s": cold, "models": engine.bundle.model_names,
-                           "scorers": {n: type(s).__name__ for n, s in engine.bundle.scorers.items()}}
+    out: dict[str, Any] = {"tier": engine.tier_name, "cold_start_s": cold, "models": list(engine.weights),
+                           "scorers": engine.scorers()}
     for n in (100, 500):
         for kind in ("user", "item"):
             times = []
             for h in histories:
-                engine.bundle.user_states.clear()  # nothing cached: popular movies recur among the h[0]
+                engine.clear_cache()  # nothing cached: popular movies recur among the h[0]
                 t = time.perf_counter()
                 if kind == "user":
                     engine.recommend_user(h, k=10, n_candidates=n)
@@ -56,7 +56,7 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
                     engine.recommend_item(h[0], k=10, n_candidates=n)
                 times.append(time.perf_counter() - t)
             out[f"{kind}@{n}"] = _percentiles(times)
-    engine.bundle.user_states.clear()
+    engine.clear_cache()
     for h in histories:  # a first time, untimed ...
         engine.recommend_user(h, k=10, n_candidates=100)
     times = []
@@ -100,13 +100,12 @@ def _parity(bundle: str, n_requests: int) -> None:
             if i["movie_id"] in sa:
                 errors.append(abs(sa[i["movie_id"]]["score"] - i["score"]))
                 ca, cb = sa[i["movie_id"]]["explanation"]["contributions"], i["explanation"]["contributions"]
-                raw_errors += [abs(ca[m] - cb[m]) for m in two.bundle.model_names if m in ca]
+                raw_errors += [abs(ca[m] - cb[m]) for m in two.weights if m in ca]
     print(json.dumps({"requests": n_requests, "top10_overlap": float(np.mean(overlaps)),
                       "min_top10_overlap": float(np.min(overlaps)), "mean_abs_score_error": float(np.mean(errors)),
                       "max_abs_score_error": float(np.max(errors)),
                       "mean_abs_contribution_error": float(np.mean(raw_errors)),
-                      "onnx": {n: f"{type(s).__name__} ({getattr(s, 'precision', 'torch')})"
-                               for n, s in two.bundle.scorers.items()}}))
+                      "onnx": two.scorers()}))
 
 
 def parity(bundle: Path, n_requests: int) -> dict[str, Any]:
@@ -145,7 +144,7 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
             lines.append(f"| {r['tier']} | {label} | {n} | {s['p50']:.2f} | {s['p95']:.2f} | {s['p99']:.2f} |")
     lines += ["", "Each user request is a different member's history (30 movies); *user, repeated* asks for the same "
               "histories again, when their ranked pools and the models' user-side states are cached "
-              "(ml_core/user_states.py).",
+              "(ml_core/serving/cache.py).",
               "", "### Cold start and memory per worker", "", "| tier | cold start (s) | RSS (MB) | scorers |",
               "|---|---|---|---|"]
     for r in results:

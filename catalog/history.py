@@ -4,7 +4,7 @@ Every recommendation request needs the user's last ratings (oldest first). Readi
 costs a pooled connection, an ORM query and a round trip; a user's history changes only when they rate.
 So each process keeps the histories it served (an LRU of ``MAX_USERS``), each stamped with the user's
 *token* and the global *epoch*, two keys in the shared cache that the caller reads in the same round trip as
-its other per-request keys (``history_keys``; recommendations.engine reads them with the engine versions).
+its other per-request keys (``history_keys``; recommendations.serving reads them with the engine versions).
 A stored history is used only while both still match and it is younger than ``MAX_AGE_S``.
 
 Writers change the token: every saved or deleted ``Rating`` row (signals, so admin edits and cascades

@@ -1,4 +1,4 @@
-"""Operators' admin: events (read-only, filterable), the privacy-budget ledger, online checkpoints."""
+"""Operators' admin: events (read-only, filterable), the privacy-budget ledger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Event, OnlineCheckpoint, PrivacyBudget, PrivacyBudgetLedger
+from .models import Event, PrivacyBudget, PrivacyBudgetLedger
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -65,18 +65,3 @@ class PrivacyBudgetLedgerAdmin(ReadOnlyAdmin):
     list_filter = ("query", "refused", "created_at")
     search_fields = ("budget__analyst",)
     list_select_related = ("budget",)
-
-
-@admin.register(OnlineCheckpoint)
-class OnlineCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "events_applied", "rolled_back", "loss")
-    exclude = ("state",)
-    readonly_fields = ("events_applied", "report", "created_at")
-
-    @admin.display(boolean=True)
-    def rolled_back(self, obj: OnlineCheckpoint) -> bool:
-        return bool(obj.report.get("rolled_back"))
-
-    @admin.display()
-    def loss(self, obj: OnlineCheckpoint) -> Any:
-        return obj.report.get("loss")

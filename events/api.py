@@ -24,7 +24,6 @@ from apex_site.schema import errors
 from .models import Event
 from .parsing import events_parse
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
-from .selectors import event_features_for
 from .services import (
     EventInput,
     IdempotencyConflict,
@@ -66,14 +65,6 @@ class EventInputSerializer(serializers.Serializer):
 
 class EventBatchSerializer(serializers.Serializer):
     events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
-
-
-class RecentEventSerializer(serializers.Serializer):
-    movie_id = serializers.IntegerField()
-    title = serializers.CharField()
-    kind = serializers.ChoiceField(choices=Event.Kind.choices)
-    value = serializers.FloatField(allow_null=True)
-    occurred_at = serializers.DateTimeField()
 
 
 EVENT_ERRORS = errors(404, 409, 422, descriptions={404: "unknown movie (``field`` names the event)"})
@@ -169,20 +160,6 @@ class EventBatchCreateApi(_MeteredApi):
         return Response({"accepted": len(results) - replayed, "replayed": replayed,
                          "events": [{"id": str(e.id), "status": "accepted", "replayed": not created}
                                     for e, created in results]}, status=status.HTTP_202_ACCEPTED)
-
-
-class EventFeaturesApi(APIView):
-    """The caller's live feature state: recent sequence, counters by kind, events still in flight."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(responses={200: inline_serializer("EventFeatures", {
-        "user_id": serializers.IntegerField(), "recent_sequence": RecentEventSerializer(many=True),
-        "counters": serializers.DictField(child=serializers.IntegerField(), help_text="events per kind"),
-        "ratings_mean": serializers.FloatField(allow_null=True), "pending_events": serializers.IntegerField(),
-        "model_state_version": serializers.IntegerField()})})
-    def get(self, request: Request) -> Response:
-        return Response(event_features_for(user=request.user))
 
 
 class PrivacyBudgetRefused(APIException):

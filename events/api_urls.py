@@ -6,7 +6,6 @@ app_name = "events_api"
 urlpatterns = [
     path("events", api.EventCreateApi.as_view(), name="event-create"),
     path("events/batch", api.EventBatchCreateApi.as_view(), name="event-batch-create"),
-    path("events/features", api.EventFeaturesApi.as_view(), name="event-features"),
     path("events/recommendation-analytics", api.RecommendationAnalyticsApi.as_view(),
          name="recommendation-analytics"),
 ]

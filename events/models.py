@@ -95,24 +95,3 @@ class PrivacyBudgetLedger(models.Model):
 
     def __str__(self) -> str:
         return f"{self.budget.analyst} {self.query} ε={self.epsilon}{' (refused)' if self.refused else ''}"
-
-
-class OnlineCheckpoint(models.Model):
-    """The online learner's state after one applied mini-batch, written in the batch's own transaction.
-
-    The consumer stores it together with the events' ``applied_at``, so state and "applied" move
-    together (exactly-once); serving workers load the newest one when the version in Redis moves.
-    The blob is an ``.npz`` archive of plain arrays (never a pickle), produced by ``ml_core.online``.
-    """
-
-    state = models.BinaryField()
-    events_applied = models.PositiveIntegerField(default=0)
-    report = models.JSONField(default=dict, blank=True, help_text="guardrail outcome of this batch")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-id"]
-        get_latest_by = "id"
-
-    def __str__(self) -> str:
-        return f"online state v{self.pk} ({self.events_applied} events)"

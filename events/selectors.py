@@ -1,4 +1,4 @@
-"""Event reads: a user's live feature state, recent items, the watchlist and the online checkpoints."""
+"""Event reads: a user's live feature state, recent items, unapplied events and the watchlist."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count
 
-from .models import Event, OnlineCheckpoint
+from .models import Event
 
 Kind = Event.Kind
 ENGAGED = (Kind.CLICK, Kind.RATING, Kind.WATCH, Kind.WATCHLIST)
@@ -26,7 +26,6 @@ def event_features_for(*, user: AbstractBaseUser, limit: int = 20) -> dict[str, 
                   .select_related("movie").order_by("-occurred_at", "-created_at")[:limit])
     counts = dict(Event.objects.filter(user=user).order_by().values_list("kind").annotate(n=Count("id")))
     pending = Event.objects.filter(user=user, applied_at__isnull=True).count()
-    latest = OnlineCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
     return {
         "user_id": user.pk,
         "recent_sequence": [{"movie_id": e.movie_id, "title": e.movie.title, "kind": e.kind, "value": e.value,
@@ -34,7 +33,6 @@ def event_features_for(*, user: AbstractBaseUser, limit: int = 20) -> dict[str, 
         "counters": {kind: int(counts.get(kind, 0)) for kind in Kind.values},
         "ratings_mean": _mean([e.value for e in recent if e.kind == Kind.RATING and e.value is not None]),
         "pending_events": pending,
-        "model_state_version": latest or 0,
     }
 
 
@@ -57,7 +55,3 @@ def watchlist_movie_ids(*, user: AbstractBaseUser) -> list[int]:
         latest.setdefault(movie_id, value or 0.0)
     return [movie_id for movie_id, value in latest.items() if value > 0]
 
-
-def online_checkpoint_latest(*, newer_than: int = 0) -> OnlineCheckpoint | None:
-    """The newest online-learner checkpoint with id above ``newer_than``, or None."""
-    return OnlineCheckpoint.objects.filter(id__gt=newer_than).order_by("-id").first()

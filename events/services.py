@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,8 @@ from catalog.models import Movie
 from catalog.selectors import movie_list
 from catalog.services import rating_upsert, time_window_problem
 
-from .models import Event, OnlineCheckpoint
-from .signals import interaction_recorded, interactions_applied
+from .models import Event
+from .signals import interaction_recorded
 from .stream import (
     STREAM_MAXLEN,
     StreamLoss,
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 Kind = Event.Kind
 RELAY_BATCH = 500
-CHECKPOINTS_KEPT = 20
 APPLY_LOCK_ID = 0x41504558  # 'APEX': advisory lock held while a batch is applied
 
 
@@ -326,43 +326,40 @@ def _stream_loss_handled(loss: StreamLoss) -> None:
 
 @dataclass(frozen=True)
 class AppliedBatch:
-    """Events a consumer applied (skipping already-applied ones) and the checkpoint stored with them."""
+    """Events a consumer applied (skipping already-applied ones) and what its ``apply`` returned for them."""
 
     events: list[Event]
-    checkpoint_id: int | None = None
+    result: Any = None
 
 
-def _lock_appliers() -> None:
-    """Serialise appliers across processes for the transaction (one learner state, no lost updates)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK_ID])
+@contextmanager
+def event_apply_lock() -> Iterator[None]:
+    """A transaction in which no other process applies events (PostgreSQL advisory lock; SQLite serialises
+    writers itself): the applier's own state moves in step with the events marked applied."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK_ID])
+        yield
 
 
-def event_apply_batch(*, event_ids: Sequence[str],
-                      apply: Callable[[list[Event]], dict[str, Any] | None]) -> AppliedBatch:
+def event_apply_batch(*, event_ids: Sequence[str], apply: Callable[[list[Event]], Any]) -> AppliedBatch:
     """Apply not-yet-applied events exactly once: lock them, ``apply`` them, mark applied, all in one transaction.
 
-    ``apply`` receives the events (oldest first) and may return a checkpoint dict
-    (``{"state": bytes, "report": {...}}``) that is stored in the same transaction.
-    Events already applied (a redelivery after a crash) are skipped; the rest apply once.
+    ``apply`` receives the events (oldest first) inside the transaction, so whatever it writes (the online
+    learner's checkpoint) commits or rolls back with them; its return value comes back as ``result``.
+    Rating events become the user's catalog ratings. Events already applied (a redelivery after a crash) are
+    skipped; the rest apply once.
     """
-    with transaction.atomic():
-        _lock_appliers()
+    with event_apply_lock():
         events = list(Event.objects.select_for_update(of=("self",)).select_related("movie", "user")
                       .filter(id__in=list(event_ids), applied_at__isnull=True).order_by("created_at", "id"))
         if not events:
             return AppliedBatch(events=[])
         _ratings_store(events)
-        checkpoint = apply(events)
+        result = apply(events)
         Event.objects.filter(id__in=[e.id for e in events]).update(applied_at=timezone.now())
-        saved = None
-        if checkpoint is not None:
-            saved = online_checkpoint_save(state=checkpoint["state"], report=checkpoint.get("report", {}),
-                                           events_applied=len(events))
-        ids, users = [str(e.id) for e in events], sorted({e.user_id for e in events})
-        transaction.on_commit(lambda: interactions_applied.send(sender=Event, event_ids=ids, user_ids=users))
-    return AppliedBatch(events=events, checkpoint_id=saved.id if saved else None)
+    return AppliedBatch(events=events, result=result)
 
 
 def _ratings_store(events: list[Event]) -> None:
@@ -375,23 +372,3 @@ def _ratings_store(events: list[Event]) -> None:
                 continue
             rating_upsert(user=event.user, movie=event.movie, value=event.value, rated_at=event.occurred_at,
                           source="events")
-
-
-def online_checkpoint_follow(*, based_on: int, state: Callable[[], bytes],
-                             report: dict[str, Any]) -> OnlineCheckpoint | None:
-    """Store a learner state that follows checkpoint ``based_on`` without applying events (e.g. the outcome of a
-    held-out check), under the apply lock; None when another applier stored a newer checkpoint meanwhile."""
-    with transaction.atomic():
-        _lock_appliers()
-        latest = OnlineCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
-        if latest != based_on:
-            return None
-        return online_checkpoint_save(state=state(), report=report, events_applied=0)
-
-
-def online_checkpoint_save(*, state: bytes, report: dict[str, Any], events_applied: int) -> OnlineCheckpoint:
-    """Store the learner's state (inside the applying transaction) and prune old checkpoints."""
-    checkpoint = OnlineCheckpoint.objects.create(state=state, report=report, events_applied=events_applied)
-    stale = OnlineCheckpoint.objects.filter(id__lte=checkpoint.id - CHECKPOINTS_KEPT)
-    stale.delete()
-    return checkpoint

@@ -6,6 +6,3 @@ from django.dispatch import Signal
 # kwargs: event_ids (list[str]), user_ids (list[int]), relayed (bool)
 interaction_recorded = Signal()
 
-# Sent after a mini-batch of events was applied and committed.
-# kwargs: event_ids (list[str]), user_ids (list[int])
-interactions_applied = Signal()

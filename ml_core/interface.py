@@ -118,13 +118,17 @@ class UserStateScorer(Protocol):
 
 @runtime_checkable
 class OnlineRanker(Protocol):
-    """A ranker the online learner updates in place with bounded SGD steps on fresh events."""
+    """A ranker the online learner trains with bounded SGD steps on fresh events (on its own ``learner_copy``)."""
 
     net: Any  # the torch module the steps update (None until fitted)
     config: Any
 
     def partial_fit(self, contexts: Sequence[UserContext], positives: Sequence[int]) -> float:
         """One SGD step on (context, positive item) pairs; returns the loss."""
+        ...
+
+    def learner_copy(self) -> OnlineRanker:
+        """A ranker for the online learner to step: its own weights, read-only parts shared with this one."""
         ...
 
 

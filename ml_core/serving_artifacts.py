@@ -113,7 +113,7 @@ def export_onnx(models: dict[str, Any], directory: Path) -> list[str]:
         return []
     done = []
     for name, model in models.items():
-        # an OnlineRanker is updated in place by the online learner, so it is always served by torch
+        # an OnlineRanker takes the online learner's weights while serving, so it is always served by torch
         if isinstance(model, OnlineRanker) or not onnx_export.supports(model):
             continue
         try:

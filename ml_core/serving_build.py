@@ -119,7 +119,7 @@ def calibrate_gating(directory: Path, split: Any, users: np.ndarray, quantile: f
     from .serving import Tier, load_engine
 
     engine = load_engine(directory, Tier.TORCH)
-    if not engine.bundle.model_names:
+    if not engine.weights:
         return float("inf")
     movie_ids = np.asarray(engine.movie_ids)
     values = []

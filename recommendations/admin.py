@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .models import EnsembleWeights, ModelArtifact, PipelineRun
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import EnsembleWeights, ModelArtifact, OnlineCheckpoint, PipelineRun
 
 
 @admin.register(PipelineRun)
@@ -69,3 +72,29 @@ class ModelArtifactAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+
+@admin.register(OnlineCheckpoint)
+class OnlineCheckpointAdmin(admin.ModelAdmin):
+    """The online learner's checkpoints: written by the applier only, viewable and never edited here."""
+
+    list_display = ("id", "created_at", "events_applied", "rolled_back", "loss")
+    exclude = ("state",)
+    readonly_fields = ("events_applied", "report", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(boolean=True)
+    def rolled_back(self, obj: OnlineCheckpoint) -> bool:
+        return bool(obj.report.get("rolled_back"))
+
+    @admin.display()
+    def loss(self, obj: OnlineCheckpoint) -> Any:
+        return obj.report.get("loss")

@@ -1,4 +1,5 @@
-"""Recommendation APIs (DRF): user, item, enriched and knowledge-graph lists; metrics; artifact health and reloads."""
+"""Recommendation APIs (DRF): user, item, enriched and knowledge-graph lists; the caller's live feature state;
+metrics; artifact health and reloads."""
 
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 from billing.quota import QuotaMixin
 from catalog.selectors import movie_get, movie_list_by_ids
+from events.selectors import event_features_for
 
-from . import engine
+from . import serving
+from .online.checkpoints import checkpoint_latest_id
 from .serializers import (
     ArtifactsHealthSerializer,
     ArtifactsReloadedSerializer,
     EnrichedRecommendationsSerializer,
+    EventFeaturesSerializer,
     KnowledgeGraphSerializer,
     MovieRecommendationsSerializer,
     UserRecommendationsSerializer,
@@ -99,8 +103,8 @@ class UserRecommendationsApi(QuotaMixin, APIView):
         params = _params(request)
         target = request.user if user_id == request.user.pk else user_get(user_id=user_id)
         try:
-            payload = engine.recommend_user(user=target, user_id=user_id, **params)
-        except engine.EngineUnavailable as exc:
+            payload = serving.recommend_user(user=target, user_id=user_id, **params)
+        except serving.EngineUnavailable as exc:
             return _unavailable(exc)
         if target is not None and target.pk == request.user.pk and payload["items"]:
             _log_impressions(request, payload)
@@ -128,7 +132,7 @@ class _MovieApi(QuotaMixin, APIView):
     def _movie_list(self, request: Request, movie_id: int) -> dict[str, Any]:
         movie_get(movie_id=movie_id)  # Http404 for a movie the catalog does not know
         try:
-            return engine.recommend_movie(movie_id=movie_id, **_params(request))
+            return serving.recommend_movie(movie_id=movie_id, **_params(request))
         except KeyError as exc:
             raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet (rebuild the artifacts).") from exc
 
@@ -140,7 +144,7 @@ class MovieRecommendationsApi(_MovieApi):
     def get(self, request: Request, movie_id: int) -> Response:
         try:
             return Response(self._movie_list(request, movie_id))
-        except engine.EngineUnavailable as exc:
+        except serving.EngineUnavailable as exc:
             return _unavailable(exc)
 
 
@@ -151,7 +155,7 @@ class MovieRecommendationsEnrichedApi(_MovieApi):
     def get(self, request: Request, movie_id: int) -> Response:
         try:
             payload = self._movie_list(request, movie_id)
-        except engine.EngineUnavailable as exc:
+        except serving.EngineUnavailable as exc:
             return _unavailable(exc)
         movies = {m.id: m for m in movie_list_by_ids(movie_ids=[i["movie_id"] for i in payload["items"]])}
         for item in payload["items"]:
@@ -176,10 +180,10 @@ class KnowledgeGraphApi(APIView):
         params = KnowledgeGraphParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            return Response(engine.knowledge_graph_for(movie_id=movie_id, k=params.validated_data["k"]))
+            return Response(serving.knowledge_graph_for(movie_id=movie_id, k=params.validated_data["k"]))
         except KeyError as exc:
             raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet.") from exc
-        except engine.EngineUnavailable as exc:
+        except serving.EngineUnavailable as exc:
             return _unavailable(exc)
 
 
@@ -203,7 +207,7 @@ class ArtifactsHealthApi(APIView):
                    summary="SHA-256 of every serving artifact vs its manifest (503 on any mismatch)")
     def get(self, request: Request) -> Response:
         report = artifacts_health()
-        report["tier"] = engine.current_tier_name()
+        report["tier"] = serving.current_tier_name()
         return Response(report, status=status.HTTP_200_OK if report["ok"] else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -214,8 +218,8 @@ class ArtifactsReloadApi(APIView):
                    summary="Reload the serving bundle here and tell every worker to reload (staff)")
     def post(self, request: Request) -> Response:
         try:
-            return Response(engine.reload_now())
-        except engine.EngineUnavailable as exc:
+            return Response(serving.reload_now())
+        except serving.EngineUnavailable as exc:
             return _unavailable(exc)
 
 
@@ -242,5 +246,16 @@ class ReloadWeightsApi(APIView):
         active = ensemble_weights_active()
         if active is None:
             raise NotFound("No ensemble weights exist yet: run `python manage.py build_serving_artifacts`.")
-        engine.publish_weights_version(active.version)
+        serving.publish_weights_version(active.version)
         return Response({"active_version": active.version, "weights": active.weights, "published": True})
+
+
+class EventFeaturesApi(APIView):
+    """The caller's live feature state: recent sequence, counters by kind, events still in flight, and the online
+    learner's state version (what the next recommendation reflects)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: EventFeaturesSerializer})
+    def get(self, request: Request) -> Response:
+        return Response({**event_features_for(user=request.user), "model_state_version": checkpoint_latest_id()})

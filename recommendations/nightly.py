@@ -133,7 +133,7 @@ def lakehouse_build(*, layers: Sequence[str], stop_spark: bool = False) -> dict[
 def models_retrain_from_gold(*, dataset: str | None = None, models: str | None = None) -> dict[str, Any]:
     """Retrain the nightly models on the gold tables (checksummed artifacts and offline metrics, ml_core.gold),
     then rebuild the serving bundle from the same gold data (:func:`serving_bundle_from_gold`)."""
-    from ml_core.gold import train_from_gold
+    from ml_core.builds import train_from_gold
 
     dataset = dataset or settings.NIGHTLY_DATASET
     results = train_from_gold(
@@ -150,7 +150,7 @@ def models_retrain_from_gold(*, dataset: str | None = None, models: str | None =
 
 
 def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Build the serving bundle (``engine.serving_dir()``) from the gold interactions and the catalog's metadata.
+    """Build the serving bundle (``serving.serving_dir()``) from the gold interactions and the catalog's metadata.
 
     Models come from ``NIGHTLY_SERVING_MODELS``, each trained for at most ``NIGHTLY_MAX_EPOCHS`` epochs in the
     configuration ``train --tune --dataset <dataset>`` stored (``ML_ARTIFACTS_DIR/<dataset>/tuned/``, else its
@@ -159,10 +159,9 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
     reused, as is everything a failed run already trained). The bundle is swapped in whole, so serving reads
     either the old one or the new one; its weights and artifact rows are stored by the reload step.
     """
-    from ml_core.gold import interactions_from_gold_snapshot
-    from ml_core.serving_build import build_serving, metadata_from_interactions
+    from ml_core.builds import build_serving, interactions_from_gold_snapshot, metadata_from_interactions
 
-    from . import engine
+    from . import serving
     from .serving_selectors import serving_metadata_for
 
     dataset = dataset or settings.NIGHTLY_DATASET
@@ -171,7 +170,7 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
     summary = build_serving(
         data,
         metadata,
-        engine.serving_dir(),
+        serving.serving_dir(),
         names=list(names or settings.NIGHTLY_SERVING_MODELS),
         model_root=Path(settings.ML_ARTIFACTS_DIR) / f"{dataset}-gold",
         quick=True,
@@ -192,32 +191,31 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
 
 
 def serving_reload_request(*, reason: str) -> str:
-    """Publish the bundle's manifest version as the artifacts reload version (``engine.BUNDLE_KEY``, the key
+    """Publish the bundle's manifest version as the artifacts reload version (``serving.BUNDLE_KEY``, the key
     ``POST /v1/artifacts/reload`` also sets): each serving process sees it on its next request and loads that
     bundle when it holds another. Without a bundle on disk a fresh token is published (every process re-checks)."""
-    from ml_core.artifacts import ArtifactError
-    from ml_core.serving_artifacts import read_manifest
+    from ml_core.serving import ArtifactError, read_manifest
 
-    from . import engine
+    from . import serving
 
     try:
-        version = str(read_manifest(engine.serving_dir())["version"])
+        version = str(read_manifest(serving.serving_dir())["version"])
     except ArtifactError as exc:
         version = f"{dj_timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         log.warning("no serving bundle to reload (%s): publishing %s", exc, version)
-    engine.publish_bundle_version(version)
+    serving.publish_bundle_version(version)
     log.info("serving reload requested (%s): %s", reason, version)
     return version
 
 
 def serving_reload(*, reason: str) -> dict[str, Any]:
     """The reload step: store the bundle's weights and artifact rows (once per bundle), then publish its version."""
-    from . import engine
+    from . import serving
     from .serving_services import serving_bundle_register
 
     bundle = None
-    if (engine.serving_dir() / "manifest.json").exists():
-        bundle = serving_bundle_register(bundle_dir=engine.serving_dir())
+    if (serving.serving_dir() / "manifest.json").exists():
+        bundle = serving_bundle_register(bundle_dir=serving.serving_dir())
     return {"version": serving_reload_request(reason=reason), "bundle": bundle}
 
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from billing import selectors as billing
 from catalog import selectors as catalog
 
-from . import activity, engine_picks, rows
+from . import activity, rows, serving
 
 REQUEST_CACHE = "_portal_card_state"
 
@@ -50,7 +50,7 @@ def movie_extras_context(*, user: AbstractBaseUser, movie: Any) -> dict[str, Any
     signed_in = getattr(user, "is_authenticated", False)
     rated = activity.ratings_map(user=user) if signed_in else {}
     unrated = signed_in and movie.id not in rated
-    predicted = engine_picks.predicted_rating(user_id=user.pk, movie_id=movie.id) if unrated else None
+    predicted = serving.picks_predicted_rating(user_id=user.pk, movie_id=movie.id) if unrated else None
     return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted,
             "related_rows": rows.detail_rows(movie=movie, exclude=set(rated)), "live": signed_in}
 

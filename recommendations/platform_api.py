@@ -17,15 +17,16 @@ from .serializers import PlatformStatusSerializer, ReadinessSerializer, SloRepor
 
 
 def _serving_tier() -> str | None:
-    from . import engine
+    from . import serving
 
-    return engine.current_tier_name()
+    return serving.current_tier_name()
 
 
 def _serving_cache() -> dict[str, int] | None:
-    from . import engine
+    from . import serving
 
-    return engine.current_cache_stats()
+    stats = serving.current_stats()
+    return None if stats is None else stats["cache"]  # type: ignore[no-any-return]
 
 
 class PlatformStatusApi(APIView):

@@ -1,6 +1,6 @@
 """Portal reads: the rows of movies the pages show (home, movie detail, onboarding) with a reason per movie.
 
-Rows come from the serving engine (``recommendations.engine``) when it is loaded; while it is not (no
+Rows come from the serving engine (``recommendations.serving``) when it is loaded; while it is not (no
 artifacts yet, or a page rendered before the first request loaded it) they come from the catalog's own
 signals, so every page always renders real movies with an honest explanation.
 """
@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from catalog import selectors as catalog
 
-from . import engine_picks as serving
+from . import serving
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], gen
                   resolve: bool = True) -> Row:
     """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres."""
     user_id = getattr(user, "pk", None)
-    items = serving.recommend_for_user(user_id=user_id, k=ROW_SIZE, exclude=set(rated)) if user_id else None
+    items = serving.picks_for_user(user_id=user_id, k=ROW_SIZE, exclude=set(rated)) if user_id else None
     if items:
         return Row("top-picks", "Top picks for you", _by_ids(items, resolve))
     movies = _popular_unseen(exclude=set(rated), genres=genres, limit=ROW_SIZE)
@@ -108,7 +108,7 @@ def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], gen
 
 def row_because(*, anchor: Any, exclude: set[int], resolve: bool = True) -> Row:
     """"Because you watched …": movies like one of the user's recent favourites."""
-    items = serving.similar_movies(movie_id=anchor.id, k=ROW_SIZE, exclude=exclude)
+    items = serving.picks_similar(movie_id=anchor.id, k=ROW_SIZE, exclude=exclude)
     if items:
         picks = _by_ids(items, resolve)
     else:
@@ -138,7 +138,7 @@ def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
 def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str],
                  resolve: bool = True) -> Row:
     """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
-    items = serving.long_tail_for_user(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
+    items = serving.picks_long_tail(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
     if items:
         return Row("discover", "Discover: long-tail picks", _by_ids(items, resolve))
     movies = catalog.movie_list_long_tail(min_rating=4.0, min_count=5, max_count=LONG_TAIL_MAX_COUNT,
@@ -152,7 +152,7 @@ def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genr
 
 def row_trending(*, rated: dict[int, float], resolve: bool = True) -> Row:
     """"Trending": the engine's live popularity, or the catalog's most-rated movies."""
-    items = serving.trending(k=ROW_SIZE, exclude=set(rated))
+    items = serving.picks_trending(k=ROW_SIZE, exclude=set(rated))
     if items:
         return Row("trending", "Trending", _by_ids(items, resolve))
     movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE * 2] if m.id not in rated][:ROW_SIZE]
@@ -183,11 +183,11 @@ def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
     not repeated here.
     """
     rows: list[Row] = []
-    items = serving.similar_movies(movie_id=movie.id, k=ROW_SIZE, exclude=exclude | {movie.id})
+    items = serving.picks_similar(movie_id=movie.id, k=ROW_SIZE, exclude=exclude | {movie.id})
     like = (_by_ids(items) if items else []) or [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
                                                   if p.movie.id not in exclude]
     rows.append(Row("more-like-this", "More like this", like[:ROW_SIZE]))
-    graph = serving.knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
+    graph = serving.picks_knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
     directors = _directors(movie)
     if graph and graph.get("director"):
         name = directors[0] if directors else "the same director"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from events.models import Event
+
 
 def _nullable_float(**kwargs: object) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, **kwargs)
@@ -185,3 +187,22 @@ class SloReportSerializer(serializers.Serializer):
     window = serializers.IntegerField(help_text="requests kept per route")
     targets_ms = LatencyTargetsSerializer()
     routes = serializers.DictField(child=RouteLatencySerializer(), help_text="'METHOD /route' -> latencies in ms")
+
+
+class RecentEventSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    title = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Event.Kind.choices)
+    value = serializers.FloatField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+
+
+class EventFeaturesSerializer(serializers.Serializer):
+    """``GET /v1/events/features`` (schema only)."""
+
+    user_id = serializers.IntegerField()
+    recent_sequence = RecentEventSerializer(many=True)
+    counters = serializers.DictField(child=serializers.IntegerField(), help_text="events per kind")
+    ratings_mean = serializers.FloatField(allow_null=True)
+    pending_events = serializers.IntegerField()
+    model_state_version = serializers.IntegerField(help_text="the online learner's newest stored state (0: none)")

@@ -59,8 +59,7 @@ def _json_safe(value: Any) -> Any:
 
 def artifacts_health() -> dict[str, Any]:
     """SHA-256 of every bundle file against the manifest, and of every model folder's own manifest."""
-    from ml_core.artifacts import ArtifactError
-    from ml_core.serving_artifacts import verify_bundle
+    from ml_core.serving import ArtifactError, verify_bundle
 
     directory = Path(settings.ML_ARTIFACTS_DIR) / "serving"
     try:

@@ -60,16 +60,16 @@ def ensemble_weights_activate(*, weights_id: int) -> EnsembleWeights:
 
 
 def _publish(version: str) -> None:
-    from . import engine
+    from . import serving
 
-    engine.publish_weights_version(version)
+    serving.publish_weights_version(version)
     log.info("ensemble weights %s activated and published", version)
 
 
 @transaction.atomic
 def model_artifact_sync(*, bundle_dir: Path) -> list[ModelArtifact]:
     """One ModelArtifact row per model/ONNX/retrieval folder of the bundle (its manifest's checksum and metrics)."""
-    from ml_core.artifacts import sha256_file
+    from ml_core.serving import sha256_file
 
     bundle_dir = Path(bundle_dir)
     manifest = json.loads((bundle_dir / "manifest.json").read_text())

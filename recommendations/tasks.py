@@ -6,12 +6,18 @@ import logging
 
 import redis
 from celery import shared_task
+from django.conf import settings
+
+from events.selectors import event_unapplied_ids
+from events.services import event_outbox_relay
+from events.stream import stream_client, stream_enabled, stream_key
+
+from .online.consumer import CONSUME_FLAG_TTL_MS, CONSUME_SCHEDULED, online_apply_outbox, online_consume_stream
 
 logger = logging.getLogger(__name__)
 
-# --- online learning (real-time loop) ----------------------------------------------------------------
-CONSUME_SCHEDULED = "consume-scheduled"  # flag next to the stream: a consume run is queued or reading
-CONSUME_FLAG_TTL_MS = 60_000
+
+# --- online learning (real-time loop, recommendations/online/) -------------------------------------------
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -22,12 +28,6 @@ def consume_event_stream() -> int:
     it is there; after clearing the flag it drains once more, so an entry appended just before that is
     read here and one appended after it schedules another run.
     """
-    from django.conf import settings
-
-    from events.stream import stream_client, stream_key
-
-    from .online import online_consume_stream
-
     flag = stream_key(CONSUME_SCHEDULED)
     try:
         stream_client().set(flag, "1", px=CONSUME_FLAG_TTL_MS)
@@ -47,8 +47,6 @@ def consume_event_stream() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def apply_outbox_events(*, event_ids: list[str]) -> int:
     """Without Redis: apply these outbox rows in-process and push (eager mode)."""
-    from .online import online_apply_outbox
-
     return online_apply_outbox(event_ids=event_ids)
 
 
@@ -56,9 +54,6 @@ def apply_outbox_events(*, event_ids: list[str]) -> int:
 def relay_event_outbox() -> int:
     """Beat: append outbox rows that missed the stream (Redis was down), or that it lost (Redis restarted
     empty: relayed again at once), and schedule their consumption."""
-    from events.services import event_outbox_relay
-    from events.stream import stream_enabled
-
     relayed = event_outbox_relay()
     if relayed:
         logger.info("relayed %d events from the outbox", relayed)
@@ -68,10 +63,6 @@ def relay_event_outbox() -> int:
         except Exception as exc:  # noqa: BLE001 - broker (Redis) down: the next beat run schedules it
             logger.warning("could not schedule stream consumption: %s", exc)
     else:
-        from events.selectors import event_unapplied_ids
-
-        from .online import online_apply_outbox
-
         online_apply_outbox(event_ids=event_unapplied_ids())
     return relayed
 

@@ -88,7 +88,7 @@ EXPECTATIONS: dict[str, Expect] = {
     # events
     "events_api:event-create": Expect({"post": AUTHENTICATED}),
     "events_api:event-batch-create": Expect({"post": AUTHENTICATED}),
-    "events_api:event-features": Expect({"get": AUTHENTICATED}),
+    "recommendations_api:event-features": Expect({"get": AUTHENTICATED}),
     "events_api:recommendation-analytics": Expect({"get": ANALYST}),
 }
 

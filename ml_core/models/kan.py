@@ -24,6 +24,7 @@ one hidden KAN layer of width 8 (the paper's networks are similarly small).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -258,6 +259,14 @@ class KANRanker(TorchRecommender):
                 p.sub_(self.config.online_learning_rate * scale * g)
         self.net.eval()
         return float(loss.detach())
+
+    def learner_copy(self) -> KANRanker:
+        """The online learner's ranker: its own net and sampler (its steps change them), the features shared."""
+        clone = copy.copy(self)
+        clone.net = copy.deepcopy(self.net)
+        clone._gen = torch.Generator().manual_seed(0)
+        clone._gen.set_state(self._gen.get_state())
+        return clone
 
     def n_parameters(self) -> int:
         return n_parameters(self.net) if self.net is not None else 0

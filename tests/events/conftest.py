@@ -18,14 +18,14 @@ def movies(db):  # noqa: ANN001, ANN201
 def _fresh_online_state(request, settings, tmp_path):  # noqa: ANN001, ANN202
     """A fresh in-process learner per test, without a serving bundle (whatever var/artifacts holds);
     tests not marked ``services`` run the embedded (no-stream) path."""
-    from recommendations import engine
-    from recommendations.online import online_reset
+    from recommendations import serving as serving_adapter
+    from recommendations.online.learner import learner_reset as online_reset
 
     if "services" not in request.keywords:
         settings.REDIS_URL = ""
     settings.ML_ARTIFACTS_DIR = tmp_path / "no-artifacts"
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     online_reset()
     yield
     online_reset()
-    engine.reset_engine()
+    serving_adapter.reset_engine()

@@ -46,7 +46,7 @@ def celery_worker(name: str, *, env: dict[str, str], log: Path) -> Iterator[subp
                 "ML_ARTIFACTS_DIR": str(settings.ML_ARTIFACTS_DIR), **env}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "apex_site", "worker", "-P", "solo", "-c", "1", "-n",
+            [sys.executable, "-m", "tests.events.worker", "worker", "-P", "solo", "-c", "1", "-n",
              f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
             cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     try:

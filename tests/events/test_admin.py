@@ -32,4 +32,4 @@ def test_privacy_budgets_and_ledger_pages_render(admin_client, staff, settings):
     privacy_budget_charge(analyst=f"user:{staff.pk}", query="hour", epsilon=0.5, sensitivity=1.0)
     assert admin_client.get("/admin/events/privacybudget/").status_code == 200
     assert b"hour" in admin_client.get("/admin/events/privacybudgetledger/").content
-    assert admin_client.get("/admin/events/onlinecheckpoint/").status_code == 200
+    assert admin_client.get("/admin/recommendations/onlinecheckpoint/").status_code == 200

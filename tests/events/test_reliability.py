@@ -17,9 +17,10 @@ import pytest
 from django.db import connection, connections
 
 from catalog.models import Rating
-from events.models import Event, OnlineCheckpoint
+from events.models import Event
 from events.services import APPLY_LOCK_ID
 from events.stream import stream_client, stream_pending_count
+from recommendations.models import OnlineCheckpoint
 from tests.events.processes import PrivateRedis, celery_worker, wait_for
 from tests.factories import MovieFactory
 
@@ -84,7 +85,7 @@ def _rescue(stream: str, tmp_path) -> None:  # noqa: ANN001
 def test_a_worker_killed_inside_the_applying_transaction_loses_nothing_and_doubles_nothing(
         client, alice, stream, tmp_path):
     movies = [MovieFactory() for _ in range(N_EVENTS)]
-    env = {"EVENTS_STREAM": stream, "ONLINE_APPLY_DELAY_S": "120"}
+    env = {"EVENTS_STREAM": stream, "FAULT_APPLY_DELAY_S": "120"}
     with celery_worker("victim", env=env, log=tmp_path / "victim.log") as victim:
         _post_ratings(client, alice, movies)
         wait_for(_apply_lock_held, timeout=60, what="the victim to be inside the applying transaction")
@@ -101,7 +102,7 @@ def test_a_worker_killed_inside_the_applying_transaction_loses_nothing_and_doubl
 
 def test_a_worker_killed_after_commit_but_before_ack_is_not_applied_twice(client, alice, stream, tmp_path):
     movies = [MovieFactory() for _ in range(N_EVENTS)]
-    env = {"EVENTS_STREAM": stream, "ONLINE_ACK_DELAY_S": "120"}
+    env = {"EVENTS_STREAM": stream, "FAULT_ACK_DELAY_S": "120"}
     with celery_worker("victim", env=env, log=tmp_path / "victim.log") as victim:
         _post_ratings(client, alice, movies)
         wait_for(lambda: _applied() == N_EVENTS, timeout=60, what="the victim to commit the batch")
@@ -115,7 +116,7 @@ def test_a_worker_killed_after_commit_but_before_ack_is_not_applied_twice(client
 
 
 def test_redis_stopped_and_restarted_while_events_arrive_loses_nothing(client, alice, stream, settings, tmp_path):
-    from recommendations.online import online_consume_stream
+    from recommendations.online.consumer import online_consume_stream
     from recommendations.tasks import relay_event_outbox
 
     redis_server = PrivateRedis(tmp_path)
@@ -155,7 +156,7 @@ def test_redis_stopped_and_restarted_while_events_arrive_loses_nothing(client, a
 def test_a_lingering_consumer_applies_an_event_posted_while_it_waits(client, alice, stream):
     import time
 
-    from recommendations.online import online_consume_stream
+    from recommendations.online.consumer import online_consume_stream
 
     movie = MovieFactory()
     client.force_login(alice)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Rating
-from events.models import Event, OnlineCheckpoint
+from events.models import Event
 from events.selectors import event_features_for, watchlist_movie_ids
 from events.services import (
     event_apply_batch,
     event_outbox_relay,
     event_record,
     impression_log_batch,
-    online_checkpoint_follow,
     watchlist_set,
 )
+from recommendations.models import OnlineCheckpoint
+from recommendations.online.checkpoints import checkpoint_follow
 
 pytestmark = pytest.mark.django_db
 
@@ -45,13 +46,13 @@ def test_applying_the_same_events_twice_applies_them_once(alice, movies):
 
     def apply(events):  # noqa: ANN001, ANN202
         seen.append([str(e.id) for e in events])
-        return {"state": b"state", "report": {}}
+        return "what apply returned"
 
     first = event_apply_batch(event_ids=[str(event.id)], apply=apply)
     second = event_apply_batch(event_ids=[str(event.id)], apply=apply)
     assert [len(first.events), len(second.events)] == [1, 0]
     assert seen == [[str(event.id)]]
-    assert first.checkpoint_id is not None and second.checkpoint_id is None
+    assert first.result == "what apply returned" and second.result is None
 
 
 def test_a_follow_up_state_is_stored_only_on_top_of_the_newest_checkpoint(alice, movies,
@@ -59,9 +60,9 @@ def test_a_follow_up_state_is_stored_only_on_top_of_the_newest_checkpoint(alice,
     with django_capture_on_commit_callbacks(execute=True):
         event_record(user=alice, movie=movies[0], kind="click", idempotency_key="c")
     newest = OnlineCheckpoint.objects.latest("id")
-    stale = online_checkpoint_follow(based_on=newest.id - 1, state=lambda: b"stale", report={})
+    stale = checkpoint_follow(based_on=newest.id - 1, state=lambda: b"stale", report={})
     assert stale is None and OnlineCheckpoint.objects.latest("id") == newest  # another applier's state stands
-    follow = online_checkpoint_follow(based_on=newest.id, state=lambda: b"checked", report={"held_out_check": {}})
+    follow = checkpoint_follow(based_on=newest.id, state=lambda: b"checked", report={"held_out_check": {}})
     assert follow is not None and follow.id > newest.id
     assert bytes(follow.state) == b"checked" and follow.events_applied == 0
 

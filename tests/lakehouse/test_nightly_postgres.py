@@ -153,7 +153,7 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
     from django.db import connection as conn
 
     from ml_core.data import REPO_ROOT
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
 
     db = conn.settings_dict
     login = f"{db['USER']}:{db['PASSWORD']}" if db.get("PASSWORD") else db["USER"]
@@ -196,7 +196,7 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
     assert (lake / "artifacts" / f"{ml_small_slice.name}-gold" / "ease" / "manifest.json").exists()
     # the reload version reached the shared cache (Redis in CI), where every serving process reads it
     if os.environ.get("REDIS_URL"):
-        assert cache.get(engine.BUNDLE_KEY) == runs["reload"].detail["version"]
+        assert cache.get(serving_adapter.BUNDLE_KEY) == runs["reload"].detail["version"]
     # the retrain step rebuilt the serving bundle from gold; the reload step registered and published it
     from ml_core.serving_artifacts import verify_bundle
 
@@ -209,9 +209,9 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
     )
     settings.ML_ARTIFACTS_DIR = lake / "artifacts"
     settings.APEX_SERVING_TIER = "3"
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     try:
-        served = engine.get_engine()
+        served = serving_adapter.get_engine()
         assert served.manifest_version == bundle["version"]
         assert client.get("/v1/platform/status").json()["artifacts"]["serving"]["version"] == bundle["version"]
         command("--steps", "retrain,reload")  # the next night, in another process again
@@ -219,6 +219,6 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
         assert newer != bundle["version"]
         assert client.get("/v1/platform/status").json()["artifacts"]["serving"]["version"] == newer
         if os.environ.get("REDIS_URL"):  # the published version reaches this process through Redis
-            assert engine.get_engine() is served and served.manifest_version == newer
+            assert serving_adapter.get_engine() is served and served.manifest_version == newer
     finally:
-        engine.reset_engine()
+        serving_adapter.reset_engine()

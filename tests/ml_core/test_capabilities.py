@@ -122,7 +122,7 @@ def test_onnx_export_has_no_branch_on_the_model_name():
     assert "onnx_spec()" in source
 
 
-@pytest.mark.parametrize("module", ["serving_engine.py", "serving_artifacts.py"])
+@pytest.mark.parametrize("module", ["serving/bundle.py", "serving/pipeline.py", "serving/engine.py", "serving_artifacts.py"])
 def test_serving_finds_capabilities_by_protocol_not_hasattr(module):
     source = (ML_CORE / module).read_text()
     found = re.findall(r"hasattr\([^)]*\b(user_state|partial_fit|item_embeddings|score_state)\b", source)

@@ -11,7 +11,7 @@ import torch
 
 from ml_core.interface import FitOptions, UserContext
 from ml_core.models.kan import KANConfig, KANRanker
-from ml_core.online import Holdout, OnlineConfig, OnlineEvent, OnlineLearningCoordinator
+from ml_core.serving.online import Holdout, OnlineConfig, OnlineEvent, OnlineLearningCoordinator
 from tests.ml_core.contract import GROUP_SIZE, synthetic_interactions
 
 
@@ -73,7 +73,7 @@ def test_positive_events_take_one_sgd_step_on_the_ranker(fitted):
 def test_the_learning_rate_is_clipped_and_logged(fitted, caplog):
     coordinator = _coordinator(fitted, learning_rate=5.0, rollback_drop=1.0)
     coordinator.seed_user(7, [3])
-    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+    with caplog.at_level(logging.WARNING, logger="ml_core.serving.online"):
         report = coordinator.apply(_events())
     assert report.learning_rate == OnlineConfig().max_learning_rate and report.learning_rate_clipped
     assert coordinator.ranker.config.online_learning_rate == OnlineConfig().max_learning_rate
@@ -82,7 +82,7 @@ def test_the_learning_rate_is_clipped_and_logged(fitted, caplog):
 
 def test_events_with_non_finite_values_are_dropped_and_logged(caplog):
     coordinator = OnlineLearningCoordinator(n_items=3)
-    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+    with caplog.at_level(logging.WARNING, logger="ml_core.serving.online"):
         report = coordinator.apply([OnlineEvent("x", 1, 0, "rating", float("nan"), 1.0),
                                     OnlineEvent("y", 1, 1, "click", None, float("inf"))])
     assert (report.applied, report.dropped_non_finite) == (0, 2)
@@ -100,7 +100,7 @@ def test_an_update_that_makes_parameters_non_finite_is_rejected(fitted, caplog, 
         return 0.5
 
     monkeypatch.setattr(coordinator.ranker, "partial_fit", poisoned)
-    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+    with caplog.at_level(logging.WARNING, logger="ml_core.serving.online"):
         report = coordinator.apply(_events())
     assert report.rejected_non_finite and "rejected a non-finite update" in caplog.text
     assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())
@@ -121,7 +121,7 @@ def test_a_step_that_hurts_the_held_out_check_is_rolled_back(fitted, caplog, mon
         return 0.1
 
     monkeypatch.setattr(coordinator.ranker, "partial_fit", sabotage)
-    with caplog.at_level(logging.WARNING, logger="ml_core.online"):
+    with caplog.at_level(logging.WARNING, logger="ml_core.serving.online"):
         report = coordinator.apply(_events())
     assert report.rolled_back and report.holdout_after < report.holdout_before - 0.05
     assert "rolled back" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml_core.serving import Tier, detect_tier, load_engine, parse_tier
+from ml_core.serving import Tier, detect_tier, load_engine, parse_tier, read_published_state
 from ml_core.serving_artifacts import verify_bundle, write_bundle_manifest
 from tests.ml_core.serving_bundle import GENRES, N_PER_GENRE, tiny_metadata
 
@@ -60,9 +61,9 @@ def test_explain_payload_has_sources_contributions_boosts_and_a_sentence(engine)
 def test_unknown_user_gets_the_popular_cold_start_list(engine) -> None:  # noqa: ANN001
     result = engine.recommend_user([999_999], k=4, explain=True)
     assert result.cold_start and len(result.items) == 4
-    counts = engine.popularity.counts
-    top = sorted(counts, reverse=True)[:4]
-    assert [counts[engine.item_index(i["movie_id"])] for i in result.items] == top
+    counts = dict(engine.trending(len(engine.movie_ids)))
+    top = sorted(counts.values(), reverse=True)[:4]
+    assert [counts[i["movie_id"]] for i in result.items] == top
     assert result.items[0]["explanation"]["sentence"] == "Popular with everyone right now"
 
 
@@ -101,11 +102,16 @@ def test_weights_hot_swap_changes_the_blend_without_reloading(engine) -> None:  
         engine.set_weights(json.loads((engine.directory / "ensemble.json").read_text())["weights"], before)
 
 
-def test_uncertainty_gating_falls_back_to_content_and_is_recorded(serving_bundle: Path) -> None:
-    eng = load_engine(serving_bundle, Tier.TORCH)
-    eng.bundle.gating_threshold = -1.0
+def test_uncertainty_gating_falls_back_to_content_and_is_recorded(serving_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "serving"
+    shutil.copytree(serving_bundle, copy)
+    ensemble = json.loads((copy / "ensemble.json").read_text())
+    (copy / "ensemble.json").write_text(json.dumps({**ensemble, "gating_threshold": -1.0}))  # always gate
+    eng = load_engine(copy, Tier.TORCH)
     result = eng.recommend_user(SCI_FI[:3], k=3, explain=True)
-    assert result.gated and eng.stats["gated"] == 1
+    assert result.gated and eng.stats()["gated"] == 1
     assert "models disagreed" in result.items[0]["explanation"]["sentence"]
 
 
@@ -132,7 +138,7 @@ def test_artifact_reload_on_a_new_manifest_and_checksum_health(serving_bundle: P
     eng = load_engine(copy, Tier.LITE)
     assert not eng.reload_if_changed()
     assert verify_bundle(copy)["ok"]
-    write_bundle_manifest(copy, models=eng.bundle.manifest["models"])
+    write_bundle_manifest(copy, models=json.loads((copy / "manifest.json").read_text())["models"])
     assert eng.reload_if_changed()
     (copy / "popularity.npy").write_bytes(b"tampered")
     health = verify_bundle(copy)
@@ -140,18 +146,47 @@ def test_artifact_reload_on_a_new_manifest_and_checksum_health(serving_bundle: P
 
 
 def test_online_state_swaps_counters_into_the_engine(serving_bundle: Path) -> None:
-    from ml_core.online import OnlineEvent
+    from ml_core.serving.online import OnlineEvent
 
     eng = load_engine(serving_bundle, Tier.TORCH)
-    learner = eng.make_online_coordinator()
+    learner = eng.online_learner()
     item = eng.item_index(140)
-    before = float(eng.popularity.counts[item])
+    before = dict(eng.trending(eng.n_items))[140]
     learner.apply([OnlineEvent(f"e{i}", user=1, item=item, kind="click", value=None, time=2e6 + i) for i in range(50)])
+    assert dict(eng.trending(eng.n_items))[140] == before  # the learner works on its own copy
     other = load_engine(serving_bundle, Tier.TORCH)
-    other.load_online_state(learner.state_bytes())
-    assert other.popularity.counts[item] == before + 50
-    assert other.state_version == 1
+    other.apply_online_state(read_published_state(learner.state_bytes()))
+    assert dict(other.trending(other.n_items))[140] == before + 50
+    assert other.online_version == 1
     assert other.recommend_user([], k=1).items[0]["movie_id"] == 140
+
+
+def test_the_engine_takes_the_learners_checked_ranker_weights_not_its_arrays(serving_bundle: Path) -> None:
+    from ml_core.serving.online import OnlineEvent
+
+    eng = load_engine(serving_bundle, Tier.TORCH)
+    learner = eng.online_learner()
+    if learner.ranker is None:
+        pytest.skip("no online ranker in the bundle")
+    hist = [eng.item_index(m) for m in SCI_FI[:3]]
+    before = eng.recommend_user(SCI_FI[:3], k=5, temperature=0.0).items
+    with torch_no_grad():
+        for p in learner.ranker.net.parameters():
+            p.mul_(-1.0)  # the learner's copy changes; the served ranker must not
+    assert eng.recommend_user(SCI_FI[:3], k=5, temperature=0.0).items == before
+    learner.apply([OnlineEvent("e1", user=1, item=hist[0], kind="click", value=None, time=2e6)])
+    state = learner.published_state()
+    eng.apply_online_state(state)
+    assert eng.online_version == state.version == 1
+    other = load_engine(serving_bundle, Tier.TORCH)
+    with pytest.raises(ValueError, match="items on"):
+        other.apply_online_state(dataclasses.replace(state, base="bundle:another"))
+
+
+def torch_no_grad():  # noqa: ANN201
+    import torch
+
+    return torch.no_grad()
 
 
 def test_tier2_matches_tier1_closely(serving_bundle: Path, engine) -> None:  # noqa: ANN001
@@ -175,7 +210,7 @@ def test_tier2_matches_tier1_closely(serving_bundle: Path, engine) -> None:  # n
 def test_tier1_puts_torch_nets_on_cuda_only_when_torch_sees_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from ml_core.serving_engine import serving_device
+    from ml_core.serving.tiers import serving_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert [serving_device(t) for t in (1, 2, 3)] == ["cuda", "cpu", "cpu"]
@@ -184,7 +219,8 @@ def test_tier1_puts_torch_nets_on_cuda_only_when_torch_sees_a_gpu(monkeypatch: p
 
 
 def test_tier1_on_the_cpu_serves_from_nets_on_the_cpu(serving_bundle: Path) -> None:
-    from ml_core.serving_engine import Bundle, recommend_user
+    from ml_core.serving.bundle import Bundle
+    from ml_core.serving.pipeline import recommend_user
 
     bundle = Bundle.load(serving_bundle, 1, device="cpu")
     nets = [s.net for s in bundle.scorers.values() if getattr(s, "net", None) is not None]
@@ -197,7 +233,8 @@ def test_tier1_on_the_cpu_serves_from_nets_on_the_cpu(serving_bundle: Path) -> N
 def test_tier1_on_cuda_ranks_like_the_cpu(serving_bundle: Path) -> None:
     import torch
 
-    from ml_core.serving_engine import Bundle, recommend_user
+    from ml_core.serving.bundle import Bundle
+    from ml_core.serving.pipeline import recommend_user
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recommendations import engine, nightly
+from recommendations import nightly
+from recommendations import serving as serving_adapter
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +20,9 @@ def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, AN
     shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
     settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
     settings.APEX_SERVING_TIER = "3"
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield tmp_path / "artifacts" / "serving"
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 def _rewrite_manifest(directory: Path) -> str:
@@ -33,17 +34,17 @@ def _rewrite_manifest(directory: Path) -> str:
 
 
 def test_the_nightly_reload_step_makes_a_running_engine_load_the_new_bundle(serving: Path) -> None:
-    loaded = engine.get_engine()
+    loaded = serving_adapter.get_engine()
     before = loaded.manifest_version
     new_version = _rewrite_manifest(serving)
-    assert engine.get_engine().manifest_version == before  # nothing published: the disk is not re-read
+    assert serving_adapter.get_engine().manifest_version == before  # nothing published: the disk is not re-read
     runs = nightly.nightly_run(steps=("reload",))
     assert runs[0].status == "succeeded"
-    assert engine.get_engine() is loaded and loaded.manifest_version == new_version != before
+    assert serving_adapter.get_engine() is loaded and loaded.manifest_version == new_version != before
 
 
 def test_each_published_version_makes_a_process_check_the_disk_at_most_once(serving: Path, monkeypatch) -> None:  # noqa: ANN001
-    loaded = engine.get_engine()
+    loaded = serving_adapter.get_engine()
     checks = []
     original = type(loaded).reload_if_changed
 
@@ -54,12 +55,12 @@ def test_each_published_version_makes_a_process_check_the_disk_at_most_once(serv
     monkeypatch.setattr(type(loaded), "reload_if_changed", counting)
     assert nightly.serving_reload_request(reason="test") == loaded.manifest_version  # nothing changed on disk
     for _ in range(3):
-        engine.get_engine()
+        serving_adapter.get_engine()
     assert checks == []  # the published version is the one loaded: no disk check at all
     new_version = _rewrite_manifest(serving)
     assert nightly.serving_reload_request(reason="test again") == new_version
     for _ in range(3):
-        engine.get_engine()
+        serving_adapter.get_engine()
     assert len(checks) == 1 and loaded.manifest_version == new_version
 
 
@@ -67,5 +68,5 @@ def test_the_reload_api_and_the_nightly_job_share_one_key(serving: Path) -> None
     from django.core.cache import cache
 
     version = nightly.serving_reload_request(reason="test")
-    assert cache.get("ml:artifacts:reload-version") == version == cache.get(engine.BUNDLE_KEY)
-    assert engine.reload_now()["bundle_version"] == cache.get("ml:artifacts:reload-version")
+    assert cache.get("ml:artifacts:reload-version") == version == cache.get(serving_adapter.BUNDLE_KEY)
+    assert serving_adapter.reload_now()["bundle_version"] == cache.get("ml:artifacts:reload-version")

@@ -150,7 +150,7 @@ def _tiny_sequences(extra_movie: int | None = None) -> dict[int, list[int]]:
 @pytest.fixture
 def gold_serving(settings, tmp_path: Path):  # noqa: ANN001, ANN201
     """Gold tables of the tiny data, artifacts in tmp, two fast serving models, one epoch each."""
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
 
     settings.LAKEHOUSE_ROOT = tmp_path / "lake"
     settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
@@ -160,14 +160,14 @@ def gold_serving(settings, tmp_path: Path):  # noqa: ANN001, ANN201
     settings.NIGHTLY_MAX_EPOCHS = 1
     settings.APEX_SERVING_TIER = "3"  # FAISS + TF-IDF: loads fast, serves the bundle's item space
     _write_gold(tmp_path / "lake", _tiny_sequences())
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield tmp_path
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 def test_the_nightly_retrain_builds_a_bundle_from_gold_that_the_engine_then_serves(gold_serving: Path) -> None:
     from ml_core.serving_artifacts import verify_bundle
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
     from recommendations.models import EnsembleWeights, ModelArtifact
 
     for movie_id in [*range(101, 141), 500]:  # the catalog shares gold's id space and holds one more movie
@@ -179,9 +179,9 @@ def test_the_nightly_retrain_builds_a_bundle_from_gold_that_the_engine_then_serv
     assert first["reload"].detail["version"] == bundle["version"] == first["reload"].detail["bundle"]["version"]
     serving = gold_serving / "artifacts" / "serving"
     assert verify_bundle(serving)["ok"] and verify_bundle(serving)["version"] == bundle["version"]
-    served = engine.get_engine()
+    served = serving_adapter.get_engine()
     assert served.manifest_version == bundle["version"] and 999 not in served.movie_ids
-    movie_meta = dict(zip(served.movie_ids, served.bundle.meta, strict=True))
+    movie_meta = {m: served.metadata(m) for m in served.movie_ids}
     assert movie_meta[101]["title"] == "Catalog Title 101" and movie_meta[500]["title"] == "Catalog Title 500"
     assert EnsembleWeights.objects.get(is_active=True).version == bundle["weights_version"]
 
@@ -189,9 +189,9 @@ def test_the_nightly_retrain_builds_a_bundle_from_gold_that_the_engine_then_serv
     second = {r.step: r for r in nightly.nightly_run(steps=("retrain", "reload"))}
     new = second["retrain"].detail["bundle"]
     assert new["version"] != bundle["version"] and new["gold_versions"][T.GOLD_USER_SEQUENCES] == 1
-    assert engine.get_engine() is served  # the same process, reloaded in place on the published version
+    assert serving_adapter.get_engine() is served  # the same process, reloaded in place on the published version
     assert served.manifest_version == new["version"] == second["reload"].detail["version"] and 999 in served.movie_ids
-    assert dict(zip(served.movie_ids, served.bundle.meta, strict=True))[999]["title"] == "gold title 999"
+    assert served.metadata(999)["title"] == "gold title 999"
     assert EnsembleWeights.objects.get(is_active=True).version == second["reload"].detail["bundle"]["weights_version"]
     assert second["reload"].detail["bundle"]["weights_activated"]
     again = nightly.nightly_run(steps=("reload",))[0].detail  # a re-run of the reload alone changes nothing
@@ -202,10 +202,10 @@ def test_the_nightly_retrain_builds_a_bundle_from_gold_that_the_engine_then_serv
 def test_a_failed_bundle_build_keeps_the_served_bundle_and_a_rerun_replaces_it(gold_serving: Path, monkeypatch) -> None:  # noqa: ANN001
     import ml_core.serving_build as serving_build
     from ml_core.serving_artifacts import verify_bundle
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
 
     old = nightly.nightly_run(steps=("retrain", "reload"))[0].detail["bundle"]["version"]
-    served = engine.get_engine()
+    served = serving_adapter.get_engine()
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("killed while calibrating")
@@ -218,11 +218,11 @@ def test_a_failed_bundle_build_keeps_the_served_bundle_and_a_rerun_replaces_it(g
     assert PipelineRun.objects.filter(step="reload").count() == 1  # the failed night did not ask for a reload
     serving = gold_serving / "artifacts" / "serving"
     assert verify_bundle(serving) == {**verify_bundle(serving), "ok": True, "version": old}
-    assert engine.get_engine().manifest_version == old
+    assert serving_adapter.get_engine().manifest_version == old
 
     monkeypatch.undo()
     runs = nightly.nightly_run(steps=("retrain", "reload"))
     assert [r.status for r in runs] == ["succeeded", "succeeded"]
-    assert engine.get_engine().manifest_version == runs[1].detail["version"] != old
+    assert serving_adapter.get_engine().manifest_version == runs[1].detail["version"] != old
     assert served.manifest_version == runs[0].detail["bundle"]["version"]  # reloaded in place
     assert verify_bundle(serving)["ok"] and not (serving.parent / ".serving.building").exists()

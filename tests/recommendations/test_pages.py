@@ -18,12 +18,12 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 @pytest.fixture(autouse=True)
 def _no_serving_bundle(settings, tmp_path):  # noqa: ANN001, ANN202
     """These tests cover the catalog-backed rows; the engine-backed ones run in the browser journeys."""
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
 
     settings.ML_ARTIFACTS_DIR = tmp_path
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 @pytest.fixture

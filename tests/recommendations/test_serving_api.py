@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from recommendations import engine
+from recommendations import serving as serving_adapter
 from tests.factories import MovieFactory, RatingFactory
 from tests.ml_core.serving_bundle import tiny_metadata
 
@@ -26,9 +26,9 @@ def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, AN
     for movie_id, meta in tiny_metadata().items():
         MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
                      genres=meta["genres"])
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield root / "serving"
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_offline_metrics_serve_the_ensemble_card_numbers(serving) -> None:  # no
 
 def test_no_bundle_is_503_with_a_hint(settings, tmp_path, alice) -> None:  # noqa: ANN001
     settings.ML_ARTIFACTS_DIR = tmp_path
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     r = client_for(alice).get(f"/v1/recommendations/user/{alice.pk}")
     assert r.status_code == 503 and "build_serving_artifacts" in r.json()["detail"]
 

@@ -18,8 +18,8 @@ def own_redis(needs_postgres, settings, tmp_path):  # noqa: ANN001, ANN201
     """A redis-server of the test's own (tests/reliability/servers.py) serving as the cache, the event stream and
     the quota counter; Celery runs inline, so a relay run consumes at once. The shared Redis is never touched."""
     from apex_site.celery import app
-    from recommendations import engine
-    from recommendations.online import online_reset
+    from recommendations import serving as serving_adapter
+    from recommendations.online.learner import learner_reset as online_reset
     from tests.reliability.servers import EphemeralRedis
 
     server = EphemeralRedis()
@@ -30,10 +30,10 @@ def own_redis(needs_postgres, settings, tmp_path):  # noqa: ANN001, ANN201
     settings.ML_ARTIFACTS_DIR = tmp_path / "no-artifacts"
     before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     online_reset()
     yield server
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
     server.stop()
     online_reset()
-    engine.reset_engine()
+    serving_adapter.reset_engine()

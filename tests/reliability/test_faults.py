@@ -15,9 +15,10 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
-from events.models import Event, OnlineCheckpoint
+from events.models import Event
 from events.services import APPLY_LOCK_ID
 from events.stream import stream_client, stream_pending_count
+from recommendations.models import OnlineCheckpoint
 from tests.events.processes import celery_worker, wait_for
 from tests.factories import MovieFactory
 from tests.reliability.servers import small_pool
@@ -58,7 +59,7 @@ def test_a_worker_sigkilled_mid_batch_applies_every_accepted_event_once_after_re
 
     movies = [MovieFactory() for _ in range(40)]
     client.force_login(alice)
-    with celery_worker("victim", env={"EVENTS_STREAM": stream, "ONLINE_APPLY_DELAY_S": "120"},
+    with celery_worker("victim", env={"EVENTS_STREAM": stream, "FAULT_APPLY_DELAY_S": "120"},
                        log=tmp_path / "victim.log") as victim:
         statuses = [_post(client, movies[:30], "a")]
         wait_for(_apply_lock_held, timeout=60, what="the worker to be inside the applying transaction")

@@ -14,8 +14,9 @@ import shutil
 import pytest
 from django.test import Client
 
-from events.models import Event, OnlineCheckpoint
-from recommendations import engine
+from events.models import Event
+from recommendations import serving as serving_adapter
+from recommendations.models import OnlineCheckpoint
 from tests.factories import MovieFactory, RatingFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -33,9 +34,9 @@ def serving(settings, serving_bundle, tmp_path):  # noqa: ANN001, ANN201
     for movie_id, meta in tiny_metadata().items():
         MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
                      genres=meta["genres"])
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield root
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 def _applied_once() -> tuple[int, int]:

@@ -48,7 +48,7 @@ def fuzz_world(settings, serving_bundle: Path, tmp_path: Path, plans):  # noqa: 
     from accounts.services import api_key_create
     from billing.services import account_plan_set
     from catalog.models import Movie
-    from recommendations import engine
+    from recommendations import serving as serving_adapter
     from tests.factories import MovieFactory, RatingFactory, UserFactory
     from tests.ml_core.serving_bundle import tiny_metadata
 
@@ -70,14 +70,14 @@ def fuzz_world(settings, serving_bundle: Path, tmp_path: Path, plans):  # noqa: 
                           rated_at=base + dt.timedelta(days=i))
         members[name] = user
     _, raw_key = api_key_create(user=members["eve"], name="fuzzing app")
-    engine.reset_engine()
+    serving_adapter.reset_engine()
     yield {
         "members": {"jwt": members["dora"].pk, "key": members["eve"].pk},
         "anon": {},
         "jwt": {"Authorization": f"Bearer {RefreshToken.for_user(members['dora']).access_token}"},
         "key": {"Authorization": f"Api-Key {raw_key}"},
     }
-    engine.reset_engine()
+    serving_adapter.reset_engine()
 
 
 def _load_schema(*, member_id: int | None) -> Any:

@@ -34,11 +34,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         import torch
 
-        from ml_core.data import DatasetError
-        from ml_core.ensemble import ENSEMBLE_MODELS
-        from ml_core.serving_build import build_serving
+        from ml_core.builds import ENSEMBLE_MODELS, DatasetError, build_serving
 
-        from ... import engine
+        from ... import serving
         from ...serving_services import serving_bundle_register
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -49,13 +47,13 @@ class Command(BaseCommand):
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
         names = options["models"].split(",") if options["models"] else list(ENSEMBLE_MODELS)
-        out = engine.serving_dir()
+        out = serving.serving_dir()
         summary = build_serving(data, metadata, out, names=[n.strip() for n in names if n.strip()],
                                 model_root=Path(settings.ML_ARTIFACTS_DIR) / data.name, quick=options["quick"],
                                 seed=options["seed"], onnx=not options["no_onnx"],
                                 max_epochs=options["epochs"] if options["quick"] else None)
         registered = serving_bundle_register(bundle_dir=out)  # weights row (activated) and artifact rows
-        engine.publish_bundle_version(summary["version"])
+        serving.publish_bundle_version(summary["version"])
         test = summary["metrics"]["test"]
         self.stdout.write(self.style.SUCCESS(
             f"serving bundle {summary['version']} ({data.name}, models {', '.join(summary['models'])}) in "
@@ -66,7 +64,7 @@ class Command(BaseCommand):
 def _load(dataset: str) -> tuple[Any, dict[int, dict[str, Any]] | None]:
     """Interactions and movie metadata: from the catalog (selectors) or a named dataset."""
     from catalog.selectors import movie_metadata_map, ratings_as_arrays
-    from ml_core.data import interactions_from_arrays, load_dataset
+    from ml_core.builds import interactions_from_arrays, load_dataset
 
     from ...serving_selectors import catalog_covers
 

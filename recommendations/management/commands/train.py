@@ -12,12 +12,12 @@ class Command(BaseCommand):
     help = "Train, tune on validation and evaluate ml_core models; write artifacts and docs/MODEL_CARDS.md."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from ml_core.cli import add_train_arguments
+        from ml_core.builds import add_train_arguments
 
         add_train_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from ml_core.cli import add_train_arguments, run_train
+        from ml_core.builds import add_train_arguments, run_train
 
         names = argparse.ArgumentParser(add_help=False)
         add_train_arguments(names)

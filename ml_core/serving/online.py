@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .interface import OnlineRanker, Recommender, UserContext
+from ..interface import OnlineRanker, Recommender, UserContext
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,31 @@ class OnlineUpdate:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """What serving takes from a learner: the live interaction counts and the last *checked* ranker weights.
+
+    ``base`` and ``n_items`` name what it was learned on (the serving bundle); the engine refuses other ones.
+    """
+
+    version: int
+    base: str
+    n_items: int
+    item_counts: np.ndarray
+    ranker_weights: dict[str, np.ndarray]
+
+
+def read_published_state(blob: bytes, version: int | None = None) -> PublishedState:
+    """The published part of stored learner state bytes (``OnlineLearningCoordinator.state_bytes()``)."""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        meta = json.loads(archive["meta"].tobytes())
+        counts = np.array(archive["item_counts"], np.float64)
+        ranker = {k[len("ranker."):]: np.array(archive[k]) for k in archive.files if k.startswith("ranker.")}
+    return PublishedState(version=int(meta["version"]) if version is None else int(version),
+                          base=str(meta.get("base", "")), n_items=int(meta["n_items"]), item_counts=counts,
+                          ranker_weights=ranker)
 
 
 @dataclass(frozen=True)
@@ -210,6 +235,7 @@ class OnlineLearningCoordinator:
 
     def _sgd_step(self, contexts: list[UserContext], positives: list[int], report: OnlineUpdate) -> None:
         cfg, ranker = self.config, self.ranker
+        assert ranker is not None, "an SGD step needs an online ranker"
         lr = min(max(cfg.learning_rate, cfg.min_learning_rate), cfg.max_learning_rate)
         if lr != cfg.learning_rate:
             logger.warning("online: learning rate %g clipped to %g", cfg.learning_rate, lr)
@@ -296,9 +322,12 @@ class OnlineLearningCoordinator:
         feature builder (the KAN ranker), else the ranker's own scoring."""
         import torch
 
+        ranker: Any = self.ranker
+        holdout = self.holdout
+        assert ranker is not None and holdout is not None, "the held-out check needs a ranker and a holdout"
         features = self._cached_holdout_features()
         if features is not None:
-            net = self.ranker.net
+            net = ranker.net
             flat = torch.from_numpy(features.reshape(-1, features.shape[-1]))
             net.eval()
             with torch.no_grad():
@@ -308,17 +337,17 @@ class OnlineLearningCoordinator:
                 else:
                     out = net(flat)
             scores = out.reshape(features.shape[:2]).numpy().astype(np.float32)
-            scores[[not self._known(c.history) for c in self.holdout.contexts]] = np.nan  # as ranker.score()
-            return scores
+            scores[[not self._known(c.history) for c in holdout.contexts]] = np.nan  # as ranker.score()
+            return np.asarray(scores, np.float32)
         current = self._ranker_state() if state else None
         try:
             if state:
                 self._load_ranker_state(state)
-            ctxs, cands = self.holdout.contexts, self.holdout.candidates
-            if isinstance(self.ranker, Recommender):  # score_batch: one batched pass
-                full = np.asarray(self.ranker.score_batch(ctxs), np.float32)
-                return np.take_along_axis(full, cands, axis=1)
-            return np.stack([self.ranker.score(c.history, row, times=c.times, now=c.now)
+            ctxs, cands = holdout.contexts, holdout.candidates
+            if isinstance(ranker, Recommender):  # score_batch: one batched pass
+                full = np.asarray(ranker.score_batch(ctxs), np.float32)
+                return np.asarray(np.take_along_axis(full, cands, axis=1), np.float32)
+            return np.stack([ranker.score(c.history, row, times=c.times, now=c.now)
                              for c, row in zip(ctxs, cands, strict=True)])
         finally:
             if current:
@@ -330,14 +359,15 @@ class OnlineLearningCoordinator:
     def _cached_holdout_features(self) -> np.ndarray | None:
         """(n, candidates, F) features of the held-out candidates, built once per holdout and feature builder
         (they do not depend on the ranker's weights); None when the ranker has no feature builder."""
-        builder = getattr(self.ranker, "features", None)
-        if not callable(getattr(builder, "features", None)):
+        builder: Any = getattr(self.ranker, "features", None)
+        holdout = self.holdout
+        if holdout is None or not callable(getattr(builder, "features", None)):
             return None
         cached = self._holdout_features
-        if cached is None or cached[0] is not self.holdout or cached[1] is not builder:
+        if cached is None or cached[0] is not holdout or cached[1] is not builder:
             rows = [builder.features([ctx], row)[0] for ctx, row in
-                    zip(self.holdout.contexts, self.holdout.candidates, strict=True)]
-            cached = (self.holdout, builder, np.ascontiguousarray(np.stack(rows), dtype=np.float32))
+                    zip(holdout.contexts, holdout.candidates, strict=True)]
+            cached = (holdout, builder, np.ascontiguousarray(np.stack(rows), dtype=np.float32))
             self._holdout_features = cached
         return cached[2]
 
@@ -348,7 +378,7 @@ class OnlineLearningCoordinator:
 
     def propensity_estimates(self) -> np.ndarray:
         """Smoothed exposure share per item from logged impressions (uniform before any impression)."""
-        return ((self.impressions + 1.0) / (self.impressions.sum() + self.n_items)).astype(np.float32)
+        return np.asarray((self.impressions + 1.0) / (self.impressions.sum() + self.n_items), np.float32)
 
     def position_ctr(self) -> np.ndarray:
         """Click-through rate by position (the position-bias curve), smoothed."""
@@ -374,9 +404,9 @@ class OnlineLearningCoordinator:
         (``load_state_bytes(..., learner=True)``).
         """
         current = self._ranker_state()
-        pending = bool(self._unchecked_steps and self._checked_state is not None and current)
-        published = self._checked_state if pending else current
-        arrays = {"item_counts": self.item_counts, "impressions": self.impressions, "clicks": self.clicks,
+        published = self._published_weights(current)
+        pending = published is not current
+        arrays: dict[str, Any] = {"item_counts": self.item_counts, "impressions": self.impressions, "clicks": self.clicks,
                   "propensity_sum": self.propensity_sum, "position_impressions": self.position_impressions,
                   "position_clicks": self.position_clicks,
                   **{f"ranker.{k}": v for k, v in published.items()},
@@ -387,6 +417,18 @@ class OnlineLearningCoordinator:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, meta=np.frombuffer(meta, np.uint8), **arrays)  # counters are mostly zeros
         return buffer.getvalue()
+
+    def published_state(self) -> PublishedState:
+        """What serving may take now: the counters and the ranker weights of the last passed check."""
+        return PublishedState(version=self.version, base=self.base, n_items=self.n_items,
+                              item_counts=self.item_counts.copy(), ranker_weights=self._published_weights())
+
+    def _published_weights(self, current: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The ranker weights serving may load: the last checked ones while steps wait for their check."""
+        current = self._ranker_state() if current is None else current
+        if self._unchecked_steps and self._checked_state is not None and current:
+            return self._checked_state
+        return current
 
     def _queued_arrays(self) -> dict[str, np.ndarray]:
         """The queued SGD examples as flat arrays (histories and times concatenated, with their lengths)."""

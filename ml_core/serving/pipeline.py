@@ -1,29 +1,28 @@
-"""The request path of the serving engine: a loaded :class:`Bundle` and the user/item recommendation functions."""
+"""The request path: retrieval -> ensemble ranking (or the gated content fallback) -> re-ranking -> the slate.
+
+Functions of a loaded :class:`~ml_core.serving.bundle.Bundle`; the :class:`~ml_core.serving.engine.Engine` is their
+only caller. Ranked pools are cached per request inputs and bundle state (``ml_core/serving/cache.py``)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .interface import OnlineRanker, UserStateScorer
-from .ranking import blend, disagreement, normalise, plackett_luce_slate
-from .rerank import FairnessAuditor, ItemFacts, boost_flags, boost_names, mmr
-from .retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph, union
-from .serving_artifacts import read_manifest
-from .user_states import UserStateCache, request_key
+from ..ranking import blend, disagreement, normalise, plackett_luce_slate
+from ..rerank import boost_flags, boost_names, mmr
+from ..retrieval import Candidates, union
+from .bundle import Bundle
+from .cache import request_key
 
 log = logging.getLogger(__name__)
 
 LIKED_RATING = 4.0
 MMR_WINDOW = 60
-DEFAULT_TEMPERATURE = 0.05  # on the [0, 1]-scaled, boosted relevance of the re-ranked pool
 
 
 @dataclass
@@ -44,101 +43,6 @@ class RecommendationList:
         return {"items": self.items, "tier": self.tier, "weights_version": self.weights_version,
                 "bundle_version": self.bundle_version, "gated": self.gated, "cold_start": self.cold_start,
                 "disagreement": self.disagreement, "policy": self.policy, "fairness": self.fairness}
-
-
-class Bundle:
-    """Everything one engine serves from, loaded from a serving bundle folder."""
-
-    def __init__(self) -> None:
-        self.scorers: dict[str, Any] = {}
-        self.state_scorers: set[str] = set()  # names of the UserStateScorer scorers (checked once, at load)
-        self.ranker: Any = None
-        self.user_states = UserStateCache()
-
-    @classmethod
-    def load(cls, directory: Path, tier: int, device: str | None = None) -> Bundle:
-        """``device``: where Tier 1 places the torch nets (default: CUDA when torch sees a GPU, else CPU)."""
-        b = cls()
-        directory = Path(directory)
-        b.tier, b.manifest = tier, read_manifest(directory)
-        b.device = "cpu" if tier == 3 else (device or serving_device(tier))
-        items = json.loads((directory / "items.json").read_text())
-        b.movie_ids = [int(m) for m in items["movie_ids"]]
-        b.meta = items["metadata"]
-        b.index = {m: i for i, m in enumerate(b.movie_ids)}
-        b.popularity = np.load(directory / "popularity.npy", allow_pickle=False).astype(np.float64)
-        b.popular_order = np.argsort(-b.popularity, kind="stable")
-        b.popularity_version = 0
-        ens = json.loads((directory / "ensemble.json").read_text())
-        b.ensemble = ens
-        threshold = ens.get("gating_threshold")
-        b.gating_threshold = float("inf") if threshold is None else float(threshold)
-        b.temperature = float(ens.get("temperature", DEFAULT_TEMPERATURE))
-        b.faiss = EmbeddingIndex.load(directory / "retrieval")
-        b.content = ContentIndex.load(directory / "retrieval")
-        b.kg = KnowledgeGraph.load(directory / "retrieval")
-        b.facts = ItemFacts.from_metadata(b.meta, b.popularity)
-        b.auditor = FairnessAuditor(b.facts)
-        b.genre_column = {g.lower(): j for j, g in enumerate(b.facts.genre_names)}
-        names = list(ens.get("models", []))
-        b.model_names = [] if tier == 3 else names
-        b.weights = np.asarray([ens.get("weights", {}).get(m, 0.0) for m in b.model_names], np.float32)
-        b.weights_version = str(ens.get("weights_version", "bundle")) if tier != 3 else "tier3-content"
-        b.users = {}
-        b.rating = _load_rating(directory)
-        if tier != 3:
-            b._load_scorers(directory, tier, names, set(ens.get("onnx_models", [])))
-        return b
-
-    def _load_scorers(self, directory: Path, tier: int, names: list[str], onnx_names: set[str]) -> None:
-        from .registry import capabilities, load_model
-
-        for name in names:
-            # the online learner updates an OnlineRanker's torch weights in place, so it is always served by torch
-            if tier == 2 and name in onnx_names and OnlineRanker not in capabilities(name):
-                from . import onnx_export
-
-                self.scorers[name] = onnx_export.load_scorer(directory / "onnx" / name)
-            else:
-                if tier == 2:
-                    log.warning("tier 2: no ONNX export of %s, serving it with torch", name)
-                self.scorers[name] = load_model(directory / "models" / name)
-                # item-side state is computed once here, not per request; Tier 2's torch fallbacks stay on CPU
-                self.scorers[name].prepare_serving(self.device if tier == 1 else "cpu")
-        for name, scorer in self.scorers.items():
-            if isinstance(scorer, OnlineRanker) and scorer.net is not None:
-                self.ranker = scorer
-            if isinstance(scorer, UserStateScorer):  # a runtime protocol check costs ~10-25 us: not per request
-                self.state_scorers.add(name)
-        first = directory / "models" / names[0] / "vocab.json" if names else None
-        if first is not None and first.exists():
-            self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
-
-    def refresh_popularity(self) -> None:
-        """Re-sort the popular list after the counts changed (online learning)."""
-        self.popular_order = np.argsort(-self.popularity, kind="stable")
-        self.popularity_version += 1  # cached ranked pools (retrieval's popular source) are stale
-
-    def set_weights(self, weights: np.ndarray, version: str) -> None:
-        self.weights, self.weights_version = weights, version
-
-
-def _load_rating(directory: Path) -> Any:
-    """The bundle's explicit-rating predictor (numpy only, every tier), or None for bundles built without one."""
-    if not (directory / "rating" / "manifest.json").exists():
-        return None
-    from .rating import RatingPredictor
-
-    return RatingPredictor.load(directory / "rating")
-
-
-def serving_device(tier: int) -> str:
-    """'cuda' for Tier 1 when torch sees a CUDA device, else 'cpu' (Tier 2 and 3 never use a GPU)."""
-    if tier != 1:
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---- shared steps ------------------------------------------------------------------------------------
@@ -177,7 +81,7 @@ def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[s
     """(M, C) raw scores of every ensemble model (NaN where a model cannot score).
 
     Scorers that split their work (a UserStateScorer, found at load) reuse the user-side state of an earlier
-    request with the same inputs (ml_core/user_states.py); the others score from scratch.
+    request with the same inputs (ml_core/serving/cache.py); the others score from scratch.
     """
     out = np.full((len(b.model_names), len(cands)), np.nan, np.float32)
     key = request_key(history, ctx)
@@ -200,14 +104,14 @@ def _lite_scores(b: Bundle, query: np.ndarray | None, content: np.ndarray, cands
     """Tier 3 / fallback relevance: z(embedding cosine) + z(content similarity) + 0.1 z(log popularity)."""
     cos = b.faiss.vectors[cands] @ query if query is not None else np.zeros(len(cands), np.float32)
     parts = np.stack([cos, content, np.log1p(b.popularity[cands])]).astype(np.float32)
-    return blend(normalise(parts), np.asarray([0.45, 0.45, 0.1], np.float32))
+    return np.asarray(blend(normalise(parts), np.asarray([0.45, 0.45, 0.1], np.float32)), np.float32)
 
 
 def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.ndarray:
     """Cosine of each candidate to the anchors' mean content vector (LSA projection of the TF-IDF rows)."""
     if not len(anchors):
         return np.zeros(len(cands), np.float32)
-    return b.content.dense[cands] @ b.content.dense[anchors].mean(0)
+    return np.asarray(b.content.dense[cands] @ b.content.dense[anchors].mean(0), np.float32)
 
 
 def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,
@@ -234,8 +138,6 @@ def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: 
 
 
 def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: dict[str, Any]) -> RecommendationList:
-    from .retrieval import Candidates
-
     cands = Candidates(np.zeros(0, np.int64), {})
     cands = _apply_filters(b, cands, k, exclude, **filters) if any(v for v in filters.values()) else Candidates(
         np.asarray([i for i in b.popular_order[: k + len(exclude)].tolist() if i not in set(exclude.tolist())][:k]),
@@ -252,14 +154,11 @@ def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: 
 
 def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
               n_candidates: int, filters: dict[str, Any], kind: str = "user") -> bytes:
-    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
-    the blend weights, the live popularity and the online ranker's weights (torch bumps ``_version`` on
-    every in-place update: an SGD step, a swapped-in state)."""
-    ranker = b.ranker.net if b.ranker is not None else None
-    ranker_version = sum(p._version for p in ranker.parameters()) if ranker is not None else -1
+    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters and
+    the bundle's state (blend weights, live popularity, the online ranker's weights: ``Bundle.state_token``)."""
     parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
-             b"" if rates is None else np.asarray(rates, np.float32).tobytes(), repr((k, n_candidates, sorted(filters.items()), b.weights_version, b.weights.tobytes(),
-                   b.popularity_version, ranker_version)).encode())
+             b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
+             repr((k, n_candidates, sorted(filters.items()), b.state_token)).encode())
     return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
 
 
@@ -272,14 +171,14 @@ def _cached_pool(b: Bundle, key: bytes, build: Any) -> tuple[Any, ...]:
         size = (cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
                 + 64 * len(cands.items))  # + the per-candidate source lists
         b.user_states.put(key, {"pool": pool}, size=int(size))
-    return pool
+    return tuple(pool)
 
 
 def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
                  k: int, n_candidates: int, filters: dict[str, Any]) -> tuple[Any, ...]:
     """Retrieval and ranking: (candidates, relevance, normalised model scores, disagreement, gated)."""
     query = b.faiss.user_query(recent)
-    results = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
+    results: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
                "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
                "knowledge_graph": _neighbour_vote(b.kg.neighbours, b.kg.scores, anchors, n_candidates // 4),
                "popular": (b.popular_order[: n_candidates // 4], None)}
@@ -354,7 +253,7 @@ def _neighbour_vote(neighbours: np.ndarray, scores: np.ndarray, anchors: np.ndar
 def _item_pool(b: Bundle, i: int, anchor: np.ndarray, k: int, n_candidates: int, filters: dict[str, Any]
                ) -> tuple[Any, ...]:
     """Retrieval and ranking around one movie: (candidates, relevance, normalised model scores)."""
-    results = {"embedding": b.faiss.similar(i, n_candidates),
+    results: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"embedding": b.faiss.similar(i, n_candidates),
                "content": b.content.similar(i, n_candidates // 2),
                "knowledge_graph": b.kg.similar(i, n_candidates // 4)}
     cands = union(results, exclude=anchor, limit=n_candidates)
