@@ -26,9 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .interface import FitOptions, FitReport
+
+if TYPE_CHECKING:
+    from .models.base import RecommenderBase
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,8 @@ class Float:
         return float(value)
 
     def contains(self, value: Any) -> bool:
-        return self.low <= value <= self.high
+        inside: bool = self.low <= value <= self.high
+        return inside
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class Int:
         return int(value)
 
     def contains(self, value: Any) -> bool:
-        return self.low <= value <= self.high
+        inside: bool = self.low <= value <= self.high
+        return inside
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class Categorical:
 Distribution = LogFloat | Float | Int | Categorical
 
 
-def space_of(model_cls: type) -> dict[str, Distribution]:
+def space_of(model_cls: type[RecommenderBase]) -> dict[str, Distribution]:
     """The model's declared search space ({} for a model with nothing to tune)."""
     space = getattr(model_cls, "search_space", None) or {}
     if not isinstance(space, dict):
@@ -126,7 +131,7 @@ def space_of(model_cls: type) -> dict[str, Distribution]:
     return dict(space)
 
 
-def trials_for(model_cls: type, requested: int | None, space: dict[str, Distribution]) -> int:
+def trials_for(model_cls: type[RecommenderBase], requested: int | None, space: dict[str, Distribution]) -> int:
     """The trial budget: --trials, else the model's own ``n_trials``, else DEFAULT_TRIALS; 1 with nothing to tune."""
     if not space:
         return 1
@@ -157,13 +162,13 @@ class TuningResult:
     study: dict[str, Any] = field(default_factory=dict)
 
 
-def study_name(model_cls: type, split: Any, space: dict[str, Distribution], seed: int) -> str:
+def study_name(model_cls: type[RecommenderBase], split: Any, space: dict[str, Distribution], seed: int) -> str:
     """Stable for the same model, training data, search space and seed (so a re-run resumes it)."""
     space_key = hashlib.sha256(repr(sorted(space.items())).encode()).hexdigest()[:8]
     return f"{model_cls.name}-{split.train.snapshot()['sha256'][:12]}-space{space_key}-seed{seed}"
 
 
-def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path | None = None,
+def tune(model_cls: type[RecommenderBase], split: Any, options: FitOptions, *, storage_dir: Path | None = None,
          n_trials: int | None = None, space: dict[str, Distribution] | None = None, base_config: Any = None,
          prune_startup_trials: int = PRUNE_STARTUP_TRIALS, prune_warmup_epochs: int | None = None) -> TuningResult:
     """Run the study up to its trial budget (resuming a stored one) and return the best configuration's model.
@@ -217,7 +222,7 @@ def tune(model_cls: type, split: Any, options: FitOptions, *, storage_dir: Path 
                                "max_epochs": options.max_epochs, "session": session})
 
 
-def fit_config(model_cls: type, config: Any, split: Any, options: FitOptions) -> tuple[Any, FitReport, float]:
+def fit_config(model_cls: type[RecommenderBase], config: Any, split: Any, options: FitOptions) -> tuple[Any, FitReport, float]:
     """Fit one configuration with validation early stopping; (model, report, validation NDCG@10)."""
     from .training import set_seed, validation_ndcg
 
@@ -228,10 +233,11 @@ def fit_config(model_cls: type, config: Any, split: Any, options: FitOptions) ->
     report = model.fit(split.train, opts)
     report.extra.setdefault("cpu_seconds", time.process_time() - cpu)
     score = max(report.val_curve) if report.val_curve else validation_ndcg(model, opts)
+    assert score is not None  # opts carries the validation split
     return model, report, float(score)
 
 
-def _objective(model_cls: type, split: Any, options: FitOptions, space: dict[str, Distribution], base: Any,
+def _objective(model_cls: type[RecommenderBase], split: Any, options: FitOptions, space: dict[str, Distribution], base: Any,
                kept: dict[str, Any]) -> Any:
     import optuna
 
@@ -239,7 +245,8 @@ def _objective(model_cls: type, split: Any, options: FitOptions, space: dict[str
         def on_validation(epoch: int, value: float) -> bool:
             trial.report(value, epoch)
             trial.set_user_attr("epochs", epoch)
-            return trial.should_prune()
+            prune: bool = trial.should_prune()
+            return prune
 
         start = time.perf_counter()
         try:
@@ -364,17 +371,18 @@ def tuned_path(tuned_dir: Path, model: str) -> Path:
     return Path(tuned_dir) / f"{model}.json"
 
 
-def save_choice(tuned_dir: Path, model_cls: type, result: TuningResult, *, dataset: str) -> Path:
+def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: TuningResult, *, dataset: str) -> Path:
     """Write the chosen configuration and the study's trial history to ``<tuned_dir>/<model>.json``."""
     space = space_of(model_cls)
     params = {k: _jsonable(getattr(result.config, k)) for k in space}
-    record = {"model": model_cls.name, "dataset": dataset, "params": params,
+    record: dict[str, Any] = {"model": model_cls.name, "dataset": dataset, "params": params,
               "config": config_dict(result.config), "study": result.study, "trials": result.trials,
               "tuning_seconds": result.seconds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = tuned_path(tuned_dir, model_cls.name)
     _, previous = load_choice(tuned_dir, model_cls)
     same = previous is not None and previous.get("study", {}).get("name") == result.study.get("name")
-    record["sessions"] = [*(previous.get("sessions", []) if same else []), result.study.get("session", {})]
+    record["sessions"] = [*(previous.get("sessions", []) if previous is not None and same else []),
+                          result.study.get("session", {})]
     record["wall_seconds"] = round(sum(s.get("seconds", 0.0) for s in record["sessions"]), 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -383,7 +391,7 @@ def save_choice(tuned_dir: Path, model_cls: type, result: TuningResult, *, datas
     return path
 
 
-def load_choice(tuned_dir: Path | None, model_cls: type) -> tuple[Any, dict[str, Any] | None]:
+def load_choice(tuned_dir: Path | None, model_cls: type[RecommenderBase]) -> tuple[Any, dict[str, Any] | None]:
     """(config, record): the stored choice applied to today's defaults, or (defaults, None) when none is stored."""
     base = model_cls.config_cls()
     path = tuned_path(tuned_dir, model_cls.name) if tuned_dir is not None else None
@@ -401,4 +409,6 @@ def load_choice(tuned_dir: Path | None, model_cls: type) -> tuple[Any, dict[str,
 
 def config_dict(config: Any) -> dict[str, Any]:
     """A dataclass config as a plain dict (for metrics and cards)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    return dict(config or {})

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import artifacts
 from ..data import Interactions
-from ..interface import UserContext
+from ..interface import FitOptions, FitReport, UserContext
 
 
 class RecommenderBase:
@@ -59,6 +59,9 @@ class RecommenderBase:
 
     def prepare_serving(self, device: str = "cpu") -> None:
         """Precompute item-side state for per-request scoring (and move nets to ``device``); default: nothing."""
+
+    def fit(self, data: Interactions, options: FitOptions) -> FitReport:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

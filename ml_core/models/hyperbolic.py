@@ -75,6 +75,7 @@ class HGCF(TorchRecommender):
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "hyperbolic"
     config_cls = HGCFConfig
+    _item_tangent: Tensor | None  # items' tangent vectors, cached by prepare_serving
     # Sun et al. 2021 (HGCF): d 50, 2..4 layers, margin 0.1, weight decay 1e-3..5e-3, curvature 1 (learnable
     # in HGCN); the RSGD step replaces their momentum SGD and is searched widely
     search_space: ClassVar[dict[str, Distribution]] = {
@@ -190,6 +191,8 @@ class HGCF(TorchRecommender):
 
 class BallScorer(nn.Module):
     """Negative Poincare distance from user points to fixed item points."""
+
+    items: Tensor  # (N, d) buffer
 
     def __init__(self, item_points: Tensor, c: float) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,13 +44,19 @@ class SymmetricSpMM(torch.autograd.Function):
     """A @ x for a symmetric sparse A; the backward reuses A instead of transposing it (3-4x faster on CPU)."""
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, x: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx: Any, adjacency: Tensor, x: Tensor) -> Tensor:  # noqa: D102
         ctx.adjacency = adjacency
-        return torch.sparse.mm(adjacency, x)
+        out: Tensor = torch.sparse.mm(adjacency, x)
+        return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # noqa: D102
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:  # noqa: D102
         return None, torch.sparse.mm(ctx.adjacency, grad)
+
+    if TYPE_CHECKING:  # torch's Function.apply is untyped (*args): the signature of forward, for the checker only
+
+        @classmethod
+        def apply(cls, adjacency: Tensor, x: Tensor) -> Tensor: ...
 
 
 class LightGCNNet(nn.Module):
@@ -89,6 +95,9 @@ class LightGCN(RecommenderBase):
 
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel})  # ml_core.interface protocols
     name = "lightgcn"
+    net: LightGCNNet
+    user_final: np.ndarray  # (n_users, d) final embeddings, cached after each epoch
+    item_final: np.ndarray  # (n_items, d)
     config_cls = LightGCNConfig
     # He et al. 2020: d 64, K 1..4 layers (3 best), lr 1e-3, L2 searched over 1e-6..1e-2; batch 2048
     search_space: ClassVar[dict[str, Distribution]] = {"learning_rate": LogFloat(5e-4, 5e-2), "embedding_size": Categorical((32, 64, 128)),
@@ -132,7 +141,7 @@ class LightGCN(RecommenderBase):
         report.n_parameters = n_parameters(self.net)
         return report
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict[str, Tensor]) -> None:
         self.net.load_state_dict(state)
         self._cache()
 
@@ -156,7 +165,8 @@ class LightGCN(RecommenderBase):
         return out
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        return self.user_vectors(contexts) @ self.item_final.T
+        scores: np.ndarray = self.user_vectors(contexts) @ self.item_final.T
+        return scores
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """The user vector dotted with the candidates' final embeddings only (the serving path)."""

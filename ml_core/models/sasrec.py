@@ -91,7 +91,8 @@ class SASRecNet(nn.Module):
         mask = causal[None].expand(len(seqs), -1, -1).masked_fill(pad[:, None, :], float("-inf"))
         mask = mask.masked_fill(torch.eye(length, device=seqs.device)[None] > 0, 0.0)  # float eye: ONNX-exportable
         mask = mask.repeat_interleave(self.blocks.layers[0].self_attn.num_heads, dim=0)
-        return self.norm(self.blocks(x, mask=mask))
+        hidden: Tensor = self.norm(self.blocks(x, mask=mask))
+        return hidden
 
     def item_weights(self) -> Tensor:
         """(n_items, dim) output embeddings shared with the input (index 0 = pad dropped)."""
@@ -156,6 +157,7 @@ class SASRec(RecommenderBase):
         weights = self.net.item_weights()
         if self.config.loss == "ce":
             return F.cross_entropy(h @ weights.T, pos)
+        assert seen is not None  # fit builds it for the bce loss
         rows = np.broadcast_to(users[:, None], tgt.shape)[valid.cpu().numpy()]
         neg = torch.from_numpy(sample_negatives(rows, seen, rng)).to(h.device)
         pos_logit = (h * weights[pos]).sum(-1)
@@ -209,7 +211,8 @@ class SASRec(RecommenderBase):
             return None
         device = self.net.item_emb.weight.device
         self.net.eval()
-        return self.net(torch.from_numpy(h + 1)[None].to(device))[0, -1].cpu().numpy()
+        vector: np.ndarray = self.net(torch.from_numpy(h + 1)[None].to(device))[0, -1].cpu().numpy()
+        return vector
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """The user's last hidden state dotted with the candidates' item embeddings only (the serving path)."""
@@ -284,4 +287,5 @@ class SasrecGraph(nn.Module):
         self.net = net
 
     def forward(self, items: Tensor) -> Tensor:
-        return self.net(items)[:, -1]
+        last: Tensor = self.net(items)[:, -1]
+        return last

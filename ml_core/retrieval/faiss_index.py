@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +22,14 @@ HNSW_EF_SEARCH = 128
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(np.nan_to_num(np.asarray(x, np.float32)))
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    normed: np.ndarray = x / np.maximum(norms, 1e-12)
+    return normed
 
 
 class EmbeddingIndex:
     """Cosine search over item vectors; ``kind`` is 'flat' (exact) or 'hnsw'."""
 
-    def __init__(self, index: object, vectors: np.ndarray, kind: str) -> None:
+    def __init__(self, index: faiss.Index, vectors: np.ndarray, kind: str) -> None:
         self.index = index
         self.vectors = vectors  # (n_items, d) normalised, kept for user-profile queries and explanations
         self.kind = kind
@@ -36,6 +41,7 @@ class EmbeddingIndex:
 
         vecs = _normalise(vectors)
         d = vecs.shape[1]
+        index: faiss.Index
         if len(vecs) >= hnsw_threshold:
             index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -61,7 +67,8 @@ class EmbeddingIndex:
         if not ok.any():
             return None
         w = np.ones(ok.sum(), np.float32) if weights is None else np.asarray(weights, np.float32)[ok]
-        return (self.vectors[h[ok]] * w[:, None]).sum(0) / max(float(w.sum()), 1e-6)
+        query: np.ndarray = (self.vectors[h[ok]] * w[:, None]).sum(0) / max(float(w.sum()), 1e-6)
+        return query
 
     def similar(self, item: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Items most similar to one item (the item itself removed)."""
