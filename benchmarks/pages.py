@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.flows.portal_server import PortalServer  # noqa: E402
+from benchmarks.support.portal import PortalServer  # noqa: E402
 
 logger = logging.getLogger("pages")
 TARGET_MS = 300.0

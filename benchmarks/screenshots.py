@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.flows.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
-from tests.flows.portal_server import PortalServer  # noqa: E402
+from benchmarks.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE  # noqa: E402
+from benchmarks.support.portal import PortalServer  # noqa: E402
 
 logger = logging.getLogger("screenshots")
 

@@ -1,4 +1,4 @@
-"""Browser journeys: Playwright drives Debian's Chromium against a real APEX ASGI server (see portal_server.py)."""
+"""Browser journeys: Playwright drives Debian's Chromium against a real APEX ASGI server (benchmarks/support/portal.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .portal_server import PortalServer
+from benchmarks.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from benchmarks.support.portal import PortalServer
+
 from .stripe_server import StripeServer
 
-CHROMIUM = os.environ.get("APEX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "Cinema-Paradiso-1988"
 PREPARE_TIMEOUT_S = 2400
 _names = itertools.count(1)

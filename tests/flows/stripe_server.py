@@ -13,12 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from benchmarks.support.portal import STRIPE_PRICES as PRICES
+from benchmarks.support.portal import STRIPE_TEST_KEY
 from tests.billing.stripe_fake import FakeStripeHttpClient, fixture, sign
 
-STRIPE_TEST_KEY = "sk_test_51QApexOfflineFakeKeyForTests0000000000000000"
 WEBHOOK_SECRET = "whsec_apexBrowserJourneySecret0000000001"
-PRICES = {"STRIPE_PRICE_PRO": "price_1QApexPro000000000000000",
-          "STRIPE_PRICE_ENTERPRISE": "price_1QApexEnterprise000000000"}
 CUSTOMER = "cus_RApexAlice0001"
 SUBSCRIPTION = "sub_1QApexAlicePro000000001"
 

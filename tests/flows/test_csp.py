@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from benchmarks.support.portal import PortalServer
+
 from .conftest import sign_in
-from .portal_server import PortalServer
 
 pytestmark = pytest.mark.browser
 

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import DESKTOP, PHONE, sign_in
-from .portal_server import PortalServer
+from benchmarks.support.browser import DESKTOP, PHONE
+from benchmarks.support.portal import PortalServer
+
+from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
 

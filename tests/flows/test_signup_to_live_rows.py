@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from benchmarks.support.portal import PortalServer
+
 from .conftest import PASSWORD
-from .portal_server import PortalServer
 
 pytestmark = pytest.mark.browser
 _n = itertools.count(1)

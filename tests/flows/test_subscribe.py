@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from benchmarks.support.portal import PortalServer
 from tests.billing.stripe_fake import fixture
 
 from .conftest import sign_in
-from .portal_server import PortalServer
 from .stripe_server import WEBHOOK_SECRET, StripeServer
 
 pytestmark = pytest.mark.browser

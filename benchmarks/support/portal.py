@@ -1,4 +1,4 @@
-"""A real APEX ASGI server (uvicorn, HTTP + websockets) on a throw-away database, for browser journeys.
+"""A real APEX ASGI server (uvicorn, HTTP + websockets) on a throw-away database, for browser journeys and benchmarks.
 
 The server runs in its own process exactly as ``bin/run`` starts it, on the embedded default (SQLite,
 in-memory channel layer, eager Celery) with the real ml-latest-small catalog imported, so the journeys
@@ -19,19 +19,20 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .stripe_server import PRICES as STRIPE_PRICES
-from .stripe_server import STRIPE_TEST_KEY
-
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = REPO / "data" / "ml-latest-small"
 SHARED_TMDB = REPO.parent / "shared" / "data" / "tmdb"
-SETTINGS = os.environ.get("APEX_FLOWS_SETTINGS", "tests.flows.server_settings")
+SETTINGS = os.environ.get("APEX_FLOWS_SETTINGS", "benchmarks.support.server_settings")
+# Stripe in test mode: the journeys answer its calls with recorded responses (tests/flows/stripe_server.py)
+STRIPE_TEST_KEY = "sk_test_51QApexOfflineFakeKeyForTests0000000000000000"
+STRIPE_PRICES = {"STRIPE_PRICE_PRO": "price_1QApexPro000000000000000",
+                 "STRIPE_PRICE_ENTERPRISE": "price_1QApexEnterprise000000000"}
 CACHE = REPO / "var" / "flows"
 # Whatever shapes the prepared database: a change to any of these rebuilds the cached copy.
 SCHEMA_SOURCES = ("*/models.py", "*/models/*.py", "catalog/importers/*.py", "billing/plans.py",
-                  "tests/flows/server_settings.py", "tests/flows/portal_server.py", "requirements.txt",
+                  "benchmarks/support/server_settings.py", "benchmarks/support/portal.py", "requirements.txt",
                   "recommendations/management/commands/build_serving_artifacts.py")
 # ml_core is left out on purpose: it changes often and retraining takes minutes. After a change to the
 # serving bundle's format, delete var/flows/ (CI starts from a clean clone, so it always builds fresh).
