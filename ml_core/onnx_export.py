@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -117,7 +117,9 @@ def sample_contexts(model: Any, n: int = 32, seed: int = 0) -> list[UserContext]
         length = int(rng.integers(5, 31))
         hist = rng.choice(model.n_items, size=min(length, model.n_items), replace=False)
         times = 1_000_000_000.0 + 3600.0 * np.arange(len(hist))
-        out.append(UserContext(history=hist, times=times, user=u, now=float(times[-1]) + 86400.0))
+        # arrays are sequences at run time; UserContext (ml_core.interface) declares only Sequence
+        out.append(UserContext(history=cast(Sequence[int], hist), times=cast(Sequence[float], times), user=u,
+                               now=float(times[-1]) + 86400.0))
     return out
 
 
@@ -132,8 +134,9 @@ def coherent_contexts(model: Any, n: int = 16, seed: int = 0, first_user: int = 
 
     def context(u: int, hist: list[int]) -> UserContext:
         times = 1_000_000_000.0 + 3600.0 * np.arange(len(hist))
-        return UserContext(history=np.asarray(hist, dtype=np.int64), times=times, user=first_user + u,
-                           now=float(times[-1]) + 86400.0)
+        # arrays are sequences at run time; UserContext (ml_core.interface) declares only Sequence
+        return UserContext(history=cast(Sequence[int], np.asarray(hist, dtype=np.int64)),
+                           times=cast(Sequence[float], times), user=first_user + u, now=float(times[-1]) + 86400.0)
 
     for _ in range(int(lengths.max()) - 1):
         growing = [u for u in range(n) if len(hists[u]) < lengths[u]]
@@ -192,9 +195,12 @@ class OnnxScorer(UserStateScorer):
             return None
         if self.name == "sasrec":
             return self._sasrec_user(known)
+        state: np.ndarray
         if self._vector_state:
-            return self._ode_states([UserContext(history=history, **context)])[0]
-        return self.score_batch([UserContext(history=history, **context)])[0]
+            state = self._ode_states([UserContext(history=history, **context)])[0]
+        else:
+            state = self.score_batch([UserContext(history=history, **context)])[0]
+        return state
 
     def score_state(self, state: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
         """Scores of ``candidates`` from a ``user_state`` (NaN for unknown items, or everywhere for None)."""
@@ -219,23 +225,27 @@ class OnnxScorer(UserStateScorer):
 
     def _run(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
         n = self.n_items
+        scores: np.ndarray
         if self.name == "diffusion":
             x = np.zeros((len(histories), n), np.float32)
             for r, h in enumerate(histories):
                 x[r, h] = 1.0
-            return self.session.run(None, {"history": x})[0]
-        if self.name == "hyperbolic":
-            return self.session.run(None, {"user_points": self._user_points(contexts, histories)})[0]
-        if self.name == "kan":
+            scores = self.session.run(None, {"history": x})[0]
+        elif self.name == "hyperbolic":
+            scores = self.session.run(None, {"user_points": self._user_points(contexts, histories)})[0]
+        elif self.name == "kan":
+            assert self.features is not None  # restored in __init__ for kan
             feats = self.features.features(contexts)
             flat = self.session.run(None, {"features": feats.reshape(-1, feats.shape[-1])})[0]
-            return flat.reshape(feats.shape[:2])
-        if self.name == "sasrec":
-            return np.stack([self._sasrec_user(h) for h in histories]) @ self.aux["item_emb"].T
-        if "chunk" in self.meta:
-            return self._ode_states(contexts) @ self.aux["item_emb"].T
-        items, taus, now = self._ode_inputs(contexts)  # a bundle exported before chunking: one graph
-        return self.session.run(None, {"items": items, "taus": taus, "tau_now": now})[0]
+            scores = flat.reshape(feats.shape[:2])
+        elif self.name == "sasrec":
+            scores = np.stack([self._sasrec_user(h) for h in histories]) @ self.aux["item_emb"].T
+        elif "chunk" in self.meta:
+            scores = self._ode_states(contexts) @ self.aux["item_emb"].T
+        else:
+            items, taus, now = self._ode_inputs(contexts)  # a bundle exported before chunking: one graph
+            scores = self.session.run(None, {"items": items, "taus": taus, "tau_now": now})[0]
+        return scores
 
     def _ode_states(self, contexts: list[UserContext]) -> np.ndarray:
         """(B, 2d) states evolved to now, running only the chunks that hold events (known histories only)."""
@@ -247,6 +257,7 @@ class OnnxScorer(UserStateScorer):
         items = np.pad(items, ((0, 0), (extra, 0)), constant_values=pad)[:, -width:]
         taus = np.pad(taus, ((0, 0), (extra, 0)))[:, -width:]
         state = np.repeat(self.aux["h0"][None], len(contexts), axis=0).astype(np.float32)
+        evolved: np.ndarray
         for start in range(0, width, chunk):
             state, evolved = self.session.run(None, {"state": state, "items": items[:, start : start + chunk],
                                                      "taus": taus[:, start : start + chunk], "tau_out": now})
@@ -258,7 +269,8 @@ class OnnxScorer(UserStateScorer):
         ids = np.zeros((1, length), np.int64)
         h = history[-length:]
         ids[0, length - len(h):] = h + 1  # 0 = padding, item i is id i + 1
-        return self.session.run(None, {"items": ids})[0][0]
+        vector: np.ndarray = self.session.run(None, {"items": ids})[0][0]
+        return vector
 
     def _user_points(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
         c = float(self.meta["curvature"])
@@ -276,7 +288,10 @@ class OnnxScorer(UserStateScorer):
         items = np.full((len(contexts), length), n, np.int64)
         taus = np.zeros((len(contexts), length), np.float32)
         now = np.zeros((len(contexts), 1), np.float32)
-        warp = lambda g: np.log1p(np.maximum(g, 0.0) / unit)  # noqa: E731 - NeuralODE.warp
+
+        def warp(gap: Any) -> Any:  # NeuralODE.warp: seconds -> log(1 + gap / unit), array or scalar
+            return np.log1p(np.maximum(gap, 0.0) / unit)
+
         for r, ctx in enumerate(contexts):
             h = np.asarray(ctx.history, np.int64).reshape(-1)
             ok = (h >= 0) & (h < n)
@@ -307,7 +322,8 @@ def _known(history: Sequence[int], n_items: int) -> np.ndarray:
 def _logmap0(x: np.ndarray, c: float) -> np.ndarray:
     sc = c**0.5
     norm = np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-15)
-    return np.arctanh(np.clip(sc * norm, -1 + 1e-7, 1 - 1e-7)) * x / (sc * norm)
+    tangent: np.ndarray = np.arctanh(np.clip(sc * norm, -1 + 1e-7, 1 - 1e-7)) * x / (sc * norm)
+    return tangent
 
 
 def _expmap0(v: np.ndarray, c: float) -> np.ndarray:
@@ -316,4 +332,5 @@ def _expmap0(v: np.ndarray, c: float) -> np.ndarray:
     x = np.tanh(sc * norm) * v / (sc * norm)
     max_norm = (1 - 4e-3) / sc
     xn = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.where(xn > max_norm, x / np.maximum(xn, 1e-15) * max_norm, x)
+    point: np.ndarray = np.where(xn > max_norm, x / np.maximum(xn, 1e-15) * max_norm, x)
+    return point

@@ -17,6 +17,8 @@ from torch import Tensor, nn
 class KANLinear(nn.Module):
     """One KAN layer: in_features x out_features learnable edge functions, summed per output."""
 
+    grid: Tensor  # buffer (in, G + 2k + 1): the knots of every input's splines
+
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
                  grid_range: tuple[float, float] = (-2.0, 2.0), grid_eps: float = 0.02,
                  noise_scale: float = 0.1) -> None:
@@ -50,7 +52,8 @@ class KANLinear(nn.Module):
         """Least-squares spline coefficients: x (N, in), y (N, in, out) -> (out, in, G + k)."""
         a = self.b_splines(x).transpose(0, 1)  # (in, N, G + k)
         sol = torch.linalg.lstsq(a, y.transpose(0, 1)).solution  # (in, G + k, out)
-        return sol.permute(2, 0, 1).contiguous()
+        coeff: Tensor = sol.permute(2, 0, 1).contiguous()
+        return coeff
 
     @property
     def scaled_spline_weight(self) -> Tensor:
@@ -99,6 +102,8 @@ class KANNet(nn.Module):
     """Stack of KAN layers over standardised features: (N, F) -> (N,) scores."""
 
     chunk = 4096  # rows per block at inference
+    mean: Tensor  # buffers (F,): feature standardisation
+    std: Tensor
 
     def __init__(self, widths: list[int], grid_size: int, spline_order: int) -> None:
         super().__init__()
@@ -119,16 +124,24 @@ class KANNet(nn.Module):
     def update_grid(self, features: Tensor) -> None:
         """Grid update from data, layer by layer (each layer sees the previous layer's outputs)."""
         x = standardize(features, self.mean, self.std)
-        for layer in self.layers:
+        for layer in self._kan_layers():
             layer.update_grid(x)
             x = layer(x)
 
     def regularization_loss(self) -> Tensor:
-        return sum(layer.regularization_loss() for layer in self.layers)
+        first, *rest = [layer.regularization_loss() for layer in self._kan_layers()]
+        return sum(rest, first)
+
+    def _kan_layers(self) -> list[KANLinear]:
+        """The layers as KANLinear (nn.ModuleList yields plain Modules to the type checker)."""
+        return [layer for layer in self.layers if isinstance(layer, KANLinear)]
 
 
 class MLPNet(nn.Module):
     """The comparison ranker: a SiLU MLP on the same standardised features."""
+
+    mean: Tensor  # buffers (F,): feature standardisation
+    std: Tensor
 
     def __init__(self, widths: list[int]) -> None:
         super().__init__()
@@ -140,7 +153,8 @@ class MLPNet(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.body(standardize(features, self.mean, self.std)).squeeze(-1)
+        scores: Tensor = self.body(standardize(features, self.mean, self.std)).squeeze(-1)
+        return scores
 
     def update_grid(self, features: Tensor) -> None:
         """MLPs have no grid; kept so both rankers train through the same loop."""
