@@ -14,10 +14,10 @@ def linear_variance_betas(steps: int, scale: float, low: float, high: float, max
     """DiffRec's "linear-var" schedule: 1 - alpha_bar grows linearly from scale*low to scale*high."""
     variance = np.linspace(scale * low, scale * high, steps, dtype=np.float64)
     alpha_bar = 1.0 - variance
-    betas = [1.0 - alpha_bar[0]]
+    steps_betas = [1.0 - alpha_bar[0]]
     for i in range(1, steps):
-        betas.append(min(1.0 - alpha_bar[i] / alpha_bar[i - 1], max_beta))
-    betas = np.asarray(betas)
+        steps_betas.append(min(1.0 - alpha_bar[i] / alpha_bar[i - 1], max_beta))
+    betas = np.asarray(steps_betas)
     betas[0] = 1e-5  # fixed first beta, as in the reference code (Sohl-Dickstein et al. 2.4.1)
     return betas
 
@@ -26,6 +26,14 @@ class GaussianDiffusion(nn.Module):
     """Forward noising, step-reweighted x0-prediction loss and deterministic reverse process."""
 
     keep_history = 10  # losses remembered per step for importance sampling (paper's default)
+    # buffers, one value per step (steps,): the schedule's coefficients, then the loss history for sampling
+    sqrt_ac: Tensor
+    sqrt_1m_ac: Tensor
+    coef_x0: Tensor
+    coef_xt: Tensor
+    step_weight: Tensor
+    loss_history: Tensor  # (steps, keep_history) float64
+    loss_count: Tensor  # long
 
     def __init__(self, steps: int, scale: float, low: float, high: float) -> None:
         super().__init__()
@@ -34,7 +42,10 @@ class GaussianDiffusion(nn.Module):
         alphas = 1.0 - betas
         ac = np.cumprod(alphas)
         ac_prev = np.append(1.0, ac[:-1])
-        f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+
+        def f32(a: np.ndarray) -> Tensor:
+            return torch.tensor(a, dtype=torch.float32)
+
         self.register_buffer("sqrt_ac", f32(np.sqrt(ac)), persistent=False)
         self.register_buffer("sqrt_1m_ac", f32(np.sqrt(1.0 - ac)), persistent=False)
         self.register_buffer("coef_x0", f32(betas * np.sqrt(ac_prev) / (1.0 - ac)), persistent=False)
@@ -95,11 +106,14 @@ def item_groups(data: Any, n_groups: int, seed: int) -> np.ndarray:
     _, s, vt = svds(m, k=k, random_state=seed)
     factors = (vt.T * np.sqrt(s)).astype(np.float64)
     labels = KMeans(n_clusters=n_groups, n_init=4, random_state=seed).fit_predict(factors)
-    return labels.astype(np.int64)
+    groups: np.ndarray = labels.astype(np.int64)
+    return groups
 
 
 class GroupAutoencoder(nn.Module):
     """L-DiffRec: one VAE encoder/decoder per item group, latents concatenated."""
+
+    groups: Tensor  # buffer (n_items,): each item's group id
 
     def __init__(self, groups: np.ndarray, latent_size: int) -> None:
         super().__init__()
@@ -140,7 +154,8 @@ class GroupAutoencoder(nn.Module):
         """Each item's decoder weight row, zero-padded into the item's group block."""
         out = torch.zeros(len(self.groups), self.latent_dim)
         start = 0
-        for ix, dec, d in zip(self.index, self.decoders, self.dims, strict=False):
+        decoders = [dec for dec in self.decoders if isinstance(dec, nn.Linear)]  # typed: ModuleList yields Modules
+        for ix, dec, d in zip(self.index, decoders, self.dims, strict=False):
             out[ix, start : start + d] = dec.weight.detach()
             start += d
         return out

@@ -80,8 +80,10 @@ class NeuralODENet(nn.Module):
         self.omega = nn.Parameter(torch.randn(d) * 0.1)  # rotation frequency
         self.field = nn.Sequential(nn.Linear(2 * d, config.hidden_size), nn.Tanh(),
                                    nn.Linear(config.hidden_size, 2 * d))
-        nn.init.zeros_(self.field[2].weight)  # start as pure decay/rotation; the field is learned
-        nn.init.zeros_(self.field[2].bias)
+        out_layer = self.field[2]
+        assert isinstance(out_layer, nn.Linear)
+        nn.init.zeros_(out_layer.weight)  # start as pure decay/rotation; the field is learned
+        nn.init.zeros_(out_layer.bias)
         self.jump = nn.GRUCell(2 * d, 2 * d)
         self.h0 = nn.Parameter(torch.zeros(2 * d))
         self.drop = nn.Dropout(config.dropout)
@@ -93,12 +95,15 @@ class NeuralODENet(nn.Module):
         ``rotation``: the linear part as one (2d, 2d) matrix (``rotation()``), the same map in one product;
         the ONNX export passes it (a few graph nodes per step instead of slices, products and a concat).
         """
+        velocity: Tensor
         if rotation is not None:
-            return tau * (h @ rotation + self.field(h))
+            velocity = tau * (h @ rotation + self.field(h))
+            return velocity
         re, im = h[:, : self.d], h[:, self.d :]
         a, w = -F.softplus(self.decay), self.omega
         linear = torch.cat([a * re - w * im, a * im + w * re], dim=-1)
-        return tau * (linear + self.field(h))
+        velocity = tau * (linear + self.field(h))
+        return velocity
 
     def rotation(self) -> Tensor:
         """R with [Re h | Im h] @ R = [a Re h - w Im h | a Im h + w Re h] (a = -softplus(decay), w = omega)."""
@@ -113,7 +118,8 @@ class NeuralODENet(nn.Module):
             from torchdiffeq import odeint
 
             t = torch.tensor([0.0, 1.0], device=h.device)
-            return odeint(func, h, t, method="rk4", options={"step_size": 1.0 / self.steps})[-1]
+            evolved: Tensor = odeint(func, h, t, method="rk4", options={"step_size": 1.0 / self.steps})[-1]
+            return evolved
         return rk4_38(func, h, self.steps)
 
     def states(self, items: Tensor, taus: Tensor, h: Tensor | None = None, rotation: Tensor | None = None
@@ -126,6 +132,7 @@ class NeuralODENet(nn.Module):
         b, length = items.shape
         h = self.h0.expand(b, -1) if h is None else h
         pad = self.item.padding_idx
+        assert pad is not None  # set in __init__
         out = []
         for step in range(length):
             real = (items[:, step] != pad).unsqueeze(-1)
@@ -146,6 +153,7 @@ class NeuralODE(TorchRecommender):
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "neural_ode"
     config_cls = NeuralODEConfig
+    net: NeuralODENet | None
     metadata_fallbacks: ClassVar[dict[str, str]] = {
         "timestamps": "no timestamps: events are one position (1 s) apart, so the state barely flows between "
                       "events and moves by its GRU jumps (an ordered GRU, no real-time decay)",
@@ -161,7 +169,8 @@ class NeuralODE(TorchRecommender):
 
     def warp(self, gaps_s: np.ndarray) -> np.ndarray:
         """Gap in seconds -> log(1 + gap / time_unit) (negative gaps count as 0)."""
-        return np.log1p(np.maximum(gaps_s, 0.0) / self.config.time_unit_s).astype(np.float32)
+        warped: np.ndarray = np.log1p(np.maximum(gaps_s, 0.0) / self.config.time_unit_s).astype(np.float32)
+        return warped
 
     def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Teacher-forced next-item cross-entropy along each user's timeline."""
@@ -221,17 +230,21 @@ class NeuralODE(TorchRecommender):
             seqs.append(h[ok][-cfg.max_len :])
             times.append(t[-cfg.max_len :] if t is not None else None)
             last = float(t[-1]) if t is not None and len(t) else None
-            now = float(ctx.now) if ctx.now is not None and last is not None else last
-            gaps.append(0.0 if last is None else now - last)
+            if last is None:
+                gaps.append(0.0)
+            else:
+                now = float(ctx.now) if ctx.now is not None else last
+                gaps.append(now - last)
         items, taus = self._pad(seqs, times)
         device = self.net.h0.device
-        h = self.net.states(items.to(device), taus.to(device))[:, -1]
-        return h, torch.from_numpy(self.warp(np.asarray(gaps))).unsqueeze(-1).to(device)
+        state = self.net.states(items.to(device), taus.to(device))[:, -1]
+        return state, torch.from_numpy(self.warp(np.asarray(gaps))).unsqueeze(-1).to(device)
 
     def _score_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.net is not None
         h, tau = self.request_state(contexts)
-        return self.net.scores(self.net.evolve(h, tau)).cpu().numpy()
+        rows: np.ndarray = self.net.scores(self.net.evolve(h, tau)).cpu().numpy()
+        return rows
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """The state evolved to `now` dotted with the candidates' complex embeddings only (the serving path)."""
@@ -259,12 +272,14 @@ class NeuralODE(TorchRecommender):
             h = torch.from_numpy(np.asarray(state, np.float32)).reshape(1, -1)
             h = self.net.evolve(h, torch.from_numpy(self.warp(np.array([gap_s]))).reshape(1, 1))
             h = self.net.jump(self.net.item(torch.tensor([item])), h)
-        return h[0].numpy()
+        stepped: np.ndarray = h[0].numpy()
+        return stepped
 
     def item_embeddings(self) -> np.ndarray:
         """(n_items, 2d) [Re | Im] embeddings; Re<h, e> is the dot product with [Re h | Im h]."""
         assert self.net is not None
-        return self.net.item.weight[:-1].detach().numpy().copy()
+        embeddings: np.ndarray = self.net.item.weight[:-1].detach().numpy().copy()
+        return embeddings
 
     def onnx_spec(self) -> OnnxSpec:
         """A state (B, 2d) and a chunk of ``ODE_CHUNK`` events (items and warped gaps, left-padded) -> the state
@@ -283,6 +298,7 @@ class NeuralODE(TorchRecommender):
 
     def scoring_module(self) -> nn.Module:
         """(state (B, 2d), warped gap (B, 1)) -> scores (B, n_items); exported to ONNX."""
+        assert self.net is not None
         return EvolveAndScore(self.net)
 
     def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:
