@@ -94,7 +94,8 @@ class DiffRecNet(nn.Module):
         h = torch.cat([self.drop(F.normalize(x, dim=-1)), emb], dim=-1)
         for layer in self.in_layers:
             h = torch.tanh(layer(h))
-        return self.out_layer(h)
+        x0_hat: Tensor = self.out_layer(h)
+        return x0_hat
 
 
 class DiffRecModel(nn.Module):
@@ -103,7 +104,12 @@ class DiffRecModel(nn.Module):
     def __init__(self, n_items: int, config: DiffRecConfig, groups: np.ndarray | None = None) -> None:
         super().__init__()
         self.latent = config.latent
-        self.autoencoder = GroupAutoencoder(groups, config.latent_size) if config.latent else None
+        self.autoencoder: GroupAutoencoder | None
+        if config.latent:
+            assert groups is not None, "the latent variant needs the item groups"
+            self.autoencoder = GroupAutoencoder(groups, config.latent_size)
+        else:
+            self.autoencoder = None
         n_in = self.autoencoder.latent_dim if self.autoencoder is not None else n_items
         self.denoiser = DiffRecNet(n_in, config)
         self.diffusion = GaussianDiffusion(config.steps, config.noise_scale, config.noise_min, config.noise_max)
@@ -121,6 +127,7 @@ class DiffRec(TorchRecommender):
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "diffusion"
     config_cls = DiffRecConfig
+    net: DiffRecModel | None
     # Wang et al. 2023 (DiffRec) grids: lr 1e-5..1e-3, denoiser [300]/[600]/[1000], steps T 2..100, noise scale
     # 1e-5..1e-1, noise min 5e-4..5e-3, noise max 5e-3..1e-2; dropout as their code (0.5) and below
     search_space: ClassVar[dict[str, Distribution]] = {
@@ -155,7 +162,8 @@ class DiffRec(TorchRecommender):
                 loss.backward()
                 opt.step()
                 updates, total = updates + 1, total + float(loss.detach())
-            return total / max(1, -(-len(x_all) // cfg.batch_size))
+            mean_loss: float = total / max(1, -(-len(x_all) // cfg.batch_size))
+            return mean_loss
 
         report = self._train_epochs(options, cfg.epochs, train_epoch)
         report.extra["groups"] = cfg.n_groups if cfg.latent else 0
@@ -164,20 +172,24 @@ class DiffRec(TorchRecommender):
     def _loss(self, model: DiffRecModel, x0: Tensor, updates: int, gen: torch.Generator) -> Tensor:
         cfg = self.config
         if model.autoencoder is None:
-            return model.diffusion.training_loss(model.denoiser, x0, cfg.reweight, gen)
+            x0_loss: Tensor = model.diffusion.training_loss(model.denoiser, x0, cfg.reweight, gen)
+            return x0_loss
         z, kl = model.autoencoder.encode(x0, sample=True, gen=gen)
         loss, z0_hat = model.diffusion.training_loss(model.denoiser, z, cfg.reweight, gen, return_pred=True)
         recon = -(F.log_softmax(model.autoencoder.decode(z0_hat), dim=1) * x0).sum(1).mean()
         lamda = max((1.0 - updates / cfg.anneal_steps) * cfg.lamda, 0.0) if cfg.anneal_steps else cfg.lamda
-        return loss + recon + lamda * kl
+        total: Tensor = loss + recon + lamda * kl
+        return total
 
     def _score_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        assert self.net is not None
         x0 = multi_hot([c.history for c in contexts], self.n_items).to(self.net.denoiser.out_layer.weight.device)
         scores = self.net(x0)
         if self.config.mask_history:
             floor = scores.min(dim=1, keepdim=True).values - 1.0
             scores = torch.where(x0 > 0, floor, scores)
-        return scores.cpu().numpy()
+        rows: np.ndarray = scores.cpu().numpy()
+        return rows
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         """The serving path: the reverse process for one history, with the first step reading the multi-hot
@@ -200,14 +212,16 @@ class DiffRec(TorchRecommender):
 
     def _reverse_for(self, hist: np.ndarray, items: np.ndarray) -> Tensor:
         """DiffRecModel.forward for one multi-hot history, returning only ``items``' final values."""
+        assert self.net is not None
         denoiser, diffusion = self.net.denoiser, self.net.diffusion
         device = denoiser.out_layer.weight.device
         h_idx, c_idx = torch.from_numpy(hist).to(device), torch.from_numpy(items).to(device)
-        x = None  # the current x_t, dense after the first step
+        x: Tensor | None = None  # the current x_t, dense after the first step
         for i in reversed(range(diffusion.steps)):
             emb = denoiser.emb_layer(timestep_embedding(torch.full((1,), i, dtype=torch.long), denoiser.emb_size)
                                      .to(device))
             first = denoiser.in_layers[0]
+            assert isinstance(first, nn.Linear)
             n_in = first.in_features - denoiser.emb_size
             if x is None:  # F.normalize of a multi-hot row: 1 / sqrt(|h|) on the history columns
                 a = first.weight[:, h_idx].sum(1) / float(np.sqrt(len(hist)))
@@ -222,7 +236,8 @@ class DiffRec(TorchRecommender):
                 x = diffusion.coef_x0[i] * denoiser.out_layer(h)[None] + diffusion.coef_xt[i] * x_prev
             else:
                 out = denoiser.out_layer.weight[c_idx] @ h + denoiser.out_layer.bias[c_idx]
-                return diffusion.coef_x0[0] * out + diffusion.coef_xt[0] * x_prev[0, c_idx]
+                final: Tensor = diffusion.coef_x0[0] * out + diffusion.coef_xt[0] * x_prev[0, c_idx]
+                return final
         raise AssertionError("DiffRec needs at least one diffusion step")
 
     def prepare_serving(self, device: str = "cpu") -> None:
@@ -233,9 +248,12 @@ class DiffRec(TorchRecommender):
     def item_embeddings(self) -> np.ndarray:
         """Item vectors: the denoiser's output-layer weights (n_items, hidden) or decoder columns."""
         assert self.net is not None
+        vectors: np.ndarray
         if self.net.autoencoder is not None:
-            return self.net.autoencoder.item_vectors().numpy()
-        return self.net.denoiser.out_layer.weight.detach().numpy().copy()
+            vectors = self.net.autoencoder.item_vectors().numpy()
+        else:
+            vectors = self.net.denoiser.out_layer.weight.detach().numpy().copy()
+        return vectors
 
     def onnx_spec(self) -> OnnxSpec:
         """Multi-hot history (B, n_items) -> reverse process -> history-masked scores."""
@@ -287,7 +305,7 @@ class DiffusionGraph(nn.Module):
         self.net, self.mask = net, mask
 
     def forward(self, history: Tensor) -> Tensor:
-        scores = self.net(history)
+        scores: Tensor = self.net(history)
         if self.mask:
             floor = scores.min(dim=1, keepdim=True).values - 1.0
             scores = torch.where(history > 0, floor, scores)
