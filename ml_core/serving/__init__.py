@@ -1,0 +1,28 @@
+"""Serving: ``load_engine(artifacts_dir, tier)`` -> :class:`Engine` (retrieval -> ensemble ranking -> re-ranking),
+and the online learner whose states the engine takes while it serves.
+
+The names below are the package's public contract (the only ``ml_core`` serving names the apps import);
+everything else (the bundle, the pipeline's steps, the caches) is internal to it. Modules: ``tiers`` (hardware
+tiers), ``bundle`` (a loaded serving bundle), ``pipeline`` (the request path), ``cache`` (per-request user states
+and ranked pools), ``explain`` (the sentences), ``engine`` (the facade), ``online`` (the online learner).
+"""
+
+from ..artifacts import ArtifactError, sha256_file
+from ..interface import UserContext
+from ..rating import half_stars
+from ..serving_artifacts import read_manifest, verify_bundle
+from .engine import Engine, load_engine
+from .online import (
+    Holdout,
+    OnlineConfig,
+    OnlineEvent,
+    OnlineLearningCoordinator,
+    PublishedState,
+    read_published_state,
+)
+from .pipeline import RecommendationList
+from .tiers import Tier, detect_tier, parse_tier
+
+__all__ = ["ArtifactError", "Engine", "Holdout", "OnlineConfig", "OnlineEvent", "OnlineLearningCoordinator",
+           "PublishedState", "RecommendationList", "Tier", "UserContext", "detect_tier", "half_stars", "load_engine",
+           "parse_tier", "read_manifest", "read_published_state", "sha256_file", "verify_bundle"]
