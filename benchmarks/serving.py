@@ -36,9 +36,10 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
 
     engine = load_engine(Path(bundle), Tier(tier))
     rng = np.random.default_rng(0)
-    p = engine.popularity.counts + 1.0
-    p = p / p.sum()
+    counts = dict(engine.trending(engine.n_items))
     ids = np.asarray(engine.movie_ids)
+    p = np.asarray([counts[m] for m in ids.tolist()]) + 1.0
+    p = p / p.sum()
     histories = [ids[rng.choice(len(ids), 30, replace=False, p=p)].tolist() for _ in range(n_requests)]
     engine.recommend_user(histories[0], k=10)
     cold = time.perf_counter() - t0

@@ -144,6 +144,7 @@ class OnnxSpec:
     aux: dict[str, np.ndarray] = field(default_factory=dict)  # arrays the onnxruntime scorer needs (aux.npz)
     meta: dict[str, Any] = field(default_factory=dict)  # extra meta.json entries
     autograd: bool = False  # trace with autograd on (SASRec: the fused no-grad attention kernel has no ONNX op)
+    scorer: str = ""  # how onnxruntime feeds the graph: one of ml_core.onnx_export.SCORERS (required to export)
 
 
 @runtime_checkable

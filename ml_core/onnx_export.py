@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 OPSET = 17
 COSINE_GATE = 0.995
 OVERLAP_GATE = 0.8
+# How the onnxruntime scorer feeds an exported graph (OnnxSpec.scorer, stored in meta.json as "scorer"):
+SCORERS = {
+    "multi_hot": "the history as a (B, n_items) multi-hot row in, a score row out (DiffRec)",
+    "user_points": "a Poincare user point in (trained, or the history's gyro-midpoint), a score row out (HGCF)",
+    "item_features": "(B x n_items, F) candidate features in (ml_core.models.kan_features), scores out (KAN)",
+    "user_vector": "item ids in, a user vector out, dotted with the exported item embeddings (SASRec)",
+    "ode_chunks": "the state evolved over chunks of (item, gap) events, dotted with item embeddings (Neural-ODE)",
+    "ode_graph": "the whole (items, gaps, now) sequence in one graph, a score row out (older Neural-ODE exports)",
+}
+# exports written before the scorer kind was recorded in meta.json name only their model
+_LEGACY_SCORERS = {"diffusion": "multi_hot", "hyperbolic": "user_points", "kan": "item_features",
+                   "sasrec": "user_vector", "neural_ode": "ode_graph"}
 
 
 def supports(model: Any) -> bool:
@@ -59,6 +71,8 @@ def export_model(model: Any, directory: Path, *, int8: bool = True,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     spec = model.onnx_spec()
+    if spec.scorer not in SCORERS:
+        raise ValueError(f"{model.name}: OnnxSpec.scorer {spec.scorer!r} is not one of {sorted(SCORERS)}")
     spec.module.eval()
     with torch.set_grad_enabled(spec.autograd):
         torch.onnx.export(spec.module, spec.inputs, str(directory / "model.onnx"), input_names=spec.input_names,
@@ -66,7 +80,7 @@ def export_model(model: Any, directory: Path, *, int8: bool = True,
                           dynamo=False)
     np.savez(directory / "aux.npz", **spec.aux)
     meta: dict[str, Any] = {"name": model.name, "n_items": int(model.n_items), "opset": OPSET, "int8": False,
-                            **spec.meta}
+                            "scorer": spec.scorer, **spec.meta}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     if int8:
         meta.update(_quantize(directory, model, sample))
@@ -175,13 +189,19 @@ class OnnxScorer(UserStateScorer):
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         with np.load(directory / "aux.npz", allow_pickle=False) as npz:
             self.aux = {k: npz[k] for k in npz.files}
-        self._vector_state = self.name == "sasrec" or (self.name == "neural_ode" and "chunk" in self.meta)
+        kind = self.meta.get("scorer") or _scorer_of_legacy_export(self.meta)
         self.features = None
-        if self.name == "kan":
+        if kind == "item_features":
             from .models.kan_features import FeatureBuilder
 
             self.features = FeatureBuilder.restore(self.meta["features"],
                                                    {f"features.{k}": v for k, v in self.aux.items()})
+        # rows: (contexts, known histories) -> (B, n_items) scores; vectors: -> (B, d) user states, when the
+        # graph gives a user vector (dotted with the exported item embeddings) rather than a score row
+        self._vectors: Any = {"user_vector": self._sasrec_users, "ode_chunks": self._ode_states}.get(kind)
+        self._rows: Any = self._vector_rows if self._vectors is not None else {
+            "multi_hot": self._multi_hot_rows, "user_points": self._point_rows, "item_features": self._feature_rows,
+            "ode_graph": self._ode_graph_rows}[kind]
 
     def score(self, history: Sequence[int], candidates: np.ndarray, **context: Any) -> np.ndarray:
         return self.score_state(self.user_state(history, **context), candidates)
@@ -189,17 +209,12 @@ class OnnxScorer(UserStateScorer):
     def user_state(self, history: Sequence[int], **context: Any) -> np.ndarray | None:
         """What the model computes from the user alone, before any candidate: SASRec's user vector, the
         Neural-ODE state evolved to now, or the whole score row (diffusion, hyperbolic); None for a history
-        the model does not know. The serving engine caches it per request inputs (serving_engine)."""
+        the model does not know. The serving engine caches it per request inputs (ml_core/serving/cache.py)."""
         known = _known(history, self.n_items)
         if not len(known):
             return None
-        if self.name == "sasrec":
-            return self._sasrec_user(known)
-        state: np.ndarray
-        if self._vector_state:
-            state = self._ode_states([UserContext(history=history, **context)])[0]
-        else:
-            state = self.score_batch([UserContext(history=history, **context)])[0]
+        ctx = [UserContext(history=history, **context)]
+        state: np.ndarray = (self._vectors(ctx, [known]) if self._vectors is not None else self.score_batch(ctx))[0]
         return state
 
     def score_state(self, state: np.ndarray | None, candidates: np.ndarray) -> np.ndarray:
@@ -209,7 +224,7 @@ class OnnxScorer(UserStateScorer):
         ok = (cand >= 0) & (cand < self.n_items)
         if state is None or not ok.any():
             return out
-        if self._vector_state:  # a user vector, dotted with the candidates' embeddings only
+        if self._vectors is not None:  # a user vector, dotted with the candidates' embeddings only
             out[ok] = self.aux["item_emb"][cand[ok]] @ state
         else:  # a score row
             out[ok] = state[cand[ok]]
@@ -224,30 +239,35 @@ class OnnxScorer(UserStateScorer):
         return out
 
     def _run(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
-        n = self.n_items
-        scores: np.ndarray
-        if self.name == "diffusion":
-            x = np.zeros((len(histories), n), np.float32)
-            for r, h in enumerate(histories):
-                x[r, h] = 1.0
-            scores = self.session.run(None, {"history": x})[0]
-        elif self.name == "hyperbolic":
-            scores = self.session.run(None, {"user_points": self._user_points(contexts, histories)})[0]
-        elif self.name == "kan":
-            assert self.features is not None  # restored in __init__ for kan
-            feats = self.features.features(contexts)
-            flat = self.session.run(None, {"features": feats.reshape(-1, feats.shape[-1])})[0]
-            scores = flat.reshape(feats.shape[:2])
-        elif self.name == "sasrec":
-            scores = np.stack([self._sasrec_user(h) for h in histories]) @ self.aux["item_emb"].T
-        elif "chunk" in self.meta:
-            scores = self._ode_states(contexts) @ self.aux["item_emb"].T
-        else:
-            items, taus, now = self._ode_inputs(contexts)  # a bundle exported before chunking: one graph
-            scores = self.session.run(None, {"items": items, "taus": taus, "tau_now": now})[0]
+        scores: np.ndarray = self._rows(contexts, histories)
         return scores
 
-    def _ode_states(self, contexts: list[UserContext]) -> np.ndarray:
+    def _vector_rows(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(self._vectors(contexts, histories) @ self.aux["item_emb"].T, np.float32)
+
+    def _multi_hot_rows(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        x = np.zeros((len(histories), self.n_items), np.float32)
+        for r, h in enumerate(histories):
+            x[r, h] = 1.0
+        return np.asarray(self.session.run(None, {"history": x})[0])
+
+    def _point_rows(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(self.session.run(None, {"user_points": self._user_points(contexts, histories)})[0])
+
+    def _feature_rows(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        assert self.features is not None  # restored in __init__ for item_features graphs
+        feats = self.features.features(contexts)
+        flat = self.session.run(None, {"features": feats.reshape(-1, feats.shape[-1])})[0]
+        return np.asarray(flat.reshape(feats.shape[:2]))
+
+    def _ode_graph_rows(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        items, taus, now = self._ode_inputs(contexts)
+        return np.asarray(self.session.run(None, {"items": items, "taus": taus, "tau_now": now})[0])
+
+    def _sasrec_users(self, contexts: list[UserContext], histories: list[np.ndarray]) -> np.ndarray:
+        return np.stack([self._sasrec_user(h) for h in histories])
+
+    def _ode_states(self, contexts: list[UserContext], histories: list[np.ndarray] | None = None) -> np.ndarray:
         """(B, 2d) states evolved to now, running only the chunks that hold events (known histories only)."""
         items, taus, now = self._ode_inputs(contexts)
         chunk, pad = int(self.meta["chunk"]), self.n_items
@@ -312,6 +332,13 @@ def load_scorer(directory: Path, *, prefer_int8: bool = True, threads: int | Non
     """The Tier 2 scorer of one exported model (INT8 when it passed the gate); one thread per serving
     process by default (requests are small; on shared cores a thread pool only contends)."""
     return OnnxScorer(directory, prefer_int8=prefer_int8, threads=threads)
+
+
+def _scorer_of_legacy_export(meta: dict[str, Any]) -> str:
+    """The scorer kind of an export written before meta.json recorded it (by its model; chunked ODE graphs)."""
+    if meta["name"] == "neural_ode" and "chunk" in meta:
+        return "ode_chunks"
+    return _LEGACY_SCORERS[meta["name"]]
 
 
 def _known(history: Sequence[int], n_items: int) -> np.ndarray:

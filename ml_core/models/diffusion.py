@@ -258,7 +258,7 @@ class DiffRec(TorchRecommender):
     def onnx_spec(self) -> OnnxSpec:
         """Multi-hot history (B, n_items) -> reverse process -> history-masked scores."""
         return OnnxSpec(DiffusionGraph(self.net, self.config.mask_history), (torch.zeros(2, self.n_items),),
-                        ["history"], dynamic_axes={"history": {0: "batch"}, "scores": {0: "batch"}})
+                        ["history"], dynamic_axes={"history": {0: "batch"}, "scores": {0: "batch"}}, scorer="multi_hot")
 
     def _tensors(self) -> dict[str, np.ndarray]:
         tensors = super()._tensors()

@@ -178,7 +178,7 @@ class HGCF(TorchRecommender):
         aux = {"user_points": self.user_points.numpy(), "item_points": self.item_points.numpy()}
         return OnnxSpec(self.scoring_module(), (self.user_points[:2].clone(),), ["user_points"],
                         dynamic_axes={"user_points": {0: "batch"}, "scores": {0: "batch"}}, aux=aux,
-                        meta={"curvature": self.config.curvature})
+                        meta={"curvature": self.config.curvature}, scorer="user_points")
 
     def _tensors(self) -> dict[str, np.ndarray]:
         return {"user_points": self.user_points.numpy(), "item_points": self.item_points.numpy()}

@@ -277,7 +277,7 @@ class KANRanker(TorchRecommender):
         aux = dict(self.features.arrays.items())
         feats = torch.zeros(4, self.net.mean.shape[0])
         return OnnxSpec(self.net, (feats,), ["features"], dynamic_axes={"features": {0: "rows"}, "scores": {0: "rows"}},
-                        aux=aux, meta={"features": self.features.state()})
+                        aux=aux, meta={"features": self.features.state()}, scorer="item_features")
 
     def _tensors(self) -> dict[str, np.ndarray]:
         assert self.features is not None

@@ -294,7 +294,8 @@ class NeuralODE(TorchRecommender):
         aux = {"h0": h0.numpy(), "item_emb": self.item_embeddings()}
         return OnnxSpec(OdeChunkGraph(self.net), inputs, ["state", "items", "taus", "tau_out"],
                         ["next_state", "evolved"], dyn, aux,
-                        {"max_len": self.config.max_len, "time_unit_s": self.config.time_unit_s, "chunk": chunk})
+                        {"max_len": self.config.max_len, "time_unit_s": self.config.time_unit_s, "chunk": chunk},
+                        scorer="ode_chunks")
 
     def scoring_module(self) -> nn.Module:
         """(state (B, 2d), warped gap (B, 1)) -> scores (B, n_items); exported to ONNX."""

@@ -196,7 +196,7 @@ class SASRec(RecommenderBase):
         items = torch.zeros(1, length, dtype=torch.long)
         items[0, -3:] = torch.tensor([1, 2, 3])
         return OnnxSpec(SasrecGraph(self.net), (items,), ["items"], aux={"item_emb": self.item_embeddings()},
-                        meta={"max_len": length}, autograd=True)
+                        meta={"max_len": length}, autograd=True, scorer="user_vector")
 
     def prepare_serving(self, device: str = "cpu") -> None:
         """Move the net to ``device`` and keep the item matrix as numpy for candidate scoring."""

@@ -7,6 +7,7 @@ model and check that what each declares is exactly what isinstance finds, and th
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -118,8 +119,21 @@ def test_the_onnx_scorer_splits_user_state_from_candidates():
 
 def test_onnx_export_has_no_branch_on_the_model_name():
     source = (ML_CORE / "onnx_export.py").read_text()
-    assert "model.name ==" not in source and "SUPPORTED" not in source
+    assert "model.name ==" not in source and "self.name ==" not in source and "SUPPORTED" not in source
     assert "onnx_spec()" in source
+    # the one lookup by name reads exports written before meta.json recorded their scorer kind
+    assert source.count('meta["name"] ==') == 1 and "_LEGACY_SCORERS" in source
+
+
+def test_every_exportable_model_declares_how_its_graph_is_fed():
+    from ml_core.onnx_export import SCORERS
+
+    for name, caps in EXPECTED.items():
+        if OnnxExportable not in caps:
+            continue
+        source = inspect.getsource(type(MODELS[name]()).onnx_spec)
+        kinds = [k for k in SCORERS if f'scorer="{k}"' in source]
+        assert len(kinds) == 1, (name, kinds)
 
 
 @pytest.mark.parametrize("module", ["serving/bundle.py", "serving/pipeline.py", "serving/engine.py", "serving_artifacts.py"])

@@ -53,6 +53,20 @@ def test_fp32_onnx_scores_match_torch(exported, split):
     np.testing.assert_allclose(onnx_scores, torch_scores, rtol=0, atol=1e-4 * max(scale, 1.0))
 
 
+def test_an_export_from_before_the_scorer_kind_was_recorded_still_serves(exported, split, tmp_path):
+    import json
+    import shutil
+
+    _, directory, meta = exported
+    assert meta["scorer"] in onnx_export.SCORERS
+    old = tmp_path / "old-export"
+    shutil.copytree(directory, old)
+    (old / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "scorer"}))
+    contexts = _requests(split)
+    np.testing.assert_array_equal(onnx_export.load_scorer(old).score_batch(contexts),
+                                  onnx_export.load_scorer(directory).score_batch(contexts))
+
+
 def test_int8_is_served_only_when_it_passes_the_gate(exported, split):
     model, directory, meta = exported
     assert "int8_cosine" in meta and "int8_top10_overlap" in meta
