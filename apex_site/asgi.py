@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished
@@ -23,10 +25,11 @@ logger = logging.getLogger(__name__)
 class PoolSafeASGIHandler(ASGIHandler):
     """Django's ASGI handler; a request that fails still gives its connections back, and gets an answer."""
 
-    async def handle(self, scope: dict, receive, send) -> None:  # noqa: ANN001 - ASGI callables
+    async def handle(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Mapping[str, Any]]],
+                     send: Callable[[Mapping[str, Any]], Awaitable[None]]) -> None:
         started = False
 
-        async def tracking_send(message: dict) -> None:
+        async def tracking_send(message: Mapping[str, Any]) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import redis
@@ -47,6 +47,8 @@ class SharedRedisCacheClient(RedisCacheClient):
     """Django's Redis cache client with one ``redis.Redis`` per connection pool, reused by every call,
     that answers "miss"/"not stored" while Redis is unreachable (see the module docstring)."""
 
+    _client: Callable[..., Any]  # redis.Redis; set by Django's RedisCacheClient.__init__, not in django-stubs
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._redis: dict[int, Any] = {}
@@ -55,7 +57,7 @@ class SharedRedisCacheClient(RedisCacheClient):
         self._state = threading.Lock()
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        pool = self._get_connection_pool(write)
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's, not in django-stubs
         client = self._redis.get(id(pool))
         if client is None:
             client = self._redis.setdefault(id(pool), self._client(connection_pool=pool))
@@ -122,7 +124,7 @@ class SharedRedisCacheClient(RedisCacheClient):
     def set(self, key: Any, value: Any, timeout: Any) -> None:
         self._soft(lambda: super(SharedRedisCacheClient, self).set(key, value, timeout), None)
 
-    def set_many(self, data: dict[Any, Any], timeout: Any) -> None:
+    def set_many(self, data: Mapping[Any, Any], timeout: Any) -> None:
         self._soft(lambda: super(SharedRedisCacheClient, self).set_many(data, timeout), None)
 
     def touch(self, key: Any, timeout: Any) -> bool:
@@ -152,6 +154,10 @@ class SharedRedisCacheClient(RedisCacheClient):
 class SharedRedisCache(RedisCache):
     """``django.core.cache.backends.redis.RedisCache`` whose client (connection pool) is per process and
     which fails soft while Redis is down."""
+
+    # set by Django's RedisCache.__init__, not in django-stubs
+    _servers: list[str]
+    _options: dict[str, Any]
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)

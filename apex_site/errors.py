@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import ItemsView
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +29,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.safestring import SafeString, mark_safe
 from django.views import defaults
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from rest_framework import exceptions as drf_exceptions
@@ -90,21 +92,21 @@ def api_error_response(request: HttpRequest, status: int) -> JsonResponse:
 
 
 # --- Django's error handlers (ROOT_URLCONF), used with DEBUG off ------------------------------------
-def handler400(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_request(request):
         setattr(request, ERROR_ATTR, exception)
         return api_error_response(request, 400)
     return defaults.bad_request(request, exception)
 
 
-def handler403(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_request(request):
         setattr(request, ERROR_ATTR, exception)
         return api_error_response(request, 403)
     return defaults.permission_denied(request, exception)
 
 
-def handler404(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_request(request):
         return api_error_response(request, 404)
     return defaults.page_not_found(request, exception)
@@ -161,11 +163,11 @@ class EncodableExceptionReporter(ExceptionReporter):
     """Django's debug page, escaped so it always encodes: a lone surrogate in a local variable or message
     made the page itself raise, again in every middleware layer, and the request never finished."""
 
-    def get_traceback_html(self) -> str:
-        return super().get_traceback_html().encode("utf-8", "backslashreplace").decode("utf-8")
+    def get_traceback_html(self) -> SafeString:
+        return mark_safe(super().get_traceback_html().encode("utf-8", "backslashreplace").decode("utf-8"))
 
-    def get_traceback_text(self) -> str:
-        return super().get_traceback_text().encode("utf-8", "backslashreplace").decode("utf-8")
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(super().get_traceback_text().encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 class ApiExceptionReporter(ExceptionReporter):
@@ -177,11 +179,11 @@ class ApiExceptionReporter(ExceptionReporter):
         if request is not None:
             setattr(request, ERROR_ATTR, exc_value)
 
-    def get_traceback_html(self) -> str:
-        return ""
+    def get_traceback_html(self) -> SafeString:
+        return SafeString("")
 
-    def get_traceback_text(self) -> str:
-        return ""
+    def get_traceback_text(self) -> SafeString:
+        return SafeString("")
 
 
 # --- secrets in error reports -------------------------------------------------------------------------
@@ -202,6 +204,6 @@ class SecretMaskingFilter(SafeExceptionReporterFilter):
             return mask_url_credentials(cleansed)
         return cleansed
 
-    def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame: Any) -> list[tuple[str, Any]]:
+    def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame: Any) -> ItemsView[str, Any]:
         variables = super().get_traceback_frame_variables(request, tb_frame)
-        return [(name, self.cleanse_setting(name, value)) for name, value in variables]
+        return {name: self.cleanse_setting(name, value) for name, value in variables}.items()

@@ -88,7 +88,8 @@ class InputGuardMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        is_async = iscoroutinefunction(self)  # not in the condition: its TypeGuard would narrow away the class
+        if is_async:
             return self.__acall__(request)
         refused = request_problem(request)
         return _refusal(request, *refused) if refused else self.get_response(request)  # type: ignore[return-value]

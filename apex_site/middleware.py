@@ -29,7 +29,8 @@ class _Middleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        is_async = iscoroutinefunction(self)  # not in the condition: its TypeGuard would narrow away the class
+        if is_async:
             return self.__acall__(request)
         self.before(request)
         return self.after(request, self.get_response(request))  # type: ignore[arg-type]

@@ -8,11 +8,15 @@ Both are now a 400 naming the offending field by its path (``events.3.idempotenc
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.parsers import (  # type: ignore[attr-defined]  # get_encoding: in DRF 3.18.3, not its stubs
+    JSONParser,
+    get_encoding,
+)
 from rest_framework.utils import json
 
 CONTAINERS = frozenset({dict, list})
@@ -83,7 +87,8 @@ class StrictJSONParser(JSONParser):
     a batch of 1,000 events costs one regex scan and the depth check, not a walk over every value.
     """
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: IO[Any], media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> Any:
         max_depth = settings.API_JSON_MAX_DEPTH
         try:
             text = stream.read().decode(get_encoding(parser_context or {}))

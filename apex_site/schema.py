@@ -9,11 +9,14 @@ Statuses a handler raises itself (404 for an unknown id, 409, 422, 503) are docu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticatedOrReadOnly
 from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:
+    from drf_spectacular.utils import Direction
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 VALIDATION_ERROR_REF = {"$ref": "#/components/schemas/ValidationError"}
@@ -65,7 +68,7 @@ def errors(*statuses: int, descriptions: dict[int, str] | None = None) -> dict[i
 class ApexAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error responses the view's classes imply."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

@@ -120,7 +120,7 @@ if DATABASE_URL:
             "min_size": 1, "max_size": env_int("DB_POOL_MAX_SIZE", 8), "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0)}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
-                             "NAME": Path(env_str("SQLITE_PATH", str(BASE_DIR / "var" / "apex.sqlite3")))}}
+                             "NAME": str(Path(env_str("SQLITE_PATH", str(BASE_DIR / "var" / "apex.sqlite3"))))}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A request that cannot reach the database (down, connections or the pool exhausted) gets 503 with this
 # Retry-After (apex_site.unavailable), never a 500.
