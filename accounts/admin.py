@@ -19,6 +19,7 @@ class BackoffAdminAuthenticationForm(AdminAuthenticationForm):
         username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
         if username is None or not password:
             return super().clean()
+        assert self.request is not None  # the admin's login view always passes it
         try:
             attempt = signin_begin(request=self.request, login=username)
         except SignInLocked as exc:

@@ -24,7 +24,7 @@ from apex_site.schema import errors
 from .lockout import SignInLocked, signin_begin, signin_cancelled, signin_succeeded
 from .models import ApiKey
 from .permissions import IsPersonNotApiKey
-from .selectors import api_key_list, profile_get, user_email_verified
+from .selectors import api_key_list, profile_get, user_email_verified, user_signed_in
 from .services import (
     ApiKeyRefused,
     api_key_create,
@@ -189,7 +189,7 @@ class ProfileDetailApi(APIView):
 
     @extend_schema(responses=ProfileSerializer)
     def get(self, request: Request) -> Response:
-        return Response(self.ProfileSerializer(profile_get(user=request.user)).data)
+        return Response(self.ProfileSerializer(profile_get(user=user_signed_in(request=request))).data)
 
     @extend_schema(request=ProfileUpdateInputSerializer, responses=ProfileSerializer)
     def patch(self, request: Request) -> Response:
@@ -198,7 +198,7 @@ class ProfileDetailApi(APIView):
         data = self.ProfileUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            profile = profile_update(user=request.user, **data.validated_data)
+            profile = profile_update(user=user_signed_in(request=request), **data.validated_data)
         except DjangoValidationError as exc:
             raise _as_drf_error(exc) from exc
         return Response(self.ProfileSerializer(profile).data)
@@ -220,7 +220,7 @@ class ApiKeyListCreateApi(APIView):
 
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(ApiKeySerializer(api_key_list(user=request.user), many=True).data)
+        return Response(ApiKeySerializer(api_key_list(user=user_signed_in(request=request)), many=True).data)
 
     @extend_schema(request=ApiKeyCreateInputSerializer, responses={201: ApiKeyCreatedSerializer, **errors(
         403, 409, descriptions={403: "e-mail address not verified", 409: "too many active keys"})})
@@ -228,7 +228,7 @@ class ApiKeyListCreateApi(APIView):
         data = self.ApiKeyCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            key, raw = api_key_create(user=request.user, name=data.validated_data["name"])
+            key, raw = api_key_create(user=user_signed_in(request=request), name=data.validated_data["name"])
         except ApiKeyRefused as exc:
             if exc.reason == "unverified":
                 raise EmailNotVerified() from exc
@@ -246,5 +246,5 @@ class ApiKeyRevokeApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
-        api_key_revoke(user=request.user, key_id=key_id)
+        api_key_revoke(user=user_signed_in(request=request), key_id=key_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

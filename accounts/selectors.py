@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404
@@ -16,8 +17,12 @@ from django.http import Http404
 from .keys import key_hash, key_prefix
 from .models import ApiKey, Profile
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from rest_framework.request import Request
 
-def user_get(*, user_id: int) -> AbstractBaseUser | None:
+
+def user_get(*, user_id: int) -> User | None:
     """The person with this id, or None (an unknown id, or an account deleted since)."""
     return get_user_model().objects.filter(pk=user_id).first()
 
@@ -27,19 +32,24 @@ def user_names_by_id(*, user_ids: Sequence[int]) -> dict[int, str]:
     return dict(get_user_model().objects.filter(pk__in=list(user_ids)).values_list("pk", "username"))
 
 
+def user_signed_in(*, request: HttpRequest | Request) -> User:
+    """The person behind a request that authentication already required (login_required, IsAuthenticated)."""
+    return cast(User, request.user)  # those guards refuse AnonymousUser before the view runs
+
+
 def request_api_key(request: object) -> ApiKey | None:
     """The API key a DRF request was authenticated with, if any (``request.auth``)."""
     auth = getattr(request, "auth", None)
     return auth if isinstance(auth, ApiKey) else None
 
 
-def profile_get(*, user: AbstractBaseUser) -> Profile:
+def profile_get(*, user: User) -> Profile:
     """The user's profile, created empty on first use (users made outside register have none)."""
     profile, _ = Profile.objects.get_or_create(user=user)
     return profile
 
 
-def user_email_verified(*, user: AbstractBaseUser) -> bool:
+def user_email_verified(*, user: User) -> bool:
     """Whether the user may hold API credentials: a verified address, when verification is mandatory.
 
     The same rule as the portal's sign-in (allauth's ``ACCOUNT_EMAIL_VERIFICATION``); with "optional" or
@@ -50,16 +60,16 @@ def user_email_verified(*, user: AbstractBaseUser) -> bool:
     return EmailAddress.objects.filter(user=user, verified=True).exists()
 
 
-def api_key_count_active(*, user: AbstractBaseUser) -> int:
+def api_key_count_active(*, user: User) -> int:
     return ApiKey.objects.filter(user=user, revoked_at__isnull=True).count()
 
 
-def api_key_list(*, user: AbstractBaseUser, include_revoked: bool = True) -> QuerySet[ApiKey]:
+def api_key_list(*, user: User, include_revoked: bool = True) -> QuerySet[ApiKey]:
     keys = ApiKey.objects.filter(user=user)
     return keys if include_revoked else keys.filter(revoked_at__isnull=True)
 
 
-def api_key_get_for(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+def api_key_get_for(*, user: User, key_id: int) -> ApiKey:
     """One of the user's own keys; anyone else's (or none) is Http404, so existence never leaks."""
     try:
         return ApiKey.objects.get(pk=key_id, user=user)

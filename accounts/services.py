@@ -8,7 +8,7 @@ from datetime import timedelta
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -34,7 +34,7 @@ class ApiKeyRefused(ValidationError):
 
 
 @transaction.atomic
-def user_register(*, username: str, email: str, password: str) -> AbstractBaseUser:
+def user_register(*, username: str, email: str, password: str) -> User:
     """Create a user with a validated password and an empty profile; duplicates raise ValidationError."""
     user_model = get_user_model()
     if user_model.objects.filter(username__iexact=username).exists():
@@ -57,14 +57,14 @@ def user_register(*, username: str, email: str, password: str) -> AbstractBaseUs
     return user
 
 
-def email_verification_send(*, user: AbstractBaseUser, request: object | None = None) -> None:
+def email_verification_send(*, user: User, request: object | None = None) -> None:
     """Mail the link that verifies the user's primary address, once the registration has committed."""
     address = EmailAddress.objects.filter(user=user, primary=True, verified=False).first()
     if address is not None:
         transaction.on_commit(lambda: address.send_confirmation(request, signup=True))
 
 
-def profile_update(*, user: AbstractBaseUser, favourite_genres: list[str]) -> Profile:
+def profile_update(*, user: User, favourite_genres: list[str]) -> Profile:
     """Replace the favourite genres (trimmed, de-duplicated, order kept)."""
     cleaned: list[str] = []
     for name in favourite_genres:
@@ -79,7 +79,7 @@ def profile_update(*, user: AbstractBaseUser, favourite_genres: list[str]) -> Pr
     return profile
 
 
-def onboarding_complete(*, user: AbstractBaseUser, favourite_genres: list[str] | None = None) -> Profile:
+def onboarding_complete(*, user: User, favourite_genres: list[str] | None = None) -> Profile:
     """Mark onboarding done, optionally storing the genres picked on the way."""
     if favourite_genres is not None:
         profile_update(user=user, favourite_genres=favourite_genres)
@@ -90,7 +90,7 @@ def onboarding_complete(*, user: AbstractBaseUser, favourite_genres: list[str] |
 
 
 @transaction.atomic
-def api_key_create(*, user: AbstractBaseUser, name: str, by_operator: bool = False) -> tuple[ApiKey, str]:
+def api_key_create(*, user: User, name: str, by_operator: bool = False) -> tuple[ApiKey, str]:
     """Create a key and return it with the full secret, which is never retrievable again.
 
     A member needs a verified e-mail address (when verification is mandatory) and fewer than
@@ -117,7 +117,7 @@ def api_key_create(*, user: AbstractBaseUser, name: str, by_operator: bool = Fal
     return key, raw
 
 
-def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+def api_key_revoke(*, user: User, key_id: int) -> ApiKey:
     """Revoke one of the user's keys (idempotent); someone else's key is a 404."""
     key = api_key_get_for(user=user, key_id=key_id)
     if key.revoked_at is None:

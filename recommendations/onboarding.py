@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
@@ -17,7 +17,7 @@ GROUP_SIZE = 12
 NO_GENRE = "(no genres listed)"  # MovieLens' placeholder: not a genre anyone picks
 
 
-def needs_onboarding(*, user: AbstractBaseUser) -> bool:
+def needs_onboarding(*, user: User) -> bool:
     """True for a member who has neither finished onboarding nor rated enough movies yet."""
     if accounts_selectors.profile_get(user=user).onboarding_done:
         return False
@@ -29,13 +29,13 @@ def genre_choices() -> list[Any]:
     return [g for g in catalog.genre_list() if g.name != NO_GENRE]
 
 
-def genres_save(*, user: AbstractBaseUser, genres: list[str]) -> None:
+def genres_save(*, user: User, genres: list[str]) -> None:
     """Store the favourite genres picked on the onboarding or account page (unknown names are dropped)."""
     known = {g.name for g in catalog.genre_list()}
     accounts_services.profile_update(user=user, favourite_genres=[g for g in genres if g in known])
 
 
-def finish(*, user: AbstractBaseUser) -> None:
+def finish(*, user: User) -> None:
     accounts_services.onboarding_complete(user=user)
 
 
@@ -45,7 +45,7 @@ def _group_keys(favourites: list[str]) -> list[str]:
     return ["popular", *favourites, *others]
 
 
-def onboarding_context(*, user: AbstractBaseUser, group: str) -> dict[str, Any]:
+def onboarding_context(*, user: User, group: str) -> dict[str, Any]:
     """One group of well-known movies the member has not rated yet, and the progress so far."""
     profile = accounts_selectors.profile_get(user=user)
     favourites = list(profile.favourite_genres or [])
