@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -23,8 +22,9 @@ from ..data import Interactions
 from ..interface import EmbeddingModel, FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Distribution, Int, LogFloat
-from .base import RecommenderBase, candidate_slots
+from .base import candidate_slots
 from .layers import clone_state, n_parameters, normalized_adjacency, sample_negatives, seen_matrix
+from .neural_common import TorchRecommender
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def csr_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: i
         return coo.to_sparse_csr()
 
 
-class LightGCN(RecommenderBase):
+class LightGCN(TorchRecommender):
     """fit / score / export / load; scores are dot products of final user and item embeddings."""
 
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel})  # ml_core.interface protocols
@@ -136,12 +136,12 @@ class LightGCN(RecommenderBase):
             return total / max(steps, 1)
 
         report = run_epochs(model=self, options=options, epochs=c.epochs, train_epoch=train_epoch,
-                            get_state=lambda: clone_state(self.net), set_state=self._restore,
+                            get_state=lambda: clone_state(self.net), set_state=self._set_net_state,
                             eval_every=c.eval_every, desc="lightgcn")
         report.n_parameters = n_parameters(self.net)
         return report
 
-    def _restore(self, state: dict[str, Tensor]) -> None:
+    def _set_net_state(self, state: dict[str, Tensor]) -> None:
         self.net.load_state_dict(state)
         self._cache()
 
@@ -179,12 +179,9 @@ class LightGCN(RecommenderBase):
     def item_embeddings(self) -> np.ndarray:
         return self.item_final
 
-    def export(self, directory: Path) -> None:
-        self._save(directory, {"user_final": self.user_final, "item_final": self.item_final})
+    # -- artifacts: the final embeddings only (export/load come from TorchRecommender; no net to rebuild) -------
+    def _tensors(self) -> dict[str, np.ndarray]:
+        return {"user_final": self.user_final, "item_final": self.item_final}
 
-    @classmethod
-    def load(cls, directory: Path) -> LightGCN:
-        model, content = cls._load_common(directory)
-        model.user_final = content["tensors"]["user_final"]
-        model.item_final = content["tensors"]["item_final"]
-        return model
+    def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.user_final, self.item_final = tensors["user_final"], tensors["item_final"]

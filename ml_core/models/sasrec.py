@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..data import Interactions
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Distribution, Float, Int, LogFloat
-from .base import RecommenderBase, candidate_slots
+from .base import candidate_slots
 from .layers import (
     FastDropout,
     clone_state,
@@ -37,6 +36,7 @@ from .layers import (
     seen_matrix,
     state_numpy,
 )
+from .neural_common import TorchRecommender
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,13 @@ class SASRecNet(nn.Module):
         return self.item_emb.weight[1:]
 
 
-class SASRec(RecommenderBase):
+class SASRec(TorchRecommender):
     """fit / score / export / load around SASRecNet; scores = last hidden state . item embeddings."""
 
     capabilities: ClassVar[frozenset[type]] = frozenset({EmbeddingModel, OnnxExportable})  # ml_core.interface protocols
     name = "sasrec"
     config_cls = SASRecConfig
+    net: SASRecNet
     # Kang & McAuley 2018: d 50, 2 blocks, 1 head, dropout 0.2 (dense) to 0.5 (sparse), window 50 to 200 by
     # dataset, lr 1e-3; RecBole's grid: lr 3e-4..3e-3, 2 layers, 2 heads, hidden 64. The window starts at the
     # default 20 (what worked on ml-100k) and may grow to the paper's 200 where histories are long.
@@ -224,16 +225,13 @@ class SASRec(RecommenderBase):
             out[ok] = items[cand[ok]] @ vec
         return out
 
-    def export(self, directory: Path) -> None:
-        self._save(directory, state_numpy(self.net))
+    # -- artifacts: the net's state under its own names (export/load come from TorchRecommender) -------------
+    def _tensors(self) -> dict[str, np.ndarray]:
+        return state_numpy(self.net)
 
-    @classmethod
-    def load(cls, directory: Path) -> SASRec:
-        model, content = cls._load_common(directory)
-        model.net = SASRecNet(model.n_items, model.config)
-        load_state_numpy(model.net, content["tensors"])
-        model.net.eval()
-        return model
+    def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.net = SASRecNet(self.n_items, self.config)
+        load_state_numpy(self.net, tensors)
 
 
 def _tile(seq: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:

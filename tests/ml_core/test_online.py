@@ -233,3 +233,19 @@ def test_a_deferred_check_never_publishes_the_unchecked_weights(fitted, monkeypa
     assert second.rolled_back and second.holdout_after < second.holdout_before - 0.05
     assert all(np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # both steps undone
     assert coordinator.learn_deferred() is None
+
+
+def test_the_learner_steps_its_own_copy_of_the_ranker_and_publishes_checked_weights(fitted):  # noqa: ANN001
+    ranker, holdout = fitted
+    served = copy.deepcopy(ranker)
+    before = {k: v.detach().numpy().copy() for k, v in served.net.state_dict().items()}
+    learner_ranker = served.learner_copy()
+    assert learner_ranker.net is not served.net and learner_ranker.features is served.features  # features shared
+    coordinator = OnlineLearningCoordinator(n_items=served.n_items, ranker=learner_ranker, holdout=holdout,
+                                            config=OnlineConfig(holdout_k=3, rollback_drop=1.0))
+    coordinator.apply(_events(items=(0, 1, 2, 3)))
+    assert any(not np.array_equal(before[k], v) for k, v in _params(coordinator).items())  # the copy stepped
+    assert all(np.array_equal(before[k], v.detach().numpy()) for k, v in served.net.state_dict().items())
+    published = coordinator.published_state()
+    assert published.version == coordinator.version and set(published.ranker_weights) == set(before)
+    assert published.item_counts.sum() == 4
