@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from .models import Credit, Genre, Movie, Rating
@@ -78,6 +78,13 @@ def movie_list_in_collection(*, movie: Movie, limit: int = 12) -> list[Movie]:
 def genre_list() -> list[Genre]:
     """All genres, by name."""
     return list(Genre.objects.all())
+
+
+def genre_count_max() -> int:
+    """The most genres any catalogue movie has (0 for an empty catalogue)."""
+    most = (Movie.genres.through.objects.values("movie_id").annotate(n=Count("genre_id"))
+            .aggregate(most=Max("n"))["most"])
+    return int(most or 0)
 
 
 def rating_get(*, user: Any, movie: Movie) -> Rating | None:

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import ExtractHour
 
 from accounts.selectors import api_key_ids_of
-from catalog.selectors import genre_list
+from catalog.selectors import genre_count_max, genre_list
 
 from .demographics import DEMOGRAPHIC_BUCKETS, demographic_buckets
 from .models import Event, PrivacyBudget, PrivacyBudgetLedger
@@ -71,11 +71,7 @@ def _interactions(kind: str | None) -> Any:
 
 def genre_sensitivity() -> float:
     """The most genres any catalogue movie has (at least 1): one interaction moves that many genre counts."""
-    from catalog.models import Movie  # the through table of a public catalogue fact
-
-    most = (Movie.genres.through.objects.values("movie_id").annotate(n=Count("genre_id"))
-            .aggregate(most=Max("n"))["most"])
-    return float(max(most or 1, 1))
+    return float(max(genre_count_max(), 1))
 
 
 def true_counts(*, dimension: str, kind: str | None = None) -> tuple[dict[str, float], float]:
