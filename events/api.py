@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from accounts.selectors import request_api_key
+from accounts.selectors import request_api_key, user_signed_in
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 
@@ -64,7 +64,8 @@ class EventInputSerializer(serializers.Serializer):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+    # DRF hands max_length to the ListSerializer that many=True builds; the stubs leave it out of __init__
+    events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)  # type: ignore[call-arg]
 
 
 EVENT_ERRORS = errors(404, 409, 422, descriptions={404: "unknown movie (``field`` names the event)"})
@@ -103,7 +104,7 @@ def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
 
 def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[tuple[Event, bool]]:
     try:
-        return event_record_batch(user=request.user, items=items, api_key=request_api_key(request))
+        return event_record_batch(user=user_signed_in(request=request), items=items, api_key=request_api_key(request))
     except IdempotencyConflict as exc:
         fields = {(f"events.{i}.idempotency_key" if batch else "idempotency_key"):
                   [f"{items[i].idempotency_key!r} was already used for a different event; a replay must send the "

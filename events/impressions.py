@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.core.exceptions import ValidationError
@@ -79,7 +79,8 @@ def _store_queued(client: redis.Redis, *, limit: int, batch: int) -> int:
             reclaim = bool(entries)
         if not reclaim:
             reply = client.xreadgroup(GROUP, consumer, {impressions_stream(): ">"}, count=batch)
-            entries = reply[0][1] if reply else []
+            # our clients speak RESP2, where the reply is [[stream, entries]] (the dict shapes are RESP3's)
+            entries = cast(list[list[Any]], reply)[0][1] if reply else []
         if not entries:
             break
         done = []

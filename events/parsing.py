@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
@@ -87,9 +89,10 @@ def _row(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:
             row[field] = check(raw[field])
         except ValueError as exc:
             errors[field] = str(exc)
-    optional = {"value": _number, "propensity": _number, "occurred_at": _datetime,
-                "position": lambda v: None if v is None else _integer(v, 0, 10_000),
-                **{field: (lambda v, n=limit: _text(v, n)) for field, limit in TEXT_LIMITS.items()}}
+    optional: dict[str, Callable[[Any], Any]] = {
+        "value": _number, "propensity": _number, "occurred_at": _datetime,
+        "position": lambda v: None if v is None else _integer(v, 0, 10_000),
+        **{field: partial(_text, limit=limit) for field, limit in TEXT_LIMITS.items()}}
     for field, check in optional.items():
         try:
             row[field] = check(raw.get(field))
@@ -101,14 +104,15 @@ def _row(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:
 def events_parse(raw: Any, *, batch: bool, max_batch: int) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Parse one event (``batch=False``) or ``{"events": [...]}``; returns (rows, errors)."""
     if not batch:
-        row, errors = _row(raw)
-        return [row], {field: [msg] for field, msg in errors.items()}
+        row, row_errors = _row(raw)
+        return [row], {field: [msg] for field, msg in row_errors.items()}
     items = raw.get("events") if isinstance(raw, dict) else None
     if not isinstance(items, list) or not items:
         return [], {"events": ["Expected a non-empty list of events."]}
     if len(items) > max_batch:
         return [], {"events": [f"Ensure this field has no more than {max_batch} elements."]}
-    rows, errors = [], {}
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
     for i, item in enumerate(items):
         row, row_errors = _row(item)
         rows.append(row)

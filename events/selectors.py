@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count
 
 from .models import Event
@@ -20,11 +20,11 @@ def event_recent_movie_ids(*, user_id: int, limit: int = 200) -> list[int]:
     return list(reversed(list(rows)))
 
 
-def event_features_for(*, user: AbstractBaseUser, limit: int = 20) -> dict[str, Any]:
+def event_features_for(*, user: User, limit: int = 20) -> dict[str, Any]:
     """The caller's live feature state: recent sequence, counters by kind, and what is still in flight."""
     recent = list(Event.objects.filter(user=user, kind__in=ENGAGED, applied_at__isnull=False)
                   .select_related("movie").order_by("-occurred_at", "-created_at")[:limit])
-    counts = dict(Event.objects.filter(user=user).order_by().values_list("kind").annotate(n=Count("id")))
+    counts: dict[str, int] = dict(Event.objects.filter(user=user).order_by().values_list("kind").annotate(n=Count("id")))
     pending = Event.objects.filter(user=user, applied_at__isnull=True).count()
     return {
         "user_id": user.pk,
@@ -47,7 +47,7 @@ def event_unapplied_ids(*, limit: int = 10_000) -> list[str]:
     return [str(r) for r in rows]
 
 
-def watchlist_movie_ids(*, user: AbstractBaseUser) -> list[int]:
+def watchlist_movie_ids(*, user: User) -> list[int]:
     """Movies on the user's watchlist (latest watchlist event per movie is an add), newest first."""
     latest: dict[int, float] = {}
     for movie_id, value in (Event.objects.filter(user=user, kind=Kind.WATCHLIST)

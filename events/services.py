@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -36,6 +36,9 @@ from .stream import (
     stream_loss_check,
     stream_loss_handled,
 )
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def event_body_hash(item: EventInput) -> str:
     return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
 
 
-def _build(*, user: AbstractBaseUser, item: EventInput, api_key: Any, now: dt.datetime) -> Event:
+def _build(*, user: User, item: EventInput, api_key: Any, now: dt.datetime) -> Event:
     value = event_value_validate(kind=item.kind, value=item.value, propensity=item.propensity)
     event_time_validate(occurred_at=item.occurred_at, now=now)
     return Event(user=user, movie_id=item.movie_id, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
@@ -151,7 +154,8 @@ def _insert(events: list[Event]) -> None:
         Event.objects.bulk_create(events)
         return
     fields = Event._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    # a concrete field is one with a column (Django sets ``concrete = column is not None``)
+    columns = ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in fields)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(f"COPY {Event._meta.db_table} ({columns}) FROM STDIN") as copy:
             for event in events:
@@ -159,7 +163,7 @@ def _insert(events: list[Event]) -> None:
 
 
 @transaction.atomic
-def _record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput], api_key: Any) -> list[tuple[Event, bool]]:
+def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> list[tuple[Event, bool]]:
     keys = [item.idempotency_key for item in items]
     existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
     conflicts = [i for i, item in enumerate(items) if item.idempotency_key in existing
@@ -179,7 +183,7 @@ def _record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput], api_ke
     return [(created[k], True) if k in created else (existing[k], False) for k in keys]
 
 
-def event_record_batch(*, user: AbstractBaseUser, items: Sequence[EventInput],
+def event_record_batch(*, user: User, items: Sequence[EventInput],
                        api_key: Any = None) -> list[tuple[Event, bool]]:
     """Store many events in one transaction; replayed idempotency keys return the stored event (created False).
 
@@ -202,7 +206,7 @@ def movie_ids_unknown(*, movie_ids: Sequence[int]) -> list[int]:
     return [m for m in dict.fromkeys(movie_ids) if m not in known]
 
 
-def event_record(*, user: AbstractBaseUser, kind: str, movie: Movie | None = None, movie_id: int | None = None,
+def event_record(*, user: User, kind: str, movie: Movie | None = None, movie_id: int | None = None,
                  idempotency_key: str | None = None, value: float | None = None, api_key: Any = None,
                  **fields: Any) -> tuple[Event, bool]:
     """Store one event durably (the outbox row); returns (event, created). A replayed key returns the first event.
@@ -219,7 +223,7 @@ def event_record(*, user: AbstractBaseUser, kind: str, movie: Movie | None = Non
     return event_record_batch(user=user, items=[item], api_key=api_key)[0]
 
 
-def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> Event:
+def watchlist_set(*, user: User, movie_id: int, on: bool) -> Event:
     """Add a movie to the user's watchlist (on) or remove it: a watchlist event with value 1 or 0."""
     event, _ = event_record(user=user, kind=Kind.WATCHLIST, movie_id=movie_id, value=1.0 if on else 0.0)
     return event
@@ -231,7 +235,7 @@ def _impression_lengths_check(movie_ids: Sequence[int], propensities: Sequence[f
         raise ValidationError({"movie_ids": "movie_ids, propensities and positions must have the same length"})
 
 
-def impression_log_batch(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
+def impression_log_batch(*, user: User, movie_ids: Sequence[int], propensities: Sequence[float],
                          positions: Sequence[int], policy_version: str, request_id: str,
                          served_at: dt.datetime | None = None) -> list[Event]:
     """Log one served list's impressions with their propensities (for off-policy estimates on real logs).
@@ -252,17 +256,18 @@ def impressions_stream() -> str:
     return settings.IMPRESSIONS_STREAM
 
 
-def impression_enqueue(*, user: AbstractBaseUser, movie_ids: Sequence[int], propensities: Sequence[float],
+def impression_enqueue(*, user: User, movie_ids: Sequence[int], propensities: Sequence[float],
                        positions: Sequence[int], policy_version: str, request_id: str) -> str:
     """Queue one served list for storing (events.impressions stores it from the stream): one XADD; without a
     Redis URL or when the XADD fails it is stored now. Returns "stream" or "database"."""
     _impression_lengths_check(movie_ids, propensities, positions)
     served_at = dt.datetime.now(dt.UTC)
     if stream_enabled():
-        fields = {"user_id": str(user.pk), "movie_ids": ",".join(str(int(m)) for m in movie_ids),
-                  "propensities": ",".join(repr(float(p)) for p in propensities),
-                  "positions": ",".join(str(int(p)) for p in positions), "policy_version": policy_version,
-                  "request_id": request_id, "served_at": served_at.isoformat()}
+        fields: dict[FieldT, EncodableT] = {
+            "user_id": str(user.pk), "movie_ids": ",".join(str(int(m)) for m in movie_ids),
+            "propensities": ",".join(repr(float(p)) for p in propensities),
+            "positions": ",".join(str(int(p)) for p in positions), "policy_version": policy_version,
+            "request_id": request_id, "served_at": served_at.isoformat()}
         try:
             stream_client().xadd(impressions_stream(), fields, maxlen=STREAM_MAXLEN, approximate=True)
             return "stream"

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -163,7 +164,8 @@ def stream_read(*, consumer: str, count: int, block_ms: int | None = None) -> li
         logger.info("reclaimed %d pending stream entries for %s", len(entries), consumer)
         return entries
     reply = client.xreadgroup(stream_group(), consumer, {stream_name(): ">"}, count=count, block=block_ms)
-    return _entries(reply[0][1]) if reply else []
+    # our clients speak RESP2, where the reply is [[stream, entries]] (the dict shapes are RESP3's)
+    return _entries(cast(list[list[Any]], reply)[0][1]) if reply else []
 
 
 def stream_ack(entry_ids: Sequence[str]) -> None:

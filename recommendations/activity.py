@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from catalog import selectors as catalog
 from catalog import services as catalog_services
@@ -28,14 +28,14 @@ class HistoryEntry:
     rated_at: datetime
 
 
-def ratings_map(*, user: AbstractBaseUser, movie_ids: list[int] | None = None) -> dict[int, float]:
+def ratings_map(*, user: User | AnonymousUser, movie_ids: list[int] | None = None) -> dict[int, float]:
     """movie id -> the user's rating, for the given movies (all the user's ratings when None)."""
     if not getattr(user, "is_authenticated", False):
         return {}
     return dict(catalog.rating_map_for_user(user=user, movie_ids=movie_ids))
 
 
-def rating_history(*, user: AbstractBaseUser, limit: int | None = 50) -> list[HistoryEntry]:
+def rating_history(*, user: User | AnonymousUser, limit: int | None = 50) -> list[HistoryEntry]:
     """The user's ratings, newest first."""
     if not getattr(user, "is_authenticated", False):
         return []
@@ -44,12 +44,12 @@ def rating_history(*, user: AbstractBaseUser, limit: int | None = 50) -> list[Hi
     return [HistoryEntry(movie=r.movie, value=r.value, rated_at=r.rated_at) for r in rows]
 
 
-def recent_favourites(*, user: AbstractBaseUser, limit: int, min_value: float = 4.0) -> list[Any]:
+def recent_favourites(*, user: User | AnonymousUser, limit: int, min_value: float = 4.0) -> list[Any]:
     """The user's most recently rated movies at or above ``min_value``."""
     return [e.movie for e in rating_history(user=user, limit=200) if e.value >= min_value][:limit]
 
 
-def rating_set(*, user: AbstractBaseUser, movie_id: int, value: float) -> float | None:
+def rating_set(*, user: User, movie_id: int, value: float) -> float | None:
     """Rate a movie (0.5-5 in half steps); returns the previous rating for undo."""
     movie = catalog.movie_get(movie_id=movie_id)
     before = catalog.rating_get(user=user, movie=movie)
@@ -59,7 +59,7 @@ def rating_set(*, user: AbstractBaseUser, movie_id: int, value: float) -> float 
     return previous
 
 
-def rating_clear(*, user: AbstractBaseUser, movie_id: int) -> float | None:
+def rating_clear(*, user: User, movie_id: int) -> float | None:
     """Remove the user's rating of a movie; returns the removed value for undo."""
     movie = catalog.movie_get(movie_id=movie_id)
     before = catalog.rating_get(user=user, movie=movie)
@@ -69,7 +69,7 @@ def rating_clear(*, user: AbstractBaseUser, movie_id: int) -> float | None:
     return before.value
 
 
-def rating_restore(*, user: AbstractBaseUser, movie_id: int, value: float | None) -> None:
+def rating_restore(*, user: User, movie_id: int, value: float | None) -> None:
     """Undo: put back a previous rating, or remove the rating when there was none."""
     if value is None:
         rating_clear(user=user, movie_id=movie_id)
@@ -77,9 +77,9 @@ def rating_restore(*, user: AbstractBaseUser, movie_id: int, value: float | None
         rating_set(user=user, movie_id=movie_id, value=value)
 
 
-def watchlist_ids(*, user: AbstractBaseUser) -> list[int]:
+def watchlist_ids(*, user: User | AnonymousUser) -> list[int]:
     """Movie ids on the user's watchlist, newest first."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return []
     return list(event_selectors.watchlist_movie_ids(user=user))
 
@@ -89,7 +89,7 @@ def watchlist_available() -> bool:
     return True
 
 
-def watchlist_set(*, user: AbstractBaseUser, movie_id: int, on: bool) -> bool:
+def watchlist_set(*, user: User, movie_id: int, on: bool) -> bool:
     """Add a movie to (on=True) or remove it from the watchlist; returns the new state."""
     movie = catalog.movie_get(movie_id=movie_id)
     event_services.watchlist_set(user=user, movie_id=movie.id, on=on)

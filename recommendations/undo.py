@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from . import activity
@@ -25,7 +25,7 @@ def undo_peek(*, request: HttpRequest) -> dict[str, Any] | None:
     return stack[-1] if stack else None
 
 
-def undo_pop(*, request: HttpRequest, user: AbstractBaseUser) -> dict[str, Any] | None:
+def undo_pop(*, request: HttpRequest, user: User) -> dict[str, Any] | None:
     """Reverse the newest action; returns it, or None when there is nothing to undo."""
     stack = list(request.session.get(SESSION_KEY, []))
     if not stack:
