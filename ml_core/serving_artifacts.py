@@ -46,7 +46,8 @@ def svd_item_vectors(matrix: Any, dims: int = 64) -> np.ndarray:
 
     k = max(1, min(dims, min(matrix.shape) - 1))
     _, s, vt = svds(matrix.astype(np.float64), k=k, random_state=0)
-    return (vt.T * np.sqrt(s)[None]).astype(np.float32)
+    vectors: np.ndarray = (vt.T * np.sqrt(s)[None]).astype(np.float32)
+    return vectors
 
 
 def item_embeddings(models: dict[str, Any], n_items: int, matrix: Any = None) -> tuple[str, np.ndarray]:
@@ -84,10 +85,10 @@ def build_bundle(out: Path, *, item_raw_ids: list[int], interactions_items: np.n
     (out / "items.json").write_text(json.dumps({"movie_ids": movie_ids, "metadata": meta}))
     np.save(out / "popularity.npy", popularity, allow_pickle=False)
     for name, model in models.items():
-        source = (model_dirs or {}).get(name)
-        if source is not None and (Path(source) / "manifest.json").exists():
+        trained = (model_dirs or {}).get(name)
+        if trained is not None and (Path(trained) / "manifest.json").exists():
             # a copy, not hard links: a later `train` rewrites its files in place
-            shutil.copytree(Path(source), out / "models" / name)
+            shutil.copytree(Path(trained), out / "models" / name)
         else:
             model.export(out / "models" / name)
     if rating is not None:
@@ -142,9 +143,10 @@ def read_manifest(out: Path) -> dict[str, Any]:
     if not path.exists():
         raise ArtifactError(f"{path}: no serving bundle here (run `manage.py build_serving_artifacts`)")
     try:
-        return json.loads(path.read_text())
+        manifest: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: unreadable manifest ({exc})") from exc
+    return manifest
 
 
 def verify_bundle(out: Path) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     weights, info = select(norm_valid, split, vusers, seed=seed)
     del norm_valid
     norm_test = score_tensor(models, split, "test", tusers)
-    metrics = {"test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
+    metrics: dict[str, dict[str, Any]] = {"test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
                "singles_test": {n: evaluate_scores(norm_test[m], split, "test", tusers)
                                 for m, n in enumerate(models)}}
     del norm_test

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..interface import FitOptions, FitReport, OnlineRanker, OnnxExportable, OnnxSpec, UserContext
-from ..tuning import Categorical, Int, LogFloat
+from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import known
 from .kan_features import FEATURES, FeatureBuilder
 from .kan_layers import KANNet, MLPNet
@@ -79,7 +79,7 @@ def widths(config: KANConfig) -> list[int]:
     return [f, max(1, round((kan_params - 1) / (f + 2))), 1]
 
 
-def build_net(config: KANConfig) -> torch.nn.Module:
+def build_net(config: KANConfig) -> KANNet | MLPNet:
     if config.ranker == "kan":
         return KANNet(widths(config), config.grid_size, config.spline_order)
     if config.ranker == "mlp":
@@ -102,12 +102,14 @@ class KANRanker(TorchRecommender):
     }
     # Liu et al. 2024: cubic splines (k 3), grids of 3..20 intervals refined from coarse, small widths, the L1 +
     # entropy regulariser weighted 1e-4..1e-2; lr searched as for the other rankers
-    search_space: ClassVar[dict] = {
+    search_space: ClassVar[dict[str, Distribution]] = {
         "hidden": Categorical(((4,), (8,), (16,), (8, 8))), "grid_size": Int(3, 12), "spline_order": Int(2, 3),
         "learning_rate": LogFloat(3e-4, 3e-2), "reg": Categorical((0.0, 1e-4, 1e-3, 1e-2)),
         "labels_per_user": Int(1, 5),
     }
     prune_warmup_epochs: ClassVar[int] = 1  # 4 epochs in all: a bad start is already telling
+
+    net: KANNet | MLPNet | None = None
 
     def __init__(self, config: KANConfig | None = None) -> None:
         super().__init__(config)
@@ -191,7 +193,7 @@ class KANRanker(TorchRecommender):
                         out.append(feats[row, cand])
         return torch.from_numpy(np.stack(out))
 
-    def _candidates(self, ease: np.ndarray, history: Sequence[int], positive: int, avoid: Sequence[int],
+    def _candidates(self, ease: np.ndarray, history: Sequence[int], positive: int, avoid: Sequence[int] | np.ndarray,
                     rng: np.random.Generator) -> np.ndarray | None:
         cfg = self.config
         banned = np.zeros(len(ease), bool)
@@ -220,6 +222,7 @@ class KANRanker(TorchRecommender):
         out = np.full(len(cand), np.nan, dtype=np.float32)
         ok = (cand >= 0) & (cand < self.n_items)
         if ok.any() and len(known(history, self.n_items)) and self.net is not None:
+            assert self.features is not None  # set together with the net (fit, load)
             feats = self.features.candidate_features(UserContext(history=history, **context), cand[ok])
             self.net.eval()
             with torch.no_grad():
@@ -252,7 +255,8 @@ class KANRanker(TorchRecommender):
         grads = torch.autograd.grad(loss, params)
         if not torch.isfinite(loss) or not all(torch.isfinite(g).all() for g in grads):
             return float("nan")
-        norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        squares = [(g**2).sum() for g in grads]
+        norm = torch.sqrt(sum(squares[1:], squares[0]))
         scale = min(1.0, self.config.max_grad_norm / float(norm + 1e-12))
         with torch.no_grad():
             for p, g in zip(params, grads, strict=False):
