@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import user_get
+from accounts.selectors import user_get, user_signed_in
 from apex_site.client_ip import AnonRateThrottle  # per real client address (TRUSTED_PROXIES)
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
@@ -117,7 +117,7 @@ def _log_impressions(request: Request, payload: dict[str, Any]) -> None:
 
     items = payload["items"]
     try:
-        impression_enqueue(user=request.user, movie_ids=[i["movie_id"] for i in items],
+        impression_enqueue(user=user_signed_in(request=request), movie_ids=[i["movie_id"] for i in items],
                            propensities=[i["propensity"] for i in items], positions=[i["position"] for i in items],
                            policy_version=payload["weights_version"], request_id=payload["request_id"])
     except Exception:  # noqa: BLE001 - a logging failure must not fail the recommendation
@@ -164,7 +164,7 @@ class MovieRecommendationsEnrichedApi(_MovieApi):
                 item.update(overview=movie.overview, poster_path=movie.poster_path, runtime=movie.runtime,
                             vote_average=movie.vote_average, rating_mean=movie.rating_mean,
                             rating_count=movie.rating_count, collection=movie.collection.name
-                            if movie.collection_id else None, genres=[g.name for g in movie.genres.all()])
+                            if movie.collection is not None else None, genres=[g.name for g in movie.genres.all()])
         return Response(payload)
 
 
@@ -258,4 +258,4 @@ class EventFeaturesApi(APIView):
 
     @extend_schema(responses={200: EventFeaturesSerializer})
     def get(self, request: Request) -> Response:
-        return Response({**event_features_for(user=request.user), "model_state_version": checkpoint_latest_id()})
+        return Response({**event_features_for(user=user_signed_in(request=request)), "model_state_version": checkpoint_latest_id()})

@@ -19,13 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
 from django.utils import timezone as dj_timezone
 
 from .models import PipelineRun
+
+if TYPE_CHECKING:
+    from lakehouse.config import LakehouseConfig
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ def events_export(*, directory: Path | None = None, now: datetime | None = None)
     return ExportResult(directory / name, rows, since, until)
 
 
-def lakehouse_config() -> LakehouseConfig:  # noqa: F821
+def lakehouse_config() -> LakehouseConfig:
     """The lakehouse inputs and root from Django settings (same defaults as ``python -m lakehouse``)."""
     from dataclasses import replace
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 
 from billing import selectors as billing
@@ -27,44 +27,44 @@ def card_state(request: HttpRequest | None) -> tuple[dict[int, float], set[int]]
     return cached
 
 
-def _favourite_genres(user: AbstractBaseUser) -> list[str]:
-    if not getattr(user, "is_authenticated", False):
+def _favourite_genres(user: User | AnonymousUser) -> list[str]:
+    if not user.is_authenticated:
         return []
     from accounts.selectors import profile_get
 
     return list(profile_get(user=user).favourite_genres or [])
 
 
-def home_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+def home_context(*, user: User | AnonymousUser) -> dict[str, Any]:
     """Home rows for a member or a visitor."""
-    signed_in = getattr(user, "is_authenticated", False)
+    signed_in = user.is_authenticated
     rated = activity.ratings_map(user=user) if signed_in else {}
     favourites = activity.recent_favourites(user=user, limit=rows.BECAUSE_ROWS) if signed_in else []
-    home = rows.home_rows(user=user if signed_in else None, rated=rated, recent_favourites=favourites,
+    home = rows.home_rows(user=user if user.is_authenticated else None, rated=rated, recent_favourites=favourites,
                           genres=_favourite_genres(user))
     return {"rows": home, "rated_count": len(rated), "live": signed_in}
 
 
-def movie_extras_context(*, user: AbstractBaseUser, movie: Any) -> dict[str, Any]:
+def movie_extras_context(*, user: User | AnonymousUser, movie: Any) -> dict[str, Any]:
     """The detail page's extras: your rating, the predicted rating for you, and related rows."""
-    signed_in = getattr(user, "is_authenticated", False)
+    signed_in = user.is_authenticated
     rated = activity.ratings_map(user=user) if signed_in else {}
-    unrated = signed_in and movie.id not in rated
-    predicted = serving.picks_predicted_rating(user_id=user.pk, movie_id=movie.id) if unrated else None
+    predicted = (serving.picks_predicted_rating(user_id=user.pk, movie_id=movie.id)
+                 if user.is_authenticated and movie.id not in rated else None)
     return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted,
             "related_rows": rows.detail_rows(movie=movie, exclude=set(rated)), "live": signed_in}
 
 
-def history_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+def history_context(*, user: User) -> dict[str, Any]:
     return {"entries": activity.rating_history(user=user, limit=500)}
 
 
-def watchlist_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+def watchlist_context(*, user: User) -> dict[str, Any]:
     ids = activity.watchlist_ids(user=user)
     return {"movies": catalog.movie_list_by_ids(movie_ids=ids), "available": activity.watchlist_available()}
 
 
-def account_context(*, user: AbstractBaseUser) -> dict[str, Any]:
+def account_context(*, user: User) -> dict[str, Any]:
     """Profile, API keys, plan and usage."""
     from accounts.selectors import api_key_list, profile_get
 

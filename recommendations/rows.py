@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from catalog import selectors as catalog
 
@@ -81,7 +81,8 @@ def _popular_unseen(*, exclude: set[int], genres: list[str], limit: int) -> list
     """The catalog's most-rated movies (in the given genres when any), skipping ``exclude``."""
     found: list[Any] = []
     seen = set(exclude)
-    for genre in genres or [None]:
+    genre_filters: list[str | None] = [*genres] if genres else [None]  # no genre: the whole catalog
+    for genre in genre_filters:
         for movie in catalog.movie_list(genre=genre, sort="popular")[: limit * 3]:
             if movie.id not in seen:
                 found.append(movie)
@@ -92,7 +93,7 @@ def _popular_unseen(*, exclude: set[int], genres: list[str], limit: int) -> list
     return found[:limit]
 
 
-def row_top_picks(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str],
+def row_top_picks(*, user: User | None, rated: dict[int, float], genres: list[str],
                   resolve: bool = True) -> Row:
     """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres."""
     user_id = getattr(user, "pk", None)
@@ -127,15 +128,15 @@ def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
             if other.id in taken:
                 continue
             taken.add(other.id)
-            shared = [g.name for g in other.genres.all() if g.name in names]
-            scored.append((len(shared), other.rating_count or 0, other))
+            common = [g.name for g in other.genres.all() if g.name in names]
+            scored.append((len(common), other.rating_count or 0, other))
     scored.sort(key=lambda t: (-t[0], -t[1]))
     for shared, _, other in scored:
         picks.append(Pick(other, f"Shares {shared} genre{'s' if shared != 1 else ''} with {movie.title}"))
     return picks[:limit]
 
 
-def row_discover(*, user: AbstractBaseUser | None, rated: dict[int, float], genres: list[str],
+def row_discover(*, user: User | None, rated: dict[int, float], genres: list[str],
                  resolve: bool = True) -> Row:
     """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
     items = serving.picks_long_tail(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
@@ -160,7 +161,7 @@ def row_trending(*, rated: dict[int, float], resolve: bool = True) -> Row:
     return Row("trending", "Trending", _picks(movies, why))
 
 
-def home_rows(*, user: AbstractBaseUser | None, rated: dict[int, float], recent_favourites: list[Any],
+def home_rows(*, user: User | None, rated: dict[int, float], recent_favourites: list[Any],
               genres: list[str]) -> list[Row]:
     """Every row of the home page, in display order; empty rows are dropped."""
     rows = [row_top_picks(user=user, rated=rated, genres=genres, resolve=False)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from events.models import Event
 
 
-def _nullable_float(**kwargs: object) -> serializers.FloatField:
+def _nullable_float(**kwargs: Any) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, **kwargs)
 
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.selectors import user_signed_in
 from catalog import selectors as catalog
 
 from . import activity, onboarding, pages, undo
@@ -58,14 +59,15 @@ def movie_extras_fragment(request: HttpRequest, movie_id: int) -> HttpResponse:
 @require_POST
 def rating_set(request: HttpRequest, movie_id: int) -> HttpResponse:
     """Rate a movie (0.5-5 in half steps), or clear the rating (``clear=1``)."""
+    user = user_signed_in(request=request)
     movie = catalog.movie_get(movie_id=movie_id)
     raw = request.POST.get("value", "").strip()
     try:
         if request.POST.get("clear") or raw in ("", "0"):
-            previous = activity.rating_clear(user=request.user, movie_id=movie.id)
+            previous = activity.rating_clear(user=user, movie_id=movie.id)
             value, text = None, f"Removed your rating of {movie.title}."
         else:
-            previous = activity.rating_set(user=request.user, movie_id=movie.id, value=float(raw))
+            previous = activity.rating_set(user=user, movie_id=movie.id, value=float(raw))
             value, text = float(raw), f"You rated {movie.title} {float(raw):g}★."
     except (ValueError, ValidationError) as exc:
         error = "; ".join(getattr(exc, "messages", [str(exc)]))
@@ -86,11 +88,12 @@ def rating_set(request: HttpRequest, movie_id: int) -> HttpResponse:
 @require_POST
 def watchlist_toggle(request: HttpRequest, movie_id: int) -> HttpResponse:
     """Put a movie on the watchlist or take it off (``on`` = 1/0; without it, flip)."""
+    user = user_signed_in(request=request)
     movie = catalog.movie_get(movie_id=movie_id)
-    current = movie.id in activity.watchlist_ids(user=request.user)
+    current = movie.id in activity.watchlist_ids(user=user)
     wanted = request.POST.get("on", "1" if not current else "0") == "1"
     try:
-        activity.watchlist_set(user=request.user, movie_id=movie.id, on=wanted)
+        activity.watchlist_set(user=user, movie_id=movie.id, on=wanted)
     except NotImplementedError as exc:
         if _wants_json(request):
             return JsonResponse({"ok": False, "error": str(exc)}, status=503)
@@ -109,7 +112,7 @@ def watchlist_toggle(request: HttpRequest, movie_id: int) -> HttpResponse:
 @require_POST
 def undo_last(request: HttpRequest) -> HttpResponse:
     """Reverse the newest rating or watchlist action of this session."""
-    action = undo.undo_pop(request=request, user=request.user)
+    action = undo.undo_pop(request=request, user=user_signed_in(request=request))
     text = undo.describe(action) if action else "Nothing to undo."
     if _wants_json(request):
         return JsonResponse({"ok": action is not None, "message": text,
@@ -122,37 +125,39 @@ def undo_last(request: HttpRequest) -> HttpResponse:
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     """Everything the user rated, newest first, each with a change or remove control."""
-    return render(request, "recommendations/history.html", pages.history_context(user=request.user))
+    return render(request, "recommendations/history.html", pages.history_context(user=user_signed_in(request=request)))
 
 
 @login_required
 @require_GET
 def watchlist(request: HttpRequest) -> HttpResponse:
-    return render(request, "recommendations/watchlist.html", pages.watchlist_context(user=request.user))
+    return render(request, "recommendations/watchlist.html", pages.watchlist_context(user=user_signed_in(request=request)))
 
 
 @login_required
 def onboarding_page(request: HttpRequest) -> HttpResponse:
     """Pick movies you know, group by group, until the recommendations have enough to go on."""
+    user = user_signed_in(request=request)
     if request.method == "POST":
         if request.POST.get("action") == "genres":
-            onboarding.genres_save(user=request.user, genres=request.POST.getlist("genres"))
+            onboarding.genres_save(user=user, genres=request.POST.getlist("genres"))
             return redirect("recommendations:onboarding")
-        onboarding.finish(user=request.user)
+        onboarding.finish(user=user)
         messages.success(request, "You're all set: here are your recommendations.")
         return redirect("recommendations:home")
     group = request.GET.get("group", "")
     return render(request, "recommendations/onboarding.html",
-                  onboarding.onboarding_context(user=request.user, group=group))
+                  onboarding.onboarding_context(user=user, group=group))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
     """Profile, favourite genres (POST saves them), API keys, subscription and usage on one page."""
+    user = user_signed_in(request=request)
     if request.method == "POST":
-        onboarding.genres_save(user=request.user, genres=request.POST.getlist("genres"))
+        onboarding.genres_save(user=user, genres=request.POST.getlist("genres"))
         messages.success(request, "Favourite genres saved.")
         return redirect("recommendations:account")
     return render(request, "recommendations/account.html",
-                  {**pages.account_context(user=request.user), "genres": onboarding.genre_choices()})
+                  {**pages.account_context(user=user), "genres": onboarding.genre_choices()})
