@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Sequence
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -20,6 +23,9 @@ from .search import movie_keyword_search
 from .selectors import SORTS, movie_get, movie_list, movie_list_by_ids
 from .serializers import MovieDetailSerializer, MovieSummarySerializer, ScoredMovieSerializer, SearchResultsSerializer
 
+_Model = TypeVar("_Model", bound=Model)
+_Row = TypeVar("_Row")
+
 
 class CatalogPagination(PageNumberPagination):
     """Page numbers; a ``page`` or ``page_size`` that is sent must be a positive integer (400, not ignored)."""
@@ -28,7 +34,8 @@ class CatalogPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: object = None) -> list | None:
+    def paginate_queryset(self, queryset: QuerySet[_Model, _Row] | Sequence[_Row], request: Request,
+                          view: APIView | None = None) -> list[_Row] | None:
         bad = {name: ["Send a positive integer (or leave the parameter out)."]
                for name in (self.page_query_param, self.page_size_query_param)
                if name in request.query_params and not _positive_int(request.query_params[name])}

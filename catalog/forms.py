@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 
 from .selectors import SORTS, genre_list
@@ -20,11 +22,11 @@ class BrowseForm(forms.Form):
                                         label="Rating")
     sort = forms.ChoiceField(required=False, choices=[(k, SORT_LABELS[k]) for k in SORTS])
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["genre"].choices = [("", "All genres")] + [(g.slug, g.name) for g in genre_list()]
+        cast(forms.ChoiceField, self.fields["genre"]).choices = [("", "All genres")] + [(g.slug, g.name) for g in genre_list()]
 
-    def filters(self) -> dict:
+    def filters(self) -> dict[str, Any]:
         """The cleaned filters for selectors.movie_list (empty when the form is invalid)."""
         if not self.is_valid():
             return {}

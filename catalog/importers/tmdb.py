@@ -110,6 +110,7 @@ def _from_api(client: TMDBClient, movies: list[Movie], changed: dict[int, Movie]
         Credit.objects.filter(role=Credit.Role.DIRECTOR).values_list("movie_id", flat=True))
     with progress_bar(len(todo), "TMDB API", progress) as bar:
         for movie in todo:
+            assert movie.tmdb_id is not None  # todo holds only movies with a TMDB id
             payload = client.movie(movie.tmdb_id)
             bar.update(1)
             report.add("api calls", 1)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connection, models
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
 
 COPY_FROM = 50  # fewer rows: plain UPDATEs (one statement each) beat the temporary table's four
 
@@ -16,10 +19,10 @@ def bulk_update_fast(objs: Sequence[models.Model], fields: list[str], *, batch_s
         return 0
     model = type(objs[0])
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [_field(meta, name) for name in fields]
     quote = connection.ops.quote_name
-    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in columns)
-           + f" WHERE {quote(meta.pk.column)} = %s")
+    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(_column(f))} = %s" for f in columns)
+           + f" WHERE {quote(_column(meta.pk))} = %s")
     if connection.vendor == "postgresql" and len(objs) >= COPY_FROM:
         _update_postgres(objs, columns)
         return len(objs)
@@ -31,12 +34,12 @@ def bulk_update_fast(objs: Sequence[models.Model], fields: list[str], *, batch_s
     return len(objs)
 
 
-def _update_postgres(objs: Sequence[models.Model], columns: list[models.Field]) -> None:
+def _update_postgres(objs: Sequence[models.Model], columns: list[models.Field[Any, Any]]) -> None:
     """COPY the new values into a temporary table, then one UPDATE ... FROM (one index pass, no per-row trips)."""
     meta = type(objs[0])._meta
     quote = connection.ops.quote_name
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    names = [quote(f.column) for f in columns]
+    table, pk = quote(meta.db_table), quote(_column(meta.pk))
+    names = [quote(_column(f)) for f in columns]
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS apex_bulk_update")
         cursor.execute(f"CREATE TEMP TABLE apex_bulk_update AS SELECT {pk}, {', '.join(names)} FROM {table} "
@@ -54,9 +57,9 @@ def insert_rows(model: type[models.Model], fields: list[str], rows: Iterable[Seq
                 batch_size: int = 5000, progress: Callable[[int], object] | None = None) -> int:
     """INSERT plain value rows (COPY on PostgreSQL, executemany elsewhere); values are prepared by the fields."""
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [_field(meta, name) for name in fields]
     quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in columns)
+    names = ", ".join(quote(_column(f)) for f in columns)
     preparers = [_preparer(f) for f in columns]
     count = 0
     with connection.cursor() as cursor:
@@ -85,7 +88,20 @@ def insert_objects(objs: Sequence[models.Model], *, batch_size: int = 5000) -> i
     return insert_rows(type(objs[0]), [f.name for f in fields], rows, batch_size=batch_size)
 
 
-def _preparer(field: models.Field) -> Callable[[Any], Any] | None:
+def _field(meta: Options[Any], name: str) -> models.Field[Any, Any]:
+    """The model field named ``name``; these writes name columns, never reverse relations."""
+    field = meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{meta.label}.{name} is a reverse relation, not a column")
+    return field
+
+
+def _column(field: models.Field[Any, Any]) -> str:
+    """The field's column (a concrete field always has one; Django sets ``concrete = column is not None``)."""
+    return cast(str, field.column)
+
+
+def _preparer(field: models.Field[Any, Any]) -> Callable[[Any], Any] | None:
     """How to turn a Python value into a driver value; None where the value passes through (the hot path)."""
     plain = (models.IntegerField, models.FloatField, models.CharField, models.TextField, models.BooleanField)
     target = field.target_field if isinstance(field, models.ForeignKey) else field

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +42,7 @@ def time_window_problem(when: dt.datetime, *, now: dt.datetime | None = None) ->
 
 
 @transaction.atomic
-def rating_upsert(*, user: AbstractBaseUser, movie: Movie, value: float, rated_at: dt.datetime | None = None,
+def rating_upsert(*, user: User, movie: Movie, value: float, rated_at: dt.datetime | None = None,
                   source: str = "web") -> Rating:
     """Store the user's rating of the movie, replacing an earlier one, and refresh the movie's stats."""
     number = _validated_value(value)
@@ -59,7 +59,7 @@ def rating_upsert(*, user: AbstractBaseUser, movie: Movie, value: float, rated_a
 
 
 @transaction.atomic
-def rating_delete(*, user: AbstractBaseUser, movie: Movie) -> bool:
+def rating_delete(*, user: User, movie: Movie) -> bool:
     """Delete the user's rating of the movie; True when there was one."""
     deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
     if deleted:
