@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPersonNotApiKey
+from accounts.selectors import user_signed_in
 
 from .selectors import plan_for_user, plan_get_by_code, plan_list, usage_summary
 from .services import checkout_session_create, portal_session_create
@@ -89,7 +90,7 @@ class CheckoutCreateApi(APIView):
         if plan is None or not plan.price_cents:
             raise serializers.ValidationError({"plan": "Choose a paid plan: pro or enterprise."})
         session = checkout_session_create(
-            user=request.user, plan=plan,
+            user=user_signed_in(request=request), plan=plan,
             success_url=data.validated_data.get("success_url")
             or _billing_page_url(request, "?checkout=success&session_id={CHECKOUT_SESSION_ID}"),
             cancel_url=data.validated_data.get("cancel_url") or _billing_page_url(request, "?checkout=cancelled"))
@@ -109,7 +110,7 @@ class PortalCreateApi(APIView):
         data = self.PortalInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return_url = data.validated_data.get("return_url") or _billing_page_url(request, "")
-        return Response(portal_session_create(user=request.user, return_url=return_url),
+        return Response(portal_session_create(user=user_signed_in(request=request), return_url=return_url),
                         status=status.HTTP_201_CREATED)
 
 
@@ -120,4 +121,4 @@ class UsageDetailApi(APIView):
 
     @extend_schema(responses=UsageSerializer)
     def get(self, request: Request) -> Response:
-        return Response(usage_summary(user=request.user))
+        return Response(usage_summary(user=user_signed_in(request=request)))

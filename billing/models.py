@@ -39,7 +39,9 @@ class Plan(models.Model):
 
     def quota_for(self, kind: str) -> int | None:
         """The monthly limit for one usage kind (None: unlimited)."""
-        return {UsageKind.RECOMMENDATIONS: self.recommendation_quota, UsageKind.EVENTS: self.event_quota}[kind]
+        quotas: dict[str, int | None] = {UsageKind.RECOMMENDATIONS: self.recommendation_quota,
+                                          UsageKind.EVENTS: self.event_quota}
+        return quotas[kind]
 
 
 class AccountPlan(models.Model):

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from accounts.selectors import request_api_key
+from accounts.selectors import request_api_key, user_signed_in
 
 from .services import usage_consume
 from .throttles import BurstThrottle
@@ -36,10 +36,12 @@ def _consume(request: Request, view: APIView, *, kind: str, throttle: BurstThrot
     counting per process (apex_site.cache.counting_cache).
     """
     burst = None
-    if counter_enabled() and throttle is not None and throttle.rate is not None:
+    # a throttle with a rate has both numbers (SimpleRateThrottle.parse_rate); one without has neither
+    if counter_enabled() and throttle is not None and throttle.num_requests is not None and throttle.duration is not None:
         throttle.key = throttle.get_cache_key(request, view)
         burst = Burst(key=f"billing:{throttle.key}", limit=throttle.num_requests, window_s=throttle.duration)
-    in_redis = usage_consume(user=request.user, api_key=request_api_key(request), kind=kind, burst=burst)
+    # metered requests are authenticated (_metered_kind)
+    in_redis = usage_consume(user=user_signed_in(request=request), api_key=request_api_key(request), kind=kind, burst=burst)
     return throttle is None or burst is None or in_redis or throttle.allow_request(request, view)
 
 
@@ -109,4 +111,4 @@ class QuotaThrottle(BaseThrottle):
 
     def consume(self, request: Request, *, kind: str, amount: int) -> None:
         """Count ``amount`` calls of ``kind`` for the request's account and key, or raise QuotaExceeded (429)."""
-        usage_consume(user=request.user, api_key=request_api_key(request), kind=kind, amount=amount)
+        usage_consume(user=user_signed_in(request=request), api_key=request_api_key(request), kind=kind, amount=amount)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -38,14 +38,14 @@ def plan_get_by_code(*, code: str) -> Plan | None:
     return Plan.objects.filter(code=code).first()
 
 
-def plan_for_user(*, user: AbstractBaseUser) -> Plan:
+def plan_for_user(*, user: User) -> Plan:
     """The plan the account is on now; accounts without a row are on Free (one query: every metered call reads it)."""
     own = Exists(AccountPlan.objects.filter(user=user, plan=OuterRef("pk")))
     plan = Plan.objects.annotate(own=own).filter(Q(own=True) | Q(code=FREE_CODE)).order_by("-own").first()
     return plan if plan is not None else plan_free()
 
 
-def account_plan_get(*, user: AbstractBaseUser) -> AccountPlan | None:
+def account_plan_get(*, user: User) -> AccountPlan | None:
     return AccountPlan.objects.select_related("plan").filter(user=user).first()
 
 
@@ -54,7 +54,7 @@ def plan_next_up(*, plan: Plan) -> Plan | None:
     return Plan.objects.filter(sort_order__gt=plan.sort_order).order_by("sort_order").first()
 
 
-def usage_summary(*, user: AbstractBaseUser, now: datetime | None = None) -> dict[str, Any]:
+def usage_summary(*, user: User, now: datetime | None = None) -> dict[str, Any]:
     """This period's usage per kind against the plan's quota, with a per-API-key breakdown.
 
     Counts still pending in Redis are added to the rows first, so the numbers are exact (when Redis is
@@ -72,12 +72,12 @@ def usage_summary(*, user: AbstractBaseUser, now: datetime | None = None) -> dic
     totals = {kind.value: 0 for kind in UsageKind}
     by_key: dict[int, dict[str, Any]] = {}
     for row in rows:
-        if row.api_key_id is None:
+        key = row.api_key  # joined above (None for the account's own total)
+        if key is None:
             totals[row.kind] = row.count
         else:
-            entry = by_key.setdefault(row.api_key_id, {"id": row.api_key_id, "prefix": row.api_key.prefix,
-                                                       "name": row.api_key.name,
-                                                       **{kind.value: 0 for kind in UsageKind}})
+            entry = by_key.setdefault(key.pk, {"id": key.pk, "prefix": key.prefix, "name": key.name,
+                                               **{kind.value: 0 for kind in UsageKind}})
             entry[row.kind] = row.count
     usage = {}
     for kind in UsageKind:

@@ -19,6 +19,9 @@ class BurstThrottle(ClientIpThrottleMixin, SimpleRateThrottle):  # get_ident: th
     """Short-window rate limit (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["burst"], e.g. 120/min)."""
 
     scope = "burst"
+    # set by SimpleRateThrottle.__init__ from the rate (None without one); the DRF stubs leave them out
+    num_requests: int | None
+    duration: int | None
 
     @property  # type: ignore[override]
     def cache(self):  # noqa: ANN201 - Django's BaseCache

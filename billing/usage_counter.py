@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -208,7 +208,8 @@ def _flush_one(client: redis.Redis, user_id: int) -> int:
     from .models import UsageCounter
 
     with client.lock(f"billing:usage:flush-lock:{user_id}", timeout=30, blocking_timeout=10):
-        pending = {field: int(n) for field, n in client.hgetall(_pending_key(user_id)).items() if int(n) > 0}
+        stored = cast(dict[str, str], client.hgetall(_pending_key(user_id)))  # the client decodes responses
+        pending = {field: int(n) for field, n in stored.items() if int(n) > 0}
         if not pending:
             client.srem(DIRTY_KEY, user_id)
             return 0
@@ -223,7 +224,7 @@ def _flush_one(client: redis.Redis, user_id: int) -> int:
                                                             period=date.fromisoformat(period))
                 UsageCounter.objects.filter(pk=row.pk).update(count=F("count") + n)
         # a crash right here adds these counts twice at the next flush (over-counting, never losing)
-        args = [user_id]
+        args: list[int | str] = [user_id]
         for field, n in pending.items():
             args += [field, n]
         _script(client, _SUBTRACT)(keys=[_pending_key(user_id), DIRTY_KEY], args=args)

@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException
 
+from accounts.selectors import user_signed_in
+
 from .selectors import account_plan_get, plan_get_by_code, plan_list, usage_summary
 from .services import checkout_session_create, portal_session_create
 
@@ -21,9 +23,10 @@ def subscription_detail(request: HttpRequest) -> HttpResponse:
         messages.info(request, "Thanks! Your plan changes as soon as Stripe confirms the payment.")
     elif outcome == "cancelled":
         messages.info(request, "Checkout cancelled; nothing was charged.")
+    user = user_signed_in(request=request)
     return render(request, "billing/subscription.html", {
-        "summary": usage_summary(user=request.user), "plans": plan_list(),
-        "account_plan": account_plan_get(user=request.user)})
+        "summary": usage_summary(user=user), "plans": plan_list(),
+        "account_plan": account_plan_get(user=user)})
 
 
 @login_required
@@ -34,7 +37,7 @@ def checkout_redirect(request: HttpRequest, code: str) -> HttpResponse:
         raise Http404("No such paid plan.")
     page = request.build_absolute_uri(reverse("billing:subscription-detail"))
     try:
-        session = checkout_session_create(user=request.user, plan=plan,
+        session = checkout_session_create(user=user_signed_in(request=request), plan=plan,
                                           success_url=page + "?checkout=success&session_id={CHECKOUT_SESSION_ID}",
                                           cancel_url=page + "?checkout=cancelled")
     except APIException as exc:
@@ -47,7 +50,7 @@ def checkout_redirect(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 def portal_redirect(request: HttpRequest) -> HttpResponse:
     try:
-        session = portal_session_create(user=request.user,
+        session = portal_session_create(user=user_signed_in(request=request),
                                         return_url=request.build_absolute_uri(reverse("billing:subscription-detail")))
     except APIException as exc:
         messages.error(request, str(exc.detail))

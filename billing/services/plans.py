@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from ..models import AccountPlan, Plan
@@ -34,7 +34,7 @@ def plans_sync() -> list[Plan]:
     return plans
 
 
-def account_plan_set(*, user: AbstractBaseUser, plan: Plan, subscription_id: str = "", status: str = "",
+def account_plan_set(*, user: User, plan: Plan, subscription_id: str = "", status: str = "",
                      current_period_end: datetime | None = None) -> AccountPlan:
     """Put an account on a plan now; the new quota applies to the very next call."""
     account_plan, _ = AccountPlan.objects.update_or_create(user=user, defaults={

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from djstripe.models import Customer, Subscription
 from djstripe.settings import djstripe_settings
 
@@ -31,7 +31,7 @@ def _api_key() -> str:
     return key
 
 
-def billing_customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
+def billing_customer_get_or_create(*, user: User) -> Customer:
     """The user's dj-stripe Customer, created at Stripe on first use."""
     try:
         customer, created = Customer.get_or_create(subscriber=user, api_key=_api_key())
@@ -43,7 +43,7 @@ def billing_customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
     return customer
 
 
-def checkout_session_create(*, user: AbstractBaseUser, plan: Plan, success_url: str, cancel_url: str) -> dict[str, str]:
+def checkout_session_create(*, user: User, plan: Plan, success_url: str, cancel_url: str) -> dict[str, str]:
     """A Stripe Checkout Session subscribing the user to ``plan``; returns its id and redirect URL."""
     if not plan.stripe_price_id:
         raise BillingConflict(f"The {plan.name} plan cannot be bought: it has no Stripe price "
@@ -64,10 +64,11 @@ def checkout_session_create(*, user: AbstractBaseUser, plan: Plan, success_url: 
         logger.warning("stripe checkout failed for user %s plan %s: %s", user.pk, plan.code, exc)
         raise PaymentProviderError() from exc
     logger.info("checkout session %s for user %s plan %s", session.id, user.pk, plan.code)
-    return {"id": session.id, "url": session.url}
+    # an open session has its URL (Stripe clears it once the session completes or expires)
+    return {"id": session.id, "url": cast(str, session.url)}
 
 
-def portal_session_create(*, user: AbstractBaseUser, return_url: str) -> dict[str, str]:
+def portal_session_create(*, user: User, return_url: str) -> dict[str, str]:
     """A Stripe Customer Portal session where the user manages payment and plan; returns its URL."""
     customer = billing_customer_get_or_create(user=user)
     try:

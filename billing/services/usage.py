@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
@@ -16,6 +18,9 @@ from ..exceptions import QuotaExceeded
 from ..models import Plan, UsageCounter, UsageKind
 from ..selectors import plan_for_user, plan_next_up, usage_period
 from ..usage_counter import Burst, CounterUnavailable, counter_consume, counter_forget
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ def _over_key(user_id: int, kind: str, period: object) -> str:
     return f"billing:over:{user_id}:{kind}:{period}"
 
 
-def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind: str, amount: int = 1,
+def usage_consume(*, user: User, api_key: ApiKey | None = None, kind: str, amount: int = 1,
                   burst: Burst | None = None) -> bool:
     """Count ``amount`` calls of ``kind`` for the account (and key), or raise QuotaExceeded (429) and count none.
 
@@ -53,16 +58,16 @@ def usage_consume(*, user: AbstractBaseUser, api_key: object | None = None, kind
     return False
 
 
-def _consume_in_redis(*, user: AbstractBaseUser, api_key: object | None, kind: str, amount: int,
+def _consume_in_redis(*, user: User, api_key: ApiKey | None, kind: str, amount: int,
                       burst: Burst | None, period: date, resets_at: datetime, now: datetime) -> None:
     api_key_id = getattr(api_key, "pk", None)
-    args = {"user_id": user.pk, "api_key_id": api_key_id, "kind": kind, "period": period, "amount": amount,
-            "burst": burst}
-    outcome = counter_consume(**args)
+    consume = partial(counter_consume, user_id=user.pk, api_key_id=api_key_id, kind=kind, period=period,
+                      amount=amount, burst=burst)
+    outcome = consume()
     if outcome is None:  # first call of the period (or after the counter expired): seed it from the database
         used = (UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period)
                 .values_list("count", flat=True).first() or 0)
-        outcome = counter_consume(**args, seeds=(used, plan_for_user(user=user).quota_for(kind)))
+        outcome = consume(seeds=(used, plan_for_user(user=user).quota_for(kind)))
         if outcome is None:  # cannot happen with both seeds given; never let a call through uncounted
             raise CounterUnavailable("the quota counter was not seeded")
     if outcome.counted:
@@ -73,7 +78,7 @@ def _consume_in_redis(*, user: AbstractBaseUser, api_key: object | None, kind: s
                           now=now, amount=amount)
 
 
-def _consume_in_database(*, user: AbstractBaseUser, api_key: object | None, kind: str, amount: int,
+def _consume_in_database(*, user: User, api_key: ApiKey | None, kind: str, amount: int,
                          period: date, resets_at: datetime, now: datetime) -> None:
     if cache.get(_over_key(user.pk, kind, period)):
         plan = plan_for_user(user=user)
