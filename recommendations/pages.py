@@ -76,7 +76,6 @@ def account_context(*, user: User) -> dict[str, Any]:
         usage_rows.append({"kind": kind.replace("_", " ").capitalize(), **numbers, "percent": percent})
     return {
         "profile": profile_get(user=user),
-        "genres": catalog.genre_list(),
         "api_keys": list(api_key_list(user=user)),
         "plan": billing.plan_for_user(user=user),
         "account_plan": billing.account_plan_get(user=user),
