@@ -208,7 +208,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     stream = f"apex:bench:{os.getpid()}"
     env = {**os.environ, "DATABASE_URL": bench_db, "REDIS_URL": redis_url, "EVENTS_STREAM": stream,
            "APEX_THREADS": "1", "THROTTLE_BURST": "1000000/min", "DJANGO_SETTINGS_MODULE": "apex_site.settings",
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", "SECURE_SSL_REDIRECT": "false"}  # plain HTTP on loopback (production settings)
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
     port = _free_port()
     worker = _start([sys.executable, "-m", "celery", "-A", "apex_site", "worker", "-P", "solo", "-c", "1", "-n",
