@@ -19,7 +19,8 @@ class ExplanationSerializer(serializers.Serializer):
     sources = serializers.ListField(child=serializers.CharField(), help_text="retrieval sources that proposed it")
     contributions = serializers.DictField(child=serializers.FloatField(), help_text="model -> share of the score")
     boosts = serializers.ListField(child=serializers.CharField(), help_text="re-ranking boosts applied")
-    anchor_movie_id = serializers.IntegerField(required=False, help_text="the movie it is most like")
+    anchor_movie_id = serializers.IntegerField(required=False, allow_null=True,
+                                             help_text="the movie it is most like (null: no movie the member liked explains it)")
     shared = serializers.ListField(child=serializers.CharField(), required=False,
                                    help_text="relations shared with the anchor (franchise, director, genre, era)")
     sentence = serializers.CharField()

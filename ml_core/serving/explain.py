@@ -8,6 +8,9 @@ import numpy as np
 
 RELATION_WORDS = {"franchise": "same franchise", "director": "same director", "genre": "similar genres",
                   "era": "same era"}
+LIKED_RATING = 4.0  # a pick is explained by a movie the member liked when there is one
+LOW_RATING = 3.0  # ...and never by one they rated below this
+NO_ANCHOR_SENTENCE = "Members whose ratings resemble yours rated it highly"
 
 
 def _title(b: Any, item: int) -> str:
@@ -24,6 +27,15 @@ def _contributions(b: Any, norm: np.ndarray | None, pos: int) -> dict[str, float
     if norm is None or not len(b.model_names):
         return {}
     return {m: round(float(w * norm[j, pos]), 4) for j, (m, w) in enumerate(zip(b.model_names, b.weights, strict=False))}
+
+
+def _anchor_pool(hist: np.ndarray, rating_of: dict[int, float]) -> np.ndarray:
+    """History items a pick may be explained by: the liked ones (rated >= LIKED_RATING, or watched without a
+    rating) when there are any, else those not rated low; empty when every item was rated low."""
+    liked = np.asarray([i for i in hist.tolist() if rating_of.get(i, LIKED_RATING) >= LIKED_RATING], np.int64)
+    if len(liked):
+        return liked
+    return np.asarray([i for i in hist.tolist() if rating_of.get(i, LOW_RATING) >= LOW_RATING], np.int64)
 
 
 def _best_anchor(b: Any, item: int, hist: np.ndarray) -> tuple[int, list[str]]:
@@ -46,10 +58,16 @@ def explain_user_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boos
                        norm: np.ndarray | None, hist: np.ndarray, rates: np.ndarray | None, gated: bool) -> None:
     """Attach an explanation to every item of a user list (in place)."""
     rating_of = {} if rates is None else {int(i): float(r) for i, r in zip(hist.tolist(), rates.tolist(), strict=False)}
+    pool = _anchor_pool(hist, rating_of)
     for entry, pos, applied in zip(result.items, chosen.tolist(), boosts, strict=True):
         item = int(cands.items[pos])
-        anchor, relations = _best_anchor(b, item, hist)
-        if anchor in rating_of:
+        anchor: int | None = None
+        relations: list[str] = []
+        if len(pool):
+            anchor, relations = _best_anchor(b, item, pool)
+        if anchor is None:
+            sentence = NO_ANCHOR_SENTENCE
+        elif anchor in rating_of:
             sentence = f"Because you rated {_title(b, anchor)} {_stars(rating_of[anchor])}"
         else:
             sentence = f"Because you watched {_title(b, anchor)}"
@@ -57,8 +75,8 @@ def explain_user_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boos
         if gated:
             sentence += "; the models disagreed, so this list is ranked by content similarity"
         entry["explanation"] = {"sources": cands.sources_of(item), "contributions": _contributions(b, norm, pos),
-                                "boosts": applied, "anchor_movie_id": b.movie_ids[anchor], "shared": relations,
-                                "sentence": sentence}
+                                "boosts": applied, "anchor_movie_id": None if anchor is None else b.movie_ids[anchor],
+                                "shared": relations, "sentence": sentence}
 
 
 def explain_item_items(b: Any, result: Any, cands: Any, chosen: np.ndarray, boosts: list[list[str]],

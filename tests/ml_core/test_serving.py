@@ -58,6 +58,18 @@ def test_explain_payload_has_sources_contributions_boosts_and_a_sentence(engine)
     assert " stars" in exp["sentence"]
 
 
+def test_a_pick_is_never_explained_by_a_movie_the_member_rated_low(engine) -> None:  # noqa: ANN001
+    low = set(SCI_FI[:2])
+    mixed = engine.recommend_user(SCI_FI[:4], ratings=[1.0, 2.0, 5.0, 4.5], k=5, explain=True, temperature=0.0)
+    anchors = {i["explanation"]["anchor_movie_id"] for i in mixed.items}
+    assert anchors and not anchors & low and anchors <= set(SCI_FI[2:4])
+    assert not any(META[m]["title"] in i["explanation"]["sentence"] for i in mixed.items for m in low)
+    disliked = engine.recommend_user(SCI_FI[:3], ratings=[1.0, 2.0, 2.5], k=3, explain=True, temperature=0.0)
+    for item in disliked.items:  # nothing they liked: no movie is named
+        assert item["explanation"]["anchor_movie_id"] is None
+        assert not item["explanation"]["sentence"].startswith("Because you")
+
+
 def test_unknown_user_gets_the_popular_cold_start_list(engine) -> None:  # noqa: ANN001
     result = engine.recommend_user([999_999], k=4, explain=True)
     assert result.cold_start and len(result.items) == 4
