@@ -7,13 +7,16 @@ stylesheet and script they need are loaded site-wide by ``partials/portal_assets
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from functools import lru_cache
 from typing import Any
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
 from .. import activity, pages
 
@@ -94,6 +97,16 @@ def movie_extras_body(context: template.Context, movie: Any) -> dict[str, Any]:
     extras = pages.movie_extras_context(user=request.user, movie=movie)
     state = _state(context, movie)
     return {**state, **extras, "stars": _stars(extras["my_rating"], state["uid"])}
+
+
+@register.filter
+def ago(moment: dt.datetime | None) -> str:
+    """"just now" under a minute, else "5 minutes ago", "2 days, 3 hours ago" (never "0 minutes ago")."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
 
 
 @register.filter

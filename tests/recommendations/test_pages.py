@@ -177,6 +177,14 @@ def test_history_lists_ratings_newest_first(client, alice, shelf) -> None:  # no
     html = client.get(reverse("recommendations:history")).content.decode()
     assert html.index("Forrest Gump") < html.index("Alien")
     assert "2 movies" in html
+    assert "30\xa0minutes ago" in html and "5\xa0minutes ago" in html  # timesince joins with no-break spaces
+
+
+def test_a_rating_made_moments_ago_reads_just_now(client, alice, shelf) -> None:  # noqa: ANN001
+    _rate(alice, shelf["alien"], 4.0, minutes_ago=0)
+    client.force_login(alice)
+    html = client.get(reverse("recommendations:history")).content.decode()
+    assert "just now" in html and "0 minutes ago" not in html
 
 
 def test_rows_fragment_is_just_the_rows(client, alice, shelf) -> None:  # noqa: ANN001
