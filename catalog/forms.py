@@ -24,7 +24,13 @@ class BrowseForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["genre"]).choices = [("", "All genres")] + [(g.slug, g.name) for g in genre_list()]
+        genres = genre_list()
+        cast(forms.ChoiceField, self.fields["genre"]).choices = [("", "All genres")] + [(g.slug, g.name) for g in genres]
+        wanted = self.data.get("genre") if self.is_bound else None
+        if wanted:  # "Sci-Fi", "sci-fi", "SCI-FI": a genre's name or slug in any case selects it
+            slugs = {key.lower(): g.slug for g in genres for key in (g.slug, g.name)}
+            self.data = self.data.copy()
+            self.data["genre"] = slugs.get(str(wanted).strip().lower(), wanted)
 
     def filters(self) -> dict[str, Any]:
         """The cleaned filters for selectors.movie_list (empty when the form is invalid)."""

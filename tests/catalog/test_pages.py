@@ -45,6 +45,13 @@ def test_browse_filters_by_genre_and_paginates(client: Client, classics: list,
     assert client.get(reverse("catalog:movie-list"), {"year_min": "abc"}).status_code == 200  # form shows the error
 
 
+@pytest.mark.parametrize("genre", ["Sci-Fi", "SCI-FI", " sci-fi "])
+def test_genre_filters_take_the_name_or_slug_in_any_case(client: Client, classics: list, genre: str) -> None:
+    html = client.get(reverse("catalog:movie-list"), {"genre": genre}).content.decode()
+    assert "2 movies" in html and "Titanic" not in html
+    assert '<option value="sci-fi" selected>Sci-Fi</option>' in html
+
+
 def test_lists_use_the_one_movie_card_with_mean_rating_rating_widget_and_watchlist(client: Client,
                                                                                   classics: list) -> None:
     client.force_login(UserFactory())
