@@ -29,8 +29,8 @@ class BrowseForm(forms.Form):
         wanted = self.data.get("genre") if self.is_bound else None
         if wanted:  # "Sci-Fi", "sci-fi", "SCI-FI": a genre's name or slug in any case selects it
             slugs = {key.lower(): g.slug for g in genres for key in (g.slug, g.name)}
-            self.data = self.data.copy()
-            self.data["genre"] = slugs.get(str(wanted).strip().lower(), wanted)
+            slug = slugs.get(str(wanted).strip().lower(), wanted)
+            self.data = {**{key: self.data.get(key) for key in self.data}, "genre": slug}  # every field is single-valued
 
     def filters(self) -> dict[str, Any]:
         """The cleaned filters for selectors.movie_list (empty when the form is invalid)."""
