@@ -6,13 +6,27 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, ExpressionWrapper, F, FloatField, Max, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import Credit, Genre, Movie, Rating
 
-SORTS = {"popular": ("-rating_count", "id"), "rating": ("-rating_mean", "-rating_count", "id"),
+SORTS = {"popular": ("-rating_count", "id"), "rating": ("-rating_bayes", "-rating_count", "id"),
          "newest": ("-year", "id"), "title": ("title", "id")}
+
+
+def _with_bayesian_rating(movies: QuerySet[Movie]) -> QuerySet[Movie]:
+    """Annotate ``rating_bayes``: the mean rating shrunk towards the catalogue's mean by a prior worth as many
+    ratings as a typical movie has, so one 5-star rating does not outrank hundreds of 4.5s."""
+    stats = Movie.objects.filter(rating_count__gt=0).aggregate(
+        votes=Sum("rating_count"), stars=Sum(F("rating_count") * F("rating_mean")), movies=Count("id"))
+    votes = float(stats["votes"] or 0)
+    prior_mean = float(stats["stars"] or 0) / votes if votes else 0.0
+    prior_votes = votes / stats["movies"] if stats["movies"] else 1.0
+    return movies.annotate(rating_bayes=ExpressionWrapper(
+        (F("rating_count") * Coalesce(F("rating_mean"), Value(0.0)) + Value(prior_votes * prior_mean))
+        / (F("rating_count") + Value(prior_votes)), output_field=FloatField()))
 
 
 def movie_get(*, movie_id: int) -> Movie:
@@ -42,6 +56,8 @@ def movie_list(*, genre: str | None = None, year: int | None = None, year_min: i
         movies = movies.filter(title__icontains=text.strip())
     if min_rating is not None:
         movies = movies.filter(rating_mean__gte=min_rating)
+    if sort == "rating":
+        movies = _with_bayesian_rating(movies)
     return movies.order_by(*SORTS.get(sort, SORTS["popular"]))
 
 

@@ -95,3 +95,14 @@ def test_movie_detail_shows_metadata_and_my_rating(client: Client, classics: lis
     html = response.content.decode()
     assert "Princess Leia" in html and "You rated this" in html and "4.5 ★" in html
     assert client.get("/movies/424242/").status_code == 404
+
+
+def test_highest_rated_shrinks_a_handful_of_votes_towards_the_catalogue_mean(client: Client) -> None:
+    from tests.factories import MovieFactory
+
+    one_vote = MovieFactory(title="One perfect vote", rating_count=1, rating_mean=5.0)
+    loved = MovieFactory(title="Loved by hundreds", rating_count=300, rating_mean=4.5)
+    MovieFactory(title="Middling", rating_count=200, rating_mean=3.0)
+    html = client.get(reverse("catalog:movie-list"), {"sort": "rating"}).content.decode()
+    assert html.index(loved.title) < html.index(one_vote.title)  # by raw mean the single 5.0 would lead
+    assert html.index(one_vote.title) < html.index("Middling")  # one 5-star vote still lifts it above the mean
