@@ -16,15 +16,32 @@ from .errors import ImportFileError
 
 TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$")
 GENRE_ALIASES = {"Children's": "Children", "(no genres listed)": "", "unknown": ""}
+# MovieLens files an article after the title ("Matrix, The", "Cité des enfants perdus, La"); people read it first
+ARTICLES = ("The", "A", "An", "Les", "La", "Le", "L'", "Il", "El", "Lo", "Los", "Las", "Das", "Der", "Die", "Den",
+            "Det", "De", "Het", "Une", "Un", "Ein", "Eine", "Gli", "I", "Os", "As", "O", "Um", "Uma")
+TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+?), (?P<article>" + "|".join(re.escape(a) for a in ARTICLES)
+                              + r")(?P<tail>\s*\(.*\))?$")
 Row = list[str]
 
 
 def split_title(raw: str) -> tuple[str, int | None]:
-    """'Toy Story (1995)' -> ('Toy Story', 1995); titles without a year keep year None."""
+    """'Toy Story (1995)' -> ('Toy Story', 1995), 'Matrix, The (1999)' -> ('The Matrix', 1999); titles without
+    a year keep year None."""
     match = TITLE_YEAR.match(raw.strip())
     if not match:
-        return raw.strip(), None
-    return match.group("title").strip() or raw.strip(), int(match.group("year"))
+        return natural_title(raw.strip()), None
+    return natural_title(match.group("title").strip() or raw.strip()), int(match.group("year"))
+
+
+def natural_title(title: str) -> str:
+    """The article in front: 'Matrix, The' -> 'The Matrix', 'Cité des enfants perdus, La' -> 'La Cité des enfants
+    perdus', 'City of Lost Children, The (Cité des enfants perdus, La)' -> 'The City of Lost Children (Cité des
+    enfants perdus, La)'; other titles unchanged."""
+    match = TRAILING_ARTICLE.match(title)
+    if not match:
+        return title
+    article, rest, tail = match.group("article"), match.group("rest"), match.group("tail") or ""
+    return f"{article}{'' if article.endswith(chr(39)) else ' '}{rest}{tail}"
 
 
 def clean_genres(names: list[str]) -> list[str]:

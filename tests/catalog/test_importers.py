@@ -125,3 +125,31 @@ def test_download_offline_says_so(tmp_path: Path) -> None:
 
     with pytest.raises(ImportFileError, match="is this machine online"):
         download_release("ml-100k", tmp_path, client=httpx.Client(transport=httpx.MockTransport(refuse)))
+
+
+@pytest.mark.parametrize(("raw", "title", "year"), [
+    ("Matrix, The (1999)", "The Matrix", 1999),
+    ("Beautiful Mind, A (2001)", "A Beautiful Mind", 2001),
+    ("Atalante, L' (1934)", "L'Atalante", 1934),
+    ("City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+     "The City of Lost Children (Cité des enfants perdus, La)", 1995),
+    ("Good, the Bad and the Ugly, The (Buono, il brutto, il cattivo, Il) (1966)",
+     "The Good, the Bad and the Ugly (Buono, il brutto, il cattivo, Il)", 1966),
+    ("I, Robot (2004)", "I, Robot", 2004),
+    ("Toy Story (1995)", "Toy Story", 1995),
+    ("Aristocats, The", "The Aristocats", None),
+])
+def test_titles_read_naturally_with_the_article_in_front(raw: str, title: str, year: int | None) -> None:
+    from catalog.importers.readers import split_title
+
+    assert split_title(raw) == (title, year)
+
+
+@pytest.mark.django_db
+def test_the_imported_catalogue_reads_the_matrix_not_matrix_the(ml_small_slice) -> None:  # noqa: ANN001
+    from catalog.models import Movie
+
+    import_movielens(ml_small_slice)
+    titles = set(Movie.objects.values_list("title", flat=True))
+    assert {"The Matrix", "The Shawshank Redemption", "The Usual Suspects"} <= titles
+    assert not {t for t in titles if t.endswith((", The", ", A", ", An"))}
