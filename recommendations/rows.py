@@ -94,13 +94,16 @@ def _popular_unseen(*, exclude: set[int], genres: list[str], limit: int) -> list
 
 
 def row_top_picks(*, user: User | None, rated: dict[int, float], genres: list[str],
-                  resolve: bool = True) -> Row:
-    """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres."""
+                  resolve: bool = True, shown: frozenset[int] = frozenset()) -> Row:
+    """"Top picks for you": the engine's ranking, or popular unseen movies in the favourite genres.
+
+    ``shown``: movies an earlier row of the same page already shows (left out here)."""
     user_id = getattr(user, "pk", None)
-    items = serving.picks_for_user(user_id=user_id, k=ROW_SIZE, exclude=set(rated)) if user_id else None
+    skip = set(rated) | shown
+    items = serving.picks_for_user(user_id=user_id, k=ROW_SIZE, exclude=skip) if user_id else None
     if items:
         return Row("top-picks", "Top picks for you", _by_ids(items, resolve))
-    movies = _popular_unseen(exclude=set(rated), genres=genres, limit=ROW_SIZE)
+    movies = _popular_unseen(exclude=skip, genres=genres, limit=ROW_SIZE)
     why = {m.id: (f"Popular in {_genre_text(m)}, a genre you like" if genres else
                   f"One of the most-rated {_genre_text(m)} movies here") for m in movies}
     note = "" if rated else "Rate a few movies and these become yours."
@@ -137,13 +140,14 @@ def similar_from_catalog(*, movie: Any, limit: int) -> list[Pick]:
 
 
 def row_discover(*, user: User | None, rated: dict[int, float], genres: list[str],
-                 resolve: bool = True) -> Row:
+                 resolve: bool = True, shown: frozenset[int] = frozenset()) -> Row:
     """"Discover: long-tail picks": the debiased ranker's niche finds, or well-rated rarely-seen movies."""
-    items = serving.picks_long_tail(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=set(rated))
+    skip = set(rated) | shown
+    items = serving.picks_long_tail(user_id=getattr(user, "pk", None), k=ROW_SIZE, exclude=skip)
     if items:
         return Row("discover", "Discover: long-tail picks", _by_ids(items, resolve))
     movies = catalog.movie_list_long_tail(min_rating=4.0, min_count=5, max_count=LONG_TAIL_MAX_COUNT,
-                                          exclude=set(rated), limit=ROW_SIZE * 4 if genres else ROW_SIZE)
+                                          exclude=skip, limit=ROW_SIZE * 4 if genres else ROW_SIZE)
     if genres:
         wanted = set(genres)
         movies.sort(key=lambda m: not wanted.intersection(g.name for g in m.genres.all()))
@@ -151,25 +155,34 @@ def row_discover(*, user: User | None, rated: dict[int, float], genres: list[str
     return Row("discover", "Discover: long-tail picks", _picks(movies[:ROW_SIZE], why))
 
 
-def row_trending(*, rated: dict[int, float], resolve: bool = True) -> Row:
+def row_trending(*, rated: dict[int, float], resolve: bool = True, shown: frozenset[int] = frozenset()) -> Row:
     """"Trending": the engine's live popularity, or the catalog's most-rated movies."""
-    items = serving.picks_trending(k=ROW_SIZE, exclude=set(rated))
+    skip = set(rated) | shown
+    items = serving.picks_trending(k=ROW_SIZE, exclude=skip)
     if items:
         return Row("trending", "Trending", _by_ids(items, resolve))
-    movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE * 2] if m.id not in rated][:ROW_SIZE]
+    movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE + len(skip)] if m.id not in skip][:ROW_SIZE]
     why = {m.id: f"{m.rating_count} ratings, {m.rating_mean or 0:.1f}★ on average" for m in movies}
     return Row("trending", "Trending", _picks(movies, why))
 
 
 def home_rows(*, user: User | None, rated: dict[int, float], recent_favourites: list[Any],
               genres: list[str]) -> list[Row]:
-    """Every row of the home page, in display order; empty rows are dropped."""
-    rows = [row_top_picks(user=user, rated=rated, genres=genres, resolve=False)]
+    """Every row of the home page, in display order; empty rows are dropped. A movie appears in one row only:
+    the "Because you watched" rows choose first, then top picks, discover and trending leave out what is taken."""
+    because: list[Row] = []  # the most specific rows choose first; the page still shows top picks first
     for anchor in recent_favourites[:BECAUSE_ROWS]:
-        rows.append(row_because(anchor=anchor, exclude=set(rated), resolve=False))
-    rows += [row_discover(user=user, rated=rated, genres=genres, resolve=False),
-             row_trending(rated=rated, resolve=False)]
+        because.append(row_because(anchor=anchor, exclude=set(rated) | _shown(because), resolve=False))
+    top = row_top_picks(user=user, rated=rated, genres=genres, resolve=False, shown=_shown(because))
+    rows = [top, *because]
+    rows.append(row_discover(user=user, rated=rated, genres=genres, resolve=False, shown=_shown(rows)))
+    rows.append(row_trending(rated=rated, resolve=False, shown=_shown(rows)))
     return [row for row in _resolve(rows) if row.picks]
+
+
+def _shown(rows: list[Row]) -> frozenset[int]:
+    """The movies these rows show (resolved or still waiting for their catalog lookup)."""
+    return frozenset(p.movie.id if p.movie is not None else p.movie_id for row in rows for p in row.picks)
 
 
 def _directors(movie: Any) -> list[str]:

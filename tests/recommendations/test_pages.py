@@ -60,6 +60,10 @@ def shelf(db):  # noqa: ANN001, ANN201
     for n in range(8):
         movies[f"drama{n}"] = MovieFactory(id=5000 + n, title=f"Quiet Drama {n}", year=2000 + n,
                                            genres=["Drama"], rating_count=40 - n, rating_mean=3.5)
+    for n in range(36):  # enough movies that every row fills although no movie appears in two rows of a page
+        genre = ("Comedy", "Sci-Fi", "Thriller", "Romance")[n % 4]
+        movies[f"other{n}"] = MovieFactory(id=6000 + n, title=f"Catalogue {genre} {n}", year=1990 + n % 20,
+                                           genres=[genre], rating_count=30 - n % 20, rating_mean=3.2)
     return movies
 
 
@@ -238,3 +242,12 @@ def test_home_queries_do_not_grow_with_the_rows(client, alice, shelf, django_ass
     client.force_login(alice)
     with django_assert_max_num_queries(60):
         assert client.get("/").status_code == 200
+
+
+def test_no_movie_appears_in_two_rows_of_one_home_page(alice, shelf) -> None:  # noqa: ANN001
+    from recommendations import pages
+
+    _rate(alice, shelf["alien"], 5.0)
+    rows = pages.home_context(user=alice)["rows"]
+    shown = [p.movie.id for row in rows for p in row.picks]
+    assert len(rows) >= 3 and len(shown) == len(set(shown)), [(r.key, [p.movie.id for p in r.picks]) for r in rows]
