@@ -96,6 +96,13 @@ def genre_list() -> list[Genre]:
     return list(Genre.objects.all())
 
 
+def rating_counts_since(*, since: Any, limit: int = 200) -> dict[int, int]:
+    """movie id -> ratings made at or after ``since`` (the most rated first, at most ``limit`` movies)."""
+    rows = (Rating.objects.filter(rated_at__gte=since).values("movie_id").annotate(n=Count("id"))
+            .order_by("-n", "movie_id")[:limit])
+    return {row["movie_id"]: row["n"] for row in rows}
+
+
 def genre_count_max() -> int:
     """The most genres any catalogue movie has (0 for an empty catalogue)."""
     most = (Movie.genres.through.objects.values("movie_id").annotate(n=Count("genre_id"))

@@ -40,6 +40,15 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
 
+def event_engagement_counts_since(*, since: Any, limit: int = 200) -> dict[int, int]:
+    """movie id -> applied clicks, watches and watchlist adds at or after ``since`` (ratings are counted as the
+    catalog ratings they become), the most engaged first, at most ``limit`` movies."""
+    rows = (Event.objects.filter(occurred_at__gte=since, applied_at__isnull=False,
+                                 kind__in=(Kind.CLICK, Kind.WATCH, Kind.WATCHLIST))
+            .values("movie_id").annotate(n=Count("id")).order_by("-n", "movie_id")[:limit])
+    return {row["movie_id"]: row["n"] for row in rows}
+
+
 def event_unapplied_ids(*, limit: int = 10_000) -> list[str]:
     """Ids of relayed events not applied yet, oldest first."""
     rows = (Event.objects.filter(applied_at__isnull=True, relayed_at__isnull=False)

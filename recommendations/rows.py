@@ -7,13 +7,17 @@ signals, so every page always renders real movies with an honest explanation.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from catalog import selectors as catalog
+from events.selectors import event_engagement_counts_since
 
 from . import serving
 
@@ -23,6 +27,8 @@ ROW_SIZE = 12
 BECAUSE_ROWS = 3  # "Because you watched …" rows, one per recent favourite
 FAVOURITE_MIN = 4.0  # a rating at or above this makes a movie a "favourite"
 LONG_TAIL_MAX_COUNT = 40  # "Discover" picks have at most this many ratings in the catalog
+TRENDING_WINDOW = dt.timedelta(days=7)  # "Trending" counts ratings, clicks, watches and watchlist adds this recent
+TRENDING_MIN_MOVIES = ROW_SIZE // 2  # fewer movies with recent activity: the row is the all-time popular list
 
 
 @dataclass
@@ -155,15 +161,22 @@ def row_discover(*, user: User | None, rated: dict[int, float], genres: list[str
     return Row("discover", "Discover: long-tail picks", _picks(movies[:ROW_SIZE], why))
 
 
-def row_trending(*, rated: dict[int, float], resolve: bool = True, shown: frozenset[int] = frozenset()) -> Row:
-    """"Trending": the engine's live popularity, or the catalog's most-rated movies."""
+def row_trending(*, rated: dict[int, float], shown: frozenset[int] = frozenset()) -> Row:
+    """"Trending this week": the movies most rated, clicked, watched and listed in the last TRENDING_WINDOW; while
+    too few movies had activity in it (a quiet or imported catalogue), "Popular all time" says what it is."""
     skip = set(rated) | shown
-    items = serving.picks_trending(k=ROW_SIZE, exclude=skip)
-    if items:
-        return Row("trending", "Trending", _by_ids(items, resolve))
+    since = timezone.now() - TRENDING_WINDOW
+    recent = Counter(catalog.rating_counts_since(since=since)) + Counter(event_engagement_counts_since(since=since))
+    ids = [movie_id for movie_id, _ in recent.most_common() if movie_id not in skip][:ROW_SIZE]
+    if len(ids) >= TRENDING_MIN_MOVIES:
+        movies = catalog.movie_list_by_ids(movie_ids=ids)
+        days = TRENDING_WINDOW.days
+        why = {m.id: f"{recent[m.id]} {'person' if recent[m.id] == 1 else 'people'} rated or watched it in the last "
+                     f"{days} days" for m in movies}
+        return Row("trending", "Trending this week", _picks(movies, why))
     movies = [m for m in catalog.movie_list(sort="popular")[: ROW_SIZE + len(skip)] if m.id not in skip][:ROW_SIZE]
     why = {m.id: f"{m.rating_count} ratings, {m.rating_mean or 0:.1f}★ on average" for m in movies}
-    return Row("trending", "Trending", _picks(movies, why))
+    return Row("trending", "Popular all time", _picks(movies, why))
 
 
 def home_rows(*, user: User | None, rated: dict[int, float], recent_favourites: list[Any],
@@ -176,7 +189,7 @@ def home_rows(*, user: User | None, rated: dict[int, float], recent_favourites: 
     top = row_top_picks(user=user, rated=rated, genres=genres, resolve=False, shown=_shown(because))
     rows = [top, *because]
     rows.append(row_discover(user=user, rated=rated, genres=genres, resolve=False, shown=_shown(rows)))
-    rows.append(row_trending(rated=rated, resolve=False, shown=_shown(rows)))
+    rows.append(row_trending(rated=rated, shown=_shown(rows)))
     return [row for row in _resolve(rows) if row.picks]
 
 

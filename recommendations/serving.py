@@ -287,15 +287,6 @@ def picks_long_tail(*, user_id: int | None, k: int, exclude: set[int]) -> list[T
     return _triples(_portal("long tail", items), exclude, k)
 
 
-def picks_trending(*, k: int, exclude: set[int]) -> list[Triple] | None:
-    """The most interacted-with movies by the live counters (the online learner updates them)."""
-    def items() -> list[dict[str, Any]]:
-        return [{"movie_id": movie_id, "score": count, "explanation": "Trending now"}
-                for movie_id, count in get_engine().trending(k + min(len(exclude), EXTRA))]
-
-    return _triples(_portal("trending", items), exclude, k)
-
-
 def picks_knowledge_graph(*, movie_id: int, k: int) -> dict[str, list[Triple]] | None:
     """Knowledge-graph neighbours by relation ("franchise", "director", ...)."""
     def graph() -> dict[str, Any]:

@@ -251,3 +251,20 @@ def test_no_movie_appears_in_two_rows_of_one_home_page(alice, shelf) -> None:  #
     rows = pages.home_context(user=alice)["rows"]
     shown = [p.movie.id for row in rows for p in row.picks]
     assert len(rows) >= 3 and len(shown) == len(set(shown)), [(r.key, [p.movie.id for p in r.picks]) for r in rows]
+
+
+def test_trending_counts_the_last_week_and_says_so_when_it_is_the_all_time_list(alice, bob, shelf) -> None:  # noqa: ANN001
+    from recommendations import rows
+
+    quiet = rows.row_trending(rated={})
+    assert quiet.title == "Popular all time" and quiet.picks[0].movie.title == "Forrest Gump"  # the most rated
+    recent = [shelf[f"drama{n}"] for n in range(7)]
+    for n, movie in enumerate(recent):
+        _rate(alice, movie, 4.0, minutes_ago=n)
+    _rate(bob, recent[3], 4.0)
+    old = RatingFactory(user=bob, movie=shelf["forrest"], value=5.0,
+                        rated_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30))  # outside the window
+    row = rows.row_trending(rated={})
+    assert row.title == "Trending this week"
+    assert row.picks[0].movie == recent[3] and "2 people" in row.picks[0].reason
+    assert {p.movie.id for p in row.picks} == {m.id for m in recent} and old.movie_id not in {p.movie.id for p in row.picks}
