@@ -24,6 +24,7 @@ from apex_site.schema import errors
 from .models import Event
 from .parsing import events_parse
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
+from .selectors import event_idempotency_keys_stored
 from .services import (
     EventInput,
     IdempotencyConflict,
@@ -123,7 +124,8 @@ def events_quota() -> Any:
 
 
 class _MeteredApi(APIView):
-    """Throttled by ``events_quota`` alone: the burst limit, then one ``quota_kind`` call per request."""
+    """Throttled by ``events_quota`` (its burst limit); the events quota is metered per new event once the request
+    has passed its checks (``_meter_new``): a replay (an idempotency key sent before) is not counted twice."""
 
     quota_kind: str | None = None
 
@@ -131,15 +133,24 @@ class _MeteredApi(APIView):
         return [events_quota()]
 
 
+def _meter_new(request: Request, items: list[EventInput]) -> None:
+    """Count the events this request adds against the events quota (429 past it); replays are free."""
+    keys = {item.idempotency_key for item in items}
+    new = len(keys - event_idempotency_keys_stored(user=user_signed_in(request=request), keys=list(keys)))
+    if new:
+        events_quota().consume(request, kind="events", amount=new)
+
+
 class EventCreateApi(_MeteredApi):
     """Accept one interaction for the authenticated user: stored durably, streamed after commit, 202."""
 
     permission_classes = [IsAuthenticated]
-    quota_kind = "events"
 
     @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer, **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
-        (event, created), = _record(request, _inputs(request, batch=False), batch=False)
+        items = _inputs(request, batch=False)
+        _meter_new(request, items)
+        (event, created), = _record(request, items, batch=False)
         return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -148,14 +159,13 @@ class EventBatchCreateApi(_MeteredApi):
     """Accept up to 1,000 interactions in one transaction (all or none); each counts against the events quota."""
 
     permission_classes = [IsAuthenticated]
-    quota_kind = None  # metered per event below, not per request
 
     @extend_schema(request=EventBatchSerializer, responses={202: inline_serializer("EventBatchAccepted", {
         "accepted": serializers.IntegerField(), "replayed": serializers.IntegerField(),
         "events": AcceptedSerializer(many=True)}), **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=True)
-        events_quota().consume(request, kind="events", amount=len(items))
+        _meter_new(request, items)
         results = _record(request, items, batch=True)
         replayed = sum(1 for _, created in results if not created)
         return Response({"accepted": len(results) - replayed, "replayed": replayed,

@@ -203,3 +203,21 @@ def test_event_bursts_are_throttled_per_caller(client, alice, bob, movies, monke
     client.force_login(bob)
     assert client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "t-b"},
                        content_type="application/json").status_code == 202
+
+
+def test_a_replayed_event_is_not_counted_against_the_quota_twice(client, alice, movies, plans):
+    from billing.models import Plan, UsageCounter
+
+    Plan.objects.filter(code="free").update(event_quota=2)
+    client.force_login(alice)
+    first = {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "once"}
+    codes = [client.post("/v1/events", first, content_type="application/json").status_code for _ in range(3)]
+    batch = [first, {"movie_id": movies[1].id, "kind": "click", "idempotency_key": "twice"}]
+    replayed = client.post("/v1/events/batch", {"events": batch}, content_type="application/json")
+    again = client.post("/v1/events/batch", {"events": batch}, content_type="application/json")  # quota now full
+
+    assert codes == [202, 202, 202] and replayed.status_code == 202 and again.status_code == 202
+    assert again.json()["replayed"] == 2 and Event.objects.count() == 2
+    assert UsageCounter.objects.get(user=alice, api_key=None, kind="events").count == 2
+    new = client.post("/v1/events", {**first, "idempotency_key": "third"}, content_type="application/json")
+    assert new.status_code == 429
