@@ -51,7 +51,7 @@ def movie_extras_context(*, user: User | AnonymousUser, movie: Any) -> dict[str,
     rated = activity.ratings_map(user=user) if signed_in else {}
     predicted = (serving.picks_predicted_rating(user_id=user.pk, movie_id=movie.id)
                  if user.is_authenticated and movie.id not in rated else None)
-    return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted,
+    return {"movie": movie, "my_rating": rated.get(movie.id), "predicted": predicted, "rated_count": len(rated),
             "related_rows": rows.detail_rows(movie=movie, exclude=set(rated)), "live": signed_in}
 
 

@@ -52,6 +52,10 @@ def test_a_signed_in_member_sees_the_prediction_for_an_unrated_movie(client, ser
     client.force_login(rater)
     html = client.get(reverse("catalog:movie-detail", args=[104])).content.decode()
     assert "Predicted for you" in html
+    from catalog.models import Movie
+
+    movie = Movie.objects.get(id=104)
+    assert f"From your 3 ratings and how {movie.rating_count} member" in html  # briefly why
     shown = float(PREDICTED.search(html).group(1))
     expected = load_engine(serving, Tier.LITE).predict_rating([101, 102, 103], [5.0, 4.0, 5.0], 104)
     assert shown == half_stars(expected) and shown * 2 == int(shown * 2)
