@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -27,3 +30,23 @@ class EnsembleWeights(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version}{' (active)' if self.is_active else ''}"
+
+    def clean(self) -> None:
+        """A weight per known ensemble model, each a non-negative number, at least one positive (they are
+        renormalised to sum to 1 when served)."""
+        from ml_core.builds import ENSEMBLE_MODELS  # imported here: model modules load with Django
+
+        weights = self.weights
+        if not isinstance(weights, dict) or not weights:
+            raise ValidationError({"weights": 'An object of model -> weight, e.g. {"sasrec": 0.5, "kan": 0.5}.'})
+        unknown = sorted(set(weights) - set(ENSEMBLE_MODELS))
+        if unknown:
+            raise ValidationError({"weights": f"Unknown model(s) {', '.join(unknown)}; the ensemble's models are "
+                                              f"{', '.join(ENSEMBLE_MODELS)}."})
+        bad = sorted(name for name, value in weights.items()
+                     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                     or value < 0)
+        if bad:
+            raise ValidationError({"weights": f"Weights must be non-negative numbers: {', '.join(bad)}."})
+        if sum(weights.values()) <= 0:
+            raise ValidationError({"weights": "At least one weight must be positive."})

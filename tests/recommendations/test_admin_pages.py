@@ -37,3 +37,31 @@ def test_users_list_shows_each_users_plan(client, operator, bob, alice) -> None:
 def test_events_are_read_only_in_admin(client, operator) -> None:  # noqa: ANN001
     client.force_login(operator)
     assert client.get("/admin/events/event/add/").status_code == 403
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ('{"sasrec": 0.5, "bert4rec": 0.5}', "Unknown model(s) bert4rec"),
+    ('{"sasrec": -0.2, "kan": 1.2}', "non-negative numbers: sasrec"),
+    ('{"sasrec": "high"}', "non-negative numbers: sasrec"),
+    ('{"sasrec": 0, "kan": 0}', "At least one weight must be positive"),
+    ('[0.5, 0.5]', "An object of model -&gt; weight"),
+])
+def test_weights_are_validated_on_save_with_a_clear_error(client, operator, weights: str, message: str) -> None:  # noqa: ANN001
+    from recommendations.models import EnsembleWeights
+
+    client.force_login(operator)
+    response = client.post("/admin/recommendations/ensembleweights/add/",
+                           {"version": "manual-1", "weights": weights, "source": "manual", "notes": ""})
+    assert response.status_code == 200 and message in response.content.decode()  # the form again, with the error
+    assert not EnsembleWeights.objects.exists()
+
+
+def test_valid_weights_save(client, operator) -> None:  # noqa: ANN001
+    from recommendations.models import EnsembleWeights
+
+    client.force_login(operator)
+    response = client.post("/admin/recommendations/ensembleweights/add/",
+                           {"version": "manual-2", "weights": '{"sasrec": 2, "kan": 1, "diffusion": 0}',
+                            "source": "manual", "notes": ""})
+    assert response.status_code == 302
+    assert EnsembleWeights.objects.get().weights == {"sasrec": 2, "kan": 1, "diffusion": 0}
