@@ -1,6 +1,10 @@
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
 
 from .models import AccountPlan, Plan, UsageCounter
+from .selectors import OPERATOR_SETUP, billing_available
 
 
 @admin.register(Plan)
@@ -8,6 +12,12 @@ class PlanAdmin(admin.ModelAdmin):
     list_display = ["name", "code", "price_cents", "currency", "recommendation_quota", "event_quota",
                     "stripe_price_id"]
     ordering = ["sort_order"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Operators see what paid plans still need (customers only see that they are not available yet)."""
+        if not billing_available():
+            self.message_user(request, f"Paid plans cannot be bought yet: {OPERATOR_SETUP}.", messages.WARNING)
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(AccountPlan)

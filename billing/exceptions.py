@@ -24,7 +24,7 @@ class QuotaExceeded(APIException):
 class BillingUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "billing_unavailable"
-    default_detail = "Billing is not configured on this server (set STRIPE_TEST_SECRET_KEY or STRIPE_LIVE_SECRET_KEY)."
+    default_detail = "Paid plans are not available on this server yet."  # the operator's steps go to the log
 
 
 class PaymentProviderError(APIException):

@@ -12,6 +12,17 @@ from django.utils import timezone
 from .models import AccountPlan, Plan, UsageCounter, UsageKind
 from .plans import FREE_CODE, PLAN_DEFINITIONS
 
+OPERATOR_SETUP = ("set STRIPE_TEST_SECRET_KEY (or STRIPE_LIVE_SECRET_KEY with STRIPE_LIVE_MODE=true), then "
+                  "STRIPE_PRICE_PRO / STRIPE_PRICE_ENTERPRISE and run `manage.py sync_plans`")
+
+
+def billing_available() -> bool:
+    """True when Stripe is configured on this server (an API key for the current mode): paid plans can be bought."""
+    from django.conf import settings
+    from djstripe.settings import djstripe_settings
+
+    return bool(djstripe_settings.get_default_api_key(livemode=settings.STRIPE_LIVE_MODE))
+
 
 def usage_period(now: datetime | None = None) -> tuple[date, datetime]:
     """(first day of this UTC month, start of next month): quotas reset at the boundary."""

@@ -12,7 +12,7 @@ from rest_framework.exceptions import APIException
 
 from accounts.selectors import user_signed_in
 
-from .selectors import account_plan_get, plan_get_by_code, plan_list, usage_summary
+from .selectors import account_plan_get, billing_available, plan_get_by_code, plan_list, usage_summary
 from .services import checkout_session_create, portal_session_create
 
 
@@ -26,7 +26,7 @@ def subscription_detail(request: HttpRequest) -> HttpResponse:
     user = user_signed_in(request=request)
     return render(request, "billing/subscription.html", {
         "summary": usage_summary(user=user), "plans": plan_list(),
-        "account_plan": account_plan_get(user=user)})
+        "account_plan": account_plan_get(user=user), "billing_available": billing_available()})
 
 
 @login_required

@@ -80,6 +80,7 @@ def account_context(*, user: User) -> dict[str, Any]:
         "plan": billing.plan_for_user(user=user),
         "account_plan": billing.account_plan_get(user=user),
         "plans": list(billing.plan_list()),
+        "billing_available": billing.billing_available(),
         "usage": usage,
         "usage_rows": usage_rows,
         "rated_count": len(activity.ratings_map(user=user)),

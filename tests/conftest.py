@@ -40,6 +40,12 @@ def _clear_cache() -> None:
 
 
 @pytest.fixture
+def stripe_configured(settings):  # noqa: ANN001, ANN201
+    """A Stripe test key in the settings: pages offer paid plans (nothing here calls Stripe; fake_stripe does)."""
+    settings.STRIPE_TEST_SECRET_KEY = "sk_test_51QApexOfflineFakeKeyForTests0000000000000000"
+
+
+@pytest.fixture
 def plans(db, settings):  # noqa: ANN001, ANN201
     """Free/Pro/Enterprise synced from billing/plans.py, with test-mode Stripe price ids."""
     from billing.services import plans_sync

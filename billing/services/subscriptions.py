@@ -13,7 +13,7 @@ from djstripe.settings import djstripe_settings
 
 from ..exceptions import BillingConflict, BillingUnavailable, PaymentProviderError
 from ..models import AccountPlan, Plan
-from ..selectors import account_plan_get, plan_free
+from ..selectors import OPERATOR_SETUP, account_plan_get, plan_free
 from .plans import account_plan_set
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ ENDED_STATUSES = {"canceled", "unpaid", "incomplete_expired", "paused"}
 def _api_key() -> str:
     key = djstripe_settings.get_default_api_key(livemode=settings.STRIPE_LIVE_MODE)
     if not key:
+        logger.error("billing is not configured: %s", OPERATOR_SETUP)
         raise BillingUnavailable()
     return key
 
@@ -46,8 +47,8 @@ def billing_customer_get_or_create(*, user: User) -> Customer:
 def checkout_session_create(*, user: User, plan: Plan, success_url: str, cancel_url: str) -> dict[str, str]:
     """A Stripe Checkout Session subscribing the user to ``plan``; returns its id and redirect URL."""
     if not plan.stripe_price_id:
-        raise BillingConflict(f"The {plan.name} plan cannot be bought: it has no Stripe price "
-                              "(set STRIPE_PRICE_PRO / STRIPE_PRICE_ENTERPRISE and run manage.py sync_plans).")
+        logger.error("plan %s has no Stripe price: %s", plan.code, OPERATOR_SETUP)
+        raise BillingConflict(f"The {plan.name} plan cannot be bought on this server yet.")
     current = account_plan_get(user=user)
     if current and current.stripe_subscription_id and current.status in ENTITLED_STATUSES:
         raise BillingConflict("You already have a subscription; change or cancel it in the billing portal "

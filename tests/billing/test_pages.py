@@ -11,7 +11,7 @@ from .stripe_fake import fixture
 pytestmark = pytest.mark.django_db
 
 
-def test_the_billing_page_shows_plan_usage_and_plans(client, alice, api_key_for_alice):
+def test_the_billing_page_shows_plan_usage_and_plans(client, alice, api_key_for_alice, stripe_configured):
     usage_consume(user=alice, api_key=api_key_for_alice.key, kind="recommendations", amount=7)
     client.force_login(alice)
 

@@ -103,15 +103,32 @@ def test_a_second_checkout_is_sent_to_the_portal(bob, fake_stripe):
     assert not fake_stripe.calls
 
 
-def test_checkout_needs_a_paid_plan_and_configured_stripe(alice, settings, fake_stripe):
+def test_checkout_needs_a_paid_plan_and_configured_stripe(alice, settings, fake_stripe, caplog):
     api = APIClient()
     api.force_authenticate(alice)
     assert api.post("/v1/billing/checkout", {"plan": "free"}, format="json").status_code == 400
     assert api.post("/v1/billing/checkout", {"plan": "gold"}, format="json").status_code == 400
     settings.STRIPE_TEST_SECRET_KEY = ""
-    unconfigured = api.post("/v1/billing/checkout", {"plan": "pro"}, format="json")
+    with caplog.at_level("ERROR", logger="billing.services.subscriptions"):
+        unconfigured = api.post("/v1/billing/checkout", {"plan": "pro"}, format="json")
     assert unconfigured.status_code == 503
-    assert "STRIPE_TEST_SECRET_KEY" in unconfigured.json()["detail"]
+    assert unconfigured.json()["detail"] == "Paid plans are not available on this server yet."  # no operator notes
+    assert "STRIPE_TEST_SECRET_KEY" in caplog.text  # the operator's instructions are in the log
+
+
+def test_without_stripe_customers_see_a_plain_notice_and_no_dead_buttons(client, alice, settings,
+                                                                        django_user_model) -> None:  # noqa: ANN001
+    settings.STRIPE_TEST_SECRET_KEY = ""
+    client.force_login(alice)
+    for page in ("/billing/", "/me/"):
+        html = client.get(page).content.decode()
+        assert "Paid plans are not available on this server yet." in html
+        assert "STRIPE" not in html and "checkout" not in html.lower().split("</header>")[-1].split("<footer")[0]
+        assert "Manage billing" not in html and "data-upgrade" not in html
+    operator = django_user_model.objects.create_superuser("ops", "ops@example.com", "x")
+    client.force_login(operator)
+    admin_page = client.get("/admin/billing/plan/", follow=True).content.decode()
+    assert "Paid plans cannot be bought yet" in admin_page and "STRIPE_TEST_SECRET_KEY" in admin_page
 
 
 def test_stripe_errors_become_a_502_with_a_plain_message(alice, fake_stripe):

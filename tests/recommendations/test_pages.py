@@ -205,7 +205,7 @@ def test_movie_extras_show_your_rating_and_related_rows(client, alice, shelf) ->
     assert 'data-row="more-like-this"' in html and "Aliens" in html  # same franchise first
 
 
-def test_account_page_pulls_profile_plan_usage_and_keys_together(client, bob, shelf) -> None:  # noqa: ANN001
+def test_account_page_pulls_profile_plan_usage_and_keys_together(client, bob, shelf, stripe_configured) -> None:  # noqa: ANN001
     from accounts.services import api_key_create
 
     api_key_create(user=bob, name="bob's app")
@@ -229,7 +229,7 @@ def test_account_page_saves_favourite_genres_and_drops_unknown_ones(client, caro
     assert 'value="Horror" checked' in client.get(reverse("recommendations:account")).content.decode()
 
 
-def test_free_members_are_offered_the_paid_plans(client, alice, shelf) -> None:  # noqa: ANN001
+def test_free_members_are_offered_the_paid_plans(client, alice, shelf, stripe_configured) -> None:  # noqa: ANN001
     client.force_login(alice)
     html = client.get(reverse("recommendations:account")).content.decode()
     assert 'data-plan="free"' in html
