@@ -1,4 +1,16 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def site_name_and_domain(**_: Any) -> None:
+    """After migrate (and test-database creation): the Site is APEX at SITE_DOMAIN, not example.com."""
+    from django.conf import settings
+    from django.contrib.sites.models import Site
+
+    Site.objects.update_or_create(id=settings.SITE_ID, defaults={"name": settings.SITE_NAME,
+                                                                 "domain": settings.SITE_DOMAIN})
 
 
 class AccountsConfig(AppConfig):
@@ -11,3 +23,4 @@ class AccountsConfig(AppConfig):
         from . import schema  # noqa: F401  (registers the OpenAPI description of Api-Key auth)
 
         trusted_networks()  # a bad TRUSTED_PROXIES entry stops start-up (ImproperlyConfigured), not every request
+        post_migrate.connect(site_name_and_domain, sender=self, dispatch_uid="accounts.site_name_and_domain")

@@ -47,6 +47,8 @@ if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_ID = 1
+SITE_NAME = env_str("SITE_NAME", "APEX")  # what e-mails and pages call the site (django.contrib.sites)
+SITE_DOMAIN = env_str("SITE_DOMAIN", "localhost:8000")  # the public host[:port] links in e-mails point at
 
 INSTALLED_APPS = [
     "daphne",
