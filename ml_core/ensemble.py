@@ -76,8 +76,21 @@ HEADER = ("| model | NDCG@10 | NDCG@10 (untied users) | HR@10 | MRR@10 | coverag
           "|---|---|---|---|---|---|---|---|")
 
 
+def _write_section(path: Path, dataset: str, body: str) -> None:
+    """Put ``body`` into ``path`` as the section of ``dataset`` (markers around it), sections sorted by dataset."""
+    sections: dict[str, str] = {}
+    if path.exists():
+        for chunk in path.read_text().split("<!-- ensemble:")[1:]:
+            name, _, rest = chunk.partition(" -->\n")
+            sections[name] = rest.split(f"<!-- /ensemble:{name} -->")[0]
+    sections[dataset] = body
+    path.write_text("\n".join(f"<!-- ensemble:{name} -->\n{text.rstrip()}\n<!-- /ensemble:{name} -->\n"
+                              for name, text in sorted(sections.items())))
+
+
 def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> None:
-    """docs/ENSEMBLE.md: weights, DR selection, test metrics next to each single model, verdict."""
+    """docs/ENSEMBLE.md: weights, DR selection, test metrics next to each single model, verdict — one section per
+    dataset (this run's replaces its own, the other datasets' stay)."""
     sel, test = report["selection"], report["test"]
     best_single = max(report["singles_test"].items(), key=lambda kv: kv[1]["ndcg@10"])
     beats = test["ndcg@10"] > best_single[1]["ndcg@10"]
@@ -114,7 +127,7 @@ def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> Non
                   "rarely seen items), not NDCG; the table above gives its validation NDCG next to the best "
                   "sampled vector, so the cost of debiasing is visible in numbers.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    _write_section(path, report["dataset"], "\n".join(lines).rstrip() + "\n")
 
 
 def write_ablation(report: dict[str, Any], path: Path, command: str) -> None:
