@@ -4,11 +4,22 @@ The error handlers answer JSON under /v1 and HTML pages elsewhere (apex_site.err
 """
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import errors
+
+
+class FaviconRedirect(RedirectView):
+    """/favicon.ico -> the static icon (its URL resolved per request, so any static storage works)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args: object, **kwargs: object) -> str:
+        return static("img/favicon.svg")
+
 
 handler400 = errors.handler400
 handler403 = errors.handler403
@@ -25,6 +36,8 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    # browsers ask for /favicon.ico whatever the page says
+    path("favicon.ico", FaviconRedirect.as_view()),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
