@@ -7,20 +7,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from apex_site.admin_base import ReadOnlyAdmin
+
 from .models import Event, PrivacyBudget, PrivacyBudgetLedger
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by the system: viewable and filterable, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Event)

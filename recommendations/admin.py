@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from apex_site.admin_base import ReadOnlyAdmin
 
 from .models import EnsembleWeights, ModelArtifact, OnlineCheckpoint, PipelineRun
 
@@ -75,21 +76,12 @@ class ModelArtifactAdmin(admin.ModelAdmin):
 
 
 @admin.register(OnlineCheckpoint)
-class OnlineCheckpointAdmin(admin.ModelAdmin):
+class OnlineCheckpointAdmin(ReadOnlyAdmin):
     """The online learner's checkpoints: written by the applier only, viewable and never edited here."""
 
     list_display = ("id", "created_at", "events_applied", "rolled_back", "loss")
     exclude = ("state",)
     readonly_fields = ("events_applied", "report", "created_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(boolean=True)
     def rolled_back(self, obj: OnlineCheckpoint) -> bool:
