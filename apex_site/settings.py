@@ -52,7 +52,7 @@ SITE_DOMAIN = env_str("SITE_DOMAIN", "localhost:8000")  # the public host[:port]
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "apex_site.apps.ApexAdminConfig",  # django.contrib.admin with the APEX operations site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: /docs works offline
     "channels",
     "allauth",
     "allauth.account",
@@ -258,6 +259,10 @@ SPECTACULAR_SETTINGS = {
     # the Error/ValidationError components the error responses of apex_site.schema name
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apex_site.schema.error_components"],
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies get their own components (no readOnly fields to send)
+    # /docs and /docs/redoc load their assets from our own static files, never from a CDN
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # The events API is metered by billing's throttle, named here so that events never imports billing (its sibling)
@@ -278,6 +283,13 @@ STRIPE_PRICE_ENTERPRISE = env_str("STRIPE_PRICE_ENTERPRISE", "")
 
 # --- ML / serving ---------------------------------------------------------------------
 ML_ARTIFACTS_DIR = Path(env_str("ML_ARTIFACTS_DIR", str(BASE_DIR / "var" / "artifacts")))
+# Visually similar movies (docs/VISUAL.md): `manage.py build_visual_index` writes the CLIP poster index here; without
+# one the "Looks like this" row is left out and the visual endpoints answer 503.
+VISUAL_INDEX_DIR = Path(env_str("VISUAL_INDEX_DIR", str(ML_ARTIFACTS_DIR / "visual")))
+POSTER_CACHE_DIR = Path(env_str("POSTER_CACHE_DIR", str(BASE_DIR / "var" / "posters")))  # fetched posters, kept
+POSTER_CDN_URL = env_str("POSTER_CDN_URL", "https://image.tmdb.org/t/p")  # TMDB's image CDN
+POSTER_SIZE = env_str("POSTER_SIZE", "w342")  # TMDB poster width; CLIP looks at 224 px
+POSTER_FETCH_INTERVAL_S = env_float("POSTER_FETCH_INTERVAL_S", 0.1)  # at least this long between CDN requests
 
 # --- Lakehouse and the nightly job (recommendations.nightly) ------------------------------------
 LAKEHOUSE_ROOT = Path(env_str("LAKEHOUSE_ROOT", str(BASE_DIR / "var" / "lakehouse")))  # Delta tables
@@ -297,6 +309,17 @@ CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {
 APEX_SERVING_TIER = env_str("APEX_SERVING_TIER", "")  # "", "1", "2" or "3"
 APEX_DATASET = env_str("APEX_DATASET", "ml-latest-small")
 TMDB_API_KEY = env_str("TMDB_API_KEY", "")
+# Optional LLM explanations (docs/LLM_EXPLANATIONS.md): any OpenAI-compatible endpoint (OpenRouter, vLLM, Ollama).
+# Unset LLM_BASE_URL: the engine's template sentences only, and no request ever waits on a provider.
+LLM_BASE_URL = env_str("LLM_BASE_URL", "")
+LLM_API_KEY = env_str("LLM_API_KEY", "")
+LLM_MODEL = env_str("LLM_MODEL", "")
+if LLM_BASE_URL and not LLM_MODEL:
+    raise ImproperlyConfigured("LLM_BASE_URL is set but LLM_MODEL is not (e.g. LLM_MODEL=openai/gpt-4o-mini)")
+LLM_TIMEOUT_S = env_float("LLM_TIMEOUT_S", 2.5)  # the HTTP client's timeout for one batch request (no retries)
+LLM_DEADLINE_S = env_float("LLM_DEADLINE_S", 3.0)  # the most an API request waits for its batch, all told
+LLM_CACHE_TTL_S = env_int("LLM_CACHE_TTL_S", 7 * 24 * 3600)  # accepted sentences, keyed by (movie, facts) hash
+LLM_COOLDOWN_S = env_float("LLM_COOLDOWN_S", 30.0)  # after a failed call, templates only for this long
 SLO_TARGETS_MS = {"p50": env_float("SLO_P50_MS", 50.0), "p95": env_float("SLO_P95_MS", 200.0),
                   "p99": env_float("SLO_P99_MS", 500.0)}
 SLO_WINDOW = env_int("SLO_WINDOW", 1000)  # requests kept per route
@@ -333,14 +356,15 @@ if not DEBUG:
 DEFAULT_EXCEPTION_REPORTER_FILTER = "apex_site.errors.SecretMaskingFilter"
 DEFAULT_EXCEPTION_REPORTER = "apex_site.errors.EncodableExceptionReporter"  # a lone surrogate cannot break it
 # Every page's scripts and styles are static files (no inline code); posters come from TMDB over https,
-# placeholders are data: URIs; the websocket is same-origin. /docs loads Swagger UI from its CDN.
+# placeholders are data: URIs; the websocket is same-origin. /docs (Swagger UI, Redoc) is served from our static
+# files; both style their widgets inline and Redoc runs a blob: worker.
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
-CONTENT_SECURITY_POLICY_DOCS = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-                                "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-                                "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY_DOCS = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data: https:; worker-src 'self' blob:; connect-src 'self'; "
+                                "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 PERMISSIONS_POLICY = env_str(
     "PERMISSIONS_POLICY",
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")

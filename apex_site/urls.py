@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from . import errors
 
@@ -44,6 +44,7 @@ urlpatterns = [
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     # the split view serves its start-up script as a file, so the page needs no inline script (CSP)
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("docs/redoc", SpectacularRedocView.as_view(url_name="schema"), name="docs-redoc"),
     path("v1/", include(api_patterns)),
     # the old profile and onboarding pages live on as permanent redirects (bookmarks, sign-up mails)
     path("account/", RedirectView.as_view(pattern_name="recommendations:account", permanent=True)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from apex_site.admin_base import BoundedCountPaginator
+
 from .models import Collection, Credit, Genre, Movie, Person, Rating
 
 
@@ -25,6 +27,7 @@ class MovieAdmin(admin.ModelAdmin):
     inlines = [CreditInline]
     list_per_page = 50
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 @admin.register(Genre)
@@ -54,3 +57,4 @@ class RatingAdmin(admin.ModelAdmin):
     list_select_related = ["user", "movie"]
     date_hierarchy = "rated_at"
     show_full_result_count = False
+    paginator = BoundedCountPaginator  # 100k+ rows: never a full COUNT(*) per page

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apex_site.admin_base import ReadOnlyAdmin
+from apex_site.admin_base import BoundedCountPaginator, ReadOnlyAdmin
 
 from .models import Event, PrivacyBudget, PrivacyBudgetLedger
 
@@ -22,6 +22,7 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ("user", "movie")
     date_hierarchy = "created_at"
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 class LedgerInline(admin.TabularInline):
