@@ -1,9 +1,9 @@
 """OpenAPI generation: every operation documents the errors it can return, from its auth, permissions and throttles.
 
-``ApexAutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds an ``Error`` (or, for 400 and 422,
+``ApexAutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds an ``Error`` (or, for 400,
 ``ValidationError``) response for each status the view's classes can produce, unless the view documents
 that status itself. ``error_components`` (a ``POSTPROCESSING_HOOKS`` entry) adds the two components once.
-Statuses a handler raises itself (404 for an unknown id, 409, 422, 503) are documented on the view with
+Statuses a handler raises itself (404 for an unknown id, 409, 503) are documented on the view with
 ``errors(...)``, so a response the schema does not name is a bug the schemathesis suite finds.
 """
 
@@ -35,14 +35,15 @@ VALIDATION_ERROR_SCHEMA = {
 }
 
 DESCRIPTIONS = {
-    400: "Invalid input (a parameter or field is missing, empty, malformed or out of range).",
+    # every validation failure is 400 (malformed, out of range, or breaking a domain rule): one status to handle
+    400: "Invalid input: a parameter or field is missing, empty, malformed, out of range or breaks a domain rule "
+         "(e.g. an event time outside the accepted window); the body names each field.",
     401: "No valid credentials: a missing, malformed, expired or revoked token or API key.",
     403: "Authenticated, but not allowed to do this.",
     404: "Not found (an unknown id, or one that belongs to someone else).",
     409: "Conflicts with an earlier request (an idempotency key reused with a different body).",
     413: "Request body too large.",
     415: "Unsupported media type (send application/json).",
-    422: "Well-formed but not acceptable (a domain rule is broken).",
     429: "Too many requests (rate limit or monthly quota); retry after the Retry-After header.",
     503: "A dependency is unavailable (serving artifacts, database, Redis); retry later.",
 }
@@ -51,7 +52,7 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 def error_response(status: int, description: str | None = None) -> dict[str, Any]:
     """A raw response entry (used as ``extend_schema(responses={404: error_response(404)})``)."""
-    ref = VALIDATION_ERROR_REF if status in (400, 422) else ERROR_REF
+    ref = VALIDATION_ERROR_REF if status == 400 else ERROR_REF
     return {"description": description or DESCRIPTIONS[status], "content": {"application/json": {"schema": ref}}}
 
 
@@ -61,7 +62,7 @@ def errors(*statuses: int, descriptions: dict[int, str] | None = None) -> dict[i
     from drf_spectacular.utils import OpenApiResponse
 
     texts = descriptions or {}
-    return {s: OpenApiResponse(VALIDATION_ERROR_REF if s in (400, 422) else ERROR_REF,
+    return {s: OpenApiResponse(VALIDATION_ERROR_REF if s == 400 else ERROR_REF,
                                description=texts.get(s, DESCRIPTIONS[s])) for s in statuses}
 
 

@@ -37,10 +37,6 @@ from .services import (
 MAX_BATCH = 1000
 
 
-class UnprocessableEntity(serializers.ValidationError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-
-
 class IdempotencyKeyConflict(DrfValidationError):
     """409: an idempotency key already stored with a different body (nothing of the request is stored)."""
 
@@ -69,7 +65,7 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventInputSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)  # type: ignore[call-arg]
 
 
-EVENT_ERRORS = errors(404, 409, 422, descriptions={404: "unknown movie (``field`` names the event)"})
+EVENT_ERRORS = errors(400, 404, 409, descriptions={404: "unknown movie (``field`` names the event)"})
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -79,7 +75,7 @@ class AcceptedSerializer(serializers.Serializer):
 
 
 def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
-    """Parse (400 per field), check domain rules (422 per field) and movies (404), build the service inputs."""
+    """Parse, check domain rules (400 per field either way: one validation status) and movies (404), build the inputs."""
     rows, errors = events_parse(request.data, batch=batch, max_batch=MAX_BATCH)
     if errors:
         raise serializers.ValidationError(errors)
@@ -95,7 +91,7 @@ def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
             except DjangoValidationError as exc:
                 errors.update({name(i, field): msgs for field, msgs in exc.message_dict.items()})
     if errors:
-        raise UnprocessableEntity(errors)
+        raise serializers.ValidationError(errors)
     unknown = set(movie_ids_unknown(movie_ids=[row["movie_id"] for row in rows]))
     for i, row in enumerate(rows):
         if row["movie_id"] in unknown:
@@ -115,7 +111,7 @@ def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[t
                                       f"{len(fields)} idempotency keys were already used for different events",
                                       "code": IdempotencyKeyConflict.default_code, **fields}) from exc
     except DjangoValidationError as exc:
-        raise UnprocessableEntity(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
+        raise serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
 
 
 def events_quota() -> Any:

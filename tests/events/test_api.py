@@ -46,11 +46,11 @@ def test_the_same_key_from_two_users_is_two_events(client, alice, bob, movies):
     ({"kind": "impression"}, "propensity", "propensity"),
     ({"kind": "impression", "propensity": 1.5}, "propensity", "(0, 1]"),
 ])
-def test_values_that_break_a_kinds_rules_are_422_naming_the_field(client, alice, movies, body, field, words):
+def test_values_that_break_a_kinds_rules_are_400_naming_the_field(client, alice, movies, body, field, words):
     client.force_login(alice)
     response = client.post("/v1/events", {"movie_id": movies[0].id, "idempotency_key": "k", **body},
                            content_type="application/json")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert words in " ".join(response.json()[field])
     assert not Event.objects.exists()
 
@@ -111,11 +111,11 @@ def test_malformed_batch_items_are_400_naming_position_and_field(client, alice, 
     assert client.post("/v1/events/batch", {"events": []}, content_type="application/json").status_code == 400
 
 
-def test_a_batch_with_duplicate_keys_is_422(client, alice, movies):
+def test_a_batch_with_duplicate_keys_is_400(client, alice, movies):
     client.force_login(alice)
     events = [{"movie_id": movies[0].id, "kind": "click", "idempotency_key": "same"}] * 2
     response = client.post("/v1/events/batch", {"events": events}, content_type="application/json")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "unique" in str(response.json())
 
 
@@ -132,7 +132,7 @@ def test_only_api_keys_may_name_an_end_user(client, alice, movies):
     client.force_login(alice)
     response = client.post("/v1/events", {"movie_id": movies[0].id, "kind": "click", "idempotency_key": "k",
                                           "external_user": "someone"}, content_type="application/json")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "external_user" in response.json()
 
 
