@@ -83,6 +83,12 @@ def movie_list_by_ids(*, movie_ids: list[int]) -> list[Movie]:
     return [found[i] for i in movie_ids if i in found]
 
 
+def movie_poster_paths(*, limit: int | None = None) -> list[tuple[int, str]]:
+    """(movie id, TMDB poster path) of every movie that has one, by id; the visual index's input."""
+    rows = Movie.objects.exclude(poster_path="").order_by("id").values_list("id", "poster_path")
+    return list(rows[:limit] if limit is not None else rows)
+
+
 def movie_list_in_collection(*, movie: Movie, limit: int = 12) -> list[Movie]:
     """Other movies of the same collection (franchise), oldest first."""
     if not movie.collection_id:

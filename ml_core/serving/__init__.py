@@ -10,6 +10,7 @@ and ranked pools), ``explain`` (the sentences), ``engine`` (the facade), ``onlin
 from ..artifacts import ArtifactError, sha256_file
 from ..interface import UserContext
 from ..rating import half_stars
+from ..retrieval.visual import VisualIndex
 from ..serving_artifacts import read_manifest, verify_bundle
 from .engine import Engine, load_engine
 from .online import (
@@ -24,5 +25,5 @@ from .pipeline import RecommendationList
 from .tiers import Tier, detect_tier, parse_tier
 
 __all__ = ["ArtifactError", "Engine", "Holdout", "OnlineConfig", "OnlineEvent", "OnlineLearningCoordinator",
-           "PublishedState", "RecommendationList", "Tier", "UserContext", "detect_tier", "half_stars", "load_engine",
-           "parse_tier", "read_manifest", "read_published_state", "sha256_file", "verify_bundle"]
+           "PublishedState", "RecommendationList", "Tier", "UserContext", "VisualIndex", "detect_tier", "half_stars",
+           "load_engine", "parse_tier", "read_manifest", "read_published_state", "sha256_file", "verify_bundle"]
