@@ -1,4 +1,5 @@
-"""`python -m ml_core train ...` (and `manage.py train`): fit (or tune with --tune), evaluate, export, write model cards."""
+"""`python -m ml_core train ...` (and `manage.py train`): fit (or tune with --tune), evaluate, export, write model cards;
+`python -m ml_core fairness --dataset ml-100k`: the demographic fairness report (docs/FAIRNESS.md)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
     cards = sub.add_parser("cards", help="regenerate docs/MODEL_CARDS.md from the saved run metrics")
     cards.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
     cards.add_argument("--docs", default=str(REPO_ROOT / "docs"))
+    add_fairness_arguments(sub.add_parser("fairness", help="per member group (age, gender, occupation) accuracy, "
+                                                           "exposure and calibration before and after re-ranking; "
+                                                           "writes docs/FAIRNESS.md"))
     return parser
+
+
+def add_fairness_arguments(fairness: argparse.ArgumentParser) -> None:
+    """The fairness report's options."""
+    from .fairness import EASE_MAX_ITEMS, MODEL_CHOICES
+
+    fairness.add_argument("--dataset", default="ml-100k",
+                          help="a dataset with member demographics: ml-100k (u.user), or a CSV dataset with a "
+                               "users.csv (user_id,age,gender,occupation)")
+    fairness.add_argument("--model", default="auto", choices=MODEL_CHOICES,
+                          help="auto: the ensemble trained on this split (`python -m ml_core ensemble`) when its "
+                               f"artifacts are under --out, else EASE fitted here (up to {EASE_MAX_ITEMS} items), "
+                               "else popularity")
+    fairness.add_argument("--bundle", default=None, help="a serving bundle folder to use when trained on this split")
+    fairness.add_argument("--out", default=None, help="artifacts root (default $ML_ARTIFACTS_DIR or var/artifacts)")
+    fairness.add_argument("--docs", default=str(REPO_ROOT / "docs"), help="where FAIRNESS.md and img/ go")
+    fairness.add_argument("--seed", type=int, default=42)
+    fairness.add_argument("--min-group-users", type=int, default=20,
+                          help="groups smaller than this are marked and left out of the gaps (default 20)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +96,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         write_model_cards(artifacts_root(args.out), Path(args.docs))
         return 0
+    if args.command == "fairness":
+        return run_fairness(args)
     return run_train(args)
+
+
+def run_fairness(args: argparse.Namespace) -> int:
+    """The fairness command: report, JSON under the artifacts root, docs/FAIRNESS.md; 2 on data without groups."""
+    from .fairness import NoGroupsError, ScorerUnavailable, fairness_report, write_fairness_card
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        data = load_dataset(args.dataset)
+        report = fairness_report(data, model=args.model, artifacts_dir=artifacts_root(args.out), seed=args.seed,
+                                 bundle_dir=Path(args.bundle) if args.bundle else None,
+                                 min_group_users=args.min_group_users)
+    except NoGroupsError as exc:
+        print(f"no fairness report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DatasetError, ScorerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = artifacts_root(args.out) / data.name / "fairness" / "report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True))
+    path = write_fairness_card(report, Path(args.docs), f"python -m ml_core fairness --dataset {args.dataset}")
+    log.info("fairness report of %s (%s) -> %s and %s", data.name, report["model"]["source"], path, out)
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ Layouts read by :func:`load_dataset` (a name in ``DATASETS`` or a path):
 * a folder with a MovieLens ``ratings.csv`` (``userId,movieId,rating,timestamp``; ``movies.csv`` optional);
 * a folder with ``interactions.csv``, or any ``.csv`` file, in the generic layout (:func:`read_interaction_csv`):
   a header row, ``user_id,item_id`` required, ``rating`` and ``timestamp`` optional, plus an optional
-  ``items.csv`` beside it (``item_id[,title][,genres][,year]``, genres ``|``-separated).
+  ``items.csv`` beside it (``item_id[,title][,genres][,year]``, genres ``|``-separated) and an optional
+  ``users.csv`` (``user_id[,age][,gender][,occupation]``: member groups, see :mod:`ml_core.demographics`).
 
 Missing parts fall back: no timestamps -> each user's events are ordered as in the file and ``times`` are
 positions (``has_timestamps`` False); no rating column -> implicit events, every row a positive
@@ -125,6 +126,8 @@ class Interactions:
     tiebreak: np.ndarray | None = field(default=None, repr=False)  # uint64 (n,) order of equal-time events
     has_timestamps: bool = True  # False: `times` are positions in each user's file order (no clock)
     has_ratings: bool = True  # False: implicit events only, `ratings` are all 1
+    # member groups where the dataset has them (ml_core.demographics): attribute -> {user index -> label}
+    user_attributes: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.tiebreak is None:  # built directly from indices: hash the raw ids behind them
@@ -149,6 +152,7 @@ class Interactions:
             self.users[mask], self.items[mask], self.times[mask], self.ratings[mask],
             self.user_vocab, self.item_vocab, self.name, self.item_titles, self.item_genres, self.item_years,
             tiebreak=self.tiebreak[mask], has_timestamps=self.has_timestamps, has_ratings=self.has_ratings,
+            user_attributes=self.user_attributes,
         )
 
     def chronological_order(self) -> np.ndarray:
@@ -256,6 +260,10 @@ def dataset_profile(data: Interactions) -> dict[str, Any]:
 def _read_ml100k(folder: Path) -> Interactions:
     raw = np.loadtxt(folder / "u.data", dtype=np.int64)
     data = interactions_from_arrays(raw[:, 0], raw[:, 1], raw[:, 3], raw[:, 2], name="ml-100k")
+    if (folder / "u.user").exists():
+        from .demographics import attach_user_attributes, read_ml100k_users
+
+        attach_user_attributes(data, read_ml100k_users(folder / "u.user"))
     if not (folder / "u.item").exists():
         return data
     genre_file = folder / "u.genre"
@@ -360,6 +368,10 @@ def read_interaction_csv(path: Path | str, name: str | None = None) -> Interacti
     item_file = path.parent / "items.csv"
     if item_file.exists():
         _attach_item_csv(data, item_file, {str(v): k for k, v in data.item_titles.items()} if item_labels else None)
+    if (path.parent / "users.csv").exists():  # member groups (ml_core.demographics)
+        from .demographics import attach_user_attributes, read_users_csv
+
+        attach_user_attributes(data, read_users_csv(path.parent / "users.csv"))
     return data
 
 

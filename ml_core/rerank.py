@@ -123,7 +123,8 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lam: float = MMR_LAM
     return order
 
 
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats of two count (or weight) vectors, each smoothed by EPS and normalised to sum 1."""
     p = (p + EPS) / (p + EPS).sum()
     q = (q + EPS) / (q + EPS).sum()
     return float((p * np.log(p / q)).sum())
@@ -163,13 +164,13 @@ class FairnessAuditor:
         items = np.asarray(items, np.int64)
         genre = self._genre_dist(items)
         pop = np.bincount(self.bucket[items], minlength=N_POP_BUCKETS).astype(np.float64)
-        report = {"kl_genre_catalogue": _kl(genre, self.catalogue_genres),
-                  "kl_popularity_catalogue": _kl(pop, self.catalogue_pop),
+        report = {"kl_genre_catalogue": kl_divergence(genre, self.catalogue_genres),
+                  "kl_popularity_catalogue": kl_divergence(pop, self.catalogue_pop),
                   "popularity_buckets": (pop / max(pop.sum(), 1)).round(3).tolist()}
         if profile is not None and len(profile):
             profile = np.asarray(profile, np.int64)
-            report["kl_genre_profile"] = _kl(genre, self._genre_dist(profile))
-            report["kl_popularity_profile"] = _kl(pop, np.bincount(self.bucket[profile], minlength=N_POP_BUCKETS))
+            report["kl_genre_profile"] = kl_divergence(genre, self._genre_dist(profile))
+            report["kl_popularity_profile"] = kl_divergence(pop, np.bincount(self.bucket[profile], minlength=N_POP_BUCKETS))
         if record:
             with self._lock:
                 np.add.at(self.exposure, items, 1.0)
