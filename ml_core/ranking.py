@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .experiments.ope import SlateLog, cumulative_weights, slate_dr
+
 log = logging.getLogger(__name__)
 
 N_WEIGHT_SAMPLES = 200
@@ -85,20 +87,18 @@ def doubly_robust(target_prob: np.ndarray, propensity: np.ndarray, reward: np.nd
 
     target_prob = pi(a_i|x_i), propensity = mu(a_i|x_i) (logging policy), reward = r_i,
     reward_hat = r_hat(x_i, a_i), direct_term = sum_a pi(a|x_i) r_hat(x_i, a). Importance weights
-    are clipped at ``max_weight`` when given (bias for variance; off by default).
+    are clipped at ``max_weight`` when given (bias for variance; off by default). The one-slot case of
+    :func:`ml_core.experiments.ope.slate_dr`, which evaluates candidates on served lists.
     """
-    mu = np.asarray(propensity, np.float64)
-    if np.any(mu <= 0):
-        raise ValueError("propensities must be positive")
-    w = np.asarray(target_prob, np.float64) / mu
+    r = np.asarray(reward, np.float64)
+    logged = SlateLog.single_action(np.asarray(propensity, np.float64), r)  # raises on propensities <= 0
+    target = np.asarray(target_prob, np.float64)[:, None]
+    dr = slate_dr(logged, target, np.asarray(reward_hat, np.float64)[:, None], np.asarray(direct_term, np.float64),
+                  clip=max_weight)
+    w = cumulative_weights(logged, target)[:, 0]
     if max_weight is not None:
         w = np.minimum(w, max_weight)
-    r = np.asarray(reward, np.float64)
-    dm = np.asarray(direct_term, np.float64)
-    terms = dm + w * (r - np.asarray(reward_hat, np.float64))
-    n = len(terms)
-    return DREstimate(float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
-                      float((w * r).mean()), float(dm.mean()), n)
+    return DREstimate(dr.value, dr.stderr, float((w * r).mean()), float(np.mean(direct_term)), dr.n)
 
 
 def exposure_propensity(popularity: np.ndarray, history_lengths: np.ndarray, gamma: float = PROPENSITY_GAMMA
@@ -218,13 +218,56 @@ def plackett_luce_slate(scores: np.ndarray, k: int, temperature: float = DEFAULT
     rng = rng or np.random.default_rng()
     logits = s / temperature
     order = np.argsort(-(logits + rng.gumbel(size=len(s))), kind="stable")[:k]  # Gumbel-top-k = PL sample
-    props = np.empty(k)
-    e = np.exp(logits - logits.max())
-    total = e.sum()
-    for j, idx in enumerate(order.tolist()):
-        props[j] = e[idx] / total
-        total -= e[idx]
-    return order, props
+    return order, plackett_luce_propensities(s[None], order[None], temperature)[0]
+
+
+def plackett_luce_propensities(scores: np.ndarray, slates: np.ndarray, temperature: float) -> np.ndarray:
+    """P(slates[:, j] drawn at slot j | the slots above) under Plackett-Luce(softmax(scores / temperature)), batched.
+
+    The propensities the serving slate logs (:func:`plackett_luce_slate` computes its own with this), and those a
+    candidate policy gives a logged slate in off-policy evaluation (:mod:`ml_core.experiments.ope`).
+    scores: (n, C), -inf where an item is not in the policy's pool; slates: (n, k) positions into ``scores``,
+    -1 for an empty slot. Returns float64 (n, k): 0 where the policy cannot draw the item, NaN for empty slots.
+    temperature <= 0 is the deterministic order: 1 where the item is the best remaining one, else 0.
+    """
+    s = np.asarray(scores, np.float64)
+    slates = np.asarray(slates, np.int64)
+    n, k = slates.shape
+    rows = np.arange(n)
+    valid = slates >= 0
+    picked = np.clip(slates, 0, None)
+    out = np.full((n, k), np.nan)
+    if temperature <= 0:
+        remaining = np.where(np.isfinite(s), s, -np.inf)
+        for j in range(k):
+            best = np.argmax(remaining, axis=1)
+            out[:, j] = np.where(valid[:, j], (best == picked[:, j]) & np.isfinite(remaining[rows, picked[:, j]]),
+                                 np.nan)
+            remaining[rows[valid[:, j]], picked[valid[:, j], j]] = -np.inf
+        return out
+    logits = s / temperature
+    finite = np.isfinite(logits)
+    top = np.where(finite, logits, -np.inf).max(1, keepdims=True)
+    e = np.where(finite, np.exp(logits - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = e.sum(1)
+    for j in range(k):
+        ej = np.where(valid[:, j], e[rows, picked[:, j]], 0.0)
+        out[:, j] = np.where(valid[:, j], ej / np.maximum(total, 1e-300), np.nan)
+        total = np.maximum(total - ej, 0.0)
+        e[rows, picked[:, j]] = np.where(valid[:, j], 0.0, e[rows, picked[:, j]])
+    return out
+
+
+def plackett_luce_sample(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """Batched :func:`plackett_luce_slate` draws (Gumbel-top-k): (n, C) scores, -inf outside the pool -> (n, k)
+    positions; slots past the pool's size are -1. temperature <= 0 gives the deterministic order."""
+    s = np.asarray(scores, np.float64)
+    noisy = s / temperature + rng.gumbel(size=s.shape) if temperature > 0 else s.copy()
+    noisy = np.where(np.isfinite(s), noisy, -np.inf)
+    k = min(k, s.shape[1])
+    order = np.argsort(-noisy, axis=1, kind="stable")[:, :k]
+    drawable = np.isfinite(np.take_along_axis(noisy, order, axis=1))
+    return np.where(drawable, order, -1)
 
 
 def epsilon_greedy_slate(scores: np.ndarray, k: int, epsilon: float, rng: np.random.Generator | None = None
