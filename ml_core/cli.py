@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_fairness_arguments(sub.add_parser("fairness", help="per member group (age, gender, occupation) accuracy, "
                                                            "exposure and calibration before and after re-ranking; "
                                                            "writes docs/FAIRNESS.md"))
+    from .synth import add_synth_arguments
+
+    add_synth_arguments(sub.add_parser("synth", help="write a seeded MovieLens-shaped dataset of any size "
+                                                     "(ratings.csv, movies.csv, links.csv); streams"))
     return parser
 
 
@@ -98,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "fairness":
         return run_fairness(args)
+    if args.command == "synth":
+        from .synth import run_synth
+
+        return run_synth(args)
     return run_train(args)
 
 

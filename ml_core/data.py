@@ -303,6 +303,37 @@ def _read_ml_latest(folder: Path, name: str) -> Interactions:
     return data
 
 
+def _read_dat(path: Path, names: list[str]) -> pd.DataFrame:
+    """A MovieLens ``::``-separated file (ml-1m, ml-10m; latin-1), read by the C parser."""
+    import io
+
+    import pandas as pd
+
+    text = path.read_bytes().decode("latin-1")
+    # '::' is the separator; titles may hold single colons and commas, so fields go through '\t'
+    return pd.read_csv(io.StringIO(text.replace("::", "\t")), sep="\t", header=None, names=names,
+                       quoting=3, dtype=str if "title" in names else None)
+
+
+def _read_ml_dat(folder: Path) -> Interactions:
+    """ml-1m / ml-10m: ``ratings.dat`` (UserID::MovieID::Rating::Timestamp), ``movies.dat`` optional."""
+    ratings = _read_dat(folder / "ratings.dat", ["userId", "movieId", "rating", "timestamp"])
+    data = interactions_from_arrays(ratings.userId.values, ratings.movieId.values, ratings.timestamp.values,
+                                    ratings.rating.values, name=folder.name)
+    if (folder / "movies.dat").exists():
+        movies = _read_dat(folder / "movies.dat", ["movieId", "title", "genres"])
+        for mid, title, genres in movies.itertuples(index=False):
+            idx = data.item_vocab.index(int(mid))
+            if idx < 0:
+                continue
+            data.item_titles[idx] = title
+            data.item_genres[idx] = [] if genres in ("(no genres listed)", "") else str(genres).split("|")
+            year = str(title).strip()[-5:-1]
+            if year.isdigit():
+                data.item_years[idx] = int(year)
+    return data
+
+
 COLUMN_ALIASES = {  # generic layout: first matching header (case-insensitive) wins
     "user_id": ("user_id", "userid", "user"),
     "item_id": ("item_id", "itemid", "item", "movieid", "movie_id"),
@@ -414,8 +445,9 @@ def _is_movielens_ratings(path: Path) -> bool:
 def load_dataset(name_or_path: str) -> Interactions:
     """A named dataset (``ml-100k``, ``ml-latest-small``), a dataset folder or an interaction CSV file.
 
-    Folders: ``u.data`` (ml-100k), a MovieLens ``ratings.csv``, or ``interactions.csv`` / a ``ratings.csv``
-    in the generic layout (:func:`read_interaction_csv`).
+    Folders: ``u.data`` (ml-100k), ``ratings.dat`` (ml-1m, ml-10m), a MovieLens ``ratings.csv`` (ml-latest,
+    ml-20m, ml-25m, ml-32m, ``python -m ml_core synth``), or ``interactions.csv`` / a ``ratings.csv`` in the
+    generic layout (:func:`read_interaction_csv`).
     """
     if name_or_path in DATASETS:
         return DATASETS[name_or_path]()
@@ -424,6 +456,8 @@ def load_dataset(name_or_path: str) -> Interactions:
         return read_interaction_csv(path)
     if (path / "u.data").exists():
         return _read_ml100k(path)
+    if (path / "ratings.dat").exists():
+        return _read_ml_dat(path)
     if (path / "ratings.csv").exists():
         if _is_movielens_ratings(path / "ratings.csv"):
             return _read_ml_latest(path, path.name)
@@ -431,4 +465,4 @@ def load_dataset(name_or_path: str) -> Interactions:
     if (path / "interactions.csv").exists():
         return read_interaction_csv(path / "interactions.csv", path.name)
     raise DatasetError(f"unknown dataset {name_or_path!r}: expected one of {sorted(DATASETS)}, a folder with "
-                       "u.data, ratings.csv or interactions.csv, or a .csv file (user_id,item_id[,rating][,timestamp])")
+                       "u.data, ratings.dat, ratings.csv or interactions.csv, or a .csv file (user_id,item_id[,rating][,timestamp])")
