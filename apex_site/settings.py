@@ -285,7 +285,7 @@ STRIPE_PRICE_ENTERPRISE = env_str("STRIPE_PRICE_ENTERPRISE", "")
 ML_ARTIFACTS_DIR = Path(env_str("ML_ARTIFACTS_DIR", str(BASE_DIR / "var" / "artifacts")))
 # Visually similar movies (docs/VISUAL.md): `manage.py build_visual_index` writes the CLIP poster index here; without
 # one the "Looks like this" row is left out and the visual endpoints answer 503.
-VISUAL_INDEX_DIR = Path(env_str("VISUAL_INDEX_DIR", str(ML_ARTIFACTS_DIR / "visual")))
+VISUAL_INDEX_DIR = env_str("VISUAL_INDEX_DIR", "")  # "": ML_ARTIFACTS_DIR/visual (follows that setting)
 POSTER_CACHE_DIR = Path(env_str("POSTER_CACHE_DIR", str(BASE_DIR / "var" / "posters")))  # fetched posters, kept
 POSTER_CDN_URL = env_str("POSTER_CDN_URL", "https://image.tmdb.org/t/p")  # TMDB's image CDN
 POSTER_SIZE = env_str("POSTER_SIZE", "w342")  # TMDB poster width; CLIP looks at 224 px

@@ -1,5 +1,5 @@
-"""Recommendation APIs (DRF): user, item, enriched and knowledge-graph lists; the caller's live feature state;
-metrics; artifact health and reloads."""
+"""Recommendation APIs (DRF): user, item, enriched, knowledge-graph and visually similar lists; text-to-poster
+search; the caller's live feature state; metrics; artifact health and reloads."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from billing.quota import QuotaMixin
 from catalog.selectors import movie_get, movie_list_by_ids
 from events.selectors import event_features_for
 
-from . import serving
+from . import serving, visual
 from .online.checkpoints import checkpoint_latest_id
 from .serializers import (
     ArtifactsHealthSerializer,
@@ -34,6 +34,8 @@ from .serializers import (
     KnowledgeGraphSerializer,
     MovieRecommendationsSerializer,
     UserRecommendationsSerializer,
+    VisualRecommendationsSerializer,
+    VisualSearchResultsSerializer,
     WeightsPublishedSerializer,
 )
 from .serving_selectors import artifacts_health, ensemble_weights_active, offline_metrics_latest
@@ -185,6 +187,63 @@ class KnowledgeGraphApi(APIView):
             raise NotFound(f"Movie {movie_id} is not in the serving catalogue yet.") from exc
         except serving.EngineUnavailable as exc:
             return _unavailable(exc)
+
+
+class VisualParams(QueryParamsSerializer):
+    k = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="list length")
+
+
+class VisualSearchParams(QueryParamsSerializer):
+    q = serializers.CharField(max_length=300, help_text="what the poster should look like (not blank)")
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+
+
+VISUAL_DOWN = {503: "no visual (CLIP poster) index has been built on this server"}
+
+
+def _visual_unavailable(exc: Exception) -> Response:
+    return Response({"detail": str(exc), "code": "visual_index_unavailable"},
+                    status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class MovieVisualApi(QuotaMixin, APIView):
+    """Movies whose posters look like this one's (CLIP image embeddings, FAISS)."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle]
+    quota_kind = "recommendations"
+
+    @extend_schema(parameters=[VisualParams], summary="Visually similar movies (CLIP poster embeddings)",
+                   responses={200: VisualRecommendationsSerializer, **errors(404, 503, descriptions={
+                       404: "unknown movie, or one without a poster in the visual index", **VISUAL_DOWN})})
+    def get(self, request: Request, movie_id: int) -> Response:
+        movie_get(movie_id=movie_id)  # Http404 for a movie the catalog does not know
+        params = VisualParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            return Response(visual.visual_similar(movie_id=movie_id, k=params.validated_data["k"]))
+        except visual.VisualUnavailable as exc:
+            return _visual_unavailable(exc)
+        except KeyError as exc:
+            raise NotFound(f"Movie {movie_id} has no poster in the visual index (no poster path, or added "
+                           "since the index was built).") from exc
+
+
+class VisualSearchApi(APIView):
+    """Text-to-poster search: CLIP's text tower over the visual index."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle]
+
+    @extend_schema(parameters=[VisualSearchParams], summary="Posters that look like a description (CLIP)",
+                   responses={200: VisualSearchResultsSerializer, **errors(503, descriptions=VISUAL_DOWN)})
+    def get(self, request: Request) -> Response:
+        params = VisualSearchParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:  # DRF trims q and refuses a blank one (400)
+            return Response(visual.visual_search(query=params.validated_data["q"], k=params.validated_data["limit"]))
+        except visual.VisualUnavailable as exc:
+            return _visual_unavailable(exc)
 
 
 class OfflineMetricsApi(APIView):

@@ -11,6 +11,8 @@ urlpatterns = [
     path("recommendations/id/<int:movie_id>", api.MovieRecommendationsApi.as_view(), name="movie-recommendations"),
     path("recommendations/id/<int:movie_id>/enriched", api.MovieRecommendationsEnrichedApi.as_view(),
          name="movie-recommendations-enriched"),
+    path("recommendations/id/<int:movie_id>/visual", api.MovieVisualApi.as_view(), name="movie-visual"),
+    path("search/visual", api.VisualSearchApi.as_view(), name="search-visual"),
     path("recommendations/knowledge-graph/<int:movie_id>", api.KnowledgeGraphApi.as_view(),
          name="knowledge-graph"),
     path("evaluation/offline-metrics", api.OfflineMetricsApi.as_view(), name="offline-metrics"),

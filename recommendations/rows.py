@@ -19,7 +19,7 @@ from django.utils import timezone
 from catalog import selectors as catalog
 from events.selectors import event_engagement_counts_since
 
-from . import serving
+from . import serving, visual
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def _directors(movie: Any) -> list[str]:
 
 
 def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
-    """Movie detail rows: "More like this" and "Same director" (knowledge graph).
+    """Movie detail rows: "More like this", "Looks like this" (CLIP posters, when indexed) and "Same director".
 
     The franchise row is the catalog page's own "More from <collection>" (the same relation), so it is
     not repeated here.
@@ -214,6 +214,9 @@ def detail_rows(*, movie: Any, exclude: set[int]) -> list[Row]:
     like = (_by_ids(items) if items else []) or [p for p in similar_from_catalog(movie=movie, limit=ROW_SIZE * 2)
                                                   if p.movie.id not in exclude]
     rows.append(Row("more-like-this", "More like this", like[:ROW_SIZE]))
+    looks = visual.picks_visual(movie_id=movie.id, k=ROW_SIZE, exclude=exclude)  # None: no poster index built
+    if looks:
+        rows.append(Row("looks-like-this", "Looks like this", _by_ids(looks)))
     graph = serving.picks_knowledge_graph(movie_id=movie.id, k=ROW_SIZE)
     directors = _directors(movie)
     if graph and graph.get("director"):

@@ -93,6 +93,40 @@ class EnrichedRecommendationsSerializer(MovieRecommendationsSerializer):
     items = EnrichedItemSerializer(many=True)
 
 
+class VisualNeighbourSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="cosine similarity of the CLIP poster embeddings")
+    title = serializers.CharField()
+    year = serializers.IntegerField(allow_null=True)
+    poster_url = serializers.CharField()
+
+
+class VisualRecommendationsSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    model = serializers.CharField(help_text="the CLIP weights the index was built with")
+    index_version = serializers.CharField()
+    items = VisualNeighbourSerializer(many=True)
+
+
+class VisualMovieSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    year = serializers.IntegerField(allow_null=True)
+    genres = serializers.ListField(child=serializers.CharField())
+    poster_url = serializers.CharField()
+
+
+class VisualSearchHitSerializer(serializers.Serializer):
+    score = serializers.FloatField(help_text="cosine similarity of the query's and the poster's CLIP embeddings")
+    movie = VisualMovieSerializer()
+
+
+class VisualSearchResultsSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    mode = serializers.ChoiceField(choices=["visual"])
+    results = VisualSearchHitSerializer(many=True)
+
+
 class KnowledgeGraphEntitiesSerializer(serializers.Serializer):
     franchise = serializers.CharField(allow_null=True)
     director = serializers.CharField(allow_null=True)

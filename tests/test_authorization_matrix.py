@@ -81,6 +81,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "recommendations_api:movie-recommendations-enriched": Expect({"get": PUBLIC},
                                                                   kwargs=lambda cast: {"movie_id": 1}),
     "recommendations_api:knowledge-graph": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
+    "recommendations_api:movie-visual": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
+    "recommendations_api:search-visual": Expect({"get": PUBLIC}),
     "recommendations_api:offline-metrics": Expect({"get": PUBLIC}),
     "recommendations_api:artifacts-health": Expect({"get": PUBLIC}),
     "recommendations_api:artifacts-reload": Expect({"post": STAFF_ONLY}),
