@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "events",
     "billing",
     "recommendations",
+    "experiments",
 ]
 
 MIDDLEWARE = [
@@ -267,6 +268,8 @@ SPECTACULAR_SETTINGS = {
 
 # The events API is metered by billing's throttle, named here so that events never imports billing (its sibling)
 EVENTS_QUOTA_THROTTLE = "billing.quota.QuotaThrottle"
+# Events carry the member's experiment arm; experiments' bucketing (above events) answers, named here likewise
+EVENTS_ARM_RESOLVER = "experiments.assignment.member_arm_id"
 
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # deeper JSON bodies: 400
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # larger bodies: 413 (apex_site.errors)
@@ -305,6 +308,11 @@ EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events o
 CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {
     "task": "recommendations.tasks.run_nightly_pipeline",
     "schedule": crontab(hour=NIGHTLY_HOUR_UTC, minute=0),
+}
+# Running experiments: results stored, guardrails applied, Thompson allocations recomputed (experiments.tasks)
+CELERY_BEAT_SCHEDULE["monitor-experiments"] = {
+    "task": "experiments.tasks.monitor_experiments",
+    "schedule": env_float("EXPERIMENTS_MONITOR_INTERVAL_S", 300.0),
 }
 APEX_SERVING_TIER = env_str("APEX_SERVING_TIER", "")  # "", "1", "2" or "3"
 APEX_DATASET = env_str("APEX_DATASET", "ml-latest-small")

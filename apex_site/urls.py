@@ -33,6 +33,7 @@ api_patterns = [
     path("", include("events.api_urls")),
     path("", include("billing.api_urls")),
     path("", include("recommendations.api_urls")),
+    path("", include("experiments.api_urls")),
 ]
 
 urlpatterns = [

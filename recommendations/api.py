@@ -25,6 +25,7 @@ from catalog.selectors import movie_get, movie_list_by_ids
 from events.selectors import event_features_for
 
 from . import serving, visual
+from .llm_explain import llm_enabled
 from .online.checkpoints import checkpoint_latest_id
 from .serializers import (
     ArtifactsHealthSerializer,
@@ -33,6 +34,7 @@ from .serializers import (
     EventFeaturesSerializer,
     KnowledgeGraphSerializer,
     MovieRecommendationsSerializer,
+    UserExplanationsSerializer,
     UserRecommendationsSerializer,
     VisualRecommendationsSerializer,
     VisualSearchResultsSerializer,
@@ -69,6 +71,8 @@ class KnowledgeGraphParams(QueryParamsSerializer):
 
 
 LIST_PARAMS = [ListParams]
+MAX_EXPLAINED = 100
+LLM_OFF = {503: "LLM explanations are not configured on this server"}
 ENGINE_DOWN = {503: "the serving artifacts are not loaded (build or reload them)"}
 NOT_SERVED = {404: "unknown movie, or one not in the serving catalogue yet"}
 
@@ -105,12 +109,43 @@ class UserRecommendationsApi(QuotaMixin, APIView):
         params = _params(request)
         target = request.user if user_id == request.user.pk else user_get(user_id=user_id)
         try:
-            payload = serving.recommend_user(user=target, user_id=user_id, **params)
+            payload = serving.recommend_user(user=target, user_id=user_id, narrate=params["explain"], **params)
         except serving.EngineUnavailable as exc:
             return _unavailable(exc)
         if target is not None and target.pk == request.user.pk and payload["items"]:
             _log_impressions(request, payload)
         return Response(payload)
+
+
+class ExplanationParams(QueryParamsSerializer):
+    movie_ids = serializers.CharField(max_length=1200, help_text="comma-separated ids of movies the portal showed "
+                                                                 f"this member (at most {MAX_EXPLAINED})")
+
+    def validate_movie_ids(self, value: str) -> list[int]:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or len(parts) > MAX_EXPLAINED or not all(p.isdigit() for p in parts):
+            raise serializers.ValidationError(f"give 1 to {MAX_EXPLAINED} movie ids separated by commas")
+        return [int(p) for p in parts]
+
+
+class UserExplanationsApi(APIView):
+    """LLM sentences for the picks the portal just showed a member (the page fills them in after it renders)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[ExplanationParams], responses={200: UserExplanationsSerializer,
+                                                              **errors(400, 503, descriptions=LLM_OFF)},
+                   summary="LLM explanations of the movies the portal showed you (when configured)")
+    def get(self, request: Request, user_id: int) -> Response:
+        if user_id != request.user.pk and not request.user.is_staff:
+            raise PermissionDenied("You may read only your own explanations.")
+        movie_ids = ExplanationParams(data=request.query_params)
+        movie_ids.is_valid(raise_exception=True)
+        if not llm_enabled():
+            return _unavailable(RuntimeError("LLM explanations are off: the operator sets LLM_BASE_URL and LLM_MODEL "
+                                             "to turn them on (docs/LLM_EXPLANATIONS.md)"))
+        items = serving.explanations_for_user(user_id=user_id, movie_ids=movie_ids.validated_data["movie_ids"])
+        return Response({"user_id": user_id, "items": items})
 
 
 def _log_impressions(request: Request, payload: dict[str, Any]) -> None:

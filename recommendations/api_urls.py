@@ -8,6 +8,8 @@ app_name = "recommendations_api"
 urlpatterns = [
     path("events/features", api.EventFeaturesApi.as_view(), name="event-features"),
     path("recommendations/user/<int:user_id>", api.UserRecommendationsApi.as_view(), name="user-recommendations"),
+    path("recommendations/user/<int:user_id>/explanations", api.UserExplanationsApi.as_view(),
+         name="user-explanations"),
     path("recommendations/id/<int:movie_id>", api.MovieRecommendationsApi.as_view(), name="movie-recommendations"),
     path("recommendations/id/<int:movie_id>/enriched", api.MovieRecommendationsEnrichedApi.as_view(),
          name="movie-recommendations-enriched"),

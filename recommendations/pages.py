@@ -6,11 +6,13 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
+from django.urls import reverse
 
 from billing import selectors as billing
 from catalog import selectors as catalog
 
 from . import activity, rows, serving
+from .llm_explain import llm_enabled
 
 REQUEST_CACHE = "_portal_card_state"
 
@@ -42,7 +44,14 @@ def home_context(*, user: User | AnonymousUser) -> dict[str, Any]:
     favourites = activity.recent_favourites(user=user, limit=rows.BECAUSE_ROWS) if signed_in else []
     home = rows.home_rows(user=user if user.is_authenticated else None, rated=rated, recent_favourites=favourites,
                           genres=_favourite_genres(user))
-    return {"rows": home, "rated_count": len(rated), "live": signed_in}
+    return {"rows": home, "rated_count": len(rated), "live": signed_in, "explanations_url": _explanations_url(user)}
+
+
+def _explanations_url(user: User | AnonymousUser) -> str | None:
+    """Where the page asks for LLM sentences after it renders (None: LLM explanations off, or a visitor)."""
+    if not user.is_authenticated or not llm_enabled():
+        return None
+    return reverse("recommendations_api:user-explanations", args=[user.pk])
 
 
 def movie_extras_context(*, user: User | AnonymousUser, movie: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apex_site.slo import slo_report
 
+from .llm_explain import llm_metrics
 from .platform import artifact_manifests, platform_readiness, platform_uptime_s
 from .serializers import PlatformStatusSerializer, ReadinessSerializer, SloReportSerializer
 
@@ -42,6 +43,7 @@ class PlatformStatusApi(APIView):
             "artifacts": {name: {"version": m.get("version"), "created_at": m.get("created_at")}
                           for name, m in manifests.items()},
             "uptime_s": platform_uptime_s(),
+            "llm_explanations": llm_metrics(),  # sentences vs template fallbacks, by reason (docs/LLM_EXPLANATIONS.md)
         })
 
 

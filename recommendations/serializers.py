@@ -24,6 +24,14 @@ class ExplanationSerializer(serializers.Serializer):
     shared = serializers.ListField(child=serializers.CharField(), required=False,
                                    help_text="relations shared with the anchor (franchise, director, genre, era)")
     sentence = serializers.CharField()
+    facts = serializers.DictField(required=False, help_text="the grounded facts an LLM sentence is written from "
+                                                            "(only when LLM explanations are configured)")
+    llm_sentence = serializers.CharField(required=False, allow_null=True,
+                                         help_text="the LLM's sentence from those facts; null: show `sentence` "
+                                                   "(timeout, provider error, rejected answer...)")
+    llm_status = serializers.ChoiceField(required=False, choices=["generated", "cached", "timeout", "provider_error",
+                                                                  "malformed", "rejected", "missing", "cooldown"])
+
 
 
 class RecommendedItemSerializer(serializers.Serializer):
@@ -188,6 +196,14 @@ class ArtifactVersionSerializer(serializers.Serializer):
     created_at = serializers.CharField(allow_null=True)
 
 
+class LlmMetricsSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="LLM_BASE_URL is set")
+    model = serializers.CharField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="batches, provider_calls, generated, cached, and fallback_<reason> "
+                                             "(timeout, provider_error, malformed, rejected, missing, cooldown) per item")
+
+
 class PlatformStatusSerializer(serializers.Serializer):
     version = serializers.CharField()
     serving_tier = serializers.CharField(allow_null=True)
@@ -195,6 +211,7 @@ class PlatformStatusSerializer(serializers.Serializer):
                                           help_text="entries, bytes, hits, misses of this worker's serving cache")
     artifacts = serializers.DictField(child=ArtifactVersionSerializer(), help_text="folder -> its manifest's version")
     uptime_s = serializers.FloatField()
+    llm_explanations = LlmMetricsSerializer(help_text="this worker's LLM explanation counters")
 
 
 class ReadinessChecksSerializer(serializers.Serializer):
@@ -243,3 +260,14 @@ class EventFeaturesSerializer(serializers.Serializer):
     ratings_mean = serializers.FloatField(allow_null=True)
     pending_events = serializers.IntegerField()
     model_state_version = serializers.IntegerField(help_text="the online learner's newest stored state (0: none)")
+
+class ExplainedMovieSerializer(serializers.Serializer):
+    movie_id = serializers.IntegerField()
+    sentence = serializers.CharField(help_text="the LLM's sentence, or the template sentence when `llm` is false")
+    llm = serializers.BooleanField()
+    status = serializers.CharField(help_text="generated, cached, or why the template stayed")
+
+
+class UserExplanationsSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    items = ExplainedMovieSerializer(many=True, help_text="the asked-for movies this member was shown")

@@ -31,6 +31,7 @@ from accounts.selectors import user_get
 from catalog.history import history_keys, rating_history
 from ml_core.serving import Engine, half_stars, load_engine, parse_tier
 
+from . import llm_explain
 from .online import sync as online_sync
 from .serving_selectors import ensemble_weights_active
 
@@ -173,8 +174,11 @@ def user_history(user: Any, limit: int = HISTORY_LIMIT, *, published: dict[str, 
     return h.movie_ids, h.times, h.ratings
 
 
-def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> dict[str, Any]:
-    """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id."""
+def recommend_user(*, user: Any | None, user_id: int | None, narrate: bool = False, **params: Any) -> dict[str, Any]:
+    """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id.
+
+    With ``explain`` and LLM explanations configured, each explanation carries its grounded ``facts``; with
+    ``narrate`` too, the LLM sentences are fetched within their time box (the API; never the portal's rows)."""
     engine, published = _engine_reading(history_keys(user.pk) if user is not None else [])
     history, times, ratings = user_history(user, published=published) if user is not None else ([], [], [])
     # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
@@ -185,7 +189,50 @@ def recommend_user(*, user: Any | None, user_id: int | None, **params: Any) -> d
         predicted = engine.predict_ratings(history, ratings, [i["movie_id"] for i in payload["items"]])
         for item, value in zip(payload["items"], predicted, strict=True):
             item["predicted_rating"] = None if value is None else round(value, 2)
+    if params.get("explain") and llm_explain.llm_enabled():
+        _attach_facts(engine, payload["items"], dict(zip(history, ratings, strict=False)))
+        if narrate:
+            llm_explain.narrate_items(payload["items"], known_titles=catalogue_titles(engine))
     return payload
+
+
+def _attach_facts(engine: Engine, items: list[dict[str, Any]], rating_of: dict[int, float]) -> None:
+    """The grounded facts of each explained item (``explanation["facts"]``), for the LLM sentences."""
+    for item in items:
+        explanation = item.get("explanation")
+        if not isinstance(explanation, dict):
+            continue
+        anchor = explanation.get("anchor_movie_id")
+        title = None if anchor is None else (engine.metadata(anchor) or {}).get("title")
+        explanation["facts"] = llm_explain.grounded_facts(
+            item=item, anchor_title=title, anchor_rating=None if anchor is None else rating_of.get(int(anchor)))
+
+
+_titles: tuple[str, frozenset[str]] | None = None  # (bundle version, every title it serves)
+
+
+def catalogue_titles(engine: Engine) -> frozenset[str]:
+    """Every title of the loaded bundle (what an LLM sentence is checked against), built once per bundle."""
+    global _titles
+    if _titles is None or _titles[0] != engine.manifest_version:
+        titles = frozenset(str(t) for t in ((engine.metadata(m) or {}).get("title") for m in engine.movie_ids) if t)
+        _titles = (engine.manifest_version, titles)
+    return _titles[1]
+
+
+def explanations_for_user(*, user_id: int, movie_ids: list[int]) -> list[dict[str, Any]]:
+    """LLM sentences for movies the portal showed this member (their facts were remembered when shown):
+    ``[{movie_id, sentence, llm, status}]``; a movie not shown (or whose facts expired) is left out."""
+    facts = llm_explain.facts_recall(user_id=user_id, movie_ids=movie_ids)
+    engine = loaded_engine()
+    found = llm_explain.narrate(facts, known_titles=catalogue_titles(engine) if engine is not None else ())
+    out = []
+    for f in facts:
+        narration = found.get(f["movie_id"])
+        sentence = narration.sentence if narration is not None else None
+        out.append({"movie_id": f["movie_id"], "sentence": sentence or f["template"], "llm": sentence is not None,
+                    "status": narration.status if narration is not None else "missing"})
+    return out
 
 
 def predict_rating(*, user_id: int, movie_id: int) -> float | None:
@@ -260,10 +307,19 @@ def _user_items(user_id: int | None, k: int, **params: Any) -> list[dict[str, An
     return recommend_user(user=user, user_id=user_id, k=k, explain=True, **params)["items"]  # type: ignore[no-any-return]
 
 
+def _remember_shown(user_id: int | None, items: list[dict[str, Any]] | None, shown: list[Triple] | None) -> None:
+    """Keep the facts of the picks a page shows, so the page can ask for their LLM sentences after it renders."""
+    if user_id is not None and items and shown and llm_explain.llm_enabled():
+        ids = {movie_id for movie_id, _, _ in shown}
+        llm_explain.facts_remember(user_id=user_id, items=[i for i in items if int(i["movie_id"]) in ids])
+
+
 def picks_for_user(*, user_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
     """The engine's personalised ranking for a user, explained."""
     items = _portal("user picks", lambda: _user_items(user_id, k + min(len(exclude), EXTRA)))
-    return _triples(items, exclude, k)
+    shown = _triples(items, exclude, k)
+    _remember_shown(user_id, items, shown)
+    return shown
 
 
 def picks_similar(*, movie_id: int, k: int, exclude: set[int]) -> list[Triple] | None:
@@ -284,7 +340,10 @@ def picks_long_tail(*, user_id: int | None, k: int, exclude: set[int]) -> list[T
         buckets = get_engine().popularity_buckets([i["movie_id"] for i in found])
         return [i for i, bucket in zip(found, buckets, strict=True) if bucket is not None and bucket <= 2]
 
-    return _triples(_portal("long tail", items), exclude, k)
+    found = _portal("long tail", items)
+    shown = _triples(found, exclude, k)
+    _remember_shown(user_id, found, shown)
+    return shown
 
 
 def picks_knowledge_graph(*, movie_id: int, k: int) -> dict[str, list[Triple]] | None:

@@ -189,10 +189,40 @@
       });
   }
 
+  /* ---- LLM explanations (when the operator configured them) ------------------------------------
+   * The rows render with the engine's template sentences; afterwards the page asks for the LLM's sentences
+   * of the picks it shows and swaps them into "why this?". A slow or failed answer leaves the templates. */
+  var EXPLAINED_MAX = 100;
+
+  function fillExplanations() {
+    var rows = document.getElementById("rows");
+    if (!rows || !rows.dataset.explanationsUrl) return Promise.resolve();
+    var ids = [];
+    rows.querySelectorAll(".card[data-movie-id] details.why").forEach(function (why) {
+      var id = why.closest(".card").dataset.movieId;
+      if (id && ids.indexOf(id) < 0 && ids.length < EXPLAINED_MAX) ids.push(id);
+    });
+    if (!ids.length) return Promise.resolve();
+    var url = rows.dataset.explanationsUrl + "?movie_ids=" + ids.join(",");
+    return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (data) {
+        (data.items || []).forEach(function (item) {
+          if (!item.llm) return;
+          rows.querySelectorAll('.card[data-movie-id="' + item.movie_id + '"] details.why').forEach(function (why) {
+            why.querySelector("p").textContent = item.sentence;
+            why.dataset.explained = "llm";
+          });
+        });
+        document.body.dataset.explanations = "filled";
+      })
+      .catch(function () { document.body.dataset.explanations = "template"; });
+  }
+
   function refreshAfterChange() {
     var jobs = [];
     var rows = document.getElementById("rows");
-    if (rows && rows.dataset.rowsUrl) jobs.push(swap(rows, rows.dataset.rowsUrl));
+    if (rows && rows.dataset.rowsUrl) jobs.push(swap(rows, rows.dataset.rowsUrl).then(fillExplanations));
     var extras = document.getElementById("movie-extras");
     if (extras && extras.dataset.extrasUrl) jobs.push(swap(extras, extras.dataset.extrasUrl));
     return Promise.all(jobs);
@@ -235,6 +265,7 @@
   function start() {
     document.documentElement.classList.add("js");
     connect(0);
+    fillExplanations();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
