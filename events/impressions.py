@@ -49,7 +49,8 @@ def _store(fields: dict[str, Any]) -> int:
         user=user, movie_ids=ints(fields["movie_ids"]),
         propensities=[float(x) for x in fields["propensities"].split(",") if x],
         positions=ints(fields["positions"]), policy_version=fields["policy_version"],
-        request_id=fields["request_id"], served_at=dt.datetime.fromisoformat(fields["served_at"])))
+        request_id=fields["request_id"], served_at=dt.datetime.fromisoformat(fields["served_at"]),
+        arm_id=int(fields["arm_id"]) if fields.get("arm_id") else None))
 
 
 def impressions_store(*, limit: int = 5_000, batch: int = 200) -> int:

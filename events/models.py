@@ -39,6 +39,11 @@ class Event(models.Model):
     position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="impressions: rank shown at")
     policy_version = models.CharField(max_length=64, blank=True, default="", help_text="serving policy version")
     request_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # An id, not a ForeignKey: experiments sits above events (docs/ARCHITECTURE.md), and a lower app's table never
+    # references a higher app's. Impressions get the arm that served the list; other events the member's arm when
+    # they were recorded (settings.EVENTS_ARM_RESOLVER).
+    arm_id = models.PositiveBigIntegerField(null=True, blank=True,
+                                         help_text="experiments.Arm the member was bucketed into (none: no experiment)")
     occurred_at = models.DateTimeField(help_text="when it happened on the client (defaults to receipt)")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     relayed_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -52,7 +57,9 @@ class Event(models.Model):
                                    | (models.Q(propensity__gt=0) & models.Q(propensity__lte=1)),
                                    name="event_propensity_in_0_1"),
         ]
-        indexes = [models.Index(fields=["user", "-created_at"], name="event_user_recent")]
+        indexes = [models.Index(fields=["user", "-created_at"], name="event_user_recent"),
+                   models.Index(fields=["arm_id", "kind"], name="event_arm_kind",
+                                condition=models.Q(arm_id__isnull=False))]
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.user_id} on {self.movie_id}"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db.models import Count
+from django.db.models import Count, Min
 
 from .models import Event
 
@@ -69,3 +73,49 @@ def watchlist_movie_ids(*, user: User) -> list[int]:
         latest.setdefault(movie_id, value or 0.0)
     return [movie_id for movie_id, value in latest.items() if value > 0]
 
+
+
+@dataclass(frozen=True)
+class MemberOutcome:
+    """One member's exposure under one experiment arm: distinct movies shown, how many of them drew the
+    outcome event afterwards (within the attribution window), and the sum of those events' values."""
+
+    arm_id: int
+    user_id: int
+    shown: int
+    hits: int
+    value_sum: float
+
+
+def arm_member_outcomes(*, arm_ids: Sequence[int], kind: str, since: dt.datetime, until: dt.datetime,
+                        window: dt.timedelta) -> list[MemberOutcome]:
+    """Each (arm, member): the movies the arm's impressions showed them between ``since`` and ``until`` (a movie
+    once, at its first showing), and which of them the member answered with a ``kind`` event (click, rating,
+    watch) no later than ``window`` after that showing. Two queries; the join by (member, movie) is done here."""
+    shown = (Event.objects.filter(kind=Event.Kind.IMPRESSION, arm_id__in=list(arm_ids), occurred_at__gte=since,
+                                  occurred_at__lte=until)
+             .values("arm_id", "user_id", "movie_id").annotate(first=Min("occurred_at")).order_by())
+    first: dict[tuple[int, int], list[tuple[int, dt.datetime]]] = defaultdict(list)  # (user, movie) -> arms
+    for row in shown:
+        first[(row["user_id"], row["movie_id"])].append((cast(int, row["arm_id"]), row["first"]))
+    answers: dict[tuple[int, int], list[tuple[dt.datetime, float]]] = defaultdict(list)
+    users = sorted({user for user, _ in first})
+    for start in range(0, len(users), 500):  # bounded IN lists
+        for user_id, movie_id, at, value in (
+                Event.objects.filter(kind=kind, user_id__in=users[start:start + 500], occurred_at__gte=since,
+                                     occurred_at__lte=until + window)
+                .values_list("user_id", "movie_id", "occurred_at", "value").order_by("occurred_at")):
+            if (user_id, movie_id) in first:
+                answers[(user_id, movie_id)].append((at, 1.0 if value is None else float(value)))
+    totals: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for (user_id, movie_id), arms in first.items():
+        for arm_id, at in arms:
+            hit = next((value for when, value in answers.get((user_id, movie_id), []) if at <= when <= at + window),
+                       None)
+            total = totals[(arm_id, user_id)]
+            total[0] += 1
+            if hit is not None:
+                total[1] += 1
+                total[2] += hit
+    return [MemberOutcome(arm_id, user_id, int(t[0]), int(t[1]), float(t[2]))
+            for (arm_id, user_id), t in sorted(totals.items())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from catalog.models import Movie
 from catalog.selectors import movie_list
@@ -61,6 +63,7 @@ class EventInput:
     policy_version: str = ""
     request_id: str = ""
     external_user: str = ""
+    arm_id: int | None = None  # the experiment arm that served it (impressions); others: the member's current arm
 
 
 def event_value_validate(*, kind: str, value: float | None, propensity: float | None) -> float | None:
@@ -127,7 +130,25 @@ def _build(*, user: User, item: EventInput, api_key: Any, now: dt.datetime) -> E
     return Event(user=user, movie_id=item.movie_id, kind=item.kind, value=value, idempotency_key=item.idempotency_key,
                  body_hash=event_body_hash(item), api_key=api_key, external_user=item.external_user,
                  propensity=item.propensity, position=item.position, policy_version=item.policy_version,
-                 request_id=item.request_id, occurred_at=item.occurred_at or now)
+                 request_id=item.request_id, arm_id=item.arm_id, occurred_at=item.occurred_at or now)
+
+
+@functools.cache
+def _arm_resolver(path: str) -> Callable[[int], int | None]:
+    return cast(Callable[[int], int | None], import_string(path))
+
+
+def _member_arm(user: User) -> int | None:
+    """The member's arm in the running experiment, from the callable settings.EVENTS_ARM_RESOLVER names
+    (experiments' bucketing, which sits above events); None without one, or when it fails."""
+    path = getattr(settings, "EVENTS_ARM_RESOLVER", "")
+    if not path:
+        return None
+    try:
+        return _arm_resolver(path)(user.pk)
+    except Exception:  # noqa: BLE001 - an experiment lookup must never lose an event
+        logger.exception("experiment arm lookup failed; the events are stored without one")
+        return None
 
 
 def _announce(event_ids: list[str], user_ids: list[int]) -> None:
@@ -173,6 +194,11 @@ def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> l
     now = timezone.now()
     fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
              if item.idempotency_key not in existing]
+    if any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in fresh):
+        arm_id = _member_arm(user)
+        for event in fresh:
+            if event.kind != Kind.IMPRESSION and event.arm_id is None:
+                event.arm_id = arm_id
     for event in fresh:
         event.relayed_at = event.created_at = now
     _insert(fresh)
@@ -237,17 +263,18 @@ def _impression_lengths_check(movie_ids: Sequence[int], propensities: Sequence[f
 
 def impression_log_batch(*, user: User, movie_ids: Sequence[int], propensities: Sequence[float],
                          positions: Sequence[int], policy_version: str, request_id: str,
-                         served_at: dt.datetime | None = None) -> list[Event]:
+                         served_at: dt.datetime | None = None, arm_id: int | None = None) -> list[Event]:
     """Log one served list's impressions with their propensities (for off-policy estimates on real logs).
 
-    ``served_at`` (default now) is when the list was served, for lists stored later from the impression stream."""
+    ``served_at`` (default now) is when the list was served, for lists stored later from the impression stream;
+    ``arm_id`` the experiment arm that chose the list."""
     _impression_lengths_check(movie_ids, propensities, positions)
     missing = movie_ids_unknown(movie_ids=movie_ids)
     if missing:
         raise ValidationError({"movie_ids": f"unknown movie ids: {missing[:10]}"})
     items = [EventInput(movie_id=m, kind=Kind.IMPRESSION, idempotency_key=f"imp:{request_id}:{pos}:{m}",
                         propensity=float(p), position=int(pos), policy_version=policy_version, request_id=request_id,
-                        occurred_at=served_at)
+                        occurred_at=served_at, arm_id=arm_id)
              for m, p, pos in zip(movie_ids, propensities, positions, strict=True)]
     return [event for event, _ in event_record_batch(user=user, items=items)]
 
@@ -257,9 +284,11 @@ def impressions_stream() -> str:
 
 
 def impression_enqueue(*, user: User, movie_ids: Sequence[int], propensities: Sequence[float],
-                       positions: Sequence[int], policy_version: str, request_id: str) -> str:
+                       positions: Sequence[int], policy_version: str, request_id: str,
+                       arm_id: int | None = None) -> str:
     """Queue one served list for storing (events.impressions stores it from the stream): one XADD; without a
-    Redis URL or when the XADD fails it is stored now. Returns "stream" or "database"."""
+    Redis URL or when the XADD fails it is stored now. Returns "stream" or "database". ``arm_id``: the
+    experiment arm that chose the list, stored on every impression of it."""
     _impression_lengths_check(movie_ids, propensities, positions)
     served_at = dt.datetime.now(dt.UTC)
     if stream_enabled():
@@ -267,14 +296,15 @@ def impression_enqueue(*, user: User, movie_ids: Sequence[int], propensities: Se
             "user_id": str(user.pk), "movie_ids": ",".join(str(int(m)) for m in movie_ids),
             "propensities": ",".join(repr(float(p)) for p in propensities),
             "positions": ",".join(str(int(p)) for p in positions), "policy_version": policy_version,
-            "request_id": request_id, "served_at": served_at.isoformat()}
+            "request_id": request_id, "served_at": served_at.isoformat(),
+            "arm_id": "" if arm_id is None else str(int(arm_id))}
         try:
             stream_client().xadd(impressions_stream(), fields, maxlen=STREAM_MAXLEN, approximate=True)
             return "stream"
         except redis.RedisError as exc:
             logger.warning("impression stream unavailable, storing request %s now: %s", request_id, exc)
     impression_log_batch(user=user, movie_ids=movie_ids, propensities=propensities, positions=positions,
-                         policy_version=policy_version, request_id=request_id, served_at=served_at)
+                         policy_version=policy_version, request_id=request_id, served_at=served_at, arm_id=arm_id)
     return "database"
 
 

@@ -156,7 +156,8 @@ def _log_impressions(request: Request, payload: dict[str, Any]) -> None:
     try:
         impression_enqueue(user=user_signed_in(request=request), movie_ids=[i["movie_id"] for i in items],
                            propensities=[i["propensity"] for i in items], positions=[i["position"] for i in items],
-                           policy_version=payload["weights_version"], request_id=payload["request_id"])
+                           policy_version=payload["weights_version"], request_id=payload["request_id"],
+                           arm_id=(payload.get("arm") or {}).get("arm_id"))
     except Exception:  # noqa: BLE001 - a logging failure must not fail the recommendation
         log.exception("impression logging failed for request %s", payload["request_id"])
 

@@ -88,9 +88,17 @@ class RecommendationListSerializer(serializers.Serializer):
     fairness = FairnessSerializer(allow_null=True)
 
 
+class ExperimentArmSerializer(serializers.Serializer):
+    experiment_id = serializers.IntegerField()
+    arm_id = serializers.IntegerField()
+    arm = serializers.CharField(help_text="the arm's name")
+
+
 class UserRecommendationsSerializer(RecommendationListSerializer):
     request_id = serializers.CharField(help_text="logged with the impressions")
     user_id = serializers.IntegerField()
+    arm = ExperimentArmSerializer(allow_null=True, help_text="the running experiment's arm that chose this list "
+                                                             "(logged with the impressions); null outside experiments")
 
 
 class MovieRecommendationsSerializer(RecommendationListSerializer):

@@ -29,6 +29,7 @@ from django.core.cache import cache
 
 from accounts.selectors import user_get
 from catalog.history import history_keys, rating_history
+from experiments.assignment import SNAPSHOT_KEY, Assignment, member_arm
 from ml_core.serving import Engine, half_stars, load_engine, parse_tier
 
 from . import llm_explain
@@ -174,17 +175,35 @@ def user_history(user: Any, limit: int = HISTORY_LIMIT, *, published: dict[str, 
     return h.movie_ids, h.times, h.ratings
 
 
+def _arm(user: Any | None, published: dict[str, Any]) -> Assignment | None:
+    """The member's experiment arm (experiments/assignment.py), from the snapshot read with the versions."""
+    if user is None:
+        return None
+    try:
+        return member_arm(user_id=user.pk, published=published.get(SNAPSHOT_KEY))
+    except Exception:  # noqa: BLE001 - an experiment lookup must never fail a recommendation
+        log.exception("experiment arm lookup failed; serving the defaults")
+        return None
+
+
 def recommend_user(*, user: Any | None, user_id: int | None, narrate: bool = False, **params: Any) -> dict[str, Any]:
     """Recommendations for a user (None/unknown -> cold-start list) as a plain dict with a request id.
 
+    A member in a running experiment is served their arm's overrides (weights, tier, exploration, re-ranking) over
+    the request's own parameters; ``arm`` in the answer says which (None outside experiments).
+
     With ``explain`` and LLM explanations configured, each explanation carries its grounded ``facts``; with
     ``narrate`` too, the LLM sentences are fetched within their time box (the API; never the portal's rows)."""
-    engine, published = _engine_reading(history_keys(user.pk) if user is not None else [])
+    engine, published = _engine_reading([*history_keys(user.pk), SNAPSHOT_KEY] if user is not None else [])
     history, times, ratings = user_history(user, published=published) if user is not None else ([], [], [])
     # trained user vectors are keyed by the training data's user ids: Django ids only for a catalog bundle
     key = user_id if engine.dataset == "catalog" else None
+    arm = _arm(user, published)
+    if arm is not None:
+        params = {**params, **arm.overrides}
     result = engine.recommend_user(history, times=times, ratings=ratings, user_key=key, **params)
-    payload = {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict())}
+    payload = {"request_id": uuid.uuid4().hex, "user_id": user_id, **_decorate(engine, result.as_dict()),
+               "arm": None if arm is None else arm.as_dict()}
     if history:  # one fold-in of the user's ratings, then a dot product per item
         predicted = engine.predict_ratings(history, ratings, [i["movie_id"] for i in payload["items"]])
         for item, value in zip(payload["items"], predicted, strict=True):

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ranking import blend, disagreement, normalise, plackett_luce_slate
-from ..rerank import boost_flags, boost_names, mmr
+from ..ranking import blend, disagreement, epsilon_greedy_slate, normalise, plackett_luce_slate
+from ..rerank import MMR_LAMBDA, boost_flags, boost_names, mmr
 from ..retrieval import Candidates, union
 from .bundle import Bundle
 from .cache import request_key
@@ -115,15 +115,23 @@ def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.nda
 
 
 def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,
-            seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
-    """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts)."""
+            seed: int | None, epsilon: float | None = None, mmr_lambda: float | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+    """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts).
+
+    ``epsilon`` (an experiment arm's exploration) draws the slate epsilon-greedily instead of Plackett-Luce;
+    ``mmr_lambda`` (an arm's re-ranking) trades relevance against diversity (1: relevance only)."""
     boosted, flags = boost_flags(relevance, cands.items, anchors, b.facts)
     # MMR re-ranks a bounded window (the best MMR_WINDOW by boosted relevance), so its (C x C) similarity
     # stays small at 500 candidates; items below the window are far less relevant and rarely win a slot
     window = np.argsort(-boosted, kind="stable")[: max(MMR_WINDOW, 2 * k)]
-    pool = window[mmr(boosted[window], b.faiss.vectors[cands.items[window]], min(2 * k, len(window)))]
-    temp = b.temperature if temperature is None else temperature
-    picks, props = plackett_luce_slate(boosted[pool], k, temp, np.random.default_rng(seed))
+    lam = MMR_LAMBDA if mmr_lambda is None else float(mmr_lambda)
+    pool = window[mmr(boosted[window], b.faiss.vectors[cands.items[window]], min(2 * k, len(window)), lam)]
+    rng = np.random.default_rng(seed)
+    if epsilon is not None:
+        picks, props = epsilon_greedy_slate(boosted[pool], k, float(epsilon), rng)
+    else:
+        picks, props = plackett_luce_slate(boosted[pool], k, b.temperature if temperature is None else temperature, rng)
     chosen = pool[picks]
     return chosen, boosted[chosen], props, boost_names(flags, chosen.tolist())
 
@@ -132,9 +140,10 @@ def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: 
           ) -> RecommendationList:
     items = [{"movie_id": b.movie_ids[int(cands.items[c])], "score": round(float(s), 5), "position": pos,
               "propensity": round(float(p), 6)} for pos, (c, s, p) in enumerate(zip(chosen, scores, props, strict=False))]
-    temperature = info.pop("temperature")
-    return RecommendationList(items, b.tier, b.weights_version, b.manifest.get("version", ""),
-                              policy={"name": "plackett-luce", "temperature": temperature}, **info)
+    temperature, epsilon = info.pop("temperature"), info.pop("epsilon", None)
+    policy = ({"name": "plackett-luce", "temperature": temperature} if epsilon is None
+              else {"name": "epsilon-greedy", "epsilon": epsilon})
+    return RecommendationList(items, b.tier, b.weights_version, b.manifest.get("version", ""), policy=policy, **info)
 
 
 def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: dict[str, Any]) -> RecommendationList:
@@ -153,12 +162,13 @@ def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: 
 
 
 def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
-              n_candidates: int, filters: dict[str, Any], kind: str = "user") -> bytes:
-    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters and
-    the bundle's state (blend weights, live popularity, the online ranker's weights: ``Bundle.state_token``)."""
+              n_candidates: int, filters: dict[str, Any], kind: str = "user", scoring: tuple[Any, ...] = ()) -> bytes:
+    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
+    the bundle's state (blend weights, live popularity, the online ranker's weights: ``Bundle.state_token``) and
+    a request's own scoring (an experiment arm's weights or lite tier)."""
     parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
              b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
-             repr((k, n_candidates, sorted(filters.items()), b.state_token)).encode())
+             repr((k, n_candidates, sorted(filters.items()), b.state_token, scoring)).encode())
     return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
 
 
@@ -174,9 +184,25 @@ def _cached_pool(b: Bundle, key: bytes, build: Any) -> tuple[Any, ...]:
     return tuple(pool)
 
 
+def _weight_vector(b: Bundle, weights: dict[str, float] | None) -> np.ndarray | None:
+    """A request's own blend weights over the bundle's models (missing ones 0, renormalised); None: the bundle's
+    (also when none of the named models is loaded here)."""
+    if weights is None:
+        return None
+    w = np.asarray([max(float(weights.get(m, 0.0)), 0.0) for m in b.model_names], np.float32)
+    if w.sum() <= 0:
+        log.warning("request weights %s name no loaded model; serving the bundle's weights", sorted(weights))
+        return None
+    return np.asarray(w / w.sum(), np.float32)
+
+
 def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
-                 k: int, n_candidates: int, filters: dict[str, Any]) -> tuple[Any, ...]:
-    """Retrieval and ranking: (candidates, relevance, normalised model scores, disagreement, gated)."""
+                 k: int, n_candidates: int, filters: dict[str, Any], weights: np.ndarray | None = None,
+                 lite: bool = False) -> tuple[Any, ...]:
+    """Retrieval and ranking: (candidates, relevance, normalised model scores, disagreement, gated).
+
+    ``weights`` replaces the bundle's blend for this request; ``lite`` scores as Tier 3 does (embedding, content
+    and popularity, no ensemble) whatever tier is loaded."""
     query = b.faiss.user_query(recent)
     results: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
                "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
@@ -187,12 +213,12 @@ def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.nd
     if not len(cands.items):
         return cands, None, None, None, False
     gated, spread, norm, relevance = False, None, None, None
-    if b.model_names:
+    if b.model_names and not lite:
         norm = normalise(_model_scores(b, hist, cands.items, ctx))
-        relevance = blend(norm, b.weights)
+        relevance = blend(norm, b.weights if weights is None else weights)
         spread = disagreement(norm, relevance)
         gated = spread > b.gating_threshold
-    if not b.model_names or gated:
+    if not b.model_names or gated or lite:
         relevance = _lite_scores(b, query, _content_scores(b, recent[-5:], cands.items), cands.items)
     return cands, relevance, norm, spread, gated
 
@@ -202,9 +228,14 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
                    ratings: Sequence[float] | None = None, user_key: int | None = None, now: float | None = None,
                    k: int = 10, n_candidates: int = 100, genre: str | None = None, year: int | None = None,
                    year_min: int | None = None, year_max: int | None = None, explain: bool = False,
-                   audit: bool = False, temperature: float | None = None, seed: int | None = None
-                   ) -> RecommendationList:
-    """Retrieval -> ensemble ranking (or gated content fallback) -> boosts, MMR, Plackett-Luce slate."""
+                   audit: bool = False, temperature: float | None = None, seed: int | None = None,
+                   weights: dict[str, float] | None = None, lite: bool = False, epsilon: float | None = None,
+                   mmr_lambda: float | None = None) -> RecommendationList:
+    """Retrieval -> ensemble ranking (or gated content fallback) -> boosts, MMR, Plackett-Luce slate.
+
+    An experiment arm changes one request through ``weights`` (its blend), ``lite`` (Tier 3 scoring),
+    ``temperature`` or ``epsilon`` (exploration) and ``mmr_lambda`` (re-ranking); the slate's propensities are
+    always those of the policy that drew it."""
     idx = np.asarray([b.index.get(int(m), -1) for m in history], np.int64)
     known = idx >= 0
     hist = idx[known]
@@ -220,14 +251,16 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
         ctx["times"] = np.asarray(times, np.float64)[known]
     if user_key is not None and int(user_key) in b.users:
         ctx["user"] = b.users[int(user_key)]
+    w = _weight_vector(b, weights)
+    scoring = (None if w is None else w.round(6).tolist(), bool(lite))
     cands, relevance, norm, spread, gated = _cached_pool(
-        b, _pool_key(b, hist, rates, ctx, k, n_candidates, filters),
-        lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters))
+        b, _pool_key(b, hist, rates, ctx, k, n_candidates, filters, scoring=scoring),
+        lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters, w, bool(lite)))
     if not len(cands.items):
         return _cold_start(b, k, hist, explain, filters)
-    chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed)
+    chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed, epsilon, mmr_lambda)
     result = _list(b, cands, chosen, scores, props, gated=gated, disagreement=spread,
-                   temperature=b.temperature if temperature is None else temperature)
+                   temperature=b.temperature if temperature is None else temperature, epsilon=epsilon)
     if explain:
         from .explain import explain_user_items
 
