@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synth_arguments(sub.add_parser("synth", help="write a seeded MovieLens-shaped dataset of any size "
                                                      "(ratings.csv, movies.csv, links.csv); streams"))
+    from .experiments.simulate import add_simulate_arguments
+
+    add_simulate_arguments(sub.add_parser("simulate", help="members with known true preferences use the serving "
+                                                           "engine; scores off-policy estimates, A/B tests and "
+                                                           "Thompson allocation against the truth; writes "
+                                                           "docs/EXPERIMENTS.md"))
     return parser
 
 
@@ -102,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "fairness":
         return run_fairness(args)
+    if args.command == "simulate":
+        from .experiments.simulate import run_simulate
+
+        return run_simulate(args)
     if args.command == "synth":
         from .synth import run_synth
 

@@ -1,0 +1,167 @@
+"""docs/EXPERIMENTS.md: the simulator's section (tables and plots) and the obp cross-check's section, each replaced
+by its own command (``python -m ml_core simulate``, ``python benchmarks/ope_obp.py``) and kept by the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .ope import ESTIMATORS
+
+HEADER = ("# Experiments: off-policy estimates and online tests, checked against a simulated truth\n\n"
+          "What `ml_core/experiments/` (statistics, off-policy estimators) computes, scored where the right answer "
+          "is known. Each section below is rewritten by the command it names.\n")
+ORDER = ("simulation", "obp")
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace (or add) the section ``name`` of ``path``, between ``<!-- experiments:name -->`` markers."""
+    sections: dict[str, str] = {}
+    if path.exists():
+        for chunk in path.read_text().split("<!-- experiments:")[1:]:
+            key, _, rest = chunk.partition(" -->\n")
+            if not key.startswith("/"):
+                sections[key] = rest.split(f"<!-- /experiments:{key} -->")[0]
+    sections[name] = body
+    keys = [k for k in ORDER if k in sections] + sorted(k for k in sections if k not in ORDER)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "\n" + "\n".join(f"<!-- experiments:{k} -->\n{sections[k].rstrip()}\n"
+                                              f"<!-- /experiments:{k} -->\n" for k in keys))
+
+
+def _plots(report: dict[str, Any], img: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img.mkdir(parents=True, exist_ok=True)
+    rows = report["ope"]["policies"]
+    truth = np.asarray([r["truth"] for r in rows])
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5), sharex=True)
+    lo, hi = float(truth.min()), float(truth.max())
+    pad = 0.15 * (hi - lo + 1e-9)
+    for ax, name in zip(axes.ravel(), ESTIMATORS, strict=True):
+        v = np.asarray([r[name]["value"] for r in rows])
+        err = np.vstack([v - [r[name]["low"] for r in rows], [r[name]["high"] for r in rows] - v])
+        ax.errorbar(truth, v, yerr=np.clip(err, 0, None), fmt="o", ms=3, alpha=0.7, lw=0.8)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
+        s = report["ope"]["summary"][name]
+        ax.set_title(f"{name}: MAE {s['mae']:.3f}, Spearman {s['spearman']:.2f}", fontsize=10)
+        ax.set_ylim(lo - 4 * pad, hi + 4 * pad)
+    for ax in axes[-1]:
+        ax.set_xlabel("true value (expected clicks per list)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("estimate (95% CI)")
+    fig.tight_layout()
+    fig.savefig(img / "experiments_ope.png", dpi=110)
+    plt.close(fig)
+
+    ab = report["ab"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sizes = [r["lists_per_arm"] for r in ab["rows"]]
+    ax.plot(sizes, [r["correct"] for r in ab["rows"]], "o-", label="mSPRT declared the better arm")
+    ax.plot(sizes, [r["wrong"] for r in ab["rows"]], "s-", label="mSPRT declared the worse arm")
+    ax.plot(sizes, [r["fixed_horizon_sign_correct"] for r in ab["rows"]], "^--", label="sign of the difference at N")
+    ax.axhline(0.95, color="k", lw=0.7, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("lists per arm (horizon N)")
+    ax.set_ylabel(f"share of {ab['runs']} seeded runs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "experiments_ab.png", dpi=110)
+    plt.close(fig)
+
+    ts = report["thompson"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = np.asarray(ts["lists"])
+    for s in ("uniform", "thompson"):
+        ax.plot(x, ts["regret_mean"][s], label=f"{s} (mean of {ts['runs']} runs)")
+        ax.fill_between(x, ts["regret_p10"][s], ts["regret_p90"][s], alpha=0.2)
+    ax.set_xlabel("lists served")
+    ax.set_ylabel("cumulative regret (expected clicks)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "experiments_regret.png", dpi=110)
+    plt.close(fig)
+    return ["img/experiments_ope.png", "img/experiments_ab.png", "img/experiments_regret.png"]
+
+
+def _ope_lines(report: dict[str, Any]) -> list[str]:
+    ope, cfg = report["ope"], report["config"]
+    t = ope["targets"]
+    lines = ["## 1. Off-policy estimates against the true values", "",
+             f"{ope['n_lists']} logged lists ({cfg['requests_per_member']} per member, logging temperature "
+             f"{cfg['log_temperature']}), mean {ope['mean_clicks_logged']:.3f} clicks per list. "
+             f"{ope['n_policies']} policies: the logging policy, {cfg['n_weight_sets']} weight sets from the "
+             "ensemble's Dirichlet sampler (`ml_core.ranking.dirichlet_weights`) and the bundle's weights at "
+             "other temperatures. Value = expected clicks per list of 10. Reward model for DM/DR: logistic "
+             "regression of a click on the bundle's normalised model scores, the lite score, log-popularity and "
+             "the slot, cross-fitted on two member folds. DR-clip clips the prefix weights at 20; switch-DR "
+             "drops the correction where they exceed 20.", "",
+             f"The policy code reproduces the engine's logged propensities to {ope['propensity_check']:.1e} "
+             "(the largest difference over every logged slot; the engine rounds to 6 decimals).", "",
+             "| estimator | MAE | RMSE | max abs error | bias | Spearman with truth | 95% CI coverage |",
+             "|---|---|---|---|---|---|---|"]
+    for name in ESTIMATORS:
+        s = ope["summary"][name]
+        lines.append(f"| {name} | {s['mae']:.4f} | {s['rmse']:.4f} | {s['max_abs']:.4f} | {s['bias']:+.4f} "
+                     f"| {s['spearman']:.3f} | {s['coverage']:.2f} |")
+    ratio_ok = t["dr_mae_over_ips_mae"] <= 0.5
+    rank_ok = t["dr_spearman"] >= 0.9
+    lines += ["", f"Targets: DR error / IPS error = {t['dr_mae_over_ips_mae']:.3f} (target <= 0.5: "
+              f"{'met' if ratio_ok else 'NOT met'}); Spearman of DR with the truth = {t['dr_spearman']:.3f} "
+              f"(target >= 0.9: {'met' if rank_ok else 'NOT met'}).", "",
+              "![estimates against truth](img/experiments_ope.png)", "", "<details><summary>Every policy</summary>",
+              "", "| policy | truth | IPS | SNIPS | DM | DR | DR-clip | switch-DR |", "|---|---|---|---|---|---|---|---|"]
+    for r in ope["policies"]:
+        lines.append(f"| {r['policy']} (T {r['temperature']:g}) | {r['truth']:.4f} | "
+                     + " | ".join(f"{r[n]['value']:.4f}" for n in ESTIMATORS) + " |")
+    return lines + ["", "</details>", ""]
+
+
+def write_simulation_report(report: dict[str, Any], docs: Path) -> None:
+    """The simulation section of docs/EXPERIMENTS.md, with its three plots under docs/img/."""
+    _plots(report, docs / "img")
+    cfg, ab, ts = report["config"], report["ab"], report["thompson"]
+    lines = ["## The simulation (`python -m ml_core simulate`)", "",
+             f"Produced by `python -m ml_core simulate` at {report['created_at']} in {report['seconds']:.0f} s "
+             f"(seed {cfg['seed']}). The world is described in `ml_core/experiments/simulate.py`: true preferences "
+             f"from EASE fitted on all of {cfg['dataset']} (movies with >= {cfg['min_item_ratings']} ratings); the "
+             f"serving bundle ({', '.join(cfg['models'])}; weights "
+             + ", ".join(f"{k} {v:.3f}" for k, v in report["bundle_weights"].items())
+             + f") built from the ratings before the {cfg['cut_quantile']:.0%} time quantile only; "
+             f"{report['n_members']} members request lists from the real `Engine`; clicks by a position-based model "
+             f"(exam_j = 1/log2(j+2), attraction sigmoid({cfg['attract_slope']} z {cfg['attract_offset']:+})).", ""]
+    lines += _ope_lines(report)
+    best = next(r for r in ab["rows"] if r["lists_per_arm"] == max(cfg["ab_sizes"]))
+    enough = [r["lists_per_arm"] for r in ab["rows"] if r["correct"] >= 0.95]
+    lines += ["## 2. A/B runs with the always-valid test", "",
+              f"Control: {ab['control']} (true value {ab['truth_control']:.4f}); treatment: {ab['treatment']}, the "
+              f"candidate with the best DR estimate ({ab['dr_treatment']:.4f}; true value "
+              f"{ab['truth_treatment']:.4f}). Truly better: **{ab['better']}**. Members split 50/50 by "
+              "hash(experiment, member); metric clicks per list; the mSPRT (`stats.msprt_monitor`, normal mixture, "
+              f"alpha 0.05) is looked at every {ab['look_every']} lists per arm and the first rejection decides. "
+              f"{ab['runs']} seeded runs.", "",
+              "| lists per arm (horizon) | declared the better arm | declared the worse arm | undecided | "
+              "sign of the difference at the horizon |", "|---|---|---|---|---|"]
+    lines += [f"| {r['lists_per_arm']} | {r['correct']:.3f} | {r['wrong']:.3f} | {r['undecided']:.3f} | "
+              f"{r['fixed_horizon_sign_correct']:.3f} |" for r in ab["rows"]]
+    lines += ["", (f"At {min(enough)} lists per arm the test names the truly better arm in >= 95% of runs "
+                   f"(median stop {ab['median_stop']:.0f} lists per arm)." if enough else
+                   f"Target NOT met: at the largest horizon ({best['lists_per_arm']} lists per arm) the test names "
+                   f"the better arm in {best['correct']:.1%} of runs."), "", "![A/B accuracy](img/experiments_ab.png)", ""]
+    lines += ["## 3. Thompson allocation against a uniform split", "",
+              "Arms: " + "; ".join(f"{a} ({v:.4f})" for a, v in zip(ts["arms"], ts["truths"], strict=True))
+              + f". Batches of {ts['batch']} lists; Thompson (`stats.thompson_allocation`, normal posteriors on "
+              f"clicks per list, floor {ts['floor']} per arm) re-allocates after each batch. {ts['runs']} seeded runs.", "",
+              "| allocation | cumulative regret after "
+              f"{ts['lists'][-1]} lists | share of the best arm in the last batch |", "|---|---|---|"]
+    lines += [f"| {s} | {ts['final_regret'][s]:.1f} | {ts['final_best_share'][s]:.2f} |" for s in ("uniform", "thompson")]
+    lower = ts["final_regret"]["thompson"] < ts["final_regret"]["uniform"]
+    lines += ["", f"Thompson's regret is {'lower' if lower else 'NOT lower'} than the uniform split's "
+              f"({ts['final_regret']['thompson']:.1f} vs {ts['final_regret']['uniform']:.1f}).", "",
+              "![regret](img/experiments_regret.png)", ""]
+    write_section(docs / "EXPERIMENTS.md", "simulation", "\n".join(lines))
