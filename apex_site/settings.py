@@ -309,6 +309,12 @@ CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {
     "task": "recommendations.tasks.run_nightly_pipeline",
     "schedule": crontab(hour=NIGHTLY_HOUR_UTC, minute=0),
 }
+# the demographic fairness report on the site's ratings (recommendations.fairness; shown in admin), after the retrain
+FAIRNESS_HOUR_UTC = env_int("FAIRNESS_HOUR_UTC", (NIGHTLY_HOUR_UTC + 2) % 24)
+CELERY_BEAT_SCHEDULE["nightly-fairness"] = {
+    "task": "recommendations.tasks.run_fairness_report",
+    "schedule": crontab(hour=FAIRNESS_HOUR_UTC, minute=30),
+}
 # Running experiments: results stored, guardrails applied, Thompson allocations recomputed (experiments.tasks)
 CELERY_BEAT_SCHEDULE["monitor-experiments"] = {
     "task": "experiments.tasks.monitor_experiments",

@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from apex_site.admin_base import ReadOnlyAdmin
 
-from .models import EnsembleWeights, ModelArtifact, OnlineCheckpoint, PipelineRun
+from .models import EnsembleWeights, FairnessReport, ModelArtifact, OnlineCheckpoint, PipelineRun
 
 
 @admin.register(PipelineRun)
@@ -90,3 +90,45 @@ class OnlineCheckpointAdmin(ReadOnlyAdmin):
     @admin.display()
     def loss(self, obj: OnlineCheckpoint) -> Any:
         return obj.report.get("loss")
+
+
+FAIRNESS_COLUMNS = ("group", "members", "NDCG@10 before [95% CI]", "NDCG@10 after", "HR@10 before [95% CI]",
+                    "HR@10 after", "exposure Gini", "KL genre vs own history", "KL popularity vs own history")
+
+
+@admin.register(FairnessReport)
+class FairnessReportAdmin(ReadOnlyAdmin):
+    """The nightly fairness report on the site's ratings: per member group, before → after re-ranking (read-only)."""
+
+    list_display = ("created_at", "status", "dataset", "n_users", "model_source", "ndcg_before", "ndcg_after",
+                    "seconds")
+    list_filter = ("status", "model_source")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "status", "dataset", "n_users", "n_interactions", "model_source", "seconds", "message",
+              "groups", "report")
+    readonly_fields = fields
+
+    @admin.display(description="NDCG@10 before re-ranking")
+    def ndcg_before(self, obj: FairnessReport) -> Any:
+        value = obj.overall("before").get("ndcg@10")
+        return "-" if value is None else f"{value:.4f}"
+
+    @admin.display(description="NDCG@10 after re-ranking")
+    def ndcg_after(self, obj: FairnessReport) -> Any:
+        value = obj.overall("after").get("ndcg@10")
+        return "-" if value is None else f"{value:.4f}"
+
+    @admin.display(description="Groups († fewer than 20 members)")
+    def groups(self, obj: FairnessReport) -> Any:
+        from django.utils.html import format_html, format_html_join
+
+        from .fairness import fairness_group_rows
+
+        tables = []
+        for attribute, rows in fairness_group_rows(obj.report):
+            head = format_html_join("", "<th>{}</th>", ((c,) for c in FAIRNESS_COLUMNS))
+            body = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),)
+                                                       for row in rows))
+            tables.append(format_html("<h4>By {}</h4><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+                                      attribute, head, body))
+        return format_html_join("", "{}", ((t,) for t in tables)) if tables else "-"

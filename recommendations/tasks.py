@@ -74,3 +74,12 @@ def run_nightly_pipeline() -> int:
     from .nightly import nightly_run
 
     return len(nightly_run())
+
+
+# --- nightly demographic fairness report (recommendations.fairness) --------------------------------------
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600)
+def run_fairness_report() -> str:
+    """Beat, nightly: the fairness report on the site's ratings, stored for admin; returns its status."""
+    from .fairness import fairness_report_run
+
+    return str(fairness_report_run().status)
