@@ -121,7 +121,9 @@ def write_fairness_card(report: dict[str, Any], docs: Path, command: str) -> Pat
              f"{report['n_users']} members with a held-out event; groups from the dataset's member attributes.", "",
              f"**Model**: {model['note']}: {', '.join(model['models'])}"
              + (f", configuration {model['config']} ({model['config_source']})" if "config" in model else "")
-             + f", fitted in {model['fit_seconds']:.1f} s.", "",
+             + f", fitted in {model['fit_seconds']:.1f} s."
+             + (f" With `python -m ml_core ensemble --dataset {report['dataset']}` run first, this command ranks with "
+                "that ensemble instead." if model["source"] in ("ease", "popularity") else ""), "",
              "**Protocol**: `ml_core/evaluation.py`'s chronological leave-one-out with full ranking (every item the "
              "member has not interacted with is a candidate; pessimistic ties). *Before* is the model's own top "
              f"{k}; *after* sends its best {report['n_candidates']} through the serving re-ranker "
@@ -146,6 +148,17 @@ def write_fairness_card(report: dict[str, Any], docs: Path, command: str) -> Pat
         lines += [f"## By {name}", "", *([f"{n_unknown} evaluated members have no {name}.", ""] if n_unknown else []),
                   *accuracy_table(report, name), "", *exposure_table(report, name), "",
                   f"![NDCG@{k}, HR@{k} and KL by {name}, before and after re-ranking]({image})", ""]
+    lines += ["## On the site", "",
+              "The same report runs nightly on the site's own ratings (Celery beat `nightly-fairness`, "
+              "`recommendations/fairness.py`): imported ml-100k members are grouped by `u.user`, people who signed up "
+              "are in no group, and each run is stored read-only in admin (*Fairness reports*), or recorded as "
+              "\"no groups\" when no member with ratings has known demographics.", "",
+              "The per-group numbers are not released through the ε-DP analytics endpoint "
+              "(`GET /v1/events/recommendation-analytics`): its accountant prices event-level count queries whose "
+              "sensitivity is known (one interaction moves one bucket). Here the model is fitted on the same "
+              "interactions it is scored on, so one interaction can move every member's list and every group's "
+              "hit count; no sensitivity bound holds, and Laplace noise scaled to 1 would promise a privacy it "
+              "does not give.", ""]
     path = docs / "FAIRNESS.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")

@@ -13,7 +13,7 @@ from ml_core import FitOptions
 from ml_core.cli import main
 from ml_core.data import load_dataset
 from ml_core.evaluation import evaluate, leave_one_out
-from ml_core.fairness import NoGroupsError, fairness_report
+from ml_core.fairness import NoGroupsError, ScorerUnavailable, fairness_report
 from ml_core.fairness.metrics import ItemSpace, list_metrics, mean_ci, permutation_p, wilson_ci
 from ml_core.fairness.report import rerank
 from ml_core.models.ease import EASE
@@ -148,3 +148,28 @@ def test_cli_on_data_without_demographics_exits_2_and_says_why(tmp_path: Path, c
     err = capsys.readouterr().err
     assert "no member demographics" in err and "users.csv" in err
     assert not (tmp_path / "FAIRNESS.md").exists()
+
+
+def _export_ensemble(root: Path, dataset: str, data, weights: dict[str, float]) -> None:  # noqa: ANN001
+    """Fit each model on ``data`` and store it with the blend weights where `python -m ml_core ensemble` does."""
+    from ml_core.registry import MODELS
+
+    for name in weights:
+        model = MODELS[name]()
+        model.fit(data, FitOptions(seed=42, progress=False))
+        model.export(root / dataset / name)
+    (root / dataset / "ensemble").mkdir(parents=True, exist_ok=True)
+    (root / dataset / "ensemble" / "metrics.json").write_text(json.dumps({"weights": weights}))
+
+
+def test_the_trained_ensemble_ranks_when_it_was_trained_on_this_split_only(tmp_path: Path) -> None:
+    data = load_dataset(str(_write_dataset(tmp_path / "tiny")))
+    split = leave_one_out(data, seed=42)
+    _export_ensemble(tmp_path / "good", "tiny", split.train, {"ease": 0.7, "popularity": 0.3})
+    report = fairness_report(data, artifacts_dir=tmp_path / "good", min_group_users=5)
+    assert report["model"]["source"] == "ensemble" and report["model"]["models"] == ["ease", "popularity"]
+    # trained on every event, held-out ones included: it would flatter every group, so EASE is fitted instead
+    _export_ensemble(tmp_path / "leaky", "tiny", data, {"ease": 0.7, "popularity": 0.3})
+    assert fairness_report(data, artifacts_dir=tmp_path / "leaky", min_group_users=5)["model"]["source"] == "ease"
+    with pytest.raises(ScorerUnavailable, match="no ensemble trained on this split"):
+        fairness_report(data, model="ensemble", artifacts_dir=tmp_path / "leaky")
