@@ -243,7 +243,7 @@ def explanations_for_user(*, user_id: int, movie_ids: list[int]) -> list[dict[st
     """LLM sentences for movies the portal showed this member (their facts were remembered when shown):
     ``[{movie_id, sentence, llm, status}]``; a movie not shown (or whose facts expired) is left out."""
     facts = llm_explain.facts_recall(user_id=user_id, movie_ids=movie_ids)
-    engine = loaded_engine()
+    engine = engine_or_none() if facts else None  # the catalogue's titles, for the grounding check
     found = llm_explain.narrate(facts, known_titles=catalogue_titles(engine) if engine is not None else ())
     out = []
     for f in facts:
