@@ -92,6 +92,9 @@ EXPECTATIONS: dict[str, Expect] = {
     "events_api:event-batch-create": Expect({"post": AUTHENTICATED}),
     "recommendations_api:event-features": Expect({"get": AUTHENTICATED}),
     "events_api:recommendation-analytics": Expect({"get": ANALYST}),
+    # experiments: staff only, refused alike whether the experiment exists or not
+    "experiments_api:experiment-detail": Expect({"get": STAFF_ONLY}, kwargs=lambda cast: {"experiment_id": 1},
+                                                missing_kwargs={"experiment_id": 987654}),
 }
 
 
