@@ -56,7 +56,7 @@ class SimConfig:
     dm_samples: int = 64  # Monte Carlo slates per member for the direct method
     seed: int = 0
     ab_runs: int = 200
-    ab_sizes: tuple[int, ...] = (2000, 5000, 10000, 20000)  # lists per arm (the horizon)
+    ab_sizes: tuple[int, ...] = (2000, 5000, 10000, 20000, 40000)  # lists per arm (the horizon)
     ab_look_every: int = 250  # lists per arm between two looks of the sequential test
     ts_arms: int = 4
     ts_horizon: int = 30000
