@@ -1,9 +1,10 @@
 """Visual similarity: CLIP poster embeddings in a FAISS index, and text-to-poster search through CLIP's text tower.
 
 The encoder is transformers' CLIP (``CLIPModel``, its PIL image processor ``CLIPImageProcessorPil`` and the
-model's tokenizer). open_clip is not used: it imports torchvision, which does not load with the CPU torch
-build this project pins. Weights come from a local directory, or from the Hugging Face hub only when the
-operator's build command allows it (``ClipEncoder.load(..., offline=False)``); serving never downloads.
+model's tokenizer). open_clip is not used: it depends on torchvision, which this project's locked environment
+lacks and cannot add next to its pinned CPU torch; the PIL processor needs no torchvision. Weights come from a
+local directory, or from the Hugging Face hub only when the operator's build command allows it
+(``ClipEncoder.load(..., offline=False)``); serving never downloads.
 
 A visual index folder (checksummed by :mod:`ml_core.artifacts`' manifest)::
 

@@ -58,7 +58,7 @@ class FakeCdn:
 @pytest.fixture
 def catalogue(db) -> dict[str, int]:  # noqa: ANN001
     """Eight movies with posters (four looks, each with a near twin), one whose poster the CDN lost, one without."""
-    ids = {}
+    ids: dict[str, int] = {}
     for path in twin_posters():
         ids[path] = MovieFactory(title=f"Poster {path.strip('/').split('.')[0]}", poster_path=path).id
     ids["lost"] = MovieFactory(title="Lost poster", poster_path="/lost.jpg").id
