@@ -56,14 +56,15 @@ class SynthSpec:
     seed: int = 0
     clusters: int = 16
     epochs: int = 24
-    popularity_exponent: float = 0.95
-    taste_strength: float = 3.0
+    popularity_exponent: float = 1.0
+    taste_strength: float = 1.5
     activity_sigma: float = 1.05
     min_per_user: int = 20
     half_star_users: float = 0.55
     returning_users: float = 0.25
     rating_intercept: float = 3.0
     rating_noise: float = 0.85
+    order_noise: float = 7.0
     trend_boost: float = 3.0
     trend_years: float = 1.0
     chunk_users: int = 10_000
@@ -96,6 +97,7 @@ class _Catalogue:
     affinity: np.ndarray  # (clusters, items) float32: taste of each cluster for each item, standardised
     cdf: np.ndarray  # (clusters, epochs, items) float32: cumulative draw weights
     by_release: np.ndarray  # item indices, oldest release first
+    log_popularity: np.ndarray  # float64 (items,)
 
 
 def _catalogue(spec: SynthSpec, rng: np.random.Generator) -> _Catalogue:
@@ -133,7 +135,7 @@ def _catalogue(spec: SynthSpec, rng: np.random.Generator) -> _Catalogue:
             cum = np.cumsum(weights * taste_weight[c])
             cdf[c, e] = (cum / cum[-1]).astype(np.float32)
     return _Catalogue(release, year, genres, quality, affinity.astype(np.float32), cdf,
-                      np.argsort(release, kind="stable"))
+                      np.argsort(release, kind="stable"), log_pop)
 
 
 def _activity(spec: SynthSpec, rng: np.random.Generator) -> np.ndarray:
@@ -214,7 +216,14 @@ def _member_chunk(spec: SynthSpec, cat: _Catalogue, rng: np.random.Generator, fi
             break
     ok = items >= 0
     owner, items, times = owner[ok], items[ok], times[ok]
-    times = np.maximum(times, cat.release[items] + 3_600).astype(np.int64)  # never before the release
+    # a member starts with well-known titles (as MovieLens' sign-up asks) and reaches the tail later: the
+    # member's times, in order, go to the titles in order of popularity plus noise
+    key = cat.log_popularity[items] + rng.normal(0.0, spec.order_noise, len(items))
+    by_time = np.lexsort((times, owner))
+    by_fame = np.lexsort((-key, owner))
+    ordered = np.empty_like(times)
+    ordered[by_fame] = times[by_time]
+    times = np.maximum(ordered, cat.release[items] + 3_600).astype(np.int64)  # never before the release
     # ratings: bias + quality + taste + noise; half stars for the members who use them
     bias = rng.normal(0.0, 0.4, n_users)
     halves = rng.random(n_users) < spec.half_star_users
