@@ -14,10 +14,10 @@ from .models import Event, PrivacyBudget, PrivacyBudgetLedger
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "kind", "movie", "value", "propensity", "policy_version",
+    list_display = ("created_at", "user", "kind", "movie", "value", "propensity", "policy_version", "arm_id",
                     "relayed_at", "applied_at")
     list_filter = ("kind", ("relayed_at", admin.EmptyFieldListFilter), ("applied_at", admin.EmptyFieldListFilter),
-                   "policy_version", "created_at")
+                   ("arm_id", admin.EmptyFieldListFilter), "policy_version", "created_at")
     search_fields = ("id", "user__username", "movie__title", "idempotency_key", "request_id", "external_user")
     list_select_related = ("user", "movie")
     date_hierarchy = "created_at"

@@ -91,6 +91,15 @@ class ExperimentAdmin(admin.ModelAdmin):
         fixed = ("name", "metric", "allocation", "floor_share", "guardrail_bound", "alpha")
         return self.readonly_fields + (fixed if obj is not None and obj.status != Experiment.Status.DRAFT else ())
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Only drafts: a started experiment's arms are referenced by logged impressions and events."""
+        return (obj is None or obj.status == Experiment.Status.DRAFT) and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # bulk delete would skip the per-experiment check above
+        return actions
+
     @admin.display(description="decision")
     def decision_action(self, obj: Experiment) -> str:
         return str((obj.decision or {}).get("action", "—"))

@@ -75,3 +75,14 @@ def test_the_figure_needs_staff(make_experiment, alice) -> None:  # noqa: ANN001
     client.force_login(alice)
     r = client.get(f"/admin/experiments/experiment/{make_experiment().pk}/plot.png")
     assert r.status_code == 302 and "/admin/login/" in r["Location"]
+
+
+def test_only_a_draft_can_be_deleted(operator, make_experiment) -> None:  # noqa: ANN001
+    from experiments.services import experiment_start
+
+    draft, running = make_experiment(name="draft"), experiment_start(experiment=make_experiment(name="running"))
+    assert operator.get(f"/admin/experiments/experiment/{running.pk}/delete/").status_code == 403
+    assert operator.post(f"/admin/experiments/experiment/{draft.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert list(Experiment.objects.values_list("name", flat=True)) == ["running"]
+    changelist = operator.get("/admin/experiments/experiment/").content.decode()
+    assert 'value="delete_selected"' not in changelist
