@@ -1,0 +1,185 @@
+"""Re-select the ensemble's blend weights by DR on served lists (the nightly job's step, when there are enough).
+
+The same candidates as the validation-time selection (``ml_core.ranking.dirichlet_weights``, plus the weights now
+served), the same slate estimator as the simulator (:func:`ml_core.experiments.ope.slate_dr`), the same policy code
+as the engine (:mod:`ml_core.experiments.policy`). A new weight set is chosen only when its DR lower confidence
+bound beats the served weights' DR value, so noise alone never moves production.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..ranking import dirichlet_weights, plackett_luce_propensities, plackett_luce_sample
+from .ope import SlateLog, slate_dr, slate_ips
+
+__all__ = ["LoggedList", "WeightChoice", "select_weights_from_logs"]
+
+log = logging.getLogger(__name__)
+
+MIN_LISTS = 500
+N_CANDIDATES = 50  # Dirichlet weight sets tried besides the served ones (the validation-time selection tries 200)
+DM_SAMPLES = 32
+
+
+@dataclass(frozen=True)
+class LoggedList:
+    """One served list as the impression rows store it, with what the member did next.
+
+    history: the member's movie ids before the request (oldest first); movie_ids/propensities: the shown slots in
+    order, with the logged P(item at slot | slots above); rewards: per slot, 1 when the member clicked (or watched,
+    rated...) it after the impression; temperature: the Plackett-Luce temperature the list was drawn at."""
+
+    history: Sequence[int]
+    movie_ids: Sequence[int]
+    propensities: Sequence[float]
+    rewards: Sequence[float]
+    temperature: float
+
+
+@dataclass(frozen=True)
+class WeightChoice:
+    """The weights to serve, whether they changed, and why (a JSON-ready record for the run's log)."""
+
+    weights: dict[str, float]
+    changed: bool
+    reason: dict[str, Any] = field(default_factory=dict)
+
+
+def _usable(lists: Sequence[LoggedList], k: int) -> list[LoggedList]:
+    """Lists drawn by a stochastic Plackett-Luce policy with a history and valid propensities."""
+    out = []
+    for item in lists:
+        p = np.asarray(item.propensities, np.float64)
+        if (item.temperature > 0 and len(item.history) and 0 < len(item.movie_ids) == len(p) == len(item.rewards)
+                and np.all((p > 0) & (p <= 1))):
+            out.append(item)
+    return out
+
+
+def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_lists: int = MIN_LISTS,
+                             n_candidates: int = N_CANDIDATES, seed: int = 0, k: int = 10) -> WeightChoice:
+    """DR value of the served weights and of ``n_candidates`` Dirichlet weight sets on the logged lists; returns the
+    best when its 95% lower bound exceeds the served weights' value, else the served weights, with the reason."""
+    from .policy import policy_scores, request_context, slate_positions
+
+    current = dict(engine.weights)
+    names = list(current)
+    usable = _usable(lists, k)
+    base = {"n_lists": len(lists), "n_usable": len(usable), "min_lists": min_lists}
+    if len(usable) < min_lists or len(names) < 2:
+        why = (f"{len(usable)} usable lists, fewer than {min_lists}" if len(usable) < min_lists
+               else "one model: nothing to weigh")
+        return WeightChoice(current, False, {**base, "decision": "kept", "why": why})
+    cache: dict[tuple[int, ...], int] = {}
+    unique: list[Any] = []
+    contexts, rows, which = [], [], []
+    for item in usable:
+        key = tuple(int(m) for m in item.history)
+        if key not in cache:
+            ctx = request_context(engine, key, k=k)
+            cache[key] = -1 if ctx is None else len(unique)
+            if ctx is not None:
+                unique.append(ctx)
+        if cache[key] >= 0:
+            contexts.append(unique[cache[key]])
+            rows.append(item)
+            which.append(cache[key])
+    owner = np.asarray(which, np.int64)
+    n = len(rows)
+    valid = np.zeros((n, k), bool)
+    mu, reward = np.full((n, k), np.nan), np.zeros((n, k))
+    positions = np.full((n, k), -1, np.int64)
+    for i, (item, ctx) in enumerate(zip(rows, contexts, strict=True)):
+        m = min(k, len(item.movie_ids))
+        valid[i, :m] = True
+        mu[i, :m], reward[i, :m] = np.asarray(item.propensities[:m]), np.asarray(item.rewards[:m])
+        positions[i] = slate_positions(engine, ctx, item.movie_ids, k)
+    logged = SlateLog(mu, reward, valid)
+    width = max(len(c.items) for c in contexts)
+    q = _reward_model(engine, contexts, positions, logged, width, k, seed)
+    temps = np.asarray([item.temperature for item in rows])
+    candidates = np.vstack([np.asarray([current[m] for m in names]), dirichlet_weights(len(names), n_candidates, seed)])
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for w in candidates:
+        scores = np.full((len(unique), width), -np.inf)
+        for u, ctx in enumerate(unique):  # one pool per distinct request, shared by its lists
+            scores[u, : len(ctx.items)] = policy_scores(engine, ctx, w)
+        estimates.append(_dr(scores[owner], temps, positions, logged, q, k, rng))
+    served, best = estimates[0], int(np.argmax([e[0].value for e in estimates]))
+    chosen = best if best > 0 and estimates[best][0].low > served[0].value else 0
+    weights = dict(zip(names, (candidates[chosen] / candidates[chosen].sum()).round(6).tolist(), strict=True))
+    record = {**base, "n_scored": n, "clicks": float(reward.sum()), "candidates": len(candidates),
+              "served": _summary(served), "best": {**_summary(estimates[best]),
+                                                   "weights": dict(zip(names, candidates[best].round(4).tolist(),
+                                                                       strict=True))},
+              "decision": "changed" if chosen else "kept",
+              "why": ("the best candidate's DR lower bound beats the served weights' DR value" if chosen else
+                      "no candidate's DR lower bound beats the served weights' DR value")}
+    log.info("weights from logs: %s (%d lists, served DR %.4f, best DR %.4f)", record["decision"], n,
+             served[0].value, estimates[best][0].value)
+    return WeightChoice(weights, bool(chosen), record)
+
+
+def _summary(estimate: tuple[Any, Any]) -> dict[str, float]:
+    dr, ips = estimate
+    return {"dr": dr.value, "dr_low": dr.low, "dr_high": dr.high, "ips": ips.value}
+
+
+def _dr(scores: np.ndarray, temps: np.ndarray, positions: np.ndarray, logged: SlateLog, q: np.ndarray, k: int,
+        rng: np.random.Generator) -> tuple[Any, Any]:
+    """(DR, IPS) of one candidate's scores; a shown item the candidate cannot draw gets probability 0."""
+    n = len(scores)
+    target = np.zeros((n, k))
+    direct = np.zeros(n)
+    for t in np.unique(temps):
+        sel = np.flatnonzero(temps == t)
+        target[sel] = plackett_luce_propensities(scores[sel], positions[sel], float(t))
+        draws = plackett_luce_sample(np.repeat(scores[sel], DM_SAMPLES, axis=0), k, float(t), rng)
+        owner = np.repeat(sel, DM_SAMPLES)
+        gain = np.where(draws >= 0, q[owner[:, None], np.clip(draws, 0, None), np.arange(k)[None]], 0.0)
+        direct[sel] = gain.sum(1).reshape(len(sel), DM_SAMPLES).mean(1)
+    target = np.where(logged.valid, np.nan_to_num(target, nan=0.0), np.nan)  # not a candidate now: pi = 0
+    rows = np.arange(n)[:, None]
+    reward_hat = np.where(positions >= 0, q[rows, np.clip(positions, 0, None), np.arange(k)[None]], 0.0)
+    return slate_dr(logged, target, reward_hat, direct), slate_ips(logged, target)
+
+
+def _reward_model(engine: Any, contexts: list[Any], positions: np.ndarray, logged: SlateLog, width: int, k: int,
+                  seed: int) -> np.ndarray:
+    """q(list, candidate, slot): a logistic regression of the slot's reward on the bundle's normalised model scores,
+    the lite score, log-popularity and the slot, cross-fitted on two folds of lists. (n, width, k)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(contexts)
+    popularity = np.log1p(np.asarray(engine._bundle.popularity, np.float64))  # noqa: SLF001
+    n_models = len(engine.weights)
+    feats = np.zeros((n, width, n_models + 2))
+    for i, ctx in enumerate(contexts):
+        c = len(ctx.items)
+        if ctx.norm is not None:
+            feats[i, :c, :n_models] = ctx.norm.T
+        feats[i, :c, n_models] = popularity[ctx.items]
+        feats[i, :c, n_models + 1] = ctx.lite
+    seen = logged.valid & (positions >= 0)
+    li, slot = np.nonzero(seen)
+    x = np.concatenate([feats[li, positions[li, slot]], np.eye(k)[slot]], axis=1)
+    y = logged.reward[li, slot] > 0
+    fold = np.random.default_rng(seed).permutation(n) % 2
+    q = np.full((n, width, k), float(y.mean()) if len(y) else 0.0)
+    for held in (0, 1):
+        train = fold[li] != held
+        if len(np.unique(y[train])) < 2:
+            continue  # all clicks or none in the other fold: keep the base rate
+        model = LogisticRegression(C=1.0, max_iter=500).fit(x[train], y[train])
+        coef, intercept = model.coef_[0], float(model.intercept_[0])
+        mine = np.flatnonzero(fold == held)
+        base = feats[mine] @ coef[: n_models + 2] + intercept
+        q[mine] = 1 / (1 + np.exp(-(base[..., None] + coef[n_models + 2 :][None, None])))
+    return q
