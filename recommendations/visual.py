@@ -1,9 +1,9 @@
 """Visually similar movies: the adapter between Django and ``ml_core``'s CLIP poster index (docs/VISUAL.md).
 
 One :class:`~ml_core.serving.VisualIndex` per process, loaded on first use from ``VISUAL_INDEX_DIR`` and
-reloaded when ``build_visual_index`` writes a new one (each use compares the manifest's modification time: one
-``stat``). Without an index the feature is off: :class:`VisualUnavailable` for the API (a 503), None for the
-movie page (no row). Building (:func:`visual_index_build`) is the operator's command only: it fetches the
+reloaded when ``build_visual_index`` writes a new one (each use compares the manifest's inode, modification
+time and size: one ``stat``). Without an index the feature is off: :class:`VisualUnavailable` for the API (a
+503), None for the movie page (no row). Building (:func:`visual_index_build`) is the operator's command only: it fetches the
 catalogue's posters from TMDB's image CDN into ``POSTER_CACHE_DIR`` and loads CLIP weights, the only place
 either is downloaded.
 """
@@ -30,7 +30,7 @@ NOT_BUILT = ("Visual similarity is not available on this server: no poster index
              "(an operator runs `python manage.py build_visual_index --model openai/clip-vit-base-patch32`).")
 
 _lock = threading.Lock()
-_loaded: tuple[int, VisualIndex] | None = None  # (manifest mtime_ns, index)
+_loaded: tuple[tuple[int, int, int], VisualIndex] | None = None  # (manifest inode, mtime_ns, size), index
 
 
 class VisualUnavailable(RuntimeError):
@@ -47,7 +47,8 @@ def visual_index() -> VisualIndex:
     global _loaded
     manifest = visual_index_dir() / "manifest.json"
     try:
-        stamp = manifest.stat().st_mtime_ns
+        stat = manifest.stat()  # a rebuild swaps in a new folder: a new file, whatever the clock's resolution
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
     except FileNotFoundError:
         _loaded = None
         raise VisualUnavailable(NOT_BUILT) from None

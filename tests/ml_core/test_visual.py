@@ -113,3 +113,24 @@ def test_a_rebuild_replaces_the_index_and_nothing_to_index_keeps_the_old_one(
 def test_offline_loading_of_weights_that_are_not_here_says_so(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="offline"):
         ClipEncoder.load(tmp_path / "nothing-saved-here")
+
+
+# openai/clip-vit-base-patch32's preprocessor_config.json as the hub serves it (recorded)
+OPENAI_PREPROCESSOR = {"crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+                       "feature_extractor_type": "CLIPFeatureExtractor",
+                       "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                       "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}
+
+
+def test_the_published_vit_b_32_preprocessing_loads_without_torchvision(tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(OPENAI_PREPROCESSOR))
+    processor = CLIPImageProcessorPil.from_pretrained(str(tmp_path), local_files_only=True)
+    white = processor(images=[Image.new("RGB", (342, 513), (255, 255, 255))], return_tensors="pt")["pixel_values"]
+    assert tuple(white.shape) == (1, 3, 224, 224)  # shortest edge to 224, then the centre 224 x 224
+    expected = (1 - np.array(OPENAI_PREPROCESSOR["image_mean"])) / np.array(OPENAI_PREPROCESSOR["image_std"])
+    np.testing.assert_allclose(white[0, :, 100, 100].numpy(), expected, rtol=1e-4)

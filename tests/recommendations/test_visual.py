@@ -136,6 +136,17 @@ def test_weights_that_cannot_be_loaded_offline_fail_the_command_clearly(cdn, cat
     assert not (tmp_path / "visual").exists()
 
 
+def test_a_rebuilt_index_is_served_without_a_restart(client, clip_dir, cdn, catalogue) -> None:  # noqa: ANN001
+    build(clip_dir, cdn, "--limit", "2")  # the first two movies: the stripes twins
+    stripes, _ = twin(catalogue, "stripes")
+    disc, disc_twin = twin(catalogue, "disc")
+    url = reverse("recommendations_api:movie-visual", args=[disc])
+    assert client.get(url).status_code == 404  # no poster of it in this index
+    assert client.get(reverse("recommendations_api:movie-visual", args=[stripes])).status_code == 200
+    build(clip_dir, cdn)
+    assert client.get(url).json()["items"][0]["movie_id"] == disc_twin
+
+
 # ---- the endpoint -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("look", LOOKS)
 def test_the_movie_with_the_near_identical_poster_comes_first(client, built, look) -> None:  # noqa: ANN001
