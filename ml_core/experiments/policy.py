@@ -37,19 +37,28 @@ class RequestContext:
     k: int
 
 
-def request_context(engine: Engine, history: Sequence[int], *, k: int = 10, n_candidates: int = 100
+def request_context(engine: Engine, history: Sequence[int], *, ratings: Sequence[float] | None = None,
+                    times: Sequence[float] | None = None, k: int = 10, n_candidates: int = 100
                     ) -> RequestContext | None:
-    """Retrieval and model scores for a history of movie ids (oldest first), as ``recommend_user`` computes them
-    without times, ratings or filters; None for a cold start (no known movie: the popular list, not a policy)."""
+    """Retrieval and model scores for a history of movie ids (oldest first, with its ratings and times when known),
+    as ``recommend_user`` computes them without filters; None for a cold start (the popular list, not a policy)."""
     b = engine._bundle  # noqa: SLF001 - the pipeline's functions take the loaded bundle
     idx = np.asarray([b.index.get(int(m), -1) for m in history], np.int64)
-    hist = idx[idx >= 0]
+    known = idx >= 0
+    hist = idx[known]
     if not len(hist):
         return None
     recent = hist[-50:]
-    anchors = recent[-3:]
+    liked = recent
+    if ratings is not None:
+        rates = np.asarray(ratings, np.float32)[known]
+        liked = recent[rates[-50:] >= _pipeline.LIKED_RATING]
+    anchors = (liked if len(liked) else recent)[-3:]
+    ctx: dict[str, object] = {"now": None}
+    if times is not None:
+        ctx["times"] = np.asarray(times, np.float64)[known]
     filters = {"genre": None, "year": None, "year_min": None, "year_max": None}
-    cands, _, norm, _, _ = _pipeline._ranked_pool(b, hist, recent, anchors, {"now": None}, k, n_candidates, filters)
+    cands, _, norm, _, _ = _pipeline._ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters)
     if not len(cands.items):
         return None
     query = b.faiss.user_query(recent)

@@ -33,13 +33,15 @@ class LoggedList:
 
     history: the member's movie ids before the request (oldest first); movie_ids/propensities: the shown slots in
     order, with the logged P(item at slot | slots above); rewards: per slot, 1 when the member clicked (or watched,
-    rated...) it after the impression; temperature: the Plackett-Luce temperature the list was drawn at."""
+    rated...) it after the impression; temperature: the Plackett-Luce temperature the list was drawn at (None: the
+    bundle's)."""
 
     history: Sequence[int]
     movie_ids: Sequence[int]
     propensities: Sequence[float]
     rewards: Sequence[float]
-    temperature: float
+    temperature: float | None = None  # None: the bundle's serving temperature
+    ratings: Sequence[float] | None = None  # of ``history``, when known (they pick the boosts' anchors)
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,15 @@ class WeightChoice:
     reason: dict[str, Any] = field(default_factory=dict)
 
 
-def _usable(lists: Sequence[LoggedList], k: int) -> list[LoggedList]:
-    """Lists drawn by a stochastic Plackett-Luce policy with a history and valid propensities."""
+def _usable(lists: Sequence[LoggedList], default_temperature: float) -> list[LoggedList]:
+    """Lists drawn by a stochastic Plackett-Luce policy with a history and valid propensities (temperature filled)."""
     out = []
     for item in lists:
         p = np.asarray(item.propensities, np.float64)
-        if (item.temperature > 0 and len(item.history) and 0 < len(item.movie_ids) == len(p) == len(item.rewards)
+        t = default_temperature if item.temperature is None else item.temperature
+        if (t > 0 and len(item.history) and 0 < len(item.movie_ids) == len(p) == len(item.rewards)
                 and np.all((p > 0) & (p <= 1))):
-            out.append(item)
+            out.append(LoggedList(item.history, item.movie_ids, item.propensities, item.rewards, t, item.ratings))
     return out
 
 
@@ -70,19 +73,19 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
 
     current = dict(engine.weights)
     names = list(current)
-    usable = _usable(lists, k)
+    usable = _usable(lists, float(engine._bundle.temperature))  # noqa: SLF001
     base = {"n_lists": len(lists), "n_usable": len(usable), "min_lists": min_lists}
     if len(usable) < min_lists or len(names) < 2:
         why = (f"{len(usable)} usable lists, fewer than {min_lists}" if len(usable) < min_lists
                else "one model: nothing to weigh")
         return WeightChoice(current, False, {**base, "decision": "kept", "why": why})
-    cache: dict[tuple[int, ...], int] = {}
+    cache: dict[tuple[tuple[int, ...], tuple[float, ...]], int] = {}
     unique: list[Any] = []
     contexts, rows, which = [], [], []
     for item in usable:
-        key = tuple(int(m) for m in item.history)
+        key = (tuple(int(m) for m in item.history), tuple(float(r) for r in (item.ratings or ())))
         if key not in cache:
-            ctx = request_context(engine, key, k=k)
+            ctx = request_context(engine, item.history, ratings=item.ratings, k=k)
             cache[key] = -1 if ctx is None else len(unique)
             if ctx is not None:
                 unique.append(ctx)
@@ -103,7 +106,7 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
     logged = SlateLog(mu, reward, valid)
     width = max(len(c.items) for c in contexts)
     q = _reward_model(engine, contexts, positions, logged, width, k, seed)
-    temps = np.asarray([item.temperature for item in rows])
+    temps = np.asarray([float(item.temperature or 0.0) for item in rows])
     candidates = np.vstack([np.asarray([current[m] for m in names]), dirichlet_weights(len(names), n_candidates, seed)])
     rng = np.random.default_rng(seed)
     estimates = []
