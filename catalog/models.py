@@ -64,6 +64,8 @@ class Movie(models.Model):
     title = models.CharField(max_length=255, db_index=True)
     year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     overview = models.TextField(blank=True, default="")
+    tagline = models.CharField(max_length=255, blank=True, default="", help_text="TMDB tagline")
+    release_date = models.DateField(null=True, blank=True, help_text="first release (TMDB)")
     runtime = models.PositiveSmallIntegerField(null=True, blank=True, help_text="minutes")
     genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
     keywords = models.JSONField(default=list, blank=True, help_text="TMDB keywords")

@@ -43,8 +43,8 @@ class MovieDetailSerializer(MovieSummarySerializer):
     cast = serializers.SerializerMethodField()
 
     class Meta(MovieSummarySerializer.Meta):
-        fields = [*MovieSummarySerializer.Meta.fields, "ml100k_id", "tmdb_id", "imdb_id", "overview", "runtime",
-                  "keywords", "tags", "collection", "directors", "cast", "poster_path", "updated_at"]
+        fields = [*MovieSummarySerializer.Meta.fields, "ml100k_id", "tmdb_id", "imdb_id", "overview", "tagline",
+                  "release_date", "runtime", "keywords", "tags", "collection", "directors", "cast", "poster_path", "updated_at"]
 
     def get_directors(self, movie: Movie) -> list[str]:
         return [c.person.name for c in movie.credits.all() if c.role == "director"]

@@ -77,6 +77,8 @@ def movie_fields_from_api(payload: dict[str, Any]) -> dict[str, Any]:
             for i, p in enumerate(sorted(credits.get("cast", []), key=lambda p: p.get("order", 0))[:10])]
     return {
         "overview": payload.get("overview") or "",
+        "tagline": payload.get("tagline") or "",
+        "release_date": payload.get("release_date") or "",
         "runtime": payload.get("runtime") or None,
         "poster_path": payload.get("poster_path") or "",
         "vote_average": payload.get("vote_average"),

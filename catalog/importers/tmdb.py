@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,17 +14,18 @@ from ..models import Collection, Credit, Movie, Person
 from ..services import movie_search_text_refresh
 from ..services.bulk import bulk_update_fast
 from ..tmdb_client import TMDBClient, movie_fields_from_api
+from .enrichment import enrichment_read
 from .movielens import ImportReport
 from .progress import progress_bar
 from .tmdb_files import read_hetrec_directors, read_keywords, read_movies_metadata, read_tmdb_5000, read_tmdb_metadata
 
 logger = logging.getLogger(__name__)
-ENRICHED = ["overview", "runtime", "poster_path", "vote_average", "vote_count", "popularity", "keywords",
-            "collection_id"]
+ENRICHED = ["overview", "tagline", "release_date", "runtime", "poster_path", "vote_average", "vote_count",
+            "popularity", "keywords", "collection_id"]
 CreditKey = tuple[int, str, str]  # movie id, person external id, role
 
 
-def _merge_files(path: Path, wanted: set[int]) -> dict[int, dict[str, Any]]:
+def merge_files(path: Path, wanted: set[int]) -> dict[int, dict[str, Any]]:
     """tmdb id -> merged fields; earlier sources win per field (README: coverage and join keys)."""
     sources: list[dict[int, dict[str, Any]]] = []
     numbers = path / "ml-latest-small-tmdb" / "tmdb_metadata.csv"
@@ -48,6 +50,14 @@ def _merge_files(path: Path, wanted: set[int]) -> dict[int, dict[str, Any]]:
     return merged
 
 
+def _date(text: str) -> dt.date | None:
+    """'1995-10-30' -> a date; anything else (empty, '0', a bare year) -> None."""
+    try:
+        return dt.date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
 def _apply(movie: Movie, fields: dict[str, Any], collections: dict[int, str]) -> bool:
     """Set the non-empty fields on the movie; True when anything changed."""
     values = dict(fields)
@@ -60,6 +70,10 @@ def _apply(movie: Movie, fields: dict[str, Any], collections: dict[int, str]) ->
         values["runtime"] = int(values["runtime"]) or None
     if values.get("vote_count") is not None:
         values["vote_count"] = int(values["vote_count"])
+    if isinstance(values.get("release_date"), str):
+        values["release_date"] = _date(values["release_date"])
+    if values.get("tagline"):
+        values["tagline"] = str(values["tagline"])[:255]
     changed = False
     for key in ENRICHED:
         value = values.get(key)
@@ -70,12 +84,20 @@ def _apply(movie: Movie, fields: dict[str, Any], collections: dict[int, str]) ->
 
 
 def import_tmdb(*, path: Path | None, directors: Path | None, client: TMDBClient | None = None,
-                api_limit: int | None = None, progress: bool = True, batch_size: int = 2000) -> ImportReport:
-    """Enrich every movie with a TMDB id from the files, then the API (when a client is given), in one transaction."""
+                api_limit: int | None = None, progress: bool = True, batch_size: int = 2000,
+                enrichment: Path | None = None) -> ImportReport:
+    """Enrich every movie with a TMDB id from the files, then the API (when a client is given), in one transaction.
+
+    ``enrichment`` is the shipped table (catalog/importers/enrichment.py), read instead of the dumps and HetRec
+    (give it with ``path`` and ``directors`` None).
+    """
     report = ImportReport("tmdb")
     movies = list(Movie.objects.only("id", "tmdb_id", "imdb_id", *ENRICHED))
-    merged = _merge_files(path, {m.tmdb_id for m in movies if m.tmdb_id}) if path else {}
+    wanted = {m.tmdb_id for m in movies if m.tmdb_id}
+    merged = merge_files(path, wanted) if path else {}
     hetrec = read_hetrec_directors(directors) if directors else {}
+    if enrichment is not None:
+        merged, hetrec = enrichment_read(enrichment, wanted)
     collections: dict[int, str] = {}
     changed = {m.id: m for m in movies if m.tmdb_id in merged and _apply(m, merged[m.tmdb_id], collections)}
     credits: dict[CreditKey, tuple[str, int, str, int | None]] = {}  # -> (name, order, character, tmdb person)

@@ -73,6 +73,7 @@ def read_movies_metadata(path: Path, wanted: set[int] | None = None) -> dict[int
         collection = _literal(path, row, "belongs_to_collection", rec["belongs_to_collection"])
         result[tmdb_id] = {
             "overview": rec["overview"].strip(), "poster_path": rec["poster_path"].strip(),
+            "tagline": rec.get("tagline", "").strip(), "release_date": rec.get("release_date", "").strip(),
             "runtime": _number(rec["runtime"]), "vote_average": _number(rec["vote_average"]),
             "vote_count": _number(rec["vote_count"]), "popularity": _number(rec["popularity"]),
             "collection": (int(collection["id"]), collection["name"]) if isinstance(collection, dict) else None,
@@ -91,6 +92,7 @@ def read_tmdb_5000(path: Path, wanted: set[int] | None = None) -> dict[int, Fiel
         keywords = _literal(path, row, "keywords", rec["keywords"], as_json=True) or []
         result[tmdb_id] = {
             "overview": rec["overview"].strip(), "runtime": _number(rec["runtime"]),
+            "tagline": rec.get("tagline", "").strip(), "release_date": rec.get("release_date", "").strip(),
             "keywords": [k["name"] for k in keywords], "vote_average": _number(rec["vote_average"]),
             "vote_count": _number(rec["vote_count"]), "popularity": _number(rec["popularity"]),
         }
