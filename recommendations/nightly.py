@@ -1,4 +1,5 @@
-"""The nightly job: export new events to bronze, rebuild the lakehouse, retrain from gold, ask serving to reload.
+"""The nightly job: export new events to bronze, rebuild the lakehouse, retrain from gold, ask serving to reload, then
+re-select the blend weights by DR on the last week of served lists (``weights_from_logs.py``).
 
 Every step is idempotent, so a failed night is fixed by running it again: the export
 advances a watermark kept in the export file names (written atomically), bronze skips
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEPS = ("export", "bronze", "silver", "gold", "retrain", "reload")
+STEPS = ("export", "bronze", "silver", "gold", "retrain", "reload", "weights")
 EXPORT_NAME = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d{8}T\d{12}Z)\.jsonl$")
 STAMP = "%Y%m%dT%H%M%S%fZ"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -237,6 +238,13 @@ def _record(run_id: uuid.UUID, step: str, work: Callable[[], dict[str, Any]]) ->
     return row
 
 
+def _weights_from_logs() -> dict[str, Any]:
+    """Re-select the blend weights by DR on the last window of served lists (when there are enough)."""
+    from .weights_from_logs import ensemble_weights_from_logs
+
+    return ensemble_weights_from_logs()
+
+
 def nightly_run(*, steps: Sequence[str] = STEPS) -> list[PipelineRun]:
     """Run the steps in order, one PipelineRun row each; the first failure is recorded and re-raised."""
     unknown = [s for s in steps if s not in STEPS]
@@ -255,6 +263,7 @@ def nightly_run(*, steps: Sequence[str] = STEPS) -> list[PipelineRun]:
         "gold": lambda: lakehouse_build(layers=["gold"], stop_spark=True),
         "retrain": models_retrain_from_gold,
         "reload": lambda: serving_reload(reason=f"nightly run {run_id}"),
+        "weights": _weights_from_logs,
     }
     for step in steps:
         done.append(_record(run_id, step, work[step]))

@@ -17,6 +17,7 @@ class PipelineRun(models.Model):
         GOLD = "gold", "Gold tables"
         RETRAIN = "retrain", "Retrain from gold"
         RELOAD = "reload", "Ask serving to reload"
+        WEIGHTS = "weights", "Re-select weights by DR on served lists"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
