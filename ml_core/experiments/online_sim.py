@@ -43,13 +43,20 @@ def _stats_at(values: np.ndarray, ends: np.ndarray) -> list[ArmStats]:
     return [ArmStats(int(e), float(c1[e - 1]), float(c2[e - 1])) for e in ends.tolist()]
 
 
+def _first_rejection(values: list[np.ndarray], ends: np.ndarray) -> int | None:
+    """Index of the first look at which the monitored mSPRT rejects equal means (None: it never does)."""
+    looks = list(zip(_stats_at(values[0], ends), _stats_at(values[1], ends), strict=True))
+    return next((j for j, t in enumerate(msprt_monitor(looks, binary=False)) if t.reject), None)
+
+
 def ab_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray, truths: np.ndarray, dr: np.ndarray
              ) -> dict[str, Any]:
     """Control = the logging policy, treatment = the candidate with the best DR estimate; 50/50 by member hash.
 
     Each run monitors the mSPRT every ``ab_look_every`` lists per arm; the winner is the arm the test declares
     better at its first rejection. Accuracy at horizon N = share of runs that declared the truly better arm by N
-    lists per arm (undecided runs count as misses)."""
+    lists per arm (undecided runs count as misses). Each run has an A/A twin (the same split, the control policy on
+    both sides) whose rejections are false positives."""
     control, treatment = 0, int(np.argmax(dr[1:]) + 1)
     arms = (control, treatment)
     better = treatment if truths[treatment] > truths[control] else control
@@ -57,27 +64,31 @@ def ab_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray, trut
     n_members = len(world.contexts)
     n_max = max(cfg.ab_sizes)
     ends = np.arange(cfg.ab_look_every, n_max + 1, cfg.ab_look_every)
-    stop_at, winner, fixed_right = [], [], []
+    stop_at, winner, fixed_right, aa_stop = [], [], [], []
     for run in range(cfg.ab_runs):
         rng = np.random.default_rng([cfg.seed, 11, run])
         side = np.asarray([bucket(f"ab-{cfg.seed}-{run}", m, np.array([0.5, 0.5])) for m in range(n_members)])
-        values = []
+        values, same = [], []
         for a, policy in enumerate(arms):
             members = rng.choice(np.flatnonzero(side == a), n_max)
             values.append(pools.clicks(policy, members, policies[policy].temperature, world.exam, rng))
-        looks = list(zip(_stats_at(values[0], ends), _stats_at(values[1], ends), strict=True))
-        series = msprt_monitor(looks, binary=False)
-        first = next((j for j, t in enumerate(series) if t.reject), None)
+            # the A/A twin: the same split, both halves served by the control policy
+            same.append(pools.clicks(control, members, policies[control].temperature, world.exam, rng))
+        first = _first_rejection(values, ends)
         stop_at.append(int(ends[first]) if first is not None else None)
-        winner.append(None if first is None else (treatment if series[first].difference > 0 else control))
+        diff = values[1][: ends[first]].mean() - values[0][: ends[first]].mean() if first is not None else 0.0
+        winner.append(None if first is None else (treatment if diff > 0 else control))
         fixed_right.append([bool((values[1][:n].mean() > values[0][:n].mean()) == (better == treatment))
                             for n in cfg.ab_sizes])
+        aa_first = _first_rejection(same, ends)
+        aa_stop.append(int(ends[aa_first]) if aa_first is not None else None)
     rows = []
     for s, n in enumerate(cfg.ab_sizes):
         decided = [w for w, t in zip(winner, stop_at, strict=True) if t is not None and t <= n]
         rows.append({"lists_per_arm": n, "correct": sum(w == better for w in decided) / cfg.ab_runs,
                      "wrong": sum(w != better for w in decided) / cfg.ab_runs,
                      "undecided": 1 - len(decided) / cfg.ab_runs,
+                     "aa_false_positive": sum(t is not None and t <= n for t in aa_stop) / cfg.ab_runs,
                      "fixed_horizon_sign_correct": float(np.mean([f[s] for f in fixed_right]))})
     stops = [t for t in stop_at if t is not None]
     return {"control": policies[control].name, "treatment": policies[treatment].name,
