@@ -41,6 +41,8 @@ SENTENCE_KEY = "apex:llm:sentence:"
 FACTS_KEY = "apex:llm:facts:{user}:{movie}"  # what the portal showed a member, for the on-demand fill-in
 FACTS_TTL_S = 3600
 MAX_SENTENCE_CHARS = 300
+REJECTED = ""  # cached in place of a sentence the title check refused
+REJECTED_TTL_S = 3600
 MAX_BATCH = 100
 TOP_MODELS = 2  # the strongest contributing models named in the facts (their order, not their floats: stable keys)
 
@@ -249,6 +251,11 @@ def _variants(title: str) -> set[str]:
     return {v for v in (title.strip(), base, _ARTICLE.sub("", base)) if v}
 
 
+def _fold(text: str) -> str:
+    """Case and trailing punctuation do not matter when a quote is compared with a title ("Mars Attacks!,")."""
+    return text.strip().rstrip(",.;:!?…").strip().casefold()
+
+
 class TitleGuard:
     """Rejects a sentence that names a movie outside its facts: every quoted span must be one of the allowed
     titles, and no other catalogue title (two or more words, or one word of five letters or more, matched
@@ -263,10 +270,9 @@ class TitleGuard:
             return False
         because = facts.get("because_of") or {}
         allowed = {v for t in (facts.get("title"), because.get("title")) if t for v in _variants(str(t))}
-        folded = {a.casefold() for a in allowed}
+        folded = {_fold(a) for a in allowed}
         for quoted in _QUOTED.findall(sentence):
-            text = quoted.strip().rstrip(",.;:!?").strip()
-            if text.casefold() not in folded and _YEAR.sub("", text).casefold() not in folded:
+            if _fold(quoted) not in folded and _fold(_YEAR.sub("", quoted.strip())) not in folded:
                 return False
         rest = sentence
         for name in sorted(allowed | set(facts.get("genres") or []), key=len, reverse=True):
@@ -310,10 +316,13 @@ def _generate(config: LlmConfig, batch: list[dict[str, Any]], guard: TitleGuard)
             outcome.accepted[facts["movie_id"]] = sentence
         else:
             outcome.rejected.add(facts["movie_id"])
+    by_id = {f["movie_id"]: f for f in batch}
     if outcome.accepted:
-        by_id = {f["movie_id"]: f for f in batch}
         cache.set_many({_sentence_key(config.model, by_id[i]): s for i, s in outcome.accepted.items()},
                        config.cache_ttl_s)
+    if outcome.rejected:  # remembered as rejected for a while, so the same facts do not cost a call per page
+        cache.set_many({_sentence_key(config.model, by_id[i]): REJECTED for i in outcome.rejected},
+                       min(REJECTED_TTL_S, config.cache_ttl_s))
     return outcome
 
 
@@ -335,7 +344,7 @@ def narrate(facts_list: list[dict[str, Any]], *, known_titles: Collection[str]) 
     _count("batches")
     keys = {f["movie_id"]: _sentence_key(config.model, f) for f in facts_list}
     hits = cache.get_many(list(keys.values()))
-    result = {i: Narration(hits[k], "cached") for i, k in keys.items() if k in hits}
+    result = {i: Narration(hits[k] or None, "cached" if hits[k] else "rejected") for i, k in keys.items() if k in hits}
     misses = [f for f in facts_list if f["movie_id"] not in result]
     if misses and _in_cooldown():
         result.update({f["movie_id"]: Narration(None, "cooldown") for f in misses})

@@ -148,13 +148,16 @@ def test_a_sentence_naming_a_movie_outside_its_facts_is_rejected(provider: FakeP
     assert found[104].status == "generated"
     assert found[105] == llm_explain.Narration(None, "rejected")
     assert llm_explain.llm_metrics()["counts"]["fallback_rejected"] == 1
-    assert llm_explain.narrate(two_facts(), known_titles=TITLES)[105].status != "cached"  # never cached
+    again = llm_explain.narrate(two_facts(), known_titles=TITLES)  # the refusal is remembered: no second request
+    assert again[105] == llm_explain.Narration(None, "rejected") and again[104].status == "cached"
+    assert len(provider.requests) == 1
 
 
 @pytest.mark.parametrize("sentence", [
     'Fans of "Horror film 3" will like "Sci-Fi film 3".',  # a quoted title that is not in the facts
     'Like Comedy film 5, "Sci-Fi film 3" is a crowd pleaser.',  # an unquoted catalogue title
     'If you liked "Blade Runner", try "Sci-Fi film 3".',  # a quoted title the catalogue does not even have
+    "Try \"Sci-Fi film 3\".\nIt is great.",  # not one sentence
 ])
 def test_the_title_guard_refuses_titles_beyond_the_facts(sentence: str) -> None:
     assert not llm_explain.TitleGuard(TITLES).grounded(sentence, two_facts()[0])
@@ -163,6 +166,8 @@ def test_the_title_guard_refuses_titles_beyond_the_facts(sentence: str) -> None:
 def test_the_title_guard_accepts_the_facts_titles_with_or_without_year() -> None:
     guard = llm_explain.TitleGuard(TITLES)
     assert guard.grounded('You loved "Sci-Fi film 0 (1980)", so try "Sci-Fi film 3", more Sci-Fi.', two_facts()[0])
+    mars = {"title": "Mars Attacks!", "genres": ["Comedy"], "because_of": {"title": "The Matrix"}}
+    assert guard.grounded('Since you liked "Matrix", "Mars Attacks!" is close to your taste.', mars)
 
 
 def test_a_timeout_falls_back_to_the_template_and_cools_down(provider: FakeProvider) -> None:
