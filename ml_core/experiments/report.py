@@ -11,8 +11,22 @@ import numpy as np
 from .ope import ESTIMATORS
 
 HEADER = ("# Experiments: off-policy estimates and online tests, checked against a simulated truth\n\n"
-          "What `ml_core/experiments/` (statistics, off-policy estimators) computes, scored where the right answer "
-          "is known. Each section below is rewritten by the command it names.\n")
+          "What `ml_core/experiments/` computes, scored where the right answer is known. Each section below is "
+          "rewritten by the command it names.\n\n"
+          "- `stats.py`: per-arm means with Wilson/normal intervals, the always-valid mSPRT (p-value and confidence "
+          "sequence, `msprt_monitor` for continuous monitoring), sample-ratio mismatch (chi-square), the guardrail "
+          "(stop an arm whose always-valid upper bound on arm - control is below -bound) and Thompson allocation "
+          "with a floor per arm. The `experiments` app computes every number on its admin page with these.\n"
+          "- `ope.py`: IPS, SNIPS, DM, DR, DR-clip and switch-DR for served slates with the per-slot propensities "
+          "APEX logs (prefix weights); `ml_core.ranking.doubly_robust`, which picks the ensemble weights at build "
+          "time, is its one-slot case.\n"
+          "- `policy.py`: a candidate weight set's or temperature's slate distribution on a logged request, by the "
+          "serving pipeline's own steps (retrieval, blend, gating, boosts, MMR, Plackett-Luce).\n"
+          "- `selection.py`: `select_weights_from_logs`, the nightly `weights` step "
+          "(`recommendations/weights_from_logs.py`): served lists of the last week outside experiment arms, the "
+          "served weights and 50 Dirichlet candidates scored by slate DR; a candidate replaces the served weights "
+          "only when its DR lower bound beats their DR value (PipelineRun and the EnsembleWeights row, source "
+          "`ope`, record the reason).\n")
 ORDER = ("simulation", "obp")
 
 

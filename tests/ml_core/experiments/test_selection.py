@@ -64,3 +64,18 @@ def test_lists_without_a_stochastic_policy_are_not_used(engine: Any) -> None:
     greedy = [LoggedList(x.history, x.movie_ids, x.propensities, x.rewards, 0.0) for x in lists]
     choice = select_weights_from_logs(engine, greedy, min_lists=1)
     assert choice.reason["n_usable"] == 0 and not choice.changed
+
+
+def test_the_policy_code_reproduces_the_engines_logged_propensities(engine: Any) -> None:
+    from ml_core.experiments.policy import policy_scores, request_context, slate_positions
+    from ml_core.ranking import plackett_luce_propensities
+
+    for r, history in enumerate(([101, 102, 103], [111, 115], [121, 131, 122, 139])):
+        ratings = [5.0, 2.0, 4.0, 5.0][: len(history)]
+        result = engine.recommend_user(history, ratings=ratings, temperature=0.5, seed=r)
+        ctx = request_context(engine, history, ratings=ratings)
+        assert ctx is not None
+        shown = slate_positions(engine, ctx, [it["movie_id"] for it in result.items], 10)
+        assert (shown >= 0).all()
+        ours = plackett_luce_propensities(policy_scores(engine, ctx, None)[None], shown[None], 0.5)[0]
+        assert ours == pytest.approx([it["propensity"] for it in result.items], abs=1e-6)
