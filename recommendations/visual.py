@@ -125,11 +125,11 @@ def visual_index_build(*, model: str, offline: bool, limit: int | None = None, b
     """Fetch the catalogue's posters (cached, resumable, rate-limited), embed them with CLIP, write the index."""
     from ml_core.builds import ClipEncoder, build_visual_index
 
+    encoder = ClipEncoder.load(model, offline=offline)  # first: a wrong --model fails before any fetching
     movies = movie_poster_paths(limit=limit)
     report = poster_cache_fill(movies=movies, cache_dir=Path(settings.POSTER_CACHE_DIR),
                                base_url=settings.POSTER_CDN_URL, size=settings.POSTER_SIZE,
                                interval_s=settings.POSTER_FETCH_INTERVAL_S, transport=transport)
-    encoder = ClipEncoder.load(model, offline=offline)
     snapshot = {"movies_with_poster_path": len(movies), "poster_size": settings.POSTER_SIZE}
     manifest = build_visual_index(visual_index_dir(), encoder=encoder, posters=report.posters,
                                   batch_size=batch_size, data_snapshot=snapshot)
