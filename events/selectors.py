@@ -94,10 +94,11 @@ def arm_member_outcomes(*, arm_ids: Sequence[int], kind: str, since: dt.datetime
     watch) no later than ``window`` after that showing. Two queries; the join by (member, movie) is done here."""
     shown = (Event.objects.filter(kind=Event.Kind.IMPRESSION, arm_id__in=list(arm_ids), occurred_at__gte=since,
                                   occurred_at__lte=until)
-             .values("arm_id", "user_id", "movie_id").annotate(first=Min("occurred_at")).order_by())
+             .values("arm_id", "user_id", "movie_id").annotate(first=Min("occurred_at")).order_by()
+             .values_list("arm_id", "user_id", "movie_id", "first"))
     first: dict[tuple[int, int], list[tuple[int, dt.datetime]]] = defaultdict(list)  # (user, movie) -> arms
-    for row in shown:
-        first[(row["user_id"], row["movie_id"])].append((cast(int, row["arm_id"]), row["first"]))
+    for arm_id, user_id, movie_id, at in shown:
+        first[(user_id, movie_id)].append((cast(int, arm_id), at))
     answers: dict[tuple[int, int], list[tuple[dt.datetime, float]]] = defaultdict(list)
     users = sorted({user for user, _ in first})
     for start in range(0, len(users), 500):  # bounded IN lists

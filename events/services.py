@@ -194,7 +194,8 @@ def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> l
     now = timezone.now()
     fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
              if item.idempotency_key not in existing]
-    if any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in fresh):
+    # a member's own events carry their arm; an API key's (its holder's end users, never bucketed) do not
+    if api_key is None and any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in fresh):
         arm_id = _member_arm(user)
         for event in fresh:
             if event.kind != Kind.IMPRESSION and event.arm_id is None:

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 
 from .models import Arm, Experiment
 from .plots import results_png
-from .selectors import experiment_results
+from .selectors import experiment_history, experiment_results_recent
 from .services import experiment_arms_validate, experiment_conclude, experiment_look, experiment_start, experiment_stop
 
 
@@ -130,16 +130,16 @@ class ExperimentAdmin(admin.ModelAdmin):
         experiment = get_object_or_404(Experiment, pk=experiment_id)
         if not self.has_view_permission(request, experiment):
             return HttpResponse(status=403)
-        results = experiment_results(experiment=experiment)
-        png = results_png(history=results.history, arm_names={a.id: a.name for a in results.arms},
-                          metric=experiment.metric)
+        # the stored looks only: the figure never recomputes the results the page beside it shows
+        png = results_png(history=experiment_history(experiment=experiment),
+                          arm_names={a.pk: a.name for a in experiment.arms.all()}, metric=experiment.metric)
         return HttpResponse(png, content_type="image/png", headers={"Cache-Control": "no-store"})
 
     @admin.display(description="results")
     def results(self, obj: Experiment) -> SafeString | str:
         if obj.pk is None or obj.started_at is None:
             return "Start the experiment to collect results."
-        r = experiment_results(experiment=obj)
+        r = experiment_results_recent(experiment=obj)
 
         def num(x: float | None, fmt: str = "{:.4f}") -> str:
             return "—" if x is None else fmt.format(x)

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apex_site.schema import errors
 
-from .selectors import experiment_get_for, experiment_results
+from .selectors import experiment_get_for, experiment_results_recent
 
 
 class ArmResultSerializer(serializers.Serializer):
@@ -75,7 +75,7 @@ class ExperimentDetailApi(APIView):
                    summary="An experiment's arms, per-arm estimates over time and decision (staff only)")
     def get(self, request: Request, experiment_id: int) -> Response:
         experiment = experiment_get_for(user=request.user, experiment_id=experiment_id)
-        results = experiment_results(experiment=experiment).as_dict()
+        results = experiment_results_recent(experiment=experiment).as_dict()
         fields = ("name", "metric", "allocation", "floor_share", "guardrail_bound", "alpha", "started_at",
                   "stopped_at", "decision")
         payload = {"id": experiment.pk, **{f: getattr(experiment, f) for f in fields}, **results}

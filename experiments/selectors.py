@@ -11,11 +11,13 @@ one, so it stays valid however often the page is refreshed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
@@ -26,6 +28,7 @@ from ml_core.experiments.stats import ArmStats, arm_estimate, msprt_monitor, srm
 from .models import Arm, Experiment, ResultSnapshot
 
 ATTRIBUTION_WINDOW = dt.timedelta(hours=24)
+RESULTS_TTL_S = 30
 METRIC_EVENT: dict[str, str] = {Experiment.Metric.CLICK_THROUGH: "click", Experiment.Metric.RATING_RATE: "rating",
                 Experiment.Metric.WATCH_RATE: "watch", Experiment.Metric.MEAN_RATING: "rating"}
 
@@ -182,17 +185,32 @@ def experiment_results(*, experiment: Experiment, until: dt.datetime | None = No
             test = msprt_monitor(_looks(experiment, control, arm, stats), binary=False, alpha=experiment.alpha)[-1]
             row.difference, row.difference_low, row.difference_high = (
                 _finite(test.difference), _finite(test.low), _finite(test.high))
-            row.p_value, row.significant = _finite(test.p_value), bool(test.reject)
+            row.p_value, row.significant = float(test.p_value), bool(test.reject)
         rows.append(row)
     srm = _srm(experiment, arms, stats)
     return Results(experiment.pk, experiment.metric, experiment.status, until or timezone.now(), experiment.alpha,
                    rows, srm, _recommend(rows, srm, experiment.alpha), experiment_history(experiment=experiment))
 
 
+def experiment_results_recent(*, experiment: Experiment) -> Results:
+    """``experiment_results``, reused for ``RESULTS_TTL_S`` by the admin page and the API (the computation reads every
+    impression row of the experiment, seconds for 100,000 of them); a new look, a status change or a stopped arm
+    makes it fresh at once."""
+    last = experiment.snapshots.order_by("-computed_at").values_list("computed_at", flat=True).first()
+    arms = [(a.pk, a.stopped_at) for a in experiment.arms.all()]
+    key = "apex:experiments:results:" + hashlib.sha256(
+        repr((experiment.pk, experiment.status, experiment.updated_at, last, arms)).encode()).hexdigest()[:32]
+    results: Results | None = cache.get(key)
+    if results is None:
+        results = experiment_results(experiment=experiment)
+        cache.set(key, results, RESULTS_TTL_S)
+    return results
+
+
 def experiment_history(*, experiment: Experiment) -> list[dict[str, Any]]:
     """Every stored look, oldest first: the arm, its estimate and interval, its p-value, its traffic share."""
     return [{"arm_id": s.arm_id, "computed_at": s.computed_at, "members": s.members, "estimate": _finite(s.estimate),
-             "ci_low": _finite(s.ci_low), "ci_high": _finite(s.ci_high), "p_value": _finite(s.p_value),
+             "ci_low": _finite(s.ci_low), "ci_high": _finite(s.ci_high), "p_value": s.p_value,
              "allocation": round(s.allocation, 6)}
             for s in ResultSnapshot.objects.filter(experiment=experiment).order_by("computed_at", "arm_id")]
 

@@ -126,3 +126,20 @@ def test_a_weights_arm_blends_with_its_own_weights(serving, member, make_experim
     swapped = real(history, k=6, temperature=0.0)
     assert [(i["movie_id"], i["score"]) for i in arm.items] == [(i["movie_id"], i["score"]) for i in swapped.items]
     assert [i["score"] for i in arm.items] != [i["score"] for i in blended.items]
+
+
+def test_events_sent_with_an_api_key_carry_no_arm(alice, api_key_for_alice, make_experiment,
+                                                  django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    """An API key speaks for its holder's own end users, who are never bucketed."""
+    MovieFactory(id=501)
+    _start(make_experiment, django_capture_on_commit_callbacks,
+           [("control", 0.5, "exploration", {}, True), ("b", 0.5, "exploration", {"epsilon": 0.1}, False)])
+    r = APIClient().post("/v1/events", {"movie_id": 501, "kind": "click", "idempotency_key": "k1",
+                                        "external_user": "u-9"}, format="json", **api_key_for_alice.headers)
+    assert r.status_code == 202, r.content
+    assert Event.objects.get(idempotency_key="k1").arm_id is None
+    client = APIClient()
+    client.force_authenticate(alice)
+    assert client.post("/v1/events", {"movie_id": 501, "kind": "click", "idempotency_key": "k2"},
+                       format="json").status_code == 202
+    assert Event.objects.get(idempotency_key="k2").arm_id == member_arm(user_id=alice.pk).arm_id
