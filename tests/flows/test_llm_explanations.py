@@ -96,9 +96,9 @@ def test_the_home_page_shows_templates_first_then_the_llm_sentence(page: Any, ll
     assert "Because you rated" in first_paint
 
     page.goto(f"{server.url}/")
-    explained = page.locator('#rows section[data-row="top-picks"] details.why[data-explained="llm"]').first
-    expect(explained).to_be_attached()
-    card = page.locator('#rows section[data-row="top-picks"] .card', has=explained).first
+    card = page.locator('#rows section[data-row="top-picks"] .card:has(details.why[data-explained="llm"])').first
+    expect(card).to_be_visible()
+    explained = card.locator("details.why")
     card.hover()  # "why this?" opens on hover
     title = card.locator(".movie-card-title").inner_text().rsplit(" (", 1)[0]
     expect(explained.locator("p")).to_contain_text(f'{PREFIX} "{title}"')
