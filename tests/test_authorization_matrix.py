@@ -77,6 +77,9 @@ EXPECTATIONS: dict[str, Expect] = {
     "recommendations_api:user-recommendations": Expect(
         {"get": SELF_OR_STAFF}, kwargs=lambda cast: {"user_id": cast["alice"].pk}, missing_kwargs={"user_id": 987654},
         others_kwargs=lambda cast: {"user_id": cast["bob"].pk}),
+    "recommendations_api:user-explanations": Expect(
+        {"get": SELF_OR_STAFF}, kwargs=lambda cast: {"user_id": cast["alice"].pk}, missing_kwargs={"user_id": 987654},
+        others_kwargs=lambda cast: {"user_id": cast["bob"].pk}),
     "recommendations_api:movie-recommendations": Expect({"get": PUBLIC}, kwargs=lambda cast: {"movie_id": 1}),
     "recommendations_api:movie-recommendations-enriched": Expect({"get": PUBLIC},
                                                                   kwargs=lambda cast: {"movie_id": 1}),
