@@ -123,7 +123,9 @@ class Credit(models.Model):
 class Rating(models.Model):
     """One user's rating of one movie (0.5-5 stars); a second rating replaces the first."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ratings")
+    # no index of its own: (user, rated_at) and the unique (user, movie) both lead with it
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ratings",
+                             db_index=False)
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="ratings")
     value = models.FloatField(validators=[MinValueValidator(0.5), MaxValueValidator(5.0)])
     rated_at = models.DateTimeField(db_index=True)
@@ -132,6 +134,8 @@ class Rating(models.Model):
 
     class Meta:
         ordering = ["user_id", "rated_at", "movie_id"]
+        # a member's history (newest first, the history cache and the portal) and the admin list's ordering
+        indexes = [models.Index(fields=["user", "rated_at"], name="rating_user_time")]
         constraints = [
             models.UniqueConstraint(fields=["user", "movie"], name="rating_unique_user_movie"),
             models.CheckConstraint(condition=models.Q(value__gte=0.5) & models.Q(value__lte=5.0),
