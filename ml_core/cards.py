@@ -231,7 +231,9 @@ def render(runs: list[dict[str, Any]], docs_dir: Path) -> str:
         lines += [f"## {ds}", "",
                   f"{snap.get('n_users', '?')} users, {snap.get('n_items', '?')} items, "
                   f"{snap.get('n_interactions', '?'):,} interactions; "
-                  f"{run.get('protocol', {}).get('n_eval_users', '?')} test users. Last updated "
+                  f"{run.get('protocol', {}).get('n_eval_users', '?')} test users"
+                  f"{' (a seeded sample: --eval-users)' if run.get('protocol', {}).get('eval_users_sampled') else ''}"
+                  ". Last updated "
                   f"{run.get('updated_at', '?')} on {run.get('platform', {}).get('cpus', '?')} CPUs.", "",
                   *_dataset_lines(run), "Test metrics, sorted by full-ranking NDCG@10:", "", *_summary_table(run), ""]
         for name in sorted(run["models"], key=lambda n: -run["models"][n]["test"]["ndcg@10"]):

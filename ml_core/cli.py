@@ -52,6 +52,9 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--jobs", type=int, default=1,
                        help="models trained at once, each in its own process with --threads threads (default 1)")
     train.add_argument("--quick", action="store_true", help="smoke run: first configuration, 2 epochs")
+    train.add_argument("--eval-users", type=int, default=None,
+                       help="validate and test on a seeded sample of this many users (large sets; the card says "
+                            "so); default all")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -181,7 +184,7 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--tune searches with the models' real epoch counts; leave out --quick")
     torch.set_num_threads(max(1, args.threads))
     data = load_dataset(args.dataset)
-    split = leave_one_out(data, seed=args.seed)
+    split = leave_one_out(data, seed=args.seed, eval_users=getattr(args, "eval_users", None))
     root = artifacts_root(args.out) / data.name
     root.mkdir(parents=True, exist_ok=True)
     metrics_path = root / "metrics.json"
@@ -227,7 +230,7 @@ def _train_worker(name: str, options: dict[str, Any]) -> dict[str, Any]:
     args = argparse.Namespace(**options)
     torch.set_num_threads(max(1, args.threads))
     data = load_dataset(args.dataset)
-    split = leave_one_out(data, seed=args.seed)
+    split = leave_one_out(data, seed=args.seed, eval_users=getattr(args, "eval_users", None))
     root = artifacts_root(args.out) / data.name
     fit_options = FitOptions(seed=args.seed, progress=False, max_epochs=2 if args.quick else None)
     entry = train_one(name, split, fit_options, root / name, quick=args.quick, tune=getattr(args, "tune", False),
@@ -331,6 +334,7 @@ def _protocol(split: Any) -> dict[str, Any]:
             "dataset_profile": dataset_profile(split.full),
             "selection": "validation NDCG@10, full ranking", "ties": "pessimistic",
             "n_eval_users": int(len(split.eval_users("test"))), "sampled_negatives": 100,
+            "eval_users_sampled": split.eval_sample is not None,
             "train_interactions": len(split.train)}
 
 

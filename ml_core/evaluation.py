@@ -71,6 +71,8 @@ class Split:
     test_rows: np.ndarray  # row numbers (into full) of the test interactions
     valid_tied: np.ndarray  # bool (n_users,): the validation event has the same time as the last train event
     test_tied: np.ndarray  # bool (n_users,): the test event has the same time as the validation event
+    # sorted user indices evaluated (valid and test) when only a seeded sample is (large sets: --eval-users)
+    eval_sample: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -79,7 +81,8 @@ class Split:
     def eval_users(self, stage: str) -> np.ndarray:
         """Users with a target for stage 'valid' or 'test'."""
         target = self.valid_item if stage == "valid" else self.test_item
-        return np.flatnonzero(target >= 0)
+        users = np.flatnonzero(target >= 0)
+        return users if self.eval_sample is None else users[np.isin(users, self.eval_sample)]
 
     def tied(self, stage: str) -> np.ndarray:
         """bool (n_users,): users whose stage target shares its timestamp with the event before it."""
@@ -104,8 +107,12 @@ class Split:
         return self.full.subset(mask)
 
 
-def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
-    """Chronological leave-one-out split (ties by the tie-break key) with fixed sampled negatives (seeded)."""
+def leave_one_out(data: Interactions, *, seed: int = 0, eval_users: int | None = None) -> Split:
+    """Chronological leave-one-out split (ties by the tie-break key) with fixed sampled negatives (seeded).
+
+    ``eval_users``: validation and test use a seeded sample of that many users with targets (every model of a
+    run sees the same sample); None or a number at least the users with targets keeps them all.
+    """
     order = data.chronological_order()
     bounds = data.user_bounds(order)
     has = np.diff(bounds) >= 3
@@ -125,8 +132,15 @@ def leave_one_out(data: Interactions, *, seed: int = 0) -> Split:
     held = np.zeros(len(data), bool)
     held[test_rows] = held[valid_rows] = True
     train = data.subset(~held)
+    sample = None
+    if eval_users is not None and eval_users < len(owners):
+        if eval_users < 1:
+            raise ValueError(f"eval_users must be at least 1, not {eval_users}")
+        rng = np.random.default_rng([seed, 20_171])  # a stream of its own: the negatives stay as they were
+        sample = np.sort(rng.choice(np.sort(owners), size=eval_users, replace=False))
     return Split(train, data, train.sequences(), train.time_sequences(), valid_item, valid_time,
-                 test_item, test_time, _sample_negatives(data, seed), np.sort(test_rows), valid_tied, test_tied)
+                 test_item, test_time, _sample_negatives(data, seed), np.sort(test_rows), valid_tied, test_tied,
+                 sample)
 
 
 def _sample_negatives(data: Interactions, seed: int) -> np.ndarray:

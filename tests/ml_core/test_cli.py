@@ -87,3 +87,24 @@ def test_parallel_jobs_give_the_sequential_metrics(movielens_folder, tmp_path):
     assert set(runs["2"]) == {"popularity", "ease", "itemknn"}
     for name, entry in runs["1"].items():
         assert runs["2"][name]["test"] == entry["test"], name
+
+
+def test_eval_users_validates_and_tests_on_one_seeded_sample_and_the_card_says_so(movielens_folder, tmp_path):
+    """Large sets (issue 17): --eval-users N evaluates a seeded sample of N users, the same for every model."""
+    from ml_core.data import load_dataset
+    from ml_core.evaluation import leave_one_out
+
+    data = load_dataset(str(movielens_folder))
+    full = leave_one_out(data, seed=42)
+    sample = leave_one_out(data, seed=42, eval_users=20)
+    assert len(sample.eval_users("test")) == 20 and set(sample.eval_users("test")) <= set(full.eval_users("test"))
+    assert np.array_equal(sample.eval_users("test"), leave_one_out(data, seed=42, eval_users=20).eval_users("test"))
+    assert not np.array_equal(sample.eval_users("test"), leave_one_out(data, seed=7, eval_users=20).eval_users("test"))
+    assert np.array_equal(sample.sampled_negatives, full.sampled_negatives)  # the negatives do not move
+    assert leave_one_out(data, seed=42, eval_users=10**6).eval_sample is None  # more than there are: all
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    assert main(["train", "--dataset", str(movielens_folder), "--out", str(out), "--docs", str(docs), "--quick",
+                 "--no-progress", "--models", "popularity", "--eval-users", "20"]) == 0
+    run = json.loads((out / "tiny-movielens" / "metrics.json").read_text())
+    assert run["protocol"]["n_eval_users"] == 20 and run["protocol"]["eval_users_sampled"] is True
+    assert "20 test users (a seeded sample: --eval-users)" in (docs / "MODEL_CARDS.md").read_text()
