@@ -10,6 +10,7 @@ import pytest
 from ml_core.experiments.stats import (
     ArmStats,
     arm_estimate,
+    cuped_arms,
     guardrail_check,
     msprt,
     msprt_monitor,
@@ -154,3 +155,27 @@ def test_thompson_on_a_real_metric_follows_the_posterior_of_the_mean() -> None:
     assert shares[1] == pytest.approx(expected, abs=0.01)
     with pytest.raises(ValueError):
         thompson_allocation([better, worse], binary=False, floor=0.6)
+
+
+def test_cuped_hand_computed_theta_and_adjusted_means() -> None:
+    (a, b), theta = cuped_arms([np.array([2.0, 4.0]), np.array([3.0, 7.0])],
+                               [np.array([1.0, 2.0]), np.array([1.0, 3.0])])
+    # x = 1,2,1,3 (mean 1.75, var 0.6875); y = 2,4,3,7 (mean 4); cov = (1.5 + 0 + 0.75 + 3.75)/4 = 1.5
+    assert theta == pytest.approx(1.5 / 0.6875)
+    assert a.mean == pytest.approx(3.0 - theta * (1.5 - 1.75))
+    assert b.mean == pytest.approx(5.0 - theta * (2.0 - 1.75))
+
+
+def test_cuped_keeps_the_effect_and_shrinks_its_variance() -> None:
+    rng = np.random.default_rng(5)
+    baseline = rng.normal(0, 2, size=(2, 400))  # members differ a lot; the treatment adds 0.3
+    pre = baseline + rng.normal(0, 0.5, size=(2, 400))
+    post = baseline + rng.normal(0, 0.5, size=(2, 400)) + np.array([[0.0], [0.3]])
+    (c, t), _ = cuped_arms([post[0], post[1]], [pre[0], pre[1]])
+    plain_c, plain_t = ArmStats.from_values(post[0]), ArmStats.from_values(post[1])
+    assert t.mean - c.mean == pytest.approx(0.3, abs=0.15)
+    assert t.variance < plain_t.variance / 5 and c.variance < plain_c.variance / 5
+    assert msprt(c, t, binary=False, tau2=0.01).reject
+    assert not msprt(plain_c, plain_t, binary=False, tau2=0.01).reject
+    with pytest.raises(ValueError):
+        cuped_arms([post[0]], [pre[0][:10]])
