@@ -72,7 +72,8 @@ class KnowledgeGraphParams(QueryParamsSerializer):
 
 LIST_PARAMS = [ListParams]
 MAX_EXPLAINED = 100
-LLM_OFF = {503: "LLM explanations are not configured on this server"}
+LLM_OFF = ("LLM explanations are off on this server (the operator sets LLM_BASE_URL and LLM_MODEL to turn them on; "
+           "docs/LLM_EXPLANATIONS.md): the engine's template sentences are the explanations")
 ENGINE_DOWN = {503: "the serving artifacts are not loaded (build or reload them)"}
 NOT_SERVED = {404: "unknown movie, or one not in the serving catalogue yet"}
 
@@ -133,19 +134,17 @@ class UserExplanationsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(parameters=[ExplanationParams], responses={200: UserExplanationsSerializer,
-                                                              **errors(400, 503, descriptions=LLM_OFF)},
-                   summary="LLM explanations of the movies the portal showed you (when configured)")
+    @extend_schema(parameters=[ExplanationParams], responses={200: UserExplanationsSerializer, **errors(400)},
+                   summary="LLM explanations of the movies the portal showed you (empty while not configured)")
     def get(self, request: Request, user_id: int) -> Response:
         if user_id != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("You may read only your own explanations.")
         movie_ids = ExplanationParams(data=request.query_params)
         movie_ids.is_valid(raise_exception=True)
-        if not llm_enabled():
-            return _unavailable(RuntimeError("LLM explanations are off: the operator sets LLM_BASE_URL and LLM_MODEL "
-                                             "to turn them on (docs/LLM_EXPLANATIONS.md)"))
+        if not llm_enabled():  # a feature switched off, not an outage: the templates are the explanations
+            return Response({"user_id": user_id, "enabled": False, "detail": LLM_OFF, "items": []})
         items = serving.explanations_for_user(user_id=user_id, movie_ids=movie_ids.validated_data["movie_ids"])
-        return Response({"user_id": user_id, "items": items})
+        return Response({"user_id": user_id, "enabled": True, "items": items})
 
 
 def _log_impressions(request: Request, payload: dict[str, Any]) -> None:

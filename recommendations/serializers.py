@@ -278,4 +278,6 @@ class ExplainedMovieSerializer(serializers.Serializer):
 
 class UserExplanationsSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
+    enabled = serializers.BooleanField(help_text="false: LLM explanations are not configured, and items is empty")
+    detail = serializers.CharField(required=False, help_text="why items is empty, when enabled is false")
     items = ExplainedMovieSerializer(many=True, help_text="the asked-for movies this member was shown")
