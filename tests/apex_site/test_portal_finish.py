@@ -88,3 +88,10 @@ def test_list_pages_never_count_a_large_table(staff) -> None:  # noqa: ANN001
     # under the cap the count is exact
     assert Small(Genre.objects.filter(name__in=["g1", "g2", "g3"]), 5).count == 3
     assert Small(Genre.objects.filter(name__startswith="g"), 5).count == 10  # filtered: capped, never estimated
+
+
+def test_the_400_page_renders_standalone() -> None:
+    from django.template.loader import render_to_string
+
+    html = render_to_string("400.html")  # as django.views.defaults.bad_request renders it: no request
+    assert "That request didn" in html and "/static/css/apex.css" in html and "comment" not in html
