@@ -33,7 +33,6 @@ class ExplanationSerializer(serializers.Serializer):
                                                                   "malformed", "rejected", "missing", "cooldown"])
 
 
-
 class RecommendedItemSerializer(serializers.Serializer):
     movie_id = serializers.IntegerField()
     score = serializers.FloatField()
