@@ -268,6 +268,7 @@ class EventFeaturesSerializer(serializers.Serializer):
     pending_events = serializers.IntegerField()
     model_state_version = serializers.IntegerField(help_text="the online learner's newest stored state (0: none)")
 
+
 class ExplainedMovieSerializer(serializers.Serializer):
     movie_id = serializers.IntegerField()
     sentence = serializers.CharField(help_text="the LLM's sentence, or the template sentence when `llm` is false")
