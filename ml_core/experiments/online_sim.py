@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..ranking import plackett_luce_sample
-from .stats import ArmStats, msprt_monitor, thompson_allocation
+from .stats import ArmStats, cuped_arms, msprt_monitor, thompson_allocation
 
 
 class Pools:
@@ -31,22 +31,64 @@ class Pools:
         return clicks
 
 
-def bucket(experiment: str, member: int, shares: np.ndarray) -> int:
-    """Deterministic arm of a member: blake2b(experiment:member) as a uniform number in [0, 1), cut by the shares."""
+def position(experiment: str, member: int) -> float:
+    """A member's fixed place in [0, 1) for one experiment: blake2b(experiment:member) as a fraction."""
     digest = hashlib.blake2b(f"{experiment}:{member}".encode(), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2 ** 64
-    return int(np.searchsorted(np.cumsum(shares) / np.sum(shares), u, side="right"))
+    return int.from_bytes(digest, "big") / 2 ** 64
 
 
-def _stats_at(values: np.ndarray, ends: np.ndarray) -> list[ArmStats]:
-    c1, c2 = np.cumsum(values), np.cumsum(values ** 2)
-    return [ArmStats(int(e), float(c1[e - 1]), float(c2[e - 1])) for e in ends.tolist()]
+def bucket(experiment: str, member: int, shares: np.ndarray) -> int:
+    """Deterministic arm of a member: their position cut by the shares (the arms own consecutive intervals), as
+    the experiments app assigns members; when shares move, only members where the intervals moved change arm."""
+    return int(np.searchsorted(np.cumsum(shares) / np.sum(shares), position(experiment, member), side="right"))
 
 
-def _first_rejection(values: list[np.ndarray], ends: np.ndarray) -> int | None:
-    """Index of the first look at which the monitored mSPRT rejects equal means (None: it never does)."""
-    looks = list(zip(_stats_at(values[0], ends), _stats_at(values[1], ends), strict=True))
-    return next((j for j, t in enumerate(msprt_monitor(looks, binary=False)) if t.reject), None)
+# the analysis unit: one value per member (what the experiments app computes), the same with CUPED on each member's
+# pre-experiment clicks per list, and every list as a unit (the naive, wrong one)
+UNITS = ("member", "member+CUPED", "list")
+
+
+def _member_values(members: np.ndarray, clicks: np.ndarray, ends: np.ndarray, n_members: int
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """At each look: (members seen so far, each one's clicks per list so far)."""
+    sums, counts, prev, out = np.zeros(n_members), np.zeros(n_members), 0, []
+    for e in ends.tolist():
+        sums += np.bincount(members[prev:e], weights=clicks[prev:e], minlength=n_members)
+        counts += np.bincount(members[prev:e], minlength=n_members)
+        prev = e
+        seen = np.flatnonzero(counts > 0)
+        out.append((seen, sums[seen] / counts[seen]))
+    return out
+
+
+def _looks(arms: list[tuple[np.ndarray, np.ndarray]], ends: np.ndarray, unit: str, n_members: int,
+           pre: np.ndarray | None) -> list[tuple[ArmStats, ArmStats]]:
+    """(control, treatment) statistics at each look for one analysis unit."""
+    if unit == "list":
+        stats = []
+        for _, clicks in arms:
+            c1, c2 = np.cumsum(clicks), np.cumsum(clicks ** 2)
+            stats.append([ArmStats(int(e), float(c1[e - 1]), float(c2[e - 1])) for e in ends.tolist()])
+        return list(zip(stats[0], stats[1], strict=True))
+    series = [_member_values(m, c, ends, n_members) for m, c in arms]
+    out = []
+    for (seen_c, v_c), (seen_t, v_t) in zip(series[0], series[1], strict=True):
+        if unit == "member" or pre is None:
+            out.append((ArmStats.from_values(v_c), ArmStats.from_values(v_t)))
+        else:
+            (c, t), _ = cuped_arms([v_c, v_t], [pre[seen_c], pre[seen_t]])
+            out.append((c, t))
+    return out
+
+
+def _decision(arms: list[tuple[np.ndarray, np.ndarray]], ends: np.ndarray, unit: str, n_members: int,
+              pre: np.ndarray | None = None) -> tuple[int | None, float, float]:
+    """(first look index at which the monitored mSPRT rejects, or None; the difference then; the difference at the
+    last look) for arms [(members, clicks), (members, clicks)]; ``pre``: each member's pre-period value (CUPED)."""
+    looks = _looks(arms, ends, unit, n_members, pre)
+    series = msprt_monitor(looks, binary=False)
+    first = next((j for j, t in enumerate(series) if t.reject), None)
+    return first, (series[first].difference if first is not None else 0.0), series[-1].difference
 
 
 def ab_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray, truths: np.ndarray, dr: np.ndarray
@@ -56,52 +98,61 @@ def ab_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray, trut
     Each run monitors the mSPRT every ``ab_look_every`` lists per arm; the winner is the arm the test declares
     better at its first rejection. Accuracy at horizon N = share of runs that declared the truly better arm by N
     lists per arm (undecided runs count as misses). Each run has an A/A twin (the same split, the control policy on
-    both sides) whose rejections are false positives."""
+    both sides) whose rejections are false positives. Both analysis units of :data:`UNITS` are reported."""
     control, treatment = 0, int(np.argmax(dr[1:]) + 1)
     arms = (control, treatment)
     better = treatment if truths[treatment] > truths[control] else control
     pools = Pools(tables, world.attract)
     n_members = len(world.contexts)
-    n_max = max(cfg.ab_sizes)
-    ends = np.arange(cfg.ab_look_every, n_max + 1, cfg.ab_look_every)
-    stop_at, winner, fixed_right, aa_stop = [], [], [], []
+    sizes = sorted(cfg.ab_sizes)
+    ends = np.arange(cfg.ab_look_every, sizes[-1] + 1, cfg.ab_look_every)
+    # per unit and run: (lists per arm at the decision, whether it named the better arm, A/A twin's decision, signs)
+    outcome: dict[str, list[tuple[int | None, bool, int | None, list[bool]]]] = {u: [] for u in UNITS}
     for run in range(cfg.ab_runs):
         rng = np.random.default_rng([cfg.seed, 11, run])
         side = np.asarray([bucket(f"ab-{cfg.seed}-{run}", m, np.array([0.5, 0.5])) for m in range(n_members)])
-        values, same = [], []
+        # the pre-experiment period: every member gets ab_pre_lists lists from the control policy
+        pre_members = np.repeat(np.arange(n_members), cfg.ab_pre_lists)
+        pre_clicks = pools.clicks(control, pre_members, policies[control].temperature, world.exam, rng)
+        pre = np.bincount(pre_members, weights=pre_clicks, minlength=n_members) / cfg.ab_pre_lists
+        served, twin = [], []
         for a, policy in enumerate(arms):
-            members = rng.choice(np.flatnonzero(side == a), n_max)
-            values.append(pools.clicks(policy, members, policies[policy].temperature, world.exam, rng))
-            # the A/A twin: the same split, both halves served by the control policy
-            same.append(pools.clicks(control, members, policies[control].temperature, world.exam, rng))
-        first = _first_rejection(values, ends)
-        stop_at.append(int(ends[first]) if first is not None else None)
-        diff = values[1][: ends[first]].mean() - values[0][: ends[first]].mean() if first is not None else 0.0
-        winner.append(None if first is None else (treatment if diff > 0 else control))
-        fixed_right.append([bool((values[1][:n].mean() > values[0][:n].mean()) == (better == treatment))
-                            for n in cfg.ab_sizes])
-        aa_first = _first_rejection(same, ends)
-        aa_stop.append(int(ends[aa_first]) if aa_first is not None else None)
+            members = rng.choice(np.flatnonzero(side == a), sizes[-1])
+            served.append((members, pools.clicks(policy, members, policies[policy].temperature, world.exam, rng)))
+            twin.append((members, pools.clicks(control, members, policies[control].temperature, world.exam, rng)))
+        for unit in UNITS:
+            first, diff, _ = _decision(served, ends, unit, n_members, pre)
+            signs = [(_decision([(m[:n], c[:n]) for m, c in served], ends[ends <= n][-1:], unit, n_members,
+                                pre)[2] > 0) == (better == treatment) for n in sizes]
+            aa_first = _decision(twin, ends, unit, n_members, pre)[0]
+            outcome[unit].append((int(ends[first]) if first is not None else None,
+                                  (diff > 0) == (better == treatment),
+                                  int(ends[aa_first]) if aa_first is not None else None, signs))
     rows = []
-    for s, n in enumerate(cfg.ab_sizes):
-        decided = [w for w, t in zip(winner, stop_at, strict=True) if t is not None and t <= n]
-        rows.append({"lists_per_arm": n, "correct": sum(w == better for w in decided) / cfg.ab_runs,
-                     "wrong": sum(w != better for w in decided) / cfg.ab_runs,
-                     "undecided": 1 - len(decided) / cfg.ab_runs,
-                     "aa_false_positive": sum(t is not None and t <= n for t in aa_stop) / cfg.ab_runs,
-                     "fixed_horizon_sign_correct": float(np.mean([f[s] for f in fixed_right]))})
-    stops = [t for t in stop_at if t is not None]
+    for s, n in enumerate(sizes):
+        row: dict[str, Any] = {"lists_per_arm": n}
+        for unit in UNITS:
+            runs = outcome[unit]
+            decided = [right for t, right, _, _ in runs if t is not None and t <= n]
+            row[unit] = {"correct": sum(decided) / cfg.ab_runs, "wrong": (len(decided) - sum(decided)) / cfg.ab_runs,
+                         "aa_false_positive": sum(a is not None and a <= n for _, _, a, _ in runs) / cfg.ab_runs,
+                         "sign_correct": float(np.mean([f[s] for _, _, _, f in runs]))}
+            row[unit]["undecided"] = 1 - row[unit]["correct"] - row[unit]["wrong"]
+        rows.append(row)
+    stops = {u: [t for t, _, _, _ in outcome[u] if t is not None] for u in UNITS}
     return {"control": policies[control].name, "treatment": policies[treatment].name,
             "truth_control": float(truths[control]), "truth_treatment": float(truths[treatment]),
             "dr_treatment": float(dr[treatment]), "better": policies[better].name, "runs": cfg.ab_runs,
-            "look_every": cfg.ab_look_every, "rows": rows,
-            "median_stop": float(np.median(stops)) if stops else None}
+            "look_every": cfg.ab_look_every, "rows": rows, "n_members": n_members, "pre_lists": cfg.ab_pre_lists,
+            "median_stop": {u: float(np.median(t)) if t else None for u, t in stops.items()}}
 
 
 def thompson_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray, truths: np.ndarray,
                    dr: np.ndarray) -> dict[str, Any]:
     """K arms (logging policy, DR's best, DR's median and worst candidates): Thompson (floor per arm) against a
-    uniform split, both in batches; regret per list = best arm's true value - the served arm's true value."""
+    uniform split, both in batches. As in the experiments app, members keep a fixed position and the arms own
+    intervals as wide as the current shares (re-computed after each batch from member-level statistics); regret
+    per list = best arm's true value - the served arm's true value."""
     order = np.argsort(dr[1:]) + 1
     arms = list(dict.fromkeys([0, int(order[-1]), int(order[len(order) // 2]), int(order[0])]))[: cfg.ts_arms]
     values = truths[arms]
@@ -111,26 +162,30 @@ def thompson_study(world: Any, cfg: Any, policies: list[Any], tables: np.ndarray
     n_batches = cfg.ts_horizon // cfg.ts_batch
     curves: dict[str, np.ndarray] = {}
     final_share: dict[str, float] = {}
+    k = len(arms)
     for strategy in ("thompson", "uniform"):
         regret = np.zeros((cfg.ts_runs, n_batches))
         last_share = []
         for run in range(cfg.ts_runs):
             rng = np.random.default_rng([cfg.seed, 13, run])
-            n, total, total_sq = np.zeros(len(arms)), np.zeros(len(arms)), np.zeros(len(arms))
+            u = np.asarray([position(f"ts-{cfg.seed}-{run}", m) for m in range(n_members)])
+            sums, counts = np.zeros((k, n_members)), np.zeros((k, n_members))
             for t in range(n_batches):
-                if strategy == "thompson":
-                    shares = thompson_allocation([ArmStats(int(a), b, c) for a, b, c in zip(n, total, total_sq,
-                                                                                           strict=True)],
-                                                 binary=False, floor=cfg.ts_floor, seed=run * 100_003 + t)
+                if strategy == "thompson":  # on member-level statistics, as the experiments app's monitor does
+                    stats = [ArmStats.from_values(sums[a][counts[a] > 0] / counts[a][counts[a] > 0])
+                             for a in range(k)]
+                    shares = thompson_allocation(stats, binary=False, floor=cfg.ts_floor, seed=run * 100_003 + t)
                 else:
-                    shares = np.full(len(arms), 1 / len(arms))
-                drawn = rng.choice(len(arms), cfg.ts_batch, p=shares)
+                    shares = np.full(k, 1 / k)
+                arm_of = np.minimum(np.searchsorted(np.cumsum(shares) / shares.sum(), u, side="right"), k - 1)
                 members = rng.integers(0, n_members, cfg.ts_batch)
+                drawn = arm_of[members]
                 for a, policy in enumerate(arms):
                     sel = drawn == a
                     if sel.any():
                         c = pools.clicks(policy, members[sel], policies[policy].temperature, world.exam, rng)
-                        n[a], total[a], total_sq[a] = n[a] + len(c), total[a] + c.sum(), total_sq[a] + (c * c).sum()
+                        sums[a] += np.bincount(members[sel], weights=c, minlength=n_members)
+                        counts[a] += np.bincount(members[sel], minlength=n_members)
                 regret[run, t] = (best - values[drawn]).sum()
             last_share.append(float(shares[int(np.argmax(values))]))
         curves[strategy] = np.cumsum(regret, axis=1)

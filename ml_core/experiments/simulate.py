@@ -58,6 +58,7 @@ class SimConfig:
     ab_runs: int = 200
     ab_sizes: tuple[int, ...] = (2000, 5000, 10000, 20000, 40000)  # lists per arm (the horizon)
     ab_look_every: int = 250  # lists per arm between two looks of the sequential test
+    ab_pre_lists: int = 20  # lists per member before the experiment (CUPED's covariate: their clicks per list)
     ts_arms: int = 4
     ts_horizon: int = 30000
     ts_batch: int = 500
