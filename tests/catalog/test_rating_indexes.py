@@ -58,3 +58,32 @@ def test_the_rating_queries_use_indexes(ratings: list) -> None:
     for name in ("history", "admin list"):
         assert "rating_user_time" in plans[name] and "Presorted Key" in plans[name], f"{name}:\n{plans[name]}"
     assert rating_map_for_user(user=user, movie_ids=[1, 2, 3]) is not None
+
+
+def test_a_first_load_builds_the_same_constraints_and_indexes_again(ml_small_slice) -> None:  # noqa: ANN001
+    """Into an empty table the import sets the unique/foreign keys and secondary indexes aside and builds them again
+    afterwards: the same names and definitions, enforced."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's bulk path")
+    from django.db import IntegrityError, transaction
+
+    from catalog.importers import import_movielens
+
+    table = Rating._meta.db_table
+
+    def schema() -> tuple[list, list]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1", [table])
+            indexes = cursor.fetchall()
+            cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+                           "ORDER BY 1", [table])
+            return indexes, cursor.fetchall()
+
+    before = schema()
+    assert not Rating.objects.exists()
+    report = import_movielens(ml_small_slice, progress=False)
+    assert report.counts["ratings created"] > 0
+    assert schema() == before
+    rating = Rating.objects.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Rating.objects.create(user_id=rating.user_id, movie_id=rating.movie_id, value=3.0, rated_at=rating.rated_at)
