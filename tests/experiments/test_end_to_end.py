@@ -29,6 +29,7 @@ def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, AN
     shutil.copytree(serving_bundle, root / "serving")
     settings.ML_ARTIFACTS_DIR = root
     settings.APEX_SERVING_TIER = "1"
+    settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL each event's eager consume run would wait 2 s for more
     for movie_id, meta in tiny_metadata().items():
         MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
                      genres=meta["genres"])
@@ -76,6 +77,9 @@ def test_create_start_traffic_results_conclude(serving, plans, django_capture_on
                                            "idempotency_key": f"c{item['movie_id']}"}, format="json")
             assert r.status_code == 202, r.content
     assert set(arms) <= set(CLICKS) and len(arms) == 12  # both halves but for 2 salts in 4,096
+    from events.impressions import impressions_store
+
+    impressions_store()  # with REDIS_URL the lists wait in the impression stream for beat's storer
 
     assert "has a new look" in _action(operator, experiment, "look_now")
     page = re.sub(r"\s+", " ", operator.get(f"/admin/experiments/experiment/{experiment.pk}/change/").content.decode())

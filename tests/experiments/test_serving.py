@@ -26,6 +26,7 @@ def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, AN
     shutil.copytree(serving_bundle, root / "serving")
     settings.ML_ARTIFACTS_DIR = root
     settings.APEX_SERVING_TIER = "1"
+    settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL an event's eager consume run would wait 2 s for more
     for movie_id, meta in tiny_metadata().items():
         MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
                      genres=meta["genres"])
