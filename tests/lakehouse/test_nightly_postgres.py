@@ -143,7 +143,7 @@ def test_the_whole_nightly_command_runs_in_its_own_process(
     settings,
     client,  # noqa: ANN001
 ) -> None:
-    """`manage.py run_lakehouse` as cron/Celery runs it: its own JVM, all six steps, the test's PostgreSQL;
+    """`manage.py run_lakehouse` as cron/Celery runs it: its own JVM, every step, the test's PostgreSQL;
     the serving bundle it rebuilds from gold is the one a loaded engine serves after the next night's reload."""
     import os
     import subprocess
