@@ -144,3 +144,20 @@ def test_events_sent_with_an_api_key_carry_no_arm(alice, api_key_for_alice, make
     assert client.post("/v1/events", {"movie_id": 501, "kind": "click", "idempotency_key": "k2"},
                        format="json").status_code == 202
     assert Event.objects.get(idempotency_key="k2").arm_id == member_arm(user_id=alice.pk).arm_id
+
+
+def test_a_rerank_arm_sets_mmr_lambda_and_it_trades_relevance_for_diversity(
+        serving, member, make_experiment, monkeypatch, django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    client, alice = member
+    _start(make_experiment, django_capture_on_commit_callbacks,
+           [("control", 0.0, "rerank", {}, True), ("diverse", 1.0, "rerank", {"mmr_lambda": 0.3}, False)])
+    engine = serving_adapter.get_engine()
+    seen: list[dict] = []
+    real = engine.recommend_user
+    monkeypatch.setattr(engine, "recommend_user", lambda history, **kw: seen.append(kw) or real(history, **kw))
+    body = client.get(f"/v1/recommendations/user/{alice.pk}?k=5").json()
+    assert body["arm"]["arm"] == "diverse" and seen[-1]["mmr_lambda"] == 0.3
+    # no sampling: relevance only gives the candidates in score order; lambda 0.3 lets diversity reorder them
+    relevance = [i["score"] for i in real([101, 102, 103], k=8, temperature=0.0, mmr_lambda=1.0).items]
+    diverse = [i["score"] for i in real([101, 102, 103], k=8, temperature=0.0, mmr_lambda=0.3).items]
+    assert relevance == sorted(relevance, reverse=True) and diverse != relevance

@@ -124,7 +124,7 @@ def test_an_operator_runs_an_experiment_from_admin_to_decision(
     expect(admin.locator("#experiment-srm")).to_contain_text("Sample-ratio check: p =")
     plot = admin.locator("#experiment-plot")
     expect(plot).to_be_visible()
-    assert plot.evaluate("img => img.complete && img.naturalWidth") > 0  # the server drew the figure
+    assert plot.evaluate("img => img.decode().then(() => img.naturalWidth)") == 800  # the server drew the figure
 
     # 5. conclude: the decision is recorded and shown, and the staff API says the same
     _action(admin, name, "conclude")
