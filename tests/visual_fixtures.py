@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 # Four distinct looks; each has a near-identical twin (a few pixels changed), so twins must be nearest neighbours.
@@ -72,3 +73,19 @@ def poster_jpeg(look: str, *, variant: int = 0) -> bytes:
 def twin_posters() -> dict[str, bytes]:
     """Eight posters keyed by TMDB-style poster path: each look and its near twin."""
     return {f"/{look}{variant}.jpg": poster_jpeg(look, variant=variant) for look in LOOKS for variant in (0, 1)}
+
+
+class FakeCdn:
+    """TMDB's image CDN for the generated posters (404 for any other path), recording each request."""
+
+    def __init__(self) -> None:
+        self.posters = twin_posters()
+        self.requests: list[str] = []
+        self.transport = httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url.path)
+        name = request.url.path.removeprefix("/t/p/w342")
+        if request.url.host == "image.tmdb.org" and name in self.posters:
+            return httpx.Response(200, content=self.posters[name], headers={"Content-Type": "image/jpeg"})
+        return httpx.Response(404)

@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -16,7 +15,7 @@ from django.urls import reverse
 from recommendations import serving as serving_adapter
 from recommendations import visual
 from tests.factories import MovieFactory
-from tests.visual_fixtures import LOOKS, make_tiny_clip, twin_posters
+from tests.visual_fixtures import LOOKS, FakeCdn, make_tiny_clip, twin_posters
 
 pytestmark = pytest.mark.django_db
 
@@ -37,22 +36,6 @@ def _visual_settings(settings, tmp_path):  # noqa: ANN001, ANN202
     yield
     visual.visual_reset()
     serving_adapter.reset_engine()
-
-
-class FakeCdn:
-    """TMDB's image CDN for the generated posters (404 for any other path), recording each request."""
-
-    def __init__(self) -> None:
-        self.posters = twin_posters()
-        self.requests: list[str] = []
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request.url.path)
-        name = request.url.path.removeprefix("/t/p/w342")
-        if request.url.host == "image.tmdb.org" and name in self.posters:
-            return httpx.Response(200, content=self.posters[name], headers={"Content-Type": "image/jpeg"})
-        return httpx.Response(404)
 
 
 @pytest.fixture

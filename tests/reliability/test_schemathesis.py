@@ -10,6 +10,7 @@ mode), so it finds the same requests every time; the counts go to docs/RELIABILI
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import shutil
 from collections import Counter
@@ -58,6 +59,21 @@ def fuzz_world(settings, serving_bundle: Path, tmp_path: Path, plans):  # noqa: 
         MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
                      genres=meta["genres"])
     call_command("build_search_index", "--quiet")  # /v1/search/ai answers instead of 503 "index not built"
+    # the poster index too (a tiny CLIP, generated posters through a fake TMDB image CDN): the visual endpoints
+    # answer instead of their documented 503 "no poster index has been built"
+    from recommendations import visual
+    from tests.visual_fixtures import FakeCdn, make_tiny_clip, twin_posters
+
+    settings.VISUAL_INDEX_DIR = str(tmp_path / "visual")
+    settings.POSTER_CACHE_DIR = tmp_path / "posters"
+    settings.POSTER_FETCH_INTERVAL_S = 0.0
+    posters = list(twin_posters())
+    for i, movie in enumerate(Movie.objects.order_by("id")):
+        movie.poster_path = posters[i % len(posters)]
+        movie.save(update_fields=["poster_path"])
+    call_command("build_visual_index", "--model", str(make_tiny_clip(tmp_path / "clip")),
+                 transport=FakeCdn().transport, stdout=io.StringIO())
+    visual.visual_reset()
     members = {}
     for name in ("dora", "eve"):
         user = UserFactory(username=name, email=f"{name}@example.com")
