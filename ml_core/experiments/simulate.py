@@ -18,6 +18,7 @@ The world:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +55,7 @@ class SimConfig:
     attract_offset: float = -4.5
     truth_samples: int = 400  # Monte Carlo slates per member for the true value
     dm_samples: int = 64  # Monte Carlo slates per member for the direct method
+    ope_repeats: int = 3  # independent logs (the first is the one reported in full) for the error table's spread
     seed: int = 0
     ab_runs: int = 200
     ab_sizes: tuple[int, ...] = (2000, 5000, 10000, 20000, 40000)  # lists per arm (the horizon)
@@ -232,7 +234,8 @@ class Logs:
     propensity_check: float  # max |policy.py's propensity - the engine's logged propensity|
 
 
-def serve_logs(world: World, cfg: SimConfig, rng: np.random.Generator, table_logging: np.ndarray) -> Logs:
+def serve_logs(world: World, cfg: SimConfig, rng: np.random.Generator, table_logging: np.ndarray, log_seed: int = 0
+               ) -> Logs:
     """Ask the engine for every member's lists, click by the truth; check policy.py against the engine."""
     from .policy import slate_positions
 
@@ -241,7 +244,7 @@ def serve_logs(world: World, cfg: SimConfig, rng: np.random.Generator, table_log
         for r in range(cfg.requests_per_member):
             result = world.engine.recommend_user(hist, k=cfg.k, n_candidates=cfg.n_candidates,
                                                  temperature=cfg.log_temperature,
-                                                 seed=cfg.seed * 1_000_003 + m * 97 + r)
+                                                 seed=cfg.seed * 1_000_003 + log_seed * 7_919 + m * 97 + r)
             ids = [int(it["movie_id"]) for it in result.items]
             p = np.full(cfg.k, np.nan)
             p[: len(ids)] = [float(it["propensity"]) for it in result.items]
@@ -283,7 +286,7 @@ def fit_reward_model(world: World, logs: Logs, cfg: SimConfig) -> np.ndarray:
 
 
 def ope_study(world: World, cfg: SimConfig, policies: list[Policy], tables: np.ndarray, logs: Logs,
-              q: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+              q: np.ndarray, rng: np.random.Generator, truths: np.ndarray | None = None) -> dict[str, Any]:
     """Every estimator for every policy next to its true value; the summary table and targets."""
     from scipy.stats import spearmanr
 
@@ -292,8 +295,8 @@ def ope_study(world: World, cfg: SimConfig, policies: list[Policy], tables: np.n
     reward_hat = np.where(logs.slates.valid,
                           q[logs.member[:, None], np.clip(logs.positions, 0, None), np.arange(k)[None]], 0.0)
     for p, pol in enumerate(policies):
-        truth = float(expected_clicks(tables[p], pol.temperature, world.attract, world.exam, cfg.truth_samples,
-                                      rng).mean())
+        truth = float(truths[p]) if truths is not None else float(
+            expected_clicks(tables[p], pol.temperature, world.attract, world.exam, cfg.truth_samples, rng).mean())
         target = plackett_luce_propensities(tables[p][logs.member], logs.positions, pol.temperature)
         target = np.where(logs.slates.valid, target, np.nan)
         slates = plackett_luce_sample(np.repeat(tables[p], cfg.dm_samples, axis=0), k, pol.temperature, rng)
@@ -346,11 +349,23 @@ def run(cfg: SimConfig, root: Path, docs: Path) -> dict[str, Any]:
     dr = np.asarray([r["DR"]["value"] for r in report["ope"]["policies"]])
     report["ab"] = ab_study(world, cfg, policies, tables, truths, dr)
     report["thompson"] = thompson_study(world, cfg, policies, tables, truths, dr)
+    report["ope_repeats"] = [_ope_summary(0, report["ope"])]
+    for rep in range(1, cfg.ope_repeats):  # the same policies and truths, independent logs
+        rep_rng = np.random.default_rng([cfg.seed, 17, rep])
+        rep_logs = serve_logs(world, cfg, rep_rng, tables[0], log_seed=rep)
+        rep_q = fit_reward_model(world, rep_logs, dataclasses.replace(cfg, seed=cfg.seed + rep))
+        report["ope_repeats"].append(_ope_summary(rep, ope_study(world, cfg, policies, tables, rep_logs, rep_q,
+                                                                 rep_rng, truths)))
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (root / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=float))
     write_simulation_report(report, docs)
     return report
+
+
+def _ope_summary(log_seed: int, ope: dict[str, Any]) -> dict[str, Any]:
+    return {"log_seed": log_seed, **{f"{n}_mae": ope["summary"][n]["mae"] for n in ESTIMATORS},
+            "dr_spearman": ope["summary"]["DR"]["spearman"], **ope["targets"]}
 
 
 def add_simulate_arguments(parser: Any) -> None:
@@ -366,12 +381,10 @@ def add_simulate_arguments(parser: Any) -> None:
 
 def run_simulate(args: Any) -> int:
     """The simulate command."""
-    import dataclasses
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = SimConfig(seed=args.seed)
     if args.quick:
-        cfg = dataclasses.replace(cfg, requests_per_member=2, n_weight_sets=4, temperatures=(0.5,),
+        cfg = dataclasses.replace(cfg, requests_per_member=2, n_weight_sets=4, temperatures=(0.5,), ope_repeats=2,
                                   truth_samples=50, dm_samples=8, ab_runs=10, ab_sizes=(500, 1000),
                                   ts_horizon=2000, ts_runs=2)
     report = run(cfg, Path(args.out), Path(args.docs))
