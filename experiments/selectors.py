@@ -214,10 +214,3 @@ def experiment_history(*, experiment: Experiment) -> list[dict[str, Any]]:
              "allocation": round(s.allocation, 6)}
             for s in ResultSnapshot.objects.filter(experiment=experiment).order_by("computed_at", "arm_id")]
 
-
-def experiment_running() -> Experiment | None:
-    return Experiment.objects.filter(status=Experiment.Status.RUNNING).first()
-
-
-def experiments_running_ids() -> list[int]:
-    return list(Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("pk", flat=True))
