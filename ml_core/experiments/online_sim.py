@@ -1,6 +1,6 @@
 """Online experiments in the simulated world: fixed-split A/B runs judged by the always-valid test, and Thompson
 allocation against a uniform split (regret). Lists are drawn from each policy's Plackett-Luce pool exactly as the
-engine draws them (the pools come from :mod:`ml_core.experiments.policy`), clicks from the true model."""
+engine draws them (the pools come from :mod:`ml_core.serving.policy`), clicks from the true model."""
 
 from __future__ import annotations
 

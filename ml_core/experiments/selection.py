@@ -2,7 +2,7 @@
 
 The same candidates as the validation-time selection (``ml_core.ranking.dirichlet_weights``, plus the weights now
 served), the same slate estimator as the simulator (:func:`ml_core.experiments.ope.slate_dr`), the same policy code
-as the engine (:mod:`ml_core.experiments.policy`). A new weight set is chosen only when its DR lower confidence
+as the engine (:mod:`ml_core.serving.policy`). A new weight set is chosen only when its DR lower confidence
 bound beats the served weights' DR value, so noise alone never moves production.
 """
 
@@ -69,11 +69,11 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
                              n_candidates: int = N_CANDIDATES, seed: int = 0, k: int = 10) -> WeightChoice:
     """DR value of the served weights and of ``n_candidates`` Dirichlet weight sets on the logged lists; returns the
     best when its 95% lower bound exceeds the served weights' value, else the served weights, with the reason."""
-    from .policy import policy_scores, request_context, slate_positions
+    from ..serving.policy import policy_scores, request_context, serving_temperature, slate_positions
 
     current = dict(engine.weights)
     names = list(current)
-    usable = _usable(lists, float(engine._bundle.temperature))  # noqa: SLF001
+    usable = _usable(lists, serving_temperature(engine))
     base = {"n_lists": len(lists), "n_usable": len(usable), "min_lists": min_lists}
     if len(usable) < min_lists or len(names) < 2:
         why = (f"{len(usable)} usable lists, fewer than {min_lists}" if len(usable) < min_lists
@@ -160,8 +160,10 @@ def _reward_model(engine: Any, contexts: list[Any], positions: np.ndarray, logge
     the lite score, log-popularity and the slot, cross-fitted on two folds of lists. (n, width, k)."""
     from sklearn.linear_model import LogisticRegression
 
+    from ..serving.policy import item_popularity
+
     n = len(contexts)
-    popularity = np.log1p(np.asarray(engine._bundle.popularity, np.float64))  # noqa: SLF001
+    popularity = np.log1p(item_popularity(engine))
     n_models = len(engine.weights)
     feats = np.zeros((n, width, n_models + 2))
     for i, ctx in enumerate(contexts):

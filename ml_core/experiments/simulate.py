@@ -11,7 +11,7 @@ The world:
   Members are the users with at least 5 such ratings; a request carries that early history.
 * **Logs**: every member asks the :class:`~ml_core.serving.Engine` for ``requests_per_member`` lists at the logging
   temperature; clicks come from the truth. Each candidate policy (weight sets from the ensemble's Dirichlet sampler,
-  and temperatures of the bundle's weights) gets its slate distribution from :mod:`ml_core.experiments.policy`
+  and temperatures of the bundle's weights) gets its slate distribution from :mod:`ml_core.serving.policy`
   (checked to reproduce the engine's logged propensities) and its true value — expected clicks per list — by
   Monte Carlo over its own slates with the true click probabilities.
 """
@@ -83,7 +83,7 @@ class World:
 
     engine: Any
     histories: list[list[int]]  # movie ids, oldest first
-    contexts: list[Any]  # ml_core.experiments.policy.RequestContext per member
+    contexts: list[Any]  # ml_core.serving.policy.RequestContext per member
     attract: np.ndarray  # (n_members, C) true P(click | examined) of each candidate
     exam: np.ndarray  # (k,) examination probability per slot
     features: np.ndarray  # (n_members, C, F) reward-model features (the bundle's normalised scores, popularity)
@@ -142,7 +142,7 @@ def _bundle(cfg: SimConfig, early: Any, root: Path) -> dict[str, Any]:
 def build_world(cfg: SimConfig, root: Path) -> World:
     """Data, truth, bundle, engine, members and their request contexts."""
     from ..serving import Tier, load_engine
-    from .policy import request_context
+    from ..serving.policy import request_context
 
     full, early = _catalogue(cfg)
     info = _bundle(cfg, early, root)
@@ -198,7 +198,7 @@ def candidate_policies(cfg: SimConfig, n_models: int) -> list[Policy]:
 
 def policy_tables(world: World, policies: list[Policy]) -> np.ndarray:
     """(n_policies, n_members, C) Plackett-Luce scores (-inf outside each policy's pool)."""
-    from .policy import policy_scores
+    from ..serving.policy import policy_scores
 
     c = world.attract.shape[1]
     out = np.full((len(policies), len(world.contexts), c), -np.inf)
@@ -237,7 +237,7 @@ class Logs:
 def serve_logs(world: World, cfg: SimConfig, rng: np.random.Generator, table_logging: np.ndarray, log_seed: int = 0
                ) -> Logs:
     """Ask the engine for every member's lists, click by the truth; check policy.py against the engine."""
-    from .policy import slate_positions
+    from ..serving.policy import slate_positions
 
     members, positions, props = [], [], []
     for m, hist in enumerate(world.histories):

@@ -4,7 +4,8 @@ and the online learner whose states the engine takes while it serves.
 The names below are the package's public contract (the only ``ml_core`` serving names the apps import);
 everything else (the bundle, the pipeline's steps, the caches) is internal to it. Modules: ``tiers`` (hardware
 tiers), ``bundle`` (a loaded serving bundle), ``pipeline`` (the request path), ``cache`` (per-request user states
-and ranked pools), ``explain`` (the sentences), ``engine`` (the facade), ``online`` (the online learner).
+and ranked pools), ``explain`` (the sentences), ``engine`` (the facade), ``online`` (the online learner), ``policy`` (a candidate
+policy's slate distribution on a logged request, for off-policy evaluation).
 """
 
 from ..artifacts import ArtifactError, sha256_file
@@ -22,8 +23,18 @@ from .online import (
     read_published_state,
 )
 from .pipeline import RecommendationList
+from .policy import (
+    RequestContext,
+    item_popularity,
+    policy_scores,
+    request_context,
+    serving_temperature,
+    slate_positions,
+)
 from .tiers import Tier, detect_tier, parse_tier
 
 __all__ = ["ArtifactError", "Engine", "Holdout", "OnlineConfig", "OnlineEvent", "OnlineLearningCoordinator",
-           "PublishedState", "RecommendationList", "Tier", "UserContext", "VisualIndex", "detect_tier", "half_stars",
-           "load_engine", "parse_tier", "read_manifest", "read_published_state", "sha256_file", "verify_bundle"]
+           "PublishedState", "RecommendationList", "RequestContext", "Tier", "UserContext", "VisualIndex",
+           "detect_tier", "half_stars", "item_popularity", "load_engine", "parse_tier", "policy_scores",
+           "read_manifest", "read_published_state", "request_context", "serving_temperature", "sha256_file",
+           "slate_positions", "verify_bundle"]

@@ -67,8 +67,8 @@ def test_lists_without_a_stochastic_policy_are_not_used(engine: Any) -> None:
 
 
 def test_the_policy_code_reproduces_the_engines_logged_propensities(engine: Any) -> None:
-    from ml_core.experiments.policy import policy_scores, request_context, slate_positions
     from ml_core.ranking import plackett_luce_propensities
+    from ml_core.serving.policy import policy_scores, request_context, slate_positions
 
     for r, history in enumerate(([101, 102, 103], [111, 115], [121, 131, 122, 139])):
         ratings = [5.0, 2.0, 4.0, 5.0][: len(history)]

@@ -19,10 +19,11 @@ import numpy as np
 
 from ..ranking import blend, disagreement
 from ..rerank import MMR_LAMBDA, boost_flags, mmr
-from ..serving import Engine
-from ..serving import pipeline as _pipeline
+from . import pipeline as _pipeline
+from .engine import Engine
 
-__all__ = ["RequestContext", "policy_scores", "request_context", "slate_positions"]
+__all__ = ["RequestContext", "item_popularity", "policy_scores", "request_context", "serving_temperature",
+           "slate_positions"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def request_context(engine: Engine, history: Sequence[int], *, ratings: Sequence
                     ) -> RequestContext | None:
     """Retrieval and model scores for a history of movie ids (oldest first, with its ratings and times when known),
     as ``recommend_user`` computes them without filters; None for a cold start (the popular list, not a policy)."""
-    b = engine._bundle  # noqa: SLF001 - the pipeline's functions take the loaded bundle
+    b = engine._bundle  # inside the package: the pipeline's functions take the loaded bundle
     idx = np.asarray([b.index.get(int(m), -1) for m in history], np.int64)
     known = idx >= 0
     hist = idx[known]
@@ -72,7 +73,7 @@ def policy_scores(engine: Engine, ctx: RequestContext, weights: np.ndarray | Non
 
     ``weights`` over the bundle's models (renormalised; None: the bundle's). Gating follows the bundle's threshold.
     """
-    b = engine._bundle  # noqa: SLF001
+    b = engine._bundle
     if ctx.norm is not None and len(b.model_names):
         w = b.weights if weights is None else np.asarray(weights, np.float32) / max(float(np.sum(weights)), 1e-12)
         relevance = blend(ctx.norm, w)
@@ -91,8 +92,18 @@ def policy_scores(engine: Engine, ctx: RequestContext, weights: np.ndarray | Non
 def slate_positions(engine: Engine, ctx: RequestContext, movie_ids: Sequence[int], k: int) -> np.ndarray:
     """(k,) positions of served movie ids among the request's candidates (-1: empty slot or not a candidate)."""
     where = {int(i): p for p, i in enumerate(ctx.items.tolist())}
-    index = engine._bundle.index  # noqa: SLF001
+    index = engine._bundle.index
     out = np.full(k, -1, np.int64)
     for j, m in enumerate(list(movie_ids)[:k]):
         out[j] = where.get(index.get(int(m), -2), -1)
     return out
+
+
+def serving_temperature(engine: Engine) -> float:
+    """The Plackett-Luce temperature the engine serves its slates with (the logging policy's)."""
+    return float(engine._bundle.temperature)
+
+
+def item_popularity(engine: Engine) -> np.ndarray:
+    """(n_items,) float64 interaction counts of the bundle's items (a copy), in the engine's item order."""
+    return np.array(engine._bundle.popularity, dtype=np.float64)
