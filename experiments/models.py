@@ -61,6 +61,9 @@ class Experiment(models.Model):
                                    name="experiment_floor_share_0_1"),
             models.CheckConstraint(condition=models.Q(guardrail_bound__gt=0), name="experiment_guardrail_bound_positive"),
             models.CheckConstraint(condition=models.Q(alpha__gt=0) & models.Q(alpha__lt=1), name="experiment_alpha_0_1"),
+            # one experiment runs at a time (every impression carries one arm), even when two starts race
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="running"),
+                                    name="experiment_one_running"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ml_core.experiments.stats import arm_estimate, guardrail_check, thompson_allocation
@@ -80,7 +80,11 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
         raise ValidationError(f"{other.name!r} is running; one experiment runs at a time (stop it first).")
     experiment.status, experiment.started_at = Status.RUNNING, timezone.now()
     experiment.allocation_probabilities, experiment.allocation_updated_at = {}, None
-    experiment.save()
+    try:
+        with transaction.atomic():
+            experiment.save()
+    except IntegrityError as exc:  # another start committed between the check above and this write
+        raise ValidationError("Another experiment has just started; one experiment runs at a time.") from exc
     _publish_after_commit()
     log.info("experiment %s started", experiment.name)
     return experiment

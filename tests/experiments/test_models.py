@@ -85,3 +85,12 @@ def test_starting_checks_the_stored_arms_and_allows_one_running_experiment(make_
         experiment_start(experiment=make_experiment(name="second"))
     with pytest.raises(ValidationError, match="Only a draft experiment can start"):
         experiment_start(experiment=first)
+
+
+def test_the_database_refuses_a_second_running_experiment_even_past_the_check(make_experiment) -> None:  # noqa: ANN001
+    from django.db import IntegrityError, transaction
+
+    experiment_start(experiment=make_experiment(name="first"))
+    second = make_experiment(name="second")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Experiment.objects.filter(pk=second.pk).update(status="running")  # as a racing start would write it
