@@ -132,7 +132,8 @@ class ExperimentAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         # the stored looks only: the figure never recomputes the results the page beside it shows
         png = results_png(history=experiment_history(experiment=experiment),
-                          arm_names={a.pk: a.name for a in experiment.arms.all()}, metric=experiment.metric)
+                          arm_names={a.pk: a.name for a in experiment.arms.all()}, metric=experiment.metric,
+                          alpha=experiment.alpha)
         return HttpResponse(png, content_type="image/png", headers={"Cache-Control": "no-store"})
 
     @admin.display(description="results")
@@ -161,7 +162,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             "<th>note</th></tr></thead><tbody>{}</tbody></table>"
             '<p id="experiment-srm">Sample-ratio check: {}</p>'
             '<p id="experiment-recommendation">Now: <strong>{}</strong> — {}</p>'
-            '<p><img id="experiment-plot" src="{}" alt="estimates over time" width="800" height="500"></p>',
+            '<p><img id="experiment-plot" src="{}" alt="estimates, p-values and traffic over time" width="800" height="600"></p>',
             round(100 * (1 - obj.alpha)), rows, srm, r.recommendation["action"], r.recommendation["reason"], plot)
 
     @admin.display(description="decision")
