@@ -40,10 +40,23 @@ class PipelineRunAdmin(admin.ModelAdmin):
 class EnsembleWeightsAdmin(admin.ModelAdmin):
     """Weight versions: edit a vector, then 'Activate' it; every serving worker swaps it in without a restart."""
 
-    list_display = ("version", "is_active", "source", "dr_value", "dr_stderr", "activated_at", "created_at")
+    list_display = ("version", "is_active", "workers_running", "weights_rounded", "source", "dr_value", "dr_stderr",
+                    "activated_at", "created_at")
     list_filter = ("is_active", "source")
     search_fields = ("version", "notes")
-    readonly_fields = ("is_active", "activated_at", "created_at", "updated_at")
+    readonly_fields = ("is_active", "workers_running", "activated_at", "created_at", "updated_at")
+
+    @admin.display(description="serving workers running it")
+    def workers_running(self, obj: EnsembleWeights) -> str:
+        """What the workers acknowledged (recommendations/serving.py), never assumed from the database."""
+        from .serving import weights_running
+
+        running, heard = weights_running(obj.version)
+        return f"{running} of {heard}" if heard else "no worker has served yet"
+
+    @admin.display(description="weights")
+    def weights_rounded(self, obj: EnsembleWeights) -> str:
+        return ", ".join(f"{name} {float(value):.3f}" for name, value in sorted((obj.weights or {}).items()))
     actions = ["activate"]
 
     @admin.action(description="Activate the selected weights (hot reload in every worker)")
@@ -56,7 +69,14 @@ class EnsembleWeightsAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one weights version to activate.", messages.ERROR)
             return
         row = ensemble_weights_activate(weights_id=queryset.get().id)
-        self.message_user(request, f"Weights {row.version} are active; workers swap them in on their next request.")
+        from .serving import weights_running
+
+        running, heard = weights_running(row.version)
+        # not a green "done": the database says active, only the workers' acknowledgements say running
+        self.message_user(request, f"Weights {row.version} are now the active version. Serving workers swap them in "
+                                   f"on their next request; {running} of {heard} workers heard from run them so far "
+                                   "(the 'serving workers running it' column and GET /v1/platform/status show their "
+                                   "acknowledgements).", messages.INFO)
 
 
 @admin.register(ModelArtifact)

@@ -15,6 +15,7 @@ from apex_site.slo import slo_report
 from .llm_explain import llm_metrics
 from .platform import artifact_manifests, platform_readiness, platform_uptime_s
 from .serializers import PlatformStatusSerializer, ReadinessSerializer, SloReportSerializer
+from .serving import serving_workers
 
 
 def _serving_tier() -> str | None:
@@ -43,7 +44,9 @@ class PlatformStatusApi(APIView):
             "artifacts": {name: {"version": m.get("version"), "created_at": m.get("created_at")}
                           for name, m in manifests.items()},
             "uptime_s": platform_uptime_s(),
-            "llm_explanations": llm_metrics(),  # sentences vs template fallbacks, by reason (docs/LLM_EXPLANATIONS.md)
+            "llm_explanations": llm_metrics(),
+            # what every serving worker heard from in the last minutes runs (recommendations/serving.py)
+            "serving_workers": serving_workers(),  # sentences vs template fallbacks, by reason (docs/LLM_EXPLANATIONS.md)
         })
 
 

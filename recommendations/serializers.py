@@ -211,6 +211,14 @@ class LlmMetricsSerializer(serializers.Serializer):
                                              "(timeout, provider_error, malformed, rejected, missing, cooldown) per item")
 
 
+class ServingWorkerSerializer(serializers.Serializer):
+    worker = serializers.CharField(help_text="host:pid")
+    weights_version = serializers.CharField()
+    bundle_version = serializers.CharField()
+    tier = serializers.CharField()
+    seen_at = serializers.DateTimeField()
+
+
 class PlatformStatusSerializer(serializers.Serializer):
     version = serializers.CharField()
     serving_tier = serializers.CharField(allow_null=True)
@@ -219,6 +227,8 @@ class PlatformStatusSerializer(serializers.Serializer):
     artifacts = serializers.DictField(child=ArtifactVersionSerializer(), help_text="folder -> its manifest's version")
     uptime_s = serializers.FloatField()
     llm_explanations = LlmMetricsSerializer(help_text="this worker's LLM explanation counters")
+    serving_workers = ServingWorkerSerializer(many=True, help_text="each serving worker's acknowledged weights, "
+                                                                   "bundle and tier (heard from in the last minutes)")
 
 
 class ReadinessChecksSerializer(serializers.Serializer):

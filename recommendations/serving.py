@@ -18,7 +18,10 @@ the catalogue's own rows and still renders.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from accounts.selectors import user_get
 from catalog.history import history_keys, rating_history
@@ -102,6 +106,7 @@ def reset_engine() -> None:
     with _lock:
         _engine, _seen_reload_version = None, None
         online_sync.sync_reset()
+        worker_forget()
 
 
 def _sync(engine: Engine, extra_keys: list[str]) -> dict[str, Any]:
@@ -121,6 +126,8 @@ def _sync(engine: Engine, extra_keys: list[str]) -> dict[str, Any]:
     if version and version != engine.weights_version:
         _apply_active_weights(engine)
     online_sync.online_state_sync(engine, published=published.get(online_sync.VERSION_KEY))
+    worker_acknowledge(weights_version=engine.weights_version, bundle_version=engine.manifest_version,
+                               tier=engine.tier_name)
     return published
 
 
@@ -384,3 +391,59 @@ def picks_predicted_rating(*, user_id: int, movie_id: int) -> float | None:
     """The engine's predicted rating (0.5-5) of one movie for one user."""
     value = _portal("predicted rating", lambda: predict_rating(user_id=user_id, movie_id=movie_id))
     return None if value is None else max(0.5, min(5.0, float(value)))
+
+
+# ---- which serving workers run which weights and bundle, as each says (the admin and the status endpoint) ------
+# Every process that serves acknowledges in the shared cache what its engine runs, from its per-request sync,
+# writing only when that changed or once a minute (a heartbeat), so a request pays nothing most of the time. A
+# worker that stops drops out after ACK_TTL_S. Activation in the admin reads these acknowledgements instead of
+# assuming every worker swapped: the weights are *active* at once, *running* only where a worker said so.
+WORKER_KEY_PREFIX = "apex:serving:worker:"
+REGISTRY_KEY = "apex:serving:workers"
+ACK_TTL_S = 300  # a worker silent this long (no heartbeat) is no longer listed
+HEARTBEAT_S = 60.0
+REGISTRY_MAX = 256
+
+_ack_lock = threading.Lock()
+_last_ack: dict[str, Any] = {"state": None, "at": 0.0}
+
+
+def worker_id() -> str:
+    """host:pid of this process (read at call time: workers fork after import)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_acknowledge(*, weights_version: str, bundle_version: str, tier: str) -> None:
+    """Say what this worker's engine runs, when that changed or a heartbeat is due."""
+    state = (weights_version, bundle_version, tier, os.getpid())
+    now = time.monotonic()
+    with _ack_lock:
+        if state == _last_ack["state"] and now - _last_ack["at"] < HEARTBEAT_S:
+            return
+        _last_ack.update(state=state, at=now)
+    wid = worker_id()
+    cache.set(WORKER_KEY_PREFIX + wid, {"worker": wid, "weights_version": weights_version,
+                                        "bundle_version": bundle_version, "tier": tier,
+                                        "seen_at": timezone.now().isoformat()}, ACK_TTL_S)
+    registry = cache.get(REGISTRY_KEY) or []
+    if wid not in registry:  # a lost update (two workers starting at once) heals at the next heartbeat
+        cache.set(REGISTRY_KEY, [*registry, wid][-REGISTRY_MAX:], None)
+
+
+def worker_forget() -> None:
+    """This process no longer serves (tests, a reset engine): acknowledge again on the next request."""
+    with _ack_lock:
+        _last_ack.update(state=None, at=0.0)
+
+
+def serving_workers() -> list[dict[str, Any]]:
+    """The workers heard from in the last ``ACK_TTL_S``: worker, weights and bundle versions, tier, seen_at."""
+    registry = cache.get(REGISTRY_KEY) or []
+    found = cache.get_many([WORKER_KEY_PREFIX + w for w in registry])
+    return sorted(found.values(), key=lambda row: row["worker"])
+
+
+def weights_running(version: str) -> tuple[int, int]:
+    """(workers running these weights, workers heard from)."""
+    workers = serving_workers()
+    return sum(1 for w in workers if w["weights_version"] == version), len(workers)
