@@ -2,6 +2,7 @@
 
     python benchmarks/imports.py                      # SQLite; PostgreSQL too when DATABASE_URL is set
     python benchmarks/imports.py --postgres postgres://postgres@127.0.0.1:5432/postgres
+    python benchmarks/imports.py --postgres URL --synthetic 25m [--synthetic-dir var/synth-25m] [--only-synthetic]
 
 Each scenario runs in its own process against a fresh database (schema created without the slow dj-stripe
 migrations; on PostgreSQL the catalog's GIN search index is created too, so its upkeep is timed). Writes
@@ -32,6 +33,10 @@ SCENARIOS = {
                 ("import_movielens (2nd run, no changes)", [str(SHARED / "ml-100k")]),
                 ("import_tmdb", ["--path", str(SHARED / "tmdb"), "--directors", str(SHARED / "hetrec2011")])],
 }
+SYNTH_DIR = os.environ.get("APEX_BENCH_SYNTH_DIR", "")
+if SYNTH_DIR:  # a MovieLens-layout folder from `python -m ml_core synth` (PostgreSQL only: COPY + set-based upsert)
+    SCENARIOS[f"synthetic-{Path(SYNTH_DIR).name}"] = [("import_movielens", [SYNTH_DIR]),
+                                                      ("import_movielens (2nd run, no changes)", [SYNTH_DIR])]
 
 
 def _worker(scenario: str) -> None:
@@ -103,14 +108,30 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("DATABASE_URL", ""),
                         help="PostgreSQL URL of a database we may connect to (benchmark databases are created)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "IMPORT_BENCHMARK.md"))
+    parser.add_argument("--synthetic", choices=["1m", "10m", "25m", "32m"], default=None,
+                        help="also import a synthetic MovieLens-shaped set of this size into PostgreSQL")
+    parser.add_argument("--synthetic-dir", default=None, help="where it is (generated there when missing)")
+    parser.add_argument("--only-synthetic", action="store_true", help="skip the real datasets")
     parser.add_argument("--search-index", action="store_true",
                         help="also time build_search_index on ml-latest-small (minutes on 2 busy cores)")
     args = parser.parse_args()
     if args.worker:
         _worker(args.worker)
         return
-    scenarios = [s for s in SCENARIOS if s != "ml-100k" or (SHARED / "ml-100k").exists()]
+    scenarios = [] if args.only_synthetic else [s for s in SCENARIOS
+                                                 if s != "ml-100k" or (SHARED / "ml-100k").exists()]
     results: list[dict] = []
+    if args.synthetic:
+        if not args.postgres:
+            raise SystemExit("--synthetic needs --postgres (or DATABASE_URL)")
+        folder = Path(args.synthetic_dir or ROOT / "var" / f"synth-{args.synthetic}")
+        if not (folder / "ratings.csv").exists():
+            subprocess.run([sys.executable, "-m", "ml_core", "synth", "--scale", args.synthetic, "--out", str(folder),
+                            "--no-progress"], check=True, cwd=ROOT)
+        env = {**os.environ, "APEX_BENCH_SYNTH_DIR": str(folder)}
+        name = f"synthetic-{folder.name}"
+        results += _run(name, {**_postgres_env(args.postgres, "apex_bench_synthetic"), "APEX_BENCH_SYNTH_DIR":
+                               env["APEX_BENCH_SYNTH_DIR"]})
     with tempfile.TemporaryDirectory(prefix="apex-bench-") as tmp:
         for scenario in scenarios:
             env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -120,10 +141,10 @@ def main() -> None:
             results += _run(scenario, env)
             if args.postgres:
                 results += _run(scenario, _postgres_env(args.postgres, f"apex_bench_{scenario.replace('-', '_')}"))
-    _write(results, Path(args.out))
+    _write(results, Path(args.out), only_synthetic=args.only_synthetic)
 
 
-def _write(results: list[dict], out: Path) -> None:
+def _write(results: list[dict], out: Path, *, only_synthetic: bool = False) -> None:
     lines = [
         "# Import benchmark",
         "",
@@ -141,9 +162,37 @@ def _write(results: list[dict], out: Path) -> None:
               f"{r['ratings']:,} | {r['credits']:,} |" for r in results]
     lines += ["", "ml-100k items are mapped to MovieLens ids by exact title against the embedded ml-latest-small "
               "(unmatched items get 10,000,000 + item id); `import_tmdb` reads ../shared/data/tmdb and "
-              "../shared/data/hetrec2011 (directors whose IMDb id agrees with links.csv)."]
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+              "../shared/data/hetrec2011 (directors whose IMDb id agrees with links.csv).", ""]
+    synthetic = _synthetic_section([r for r in results if r["scenario"].startswith("synthetic-")])
+    if only_synthetic and out.exists():
+        text = out.read_text()
+        if SYN_START in text:
+            text = text[:text.index(SYN_START)] + text[text.index(SYN_END) + len(SYN_END) + 1:]
+        out.write_text(text.rstrip("\n") + "\n\n" + synthetic)
+        print(synthetic)
+        return
+    out.write_text("\n".join(lines) + "\n" + synthetic)
+    print("\n".join(lines) + "\n" + synthetic)
+
+
+SYN_START, SYN_END = "<!-- synthetic:start -->", "<!-- synthetic:end -->"
+
+
+def _synthetic_section(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = [SYN_START, "## Synthetic sets at scale into PostgreSQL", "",
+             f"`python benchmarks/imports.py --postgres URL --synthetic ... --only-synthetic`, "
+             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU cores (shared: `load` is the 1-minute "
+             "load average when the step ended). The set is `python -m ml_core synth` in MovieLens layout. Ratings "
+             "are COPY'd into a staging table, then one key-ordered INSERT (a first load: the unique and foreign keys "
+             "and the secondary indexes are built again afterwards, one sorted pass each) or one upsert that rewrites "
+             "only changed rows. Rates are per second of the whole command (reading the CSV, members, movies, "
+             "ratings, catalogue statistics, search text).", "",
+             "| dataset | step | ratings | seconds | load | ratings/s (whole command) |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['scenario']} | {r['step']} | {r['ratings']:,} | {r['seconds']:.1f} | {r['load']:.1f} | "
+              f"{r['ratings'] / r['seconds']:,.0f} |" for r in rows]
+    return "\n".join([*lines, SYN_END]) + "\n"
 
 
 if __name__ == "__main__":
