@@ -68,8 +68,11 @@ def test_admin_activates_new_weights_and_the_portal_recommendations_change(
     row.locator("input.action-select").check()
     admin.select_option("select[name=action]", "activate")
     admin.get_by_role("button", name="Go").click()
-    expect(admin.locator(".messagelist")).to_contain_text("Weights manual-journey-1 are active")
+    expect(admin.locator(".messagelist")).to_contain_text("Weights manual-journey-1 are now the active version")
+    expect(admin.locator(".messagelist")).to_contain_text("workers heard from run them so far")
 
     page.reload()
     after = _top_picks(page)
     assert after != before  # the same member, the same history: only the blend changed
+    admin.reload()  # the serving worker that rendered the page has acknowledged the new weights
+    expect(admin.locator("#result_list tr", has_text="manual-journey-1")).to_contain_text("1 of 1")
