@@ -92,13 +92,32 @@ def arm_member_outcomes(*, arm_ids: Sequence[int], kind: str, since: dt.datetime
     """Each (arm, member): the movies the arm's impressions showed them between ``since`` and ``until`` (a movie
     once, at its first showing), and which of them the member answered with a ``kind`` event (click, rating,
     watch) no later than ``window`` after that showing. Two queries; the join by (member, movie) is done here."""
-    shown = (Event.objects.filter(kind=Event.Kind.IMPRESSION, arm_id__in=list(arm_ids), occurred_at__gte=since,
-                                  occurred_at__lte=until)
-             .values("arm_id", "user_id", "movie_id").annotate(first=Min("occurred_at")).order_by()
-             .values_list("arm_id", "user_id", "movie_id", "first"))
+    shown = Event.objects.filter(kind=Event.Kind.IMPRESSION, arm_id__in=list(arm_ids), occurred_at__gte=since,
+                                 occurred_at__lte=until)
+    return _outcomes(shown, "arm_id", kind=kind, since=since, until=until, window=window)
+
+
+def member_outcomes(*, user_ids: Sequence[int], kind: str, since: dt.datetime, until: dt.datetime,
+                    window: dt.timedelta) -> list[MemberOutcome]:
+    """The same per member over every impression (any arm or none) between ``since`` and ``until`` (``arm_id`` 0):
+    an experiment's pre-period covariate (CUPED)."""
+    outcomes: list[MemberOutcome] = []
+    ids = sorted(set(user_ids))
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        shown = Event.objects.filter(kind=Event.Kind.IMPRESSION, user_id__in=ids[start:start + 500],
+                                     occurred_at__gte=since, occurred_at__lt=until)
+        outcomes += _outcomes(shown, None, kind=kind, since=since, until=until, window=window)
+    return outcomes
+
+
+def _outcomes(shown_rows: Any, group: str | None, *, kind: str, since: dt.datetime, until: dt.datetime,
+              window: dt.timedelta) -> list[MemberOutcome]:
+    keys = (*((group,) if group else ()), "user_id", "movie_id")
+    shown = shown_rows.values(*keys).annotate(first=Min("occurred_at")).order_by().values_list(*keys, "first")
     first: dict[tuple[int, int], list[tuple[int, dt.datetime]]] = defaultdict(list)  # (user, movie) -> arms
-    for arm_id, user_id, movie_id, at in shown:
-        first[(user_id, movie_id)].append((cast(int, arm_id), at))
+    for row in shown:
+        arm_id, (user_id, movie_id, at) = (cast(int, row[0]), row[1:]) if group else (0, row)
+        first[(user_id, movie_id)].append((arm_id, at))
     answers: dict[tuple[int, int], list[tuple[dt.datetime, float]]] = defaultdict(list)
     users = sorted({user for user, _ in first})
     for start in range(0, len(users), 500):  # bounded IN lists

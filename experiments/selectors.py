@@ -16,14 +16,16 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 
-from events.selectors import MemberOutcome, arm_member_outcomes
-from ml_core.experiments.stats import ArmStats, arm_estimate, msprt_monitor, srm_check
+from events.selectors import MemberOutcome, arm_member_outcomes, member_outcomes
+from ml_core.experiments.stats import ArmStats, arm_estimate, cuped_arms, msprt_monitor, srm_check
 
 from .models import Arm, Experiment, ResultSnapshot
 
@@ -54,32 +56,52 @@ def arm_probabilities(*, experiment: Experiment) -> dict[int, float]:
     return {k: (v / total if total > 0 else 0.0) for k, v in raw.items()}
 
 
-def _member_values(outcomes: list[MemberOutcome], metric: str) -> dict[int, list[float]]:
-    values: dict[int, list[float]] = {}
+def _member_values(outcomes: list[MemberOutcome], metric: str) -> dict[int, dict[int, float]]:
+    """arm -> member -> the member's metric value (members without a value for mean rating are left out)."""
+    values: dict[int, dict[int, float]] = {}
     for o in outcomes:
         if metric == Experiment.Metric.MEAN_RATING:
             if o.hits:
-                values.setdefault(o.arm_id, []).append(o.value_sum / o.hits)
+                values.setdefault(o.arm_id, {})[o.user_id] = o.value_sum / o.hits
         else:
-            values.setdefault(o.arm_id, []).append(o.hits / o.shown)
+            values.setdefault(o.arm_id, {})[o.user_id] = o.hits / o.shown
     return values
 
 
 def arm_stats_now(*, experiment: Experiment, until: dt.datetime | None = None) -> tuple[dict[int, ArmStats],
                                                                                           dict[int, int]]:
-    """Each arm's sufficient statistics from the logged rows, and its distinct impressions shown."""
+    """Each arm's sufficient statistics from the logged rows, and its distinct impressions shown.
+
+    With ``EXPERIMENTS_CUPED_DAYS`` > 0 the members' values are CUPED-adjusted: the covariate is the same metric
+    over the member's impressions in that many days before the start (members without one get the mean, so they
+    are not adjusted). The adjustment keeps the arms' difference unbiased and removes the share of its variance
+    the pre-period explains; it is what lets a member-level test find a few per cent lift at practical sizes
+    (docs/EXPERIMENTS.md: 25.5% of A/B runs decided correctly without it, 95.5% with it at 5,000 lists per arm)."""
     arms = list(experiment.arms.all())
     if experiment.started_at is None:
         return {a.pk: ArmStats(0, 0.0, 0.0) for a in arms}, {a.pk: 0 for a in arms}
     end = until or experiment.stopped_at or timezone.now()
-    outcomes = arm_member_outcomes(arm_ids=[a.pk for a in arms], kind=METRIC_EVENT[experiment.metric],
-                                   since=experiment.started_at, until=end, window=ATTRIBUTION_WINDOW)
+    kind = METRIC_EVENT[experiment.metric]
+    outcomes = arm_member_outcomes(arm_ids=[a.pk for a in arms], kind=kind, since=experiment.started_at, until=end,
+                                   window=ATTRIBUTION_WINDOW)
     values = _member_values(outcomes, experiment.metric)
     shown: dict[int, int] = {}
     for o in outcomes:
         shown[o.arm_id] = shown.get(o.arm_id, 0) + o.shown
-    return ({a.pk: ArmStats.from_values(values.get(a.pk, [])) for a in arms},
-            {a.pk: shown.get(a.pk, 0) for a in arms})
+    shown_by_arm = {a.pk: shown.get(a.pk, 0) for a in arms}
+    days = settings.EXPERIMENTS_CUPED_DAYS
+    members = sorted({user for by_user in values.values() for user in by_user})
+    before = {}
+    if days > 0 and members:
+        pre = member_outcomes(user_ids=members, kind=kind, since=experiment.started_at - dt.timedelta(days=days),
+                              until=experiment.started_at, window=ATTRIBUTION_WINDOW)
+        before = _member_values(pre, experiment.metric).get(0, {})
+    if not before:
+        return {a.pk: ArmStats.from_values(list(values.get(a.pk, {}).values())) for a in arms}, shown_by_arm
+    fill = sum(before.values()) / len(before)
+    adjusted, _ = cuped_arms([np.fromiter(values.get(a.pk, {}).values(), float) for a in arms],
+                             [np.asarray([before.get(u, fill) for u in values.get(a.pk, {})], float) for a in arms])
+    return dict(zip([a.pk for a in arms], adjusted, strict=True)), shown_by_arm
 
 
 def _finite(x: float | None) -> float | None:

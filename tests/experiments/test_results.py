@@ -161,3 +161,37 @@ def test_thompson_allocation_moves_traffic_to_the_better_arm_but_keeps_the_floor
     shares = {int(k): v for k, v in experiment.allocation_probabilities.items()}
     assert shares[variant.pk] == pytest.approx(0.9, abs=1e-6) and shares[control.pk] == pytest.approx(0.1, abs=1e-6)
     assert experiment.allocation_updated_at is not None
+
+
+def test_members_results_are_cuped_adjusted_by_their_pre_period(running, settings) -> None:  # noqa: ANN001
+    """A member's click-through before the start is the covariate (EXPERIMENTS_CUPED_DAYS): the arms' estimates are
+    y - theta (x - mean x), theta = cov(x, y) / var(x) over every member, and the intervals narrow."""
+    import numpy as np
+
+    experiment, control, variant = running
+    movies = [MovieFactory() for _ in range(4)]
+    members = [UserFactory() for _ in range(6)]
+    before_at = experiment.started_at - dt.timedelta(days=3)
+    start = timezone.now() - dt.timedelta(hours=1)
+    pre_clicks = [1, 3, 2, 0, 4, 1]  # of 4 shown before the start (no arm)
+    post_clicks = [1, 3, 2, 1, 4, 2]  # of 4 shown under the arm
+    for i, member in enumerate(members):
+        _serve(0, [member], movies, {(0, j): j < pre_clicks[i] for j in range(4)}, before_at)
+        arm = control.pk if i < 3 else variant.pk
+        _serve(arm, [member], movies, {(0, j): j < post_clicks[i] for j in range(4)}, start)
+    Event.objects.filter(arm_id=0).update(arm_id=None)
+    until = timezone.now() + dt.timedelta(days=3)
+    adjusted = {r.name: r for r in experiment_results(experiment=experiment, until=until).arms}
+    x, y = np.array(pre_clicks) / 4, np.array(post_clicks) / 4
+    theta = ((x - x.mean()) * (y - y.mean())).mean() / x.var()
+    cuped = y - theta * (x - x.mean())
+    assert adjusted["control"].estimate == pytest.approx(cuped[:3].mean())
+    assert adjusted["explore"].estimate == pytest.approx(cuped[3:].mean())
+    settings.EXPERIMENTS_CUPED_DAYS = 0
+    from django.core.cache import cache
+
+    cache.clear()
+    plain = {r.name: r for r in experiment_results(experiment=experiment, until=until).arms}
+    assert plain["control"].estimate == pytest.approx(y[:3].mean())
+    assert (adjusted["control"].ci_high - adjusted["control"].ci_low
+            < plain["control"].ci_high - plain["control"].ci_low)  # the pre-period explains part of the spread
