@@ -273,6 +273,8 @@ EVENTS_ARM_RESOLVER = "experiments.assignment.member_arm_id"
 # Experiments (docs/RUNNING_EXPERIMENTS.md): each member's result is CUPED-adjusted by the same metric over this many days
 # before the start (0: unadjusted)
 EXPERIMENTS_CUPED_DAYS = env_int("EXPERIMENTS_CUPED_DAYS", 14)
+# ... and estimates a draft's arms off-policy from the served logs with the engine, which lives above experiments
+EXPERIMENTS_OFFLINE_ESTIMATOR = "recommendations.weights_from_logs.experiment_arms_estimate"
 
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)  # deeper JSON bodies: 400
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # larger bodies: 413 (apex_site.errors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 
 from .models import Arm, Experiment
@@ -76,14 +78,15 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("status", "metric", "allocation")
     search_fields = ("name",)
     inlines = [ArmInline]
-    actions = ["start", "stop", "conclude", "look_now"]
+    actions = ["estimate_offline", "start", "stop", "conclude", "look_now"]
     readonly_fields = ("status", "started_at", "stopped_at", "allocation_probabilities", "allocation_updated_at",
-                       "results", "decision_panel")
+                       "offline_panel", "results", "decision_panel")
     fieldsets = (
         (None, {"fields": ("name", "description", "metric", "allocation", "floor_share", "guardrail_bound",
                            "alpha")}),
         ("Status", {"fields": ("status", "started_at", "stopped_at", "allocation_probabilities",
                                "allocation_updated_at")}),
+        ("Before launch: estimated from the served logs", {"fields": ("offline_panel",)}),
         ("Results", {"fields": ("results", "decision_panel")}),
     )
 
@@ -103,6 +106,36 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.display(description="decision")
     def decision_action(self, obj: Experiment) -> str:
         return str((obj.decision or {}).get("action", "—"))
+
+    @admin.action(description="Estimate the arms from the served logs (off-policy, before launch)")
+    def estimate_offline(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        """The estimator lives with the engine and the logs (recommendations), named by a setting:
+        experiments sits below recommendations and never imports it."""
+        estimate = import_string(settings.EXPERIMENTS_OFFLINE_ESTIMATOR)
+        for experiment in queryset:
+            found = estimate(experiment=experiment)
+            note = found.get("why") or f"{found.get('n_scored', 0)} served lists re-scored"
+            self.message_user(request, f"{experiment.name}: offline estimates stored ({note}).", messages.INFO)
+
+    @admin.display(description="offline estimates")
+    def offline_panel(self, obj: Experiment) -> SafeString | str:
+        found = obj.offline_estimates or {}
+        if not found:
+            return "Not estimated yet: run the action 'Estimate the arms from the served logs'."
+        names = ("IPS", "SNIPS", "DM", "DR", "DR-clip", "switch-DR")
+
+        def cell(e: dict[str, Any] | None) -> str:
+            return "—" if not e else f"{e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}]"
+
+        rows = format_html_join("", "<tr><td>{}</td>" + "<td>{}</td>" * len(names) + "</tr>",
+                                ((arm, *(cell(est.get(n)) for n in names)) if "why" not in est else
+                                 (arm, est["why"], *("",) * (len(names) - 1))
+                                 for arm, est in found.get("arms", {}).items()))
+        return format_html('<table id="experiment-offline"><thead><tr><th>arm</th>{}</tr></thead><tbody>{}</tbody>'
+                           "</table><p>{} — engagements per served list of the last {} days ({} usable); {}</p>",
+                           format_html_join("", "<th>{}</th>", ((n,) for n in names)), rows,
+                           found.get("computed_at", ""), found.get("window_days", "?"), found.get("n_usable", 0),
+                           found.get("why", "95% intervals"))
 
     @admin.action(description="Start the selected experiments")
     def start(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:

@@ -51,6 +51,9 @@ class Experiment(models.Model):
                                                           "are stable until the next computation)")
     allocation_updated_at = models.DateTimeField(null=True, blank=True)
     decision = models.JSONField(default=dict, blank=True, help_text="the conclusion: winner, why, the numbers then")
+    offline_estimates = models.JSONField(default=dict, blank=True,
+                                         help_text="each arm's value estimated from the served logs before launch "
+                                                   "(IPS, SNIPS, DM, DR, DR-clip, switch-DR with 95% intervals)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,7 +7,7 @@ from .blending import ENSEMBLE_MODELS
 from .cli import add_train_arguments, run_train
 from .data import DatasetError, interactions_from_arrays, load_dataset
 from .demographics import attach_user_attributes
-from .experiments.selection import LoggedList, WeightChoice, select_weights_from_logs
+from .experiments.selection import LoggedList, WeightChoice, estimate_policies_from_logs, select_weights_from_logs
 from .fairness import NoGroupsError, fairness_report
 from .gold import interactions_from_gold_snapshot, train_from_gold
 from .retrieval.visual import ClipEncoder, build_visual_index
@@ -15,6 +15,7 @@ from .serving_build import build_serving, metadata_from_interactions
 
 __all__ = ["ENSEMBLE_MODELS", "ClipEncoder", "DatasetError", "LoggedList", "NoGroupsError", "WeightChoice",
            "add_train_arguments",
-           "attach_user_attributes", "build_serving", "build_visual_index", "fairness_report",
+           "attach_user_attributes", "build_serving", "build_visual_index", "estimate_policies_from_logs",
+           "fairness_report",
            "interactions_from_arrays", "interactions_from_gold_snapshot", "load_dataset",
            "metadata_from_interactions", "run_train", "select_weights_from_logs", "train_from_gold"]

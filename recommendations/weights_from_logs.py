@@ -89,3 +89,45 @@ def ensemble_weights_from_logs(*, days: int = WINDOW_DAYS, min_lists: int | None
         detail["version"] = row.version
     log.info("nightly weights from logs: %s (%s)", detail["decision"], detail["why"])
     return detail
+
+
+def experiment_arms_estimate(*, experiment: Any, days: int = WINDOW_DAYS, min_lists: int = 200,
+                             now: datetime | None = None) -> dict[str, Any]:
+    """Before an experiment runs: each arm's value (engagements per list) estimated off-policy from the window's
+    served lists, by every estimator (``ml_core.builds.estimate_policies_from_logs``). Weights and temperature arms
+    are estimable (and control, as the served policy); epsilon, tier and re-ranking arms change what the logged
+    propensities cannot describe, and say so. Stored on the experiment (``offline_estimates``) and returned."""
+    from ml_core.builds import estimate_policies_from_logs
+
+    from . import serving
+
+    now = now or timezone.now()
+    arms = list(experiment.arms.order_by("-is_control", "id"))
+    engine = serving.engine_or_none()
+    result: dict[str, Any] = {"computed_at": now.isoformat(), "window_days": days, "arms": {}}
+    policies: list[tuple[dict[str, float] | None, float | None]] = []
+    estimable = []
+    for arm in arms:
+        config = arm.config or {}
+        if arm.kind == "weights" and config.get("weights"):
+            policies.append((dict(config["weights"]), None))
+        elif arm.kind == "exploration" and "temperature" in config:
+            policies.append((None, float(config["temperature"])))
+        elif not config:  # the defaults: the policy that served the logs
+            policies.append((None, None))
+        else:
+            result["arms"][arm.name] = {"why": f"a {arm.kind} arm ({json.dumps(config)}) changes what the logged "
+                                               "propensities cannot describe: not estimable offline"}
+            continue
+        estimable.append(arm)
+    if engine is None:
+        result["why"] = "no serving engine (no bundle yet)"
+    elif estimable:
+        found = estimate_policies_from_logs(engine, served_lists_since(since=now - timedelta(days=days)), policies,
+                                            min_lists=min_lists)
+        result.update({k: v for k, v in found.items() if k != "estimates"})
+        for arm, estimates in zip(estimable, found["estimates"], strict=False):
+            result["arms"][arm.name] = estimates
+    experiment.offline_estimates = result
+    experiment.save(update_fields=["offline_estimates"])
+    return result

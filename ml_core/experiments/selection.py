@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..ranking import dirichlet_weights, plackett_luce_propensities, plackett_luce_sample
-from .ope import SlateLog, slate_dr, slate_ips
+from .ope import SlateLog, estimate_all, slate_dr, slate_ips
 
 __all__ = ["LoggedList", "WeightChoice", "select_weights_from_logs"]
 
@@ -69,7 +69,7 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
                              n_candidates: int = N_CANDIDATES, seed: int = 0, k: int = 10) -> WeightChoice:
     """DR value of the served weights and of ``n_candidates`` Dirichlet weight sets on the logged lists; returns the
     best when its 95% lower bound exceeds the served weights' value, else the served weights, with the reason."""
-    from ..serving.policy import policy_scores, request_context, serving_temperature, slate_positions
+    from ..serving.policy import policy_scores, serving_temperature
 
     current = dict(engine.weights)
     names = list(current)
@@ -79,6 +79,51 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
         why = (f"{len(usable)} usable lists, fewer than {min_lists}" if len(usable) < min_lists
                else "one model: nothing to weigh")
         return WeightChoice(current, False, {**base, "decision": "kept", "why": why})
+    prep = _prepare(engine, usable, k, seed)
+    unique, owner, positions, logged, q, width, rows = (prep.unique, prep.owner, prep.positions, prep.logged, prep.q,
+                                                        prep.width, prep.rows)
+    n, reward = len(rows), logged.reward
+    temps = np.asarray([float(item.temperature or 0.0) for item in rows])
+    candidates = np.vstack([np.asarray([current[m] for m in names]), dirichlet_weights(len(names), n_candidates, seed)])
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for w in candidates:
+        scores = np.full((len(unique), width), -np.inf)
+        for u, ctx in enumerate(unique):  # one pool per distinct request, shared by its lists
+            scores[u, : len(ctx.items)] = policy_scores(engine, ctx, w)
+        estimates.append(_dr(scores[owner], temps, positions, logged, q, k, rng))
+    served, best = estimates[0], int(np.argmax([e[0].value for e in estimates]))
+    chosen = best if best > 0 and estimates[best][0].low > served[0].value else 0
+    weights = dict(zip(names, (candidates[chosen] / candidates[chosen].sum()).round(6).tolist(), strict=True))
+    record = {**base, "n_scored": n, "clicks": float(reward.sum()), "candidates": len(candidates),
+              "served": _summary(served), "best": {**_summary(estimates[best]),
+                                                   "weights": dict(zip(names, candidates[best].round(4).tolist(),
+                                                                       strict=True))},
+              "decision": "changed" if chosen else "kept",
+              "why": ("the best candidate's DR lower bound beats the served weights' DR value" if chosen else
+                      "no candidate's DR lower bound beats the served weights' DR value")}
+    log.info("weights from logs: %s (%d lists, served DR %.4f, best DR %.4f)", record["decision"], n,
+             served[0].value, estimates[best][0].value)
+    return WeightChoice(weights, bool(chosen), record)
+
+
+@dataclass
+class _Prepared:
+    """The logged lists the engine can re-rank: one context per distinct request, the shown slots' candidate
+    positions, the logged slates and the cross-fitted reward model."""
+
+    unique: list[Any]
+    owner: np.ndarray
+    positions: np.ndarray
+    logged: SlateLog
+    q: np.ndarray
+    width: int
+    rows: list[LoggedList]
+
+
+def _prepare(engine: Any, usable: Sequence[LoggedList], k: int, seed: int) -> _Prepared:
+    from ..serving.policy import request_context, slate_positions
+
     cache: dict[tuple[tuple[int, ...], tuple[float, ...]], int] = {}
     unique: list[Any] = []
     contexts, rows, which = [], [], []
@@ -106,28 +151,37 @@ def select_weights_from_logs(engine: Any, lists: Sequence[LoggedList], *, min_li
     logged = SlateLog(mu, reward, valid)
     width = max(len(c.items) for c in contexts)
     q = _reward_model(engine, contexts, positions, logged, width, k, seed)
-    temps = np.asarray([float(item.temperature or 0.0) for item in rows])
-    candidates = np.vstack([np.asarray([current[m] for m in names]), dirichlet_weights(len(names), n_candidates, seed)])
+    return _Prepared(unique, owner, positions, logged, q, width, rows)
+
+
+def estimate_policies_from_logs(engine: Any, lists: Sequence[LoggedList],
+                                policies: Sequence[tuple[dict[str, float] | None, float | None]], *,
+                                min_lists: int = MIN_LISTS, seed: int = 0, k: int = 10) -> dict[str, Any]:
+    """Every estimator (IPS, SNIPS, DM, DR, DR-clip, switch-DR, 95% intervals) of candidate policies on logged lists,
+    before any of them is served. A policy is (weights over the bundle's models or None for the served ones, a
+    sampling temperature or None for each list's logged one)."""
+    from ..serving.policy import policy_scores, serving_temperature
+
+    usable = _usable(lists, serving_temperature(engine))
+    base = {"n_lists": len(lists), "n_usable": len(usable), "min_lists": min_lists}
+    if len(usable) < min_lists:
+        return {**base, "estimates": [], "why": f"{len(usable)} usable lists, fewer than {min_lists}"}
+    prep = _prepare(engine, usable, k, seed)
+    names = list(engine.weights)
+    logged_temps = np.asarray([float(item.temperature or 0.0) for item in prep.rows])
     rng = np.random.default_rng(seed)
-    estimates = []
-    for w in candidates:
-        scores = np.full((len(unique), width), -np.inf)
-        for u, ctx in enumerate(unique):  # one pool per distinct request, shared by its lists
+    out = []
+    for weights, temperature in policies:
+        w = None if weights is None else np.asarray([float(weights.get(m, 0.0)) for m in names])
+        scores = np.full((len(prep.unique), prep.width), -np.inf)
+        for u, ctx in enumerate(prep.unique):
             scores[u, : len(ctx.items)] = policy_scores(engine, ctx, w)
-        estimates.append(_dr(scores[owner], temps, positions, logged, q, k, rng))
-    served, best = estimates[0], int(np.argmax([e[0].value for e in estimates]))
-    chosen = best if best > 0 and estimates[best][0].low > served[0].value else 0
-    weights = dict(zip(names, (candidates[chosen] / candidates[chosen].sum()).round(6).tolist(), strict=True))
-    record = {**base, "n_scored": n, "clicks": float(reward.sum()), "candidates": len(candidates),
-              "served": _summary(served), "best": {**_summary(estimates[best]),
-                                                   "weights": dict(zip(names, candidates[best].round(4).tolist(),
-                                                                       strict=True))},
-              "decision": "changed" if chosen else "kept",
-              "why": ("the best candidate's DR lower bound beats the served weights' DR value" if chosen else
-                      "no candidate's DR lower bound beats the served weights' DR value")}
-    log.info("weights from logs: %s (%d lists, served DR %.4f, best DR %.4f)", record["decision"], n,
-             served[0].value, estimates[best][0].value)
-    return WeightChoice(weights, bool(chosen), record)
+        temps = logged_temps if temperature is None else np.full(len(prep.rows), float(temperature))
+        target, reward_hat, direct = _target_terms(scores[prep.owner], temps, prep.positions, prep.logged, prep.q,
+                                                   k, rng)
+        found = estimate_all(prep.logged, target, reward_hat, direct)
+        out.append({name: {"value": e.value, "low": e.low, "high": e.high} for name, e in found.items()})
+    return {**base, "n_scored": len(prep.rows), "estimates": out}
 
 
 def _summary(estimate: tuple[Any, Any]) -> dict[str, float]:
@@ -135,9 +189,10 @@ def _summary(estimate: tuple[Any, Any]) -> dict[str, float]:
     return {"dr": dr.value, "dr_low": dr.low, "dr_high": dr.high, "ips": ips.value}
 
 
-def _dr(scores: np.ndarray, temps: np.ndarray, positions: np.ndarray, logged: SlateLog, q: np.ndarray, k: int,
-        rng: np.random.Generator) -> tuple[Any, Any]:
-    """(DR, IPS) of one candidate's scores; a shown item the candidate cannot draw gets probability 0."""
+def _target_terms(scores: np.ndarray, temps: np.ndarray, positions: np.ndarray, logged: SlateLog, q: np.ndarray,
+                  k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target propensities, reward model at the shown slots, direct-method value) of one candidate's scores; a
+    shown item the candidate cannot draw gets probability 0."""
     n = len(scores)
     target = np.zeros((n, k))
     direct = np.zeros(n)
@@ -151,6 +206,13 @@ def _dr(scores: np.ndarray, temps: np.ndarray, positions: np.ndarray, logged: Sl
     target = np.where(logged.valid, np.nan_to_num(target, nan=0.0), np.nan)  # not a candidate now: pi = 0
     rows = np.arange(n)[:, None]
     reward_hat = np.where(positions >= 0, q[rows, np.clip(positions, 0, None), np.arange(k)[None]], 0.0)
+    return target, reward_hat, direct
+
+
+def _dr(scores: np.ndarray, temps: np.ndarray, positions: np.ndarray, logged: SlateLog, q: np.ndarray, k: int,
+        rng: np.random.Generator) -> tuple[Any, Any]:
+    """(DR, IPS) of one candidate's scores."""
+    target, reward_hat, direct = _target_terms(scores, temps, positions, logged, q, k, rng)
     return slate_dr(logged, target, reward_hat, direct), slate_ips(logged, target)
 
 

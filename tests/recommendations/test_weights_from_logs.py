@@ -40,11 +40,13 @@ def _click(user: Any, movie_id: int, at: dt.datetime, kind: str = "click") -> No
                          occurred_at=at)
 
 
-def _serve(user: Any, history: list[int], request_id: str, at: dt.datetime, seed: int, arm_id: int | None = None
-           ) -> list[int]:
+def _serve(user: Any, history: list[int], request_id: str, at: dt.datetime, seed: int, arm_id: int | None = None,
+           temperature: float | None = 0.5) -> list[int]:
+    """A list served and its impressions logged; ``temperature`` None: the bundle's own (what the logs assume)."""
     from events.services import impression_log_batch
 
-    result = serving_adapter.get_engine().recommend_user(history, temperature=0.5, seed=seed)
+    extra = {} if temperature is None else {"temperature": temperature}
+    result = serving_adapter.get_engine().recommend_user(history, seed=seed, **extra)
     ids = [it["movie_id"] for it in result.items]
     events = impression_log_batch(user=user, movie_ids=ids, propensities=[it["propensity"] for it in result.items],
                                   positions=list(range(len(ids))), policy_version="test", request_id=request_id,
@@ -113,3 +115,52 @@ def test_enough_lists_with_clicks_on_the_members_genre_move_the_weights_off_a_ba
     active = EnsembleWeights.objects.get(is_active=True)
     assert active.source == "ope" and active.version == detail["version"]
     assert active.weights["diffusion"] < 0.9
+
+
+def test_a_drafts_arms_are_estimated_from_the_served_logs_before_launch(serving, staff, client) -> None:  # noqa: ANN001
+    """Issue 21: weights and temperature arms get every estimator from the logs another policy served; an arm the
+    logged propensities cannot describe says so; the admin action stores and shows it."""
+    from experiments.models import Arm, Experiment
+    from recommendations.weights_from_logs import experiment_arms_estimate
+
+    names = list(serving_adapter.get_engine().weights)
+    experiment = Experiment.objects.create(name="pre-launch")
+    for name, share, kind, config, control in (
+            ("control", 0.25, "exploration", {}, True),
+            ("one model", 0.25, "weights", {"weights": {names[0]: 1.0}}, False),
+            ("hot", 0.25, "exploration", {"temperature": 2.0}, False),
+            ("greedy", 0.25, "exploration", {"epsilon": 0.1}, False)):
+        Arm.objects.create(experiment=experiment, name=name, share=share, kind=kind, config=config, is_control=control)
+    rng = np.random.default_rng(0)
+    clicks = 0
+    for u in range(4):
+        g = u % len(GENRES)
+        user = UserFactory()
+        history = [101 + g * N_PER_GENRE + j for j in range(3)]
+        for i, movie_id in enumerate(history):
+            RatingFactory(user=user, movie_id=movie_id, value=5.0, rated_at=NOW - dt.timedelta(days=5, hours=i))
+        for r in range(20):
+            at = NOW - dt.timedelta(days=2, minutes=r)
+            for m in _serve(user, history, f"p{u}r{r}", at, seed=u * 100 + r, temperature=None)[:3]:
+                if rng.random() < (0.6 if (m - 101) // N_PER_GENRE == g else 0.05):
+                    _click(user, m, at + dt.timedelta(minutes=5))
+                    clicks += 1
+    found = experiment_arms_estimate(experiment=experiment, min_lists=50, now=NOW)
+    assert found["n_usable"] == 80 and clicks > 0
+    from recommendations.weights_from_logs import served_lists_since
+
+    logged = served_lists_since(since=NOW - dt.timedelta(days=7))
+    control, one, hot = (found["arms"][n] for n in ("control", "one model", "hot"))
+    # the logging policy itself: IPS is the mean reward per served list
+    assert control["IPS"]["value"] == pytest.approx(np.mean([sum(x.rewards) for x in logged]), rel=0.02)
+    for est in (control, one, hot):
+        assert {"IPS", "SNIPS", "DM", "DR", "DR-clip", "switch-DR"} == set(est)
+        assert all(e["low"] <= e["value"] <= e["high"] for e in est.values())
+    assert "not estimable offline" in found["arms"]["greedy"]["why"]
+    experiment.refresh_from_db()
+    assert experiment.offline_estimates["arms"]["hot"] == hot
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    page = client.get(f"/admin/experiments/experiment/{experiment.pk}/change/").content.decode()
+    assert 'id="experiment-offline"' in page and "not estimable offline" in page
