@@ -115,6 +115,29 @@ def serving_bundle(tmp_path_factory):  # noqa: ANN001, ANN201
     return root / "serving"
 
 
+@pytest.fixture
+def tiny_serving(settings, serving_bundle, tmp_path, db):  # noqa: ANN001, ANN201
+    """A private copy of the tiny bundle served on Tier 1 (CPU), the catalogue movies it knows, no consumer linger;
+    yields the copy's folder."""
+    import shutil
+
+    from recommendations import serving as serving_adapter
+    from tests.factories import MovieFactory
+    from tests.ml_core.serving_bundle import tiny_metadata
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(serving_bundle, root / "serving")
+    settings.ML_ARTIFACTS_DIR = root
+    settings.APEX_SERVING_TIER = "1"
+    settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL an event's eager consume run would wait 2 s for more
+    for movie_id, meta in tiny_metadata().items():
+        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
+                     genres=meta["genres"])
+    serving_adapter.reset_engine()
+    yield root / "serving"
+    serving_adapter.reset_engine()
+
+
 @pytest.fixture(autouse=True)
 def _celery_eager_unless_services(request: pytest.FixtureRequest):
     """Run Celery tasks inline, as in the embedded default, except in `services` tests with real workers."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from experiments.models import Experiment
-from recommendations import serving as serving_adapter
-from tests.factories import MovieFactory, UserFactory
-from tests.ml_core.serving_bundle import tiny_metadata
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,18 +21,8 @@ CLICKS = {"control": 1, "lightgcn-only": 3}
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
-    settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL each event's eager consume run would wait 2 s for more
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield
-    serving_adapter.reset_engine()
+def serving(tiny_serving: Path) -> Path:
+    return tiny_serving
 
 
 def _action(operator: Client, experiment: Experiment, action: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ from experiments.assignment import member_arm
 from experiments.services import experiment_start
 from recommendations import serving as serving_adapter
 from tests.factories import MovieFactory, RatingFactory
-from tests.ml_core.serving_bundle import tiny_metadata
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
-    """The tiny real bundle on Tier 1 (CPU) and the catalogue movies it knows."""
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
-    settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL an event's eager consume run would wait 2 s for more
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield root / "serving"
-    serving_adapter.reset_engine()
+def serving(tiny_serving: Path) -> Path:
+    return tiny_serving
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,13 @@ from rest_framework.test import APIClient
 
 from recommendations import serving as serving_adapter
 from tests.factories import MovieFactory, RatingFactory
-from tests.ml_core.serving_bundle import tiny_metadata
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
-    """The bundle (a private copy: tests may tamper with it), the catalog movies it knows, Tier 1 on CPU."""
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield root / "serving"
-    serving_adapter.reset_engine()
+def serving(tiny_serving: Path) -> Path:
+    return tiny_serving
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +11,16 @@ import pytest
 
 from recommendations import nightly
 from recommendations import serving as serving_adapter
-from tests.factories import MovieFactory, RatingFactory, UserFactory
-from tests.ml_core.serving_bundle import GENRES, N_PER_GENRE, tiny_metadata
+from tests.factories import RatingFactory, UserFactory
+from tests.ml_core.serving_bundle import GENRES, N_PER_GENRE
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield root / "serving"
-    serving_adapter.reset_engine()
+def serving(tiny_serving: Path) -> Path:
+    return tiny_serving
 
 
 def _click(user: Any, movie_id: int, at: dt.datetime, kind: str = "click") -> None:
