@@ -374,13 +374,14 @@ if not DEBUG:
 # Error reports (debug pages, mails) mask service URLs and any credentials in URLs (apex_site.errors).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "apex_site.errors.SecretMaskingFilter"
 DEFAULT_EXCEPTION_REPORTER = "apex_site.errors.EncodableExceptionReporter"  # a lone surrogate cannot break it
-# Every page's scripts and styles are static files (no inline code); posters come from TMDB over https,
+# Every page's scripts and styles are static files (no inline code); posters come from TMDB's image CDN
+# (image.tmdb.org, loaded by the browser; static/js/apex.js swaps in the placeholder when it cannot be reached),
 # placeholders are data: URIs; the websocket is same-origin. /docs (Swagger UI, Redoc) is served from our static
 # files; both style their widgets inline and Redoc runs a blob: worker.
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https://image.tmdb.org; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 CONTENT_SECURITY_POLICY_DOCS = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                                 "img-src 'self' data: https:; worker-src 'self' blob:; connect-src 'self'; "
                                 "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")

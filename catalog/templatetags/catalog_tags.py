@@ -31,6 +31,15 @@ def stars(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} ★"
 
 
+@register.filter
+def runtime(minutes: int | None) -> str:
+    """112 -> '1 h 52 min', 45 -> '45 min', 120 -> '2 h' (empty when unknown)."""
+    if not minutes:
+        return ""
+    hours, rest = divmod(int(minutes), 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{rest} min" if rest else "") if part)
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context: template.Context, **changes: object) -> str:
     """The current query string with some parameters replaced (for pagination links)."""
