@@ -50,7 +50,14 @@ try:  # as a URLconf inside the server process
         def get(self, request: Any) -> Response:
             return Response({"ok": True, "worker": os.getpid()})  # the load generator balances on it
 
-    urlpatterns = [path("bench/bare", BareApi.as_view()), path("", include("apex_site.urls"))]
+    def plain_view(request: Any) -> Any:
+        """A plain Django view (the site's middleware, no DRF): what the framework itself costs."""
+        from django.http import HttpResponse
+
+        return HttpResponse(b'{"ok": true, "worker": %d}' % os.getpid(), content_type="application/json")
+
+    urlpatterns = [path("bench/bare", BareApi.as_view()), path("bench/django", plain_view),
+                   path("", include("apex_site.urls"))]
 except Exception:  # noqa: BLE001 - imported outside Django by the driver
     urlpatterns = []
 
@@ -129,7 +136,7 @@ async def _balanced_clients(concurrency: int, workers: int, probe: tuple[str, di
     raise RuntimeError(f"could not spread {concurrency} connections over {workers} workers: {per_worker}")
 
 
-async def _load(targets: list[tuple[str, dict[str, str]]], seconds: float, concurrency: int, *,
+async def _load(targets: list[Any], seconds: float, concurrency: int, *,
                 workers: int, probe: tuple[str, dict[str, str]], cycle: bool = True) -> dict[str, Any]:
     """Keep ``concurrency`` keep-alive connections, spread evenly over ``workers`` by asking ``probe`` (the
     bare endpoint), busy for ``seconds`` on the targets in order (cycling, or each once: then the run also
@@ -145,13 +152,13 @@ async def _load(targets: list[tuple[str, dict[str, str]]], seconds: float, concu
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal errors, position
         while time.perf_counter() < stop and (cycle or position < len(targets)):
-            url, headers = targets[position % len(targets)]
+            url, headers, *body = targets[position % len(targets)]
             position += 1
             t = time.perf_counter()
-            r = await client.get(url, headers=headers)
+            r = await (client.post(url, headers=headers, json=body[0]) if body else client.get(url, headers=headers))
             latencies.append(time.perf_counter() - t)
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
-            if r.status_code != 200:
+            if r.status_code not in (200, 202):
                 errors += 1
                 if not sample:
                     sample.append(r.text[:300])
@@ -189,7 +196,7 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def _measured(targets: list[tuple[str, dict[str, str]]], seconds: float, concurrency: int, pids: list[int], *,
+def _measured(targets: list[Any], seconds: float, concurrency: int, pids: list[int], *,
               cycle: bool = True, workers: int, probe: tuple[str, dict[str, str]]) -> dict[str, Any]:
     before = _cpu_seconds(pids)
     result = asyncio.run(_load(targets, seconds, concurrency, cycle=cycle, workers=workers, probe=probe))
@@ -218,13 +225,63 @@ def _postgres_database(server: str, name: str, create: bool) -> str:
     return f"{server}/{name}"
 
 
-def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int,
-             postgres: str | None = None, rounds: int = 3, warm_users: int = 200) -> dict[str, Any]:
-    """Start redis + uvicorn, alternate the bare / warm / cold loads for ``rounds`` rounds, stop everything.
+LOADS = ("raw", "django", "bare", "warm", "rated", "cold", "event", "batch")
+BATCH = 20  # events per batch request
 
+
+def _worker_pids(server: subprocess.Popen) -> list[int]:
+    """uvicorn's worker processes (children of the supervisor running the site), for the profiler."""
+    found = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found if "spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+
+
+def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, workers: list[int],
+             spread: dict[str, Any], out_dir: Path | None) -> dict[str, Any]:
+    """One more run of a load with py-spy sampling every worker: the per-stage CPU shares and a flame graph."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"error": "py-spy is not installed (requirements-dev.txt)"}
+    from benchmarks.support import flame
+
+    tmp = Path(tempfile.mkdtemp(prefix="apex-spy-"))
+    recorders = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--duration",
+                                   str(int(seconds) + 1), "--format", "raw", "--nonblocking", "--output",
+                                   str(tmp / f"{pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for pid in workers]
+    time.sleep(0.5)  # attached before the load starts
+    result = asyncio.run(_load(targets, seconds, concurrency, cycle=name not in ("rated", "cold", "event", "batch"),
+                               **spread))
+    for rec in recorders:
+        rec.wait(timeout=60)
+    stacks = flame.parse(line for f in tmp.glob("*.txt") for line in f.read_text().splitlines())
+    shutil.rmtree(tmp, ignore_errors=True)
+    per_request = sum(stacks.values()) / max(result["requests"], 1)
+    out: dict[str, Any] = {"samples": sum(stacks.values()), "requests": result["requests"],
+                           "samples_per_request": per_request, "stages": flame.breakdown(stacks)}
+    if out_dir is not None and stacks:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"flame-{name}.svg"
+        target.write_text(flame.svg(stacks, f"APEX worker CPU, {name} requests"))
+        out["svg"] = str(target)
+    return out
+
+
+def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int,
+             postgres: str | None = None, rounds: int = 3, warm_users: int = 200, expected_rps: int = 250,
+             profile_seconds: float = 0.0, flame_dir: Path | None = None) -> dict[str, Any]:
+    """Start redis + uvicorn, alternate every load for ``rounds`` rounds, profile each once, stop everything.
+
+    Loads, all on one server through one client: ``raw`` (a constant from a bare ASGI callable, no Django: the
+    floor of this server stack), ``django`` (a plain Django view through the site's middleware), ``bare`` (a DRF
+    view with the recommendation endpoint's authentication and permission), ``warm`` (returning members),
+    ``rated`` (returning members who have just rated a movie: their cached pool is stale), ``cold`` (first
+    requests), ``event`` (POST /v1/events, a rating) and ``batch`` (POST /v1/events/batch, 20 ratings).
     ``postgres`` (a server URL such as postgres://postgres@127.0.0.1:5432) gives a scratch PostgreSQL
-    database; otherwise SQLite, where concurrent quota writes need a single worker.
+    database; otherwise SQLite, where concurrent quota writes need a single worker. With ``profile_seconds``,
+    each load runs once more under py-spy (every worker sampled) for the per-stage CPU breakdown and a flame
+    graph in ``flame_dir``.
     """
+    load_at_start = f"{os.getloadavg()[0]:.2f}"
     items = json.loads((bundle / "items.json").read_text())["movie_ids"]
     popularity = np.load(bundle / "popularity.npy")
     movie_ids = [items[i] for i in np.argsort(-popularity)[:200].tolist()]
@@ -244,40 +301,72 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "0",
            "DB_POOL": "true", "PYTHONPATH": str(ROOT)}
     server = None
-    # cold members: enough for every cold run to find one never served at ~250 requests/s
-    n_cold = int(rounds * seconds * 250) + 500
+    # members used once each (first requests, just rated): enough for every run at ``expected_rps``
+    n_once = int((rounds * seconds + profile_seconds) * expected_rps) + 500
+    n_event_users = 100
     try:
-        members = _setup_database(env, movie_ids, warm_users + n_cold)
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "apex_site.asgi:application",
+        members = _setup_database(env, movie_ids, warm_users + 2 * n_once + n_event_users)
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.serving_asgi:application",
                                    "--host", "127.0.0.1", "--port", str(http_port), "--workers", str(workers),
+                                   "--loop", "uvloop", "--http", "httptools",
                                    "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
         base = f"http://127.0.0.1:{http_port}"
 
         def rec(pk: int, raw: str) -> tuple[str, dict[str, str]]:
             return f"{base}/v1/recommendations/user/{pk}?k=10", {"Authorization": f"Api-Key {raw}"}
 
+        def rating(raw: str, n: int) -> dict[str, Any]:
+            return {"movie_id": movie_ids[n % len(movie_ids)], "kind": "rating", "value": 4.0,
+                    "idempotency_key": f"bench-{raw[:12]}-{n}"}
+
         warm = [rec(pk, raw) for pk, raw in members[:warm_users]]
         bare = [(f"{base}/bench/bare", headers) for _, headers in warm]
-        cold = [rec(pk, raw) for pk, raw in members[warm_users:]]
+        targets: dict[str, list[Any]] = {
+            "raw": [(f"{base}/bench/raw", {})], "django": [(f"{base}/bench/django", {})], "bare": bare, "warm": warm,
+            "cold": [rec(pk, raw) for pk, raw in members[warm_users:warm_users + n_once]]}
+        rated_members = members[warm_users + n_once:warm_users + 2 * n_once]
+        targets["rated"] = [rec(pk, raw) for pk, raw in rated_members]
+        event_members = members[warm_users + 2 * n_once:]
+        n_events = int((rounds * seconds + profile_seconds) * expected_rps * 4) + 1000
+        targets["event"] = [(f"{base}/v1/events", {"Authorization": f"Api-Key {event_members[n % n_event_users][1]}"},
+                             rating(event_members[n % n_event_users][1], n)) for n in range(n_events)]
+        targets["batch"] = [(f"{base}/v1/events/batch",
+                             {"Authorization": f"Api-Key {event_members[n % n_event_users][1]}"},
+                             {"events": [rating(event_members[n % n_event_users][1], 10**7 + n * BATCH + j)
+                                         for j in range(BATCH)]}) for n in range(n_events // BATCH)]
         _wait(*warm[0])
-        for _ in range(2):  # every worker serves every warm member
-            asyncio.run(_load(warm, max(seconds, 5.0), concurrency, workers=workers, probe=bare[0]))
-        asyncio.run(_load(bare, 2.0, concurrency, workers=workers, probe=bare[0]))
-        pids = _server_pids(server, redis)
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "warm": [], "cold": []}
         spread = {"workers": workers, "probe": bare[0]}
+        for _ in range(2):  # every worker serves every warm member
+            asyncio.run(_load(warm, max(seconds, 5.0), concurrency, **spread))
+        asyncio.run(_load(bare, 2.0, concurrency, **spread))
+        # the rated members: served once (their pools cached), then each rates a movie (unmeasured)
+        asyncio.run(_load(targets["rated"], 3600, concurrency, cycle=False, **spread))
+        asyncio.run(_load([(url, h, rating(h["Authorization"][8:], 0)) for url, h in targets["rated"]], 3600,
+                          concurrency, cycle=False, **spread))
+        pids = _server_pids(server, redis)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
+        once = ("rated", "cold", "event", "batch")
         for _ in range(rounds):
-            runs["bare"].append(_measured(bare, seconds, concurrency, pids, **spread))
-            runs["warm"].append(_measured(warm, seconds, concurrency, pids, **spread))
-            used = sum(r["requests"] for r in runs["cold"])
-            runs["cold"].append(_measured(cold[used:], seconds, concurrency, pids, cycle=False, **spread))
+            for name in LOADS:
+                used = sum(r["requests"] for r in runs[name]) if name in once else 0
+                runs[name].append(_measured(targets[name][used:], seconds, concurrency, pids,
+                                            cycle=name not in once, **spread))
         per_round = {name: [r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]
-                     for name in ("warm", "cold")}
+                     for name in LOADS if name != "bare"}
+        profiles: dict[str, Any] = {}
+        if profile_seconds:
+            worker_pids = _worker_pids(server)
+            for name in LOADS:
+                used = sum(r["requests"] for r in runs[name]) if name in once else 0
+                profiles[name] = _profile(name, targets[name][used:], profile_seconds, concurrency, worker_pids,
+                                          spread, flame_dir / f"tier{tier}" if flame_dir else None)
         return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers,
                 "concurrency": concurrency, "seconds": seconds, "rounds": rounds, "warm_users": warm_users,
+                "batch_size": BATCH, "load_at_start": load_at_start,
                 **{name: _pooled(r) for name, r in runs.items()},
-                "ratio_warm": float(np.median(per_round["warm"])), "ratio_cold": float(np.median(per_round["cold"])),
-                "round_ratios": {name: [round(x, 3) for x in values] for name, values in per_round.items()}}
+                **{f"ratio_{name}": float(np.median(v)) for name, v in per_round.items()},
+                "round_ratios": {name: [round(x, 3) for x in values] for name, values in per_round.items()},
+                "profiles": profiles}
     finally:
         for proc in (server, redis):
             if proc is not None:
