@@ -1,4 +1,5 @@
-"""Keyword search: PostgreSQL full-text search on PostgreSQL, a portable token-scoring fallback elsewhere."""
+"""Keyword search: PostgreSQL full-text search on PostgreSQL, a portable token-scoring fallback elsewhere, and
+titles a typing slip away from the query (catalog.fuzzy: pg_trgm candidates on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import re
 from django.db import connection
 from django.db.models import F, Q
 
+from .fuzzy import TypoHit, movie_typo_search
 from .models import Movie
 
 TOKEN = re.compile(r"[\w']+", re.UNICODE)
 STOPWORDS = frozenset("a an and the of in on at to for with by from is are was be it its this that or as".split())
 MAX_CANDIDATES = 2000
+FALLBACK_CUTOFF = 0.5  # the fallback matches any query word: it keeps the hits scoring at least half the best
 
 
 def search_tokens(query: str) -> list[str]:
@@ -31,12 +34,43 @@ def search_vector():  # noqa: ANN201 - a Django expression
 
 
 def movie_keyword_search(*, query: str, limit: int = 20) -> list[tuple[Movie, float]]:
-    """Movies matching the query words, best first, with a relevance score."""
-    if not search_tokens(query):
-        return []
-    if connection.vendor == "postgresql":
-        return _postgres(query, limit)
-    return _fallback(query, limit)
+    """Movies matching the query words, best first, with a relevance score; then titles a typo away."""
+    return [(movie, score) for movie, score, _ in keyword_ranking(query=query, limit=limit)[0]]
+
+
+def keyword_ranking(*, query: str, limit: int = 20) -> tuple[list[tuple[Movie, float, str]], list[TypoHit]]:
+    """(movie, score, how) best first, and the typo matches behind it.
+
+    When the query has words no title has (or matched nothing), the closest titles' spellings are tried: the
+    query rewritten with the best typo match's words ("matirx" -> "matrix") is searched first ("spelling"), then
+    the query as typed ("words"), then the remaining typo matches ("spelling", scored below the last word match).
+    """
+    tokens = search_tokens(query)
+    if not tokens:
+        return [], []
+    exact = _word_search(query, limit)
+    typos = movie_typo_search(tokens=tokens, query=query, limit=limit, known_exact=bool(exact))
+    ranked: list[tuple[Movie, float, str]] = []
+    if typos:
+        ranked += [(m, s, "spelling") for m, s in _word_search(corrected_query(query, typos[0].corrections), limit)]
+    seen = {movie.id for movie, _, _ in ranked}
+    ranked += [(movie, score, "words") for movie, score in exact if movie.id not in seen]
+    seen |= {movie.id for movie, _ in exact}
+    fresh = [hit for hit in typos if hit.movie_id not in seen]
+    found = Movie.objects.prefetch_related("genres").in_bulk([hit.movie_id for hit in fresh])
+    floor = min((score for _, score, _ in ranked), default=1.0)
+    ranked += [(found[hit.movie_id], floor * hit.score / 2.0, "spelling") for hit in fresh if hit.movie_id in found]
+    return ranked[:limit], typos
+
+
+def corrected_query(query: str, corrections: tuple[tuple[str, str], ...]) -> str:
+    """The query with each corrected word replaced by the title word it was matched to."""
+    fixes = dict(corrections)
+    return " ".join(fixes.get(word.lower(), word) for word in TOKEN.findall(query))
+
+
+def _word_search(query: str, limit: int) -> list[tuple[Movie, float]]:
+    return _postgres(query, limit) if connection.vendor == "postgresql" else _fallback(query, limit)
 
 
 def _postgres(query: str, limit: int) -> list[tuple[Movie, float]]:
@@ -53,7 +87,8 @@ def _postgres(query: str, limit: int) -> list[tuple[Movie, float]]:
 
 def _fallback(query: str, limit: int) -> list[tuple[Movie, float]]:
     """Score = 3 per word in the title + 2 per word in genres/people/keywords/tags + 1 per word in the overview,
-    + 5 when the whole query is in the title; ties broken by how often the movie is rated."""
+    + 5 when the whole query is in the title; ties broken by how often the movie is rated. Any query word may
+    match, so only the hits scoring at least FALLBACK_CUTOFF of the best are kept."""
     tokens = search_tokens(query)
     phrase = " ".join(TOKEN.findall(query.lower()))
     matches = Q()
@@ -72,6 +107,6 @@ def _fallback(query: str, limit: int) -> list[tuple[Movie, float]]:
         if score > 0:
             scored.append((score, count, movie_id))
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
-    top = scored[:limit]
+    top = [row for row in scored if row[0] >= FALLBACK_CUTOFF * scored[0][0]][:limit]
     found = Movie.objects.prefetch_related("genres").in_bulk([movie_id for _, _, movie_id in top])
     return [(found[movie_id], score) for score, _, movie_id in top]
