@@ -1,10 +1,12 @@
-"""The Spark session: local[*] by default, a real cluster when SPARK_MASTER is set."""
+"""The Spark session: local[*] by default, a real cluster when SPARK_MASTER_URL (or SPARK_MASTER) is set."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import sys
+from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
@@ -27,6 +29,14 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def master_url(master: str | None = None) -> str:
+    """The master to use: the argument, else SPARK_MASTER_URL, else SPARK_MASTER, else ``local[*]``."""
+    return master or os.environ.get("SPARK_MASTER_URL") or os.environ.get("SPARK_MASTER") or "local[*]"
+
+
 def spark_session(
     *,
     master: str | None = None,
@@ -38,10 +48,11 @@ def spark_session(
     """Get or create the session, configured from arguments, then SPARK_MASTER and friends."""
     if not java_available():
         raise SparkUnavailable("Spark needs Java 17: install openjdk-17-jre-headless or set JAVA_HOME")
-    master = master or os.environ.get("SPARK_MASTER", "local[*]")
+    master = master_url(master)
     is_local = master.startswith("local")
-    if is_local:
-        # Otherwise Spark binds the eth0 address, which sandboxes and CI runners may refuse.
+    if is_local or urlparse(master).hostname in LOOPBACK:
+        # Otherwise Spark binds the eth0 address, which sandboxes and CI runners may refuse; a cluster on
+        # loopback (bin/spark-cluster) must reach the driver there too.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     partitions = shuffle_partitions or int(os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8" if is_local else "200"))
     builder = (
@@ -53,10 +64,16 @@ def spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
-        # tables commit through Arrow on the driver (delta-rs), so a stage's result may be as big as the
-        # table: bounded by driver memory, not by Spark's 1 GiB default result cap (0 = no cap)
-        .config("spark.driver.maxResultSize", os.environ.get("SPARK_DRIVER_MAX_RESULT_SIZE", "0"))
+        # executors write the table files and the driver commits their metadata only (lakehouse.files),
+        # so Spark's default 1 GiB result cap stays
+        .config("spark.driver.maxResultSize", os.environ.get("SPARK_DRIVER_MAX_RESULT_SIZE", "1g"))
+        # Delta timestamps are microseconds (Spark's default INT96 is not in the Delta protocol)
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        # the executors' Python (a cluster's workers start it) is this interpreter unless PYSPARK_PYTHON says
+        .config("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
     )
+    if not is_local:
+        builder = builder.config("spark.executor.memory", os.environ.get("SPARK_EXECUTOR_MEMORY", "1g"))
     if fast_jvm if fast_jvm is not None else os.environ.get("SPARK_FAST_JVM", "") == "1":
         builder = builder.config("spark.driver.extraJavaOptions", FAST_JVM_FLAGS)
     jars = os.environ.get("APEX_DELTA_SPARK_JARS", "")
