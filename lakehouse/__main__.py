@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from . import tables as T
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-dataset", help="id space of exported events' movie ids")
     parser.add_argument("--layers", default="bronze,silver,gold", help="comma-separated subset of the layers")
     parser.add_argument("--table", help="table for history/optimize/vacuum")
+    parser.add_argument("--as-of", help="the run's time, ISO-8601 with an offset (default: now); reruns compare equal")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = _config(args)
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline import PipelineBusy, run_pipeline
 
         try:
-            result = run_pipeline(config, layers=[s.strip() for s in args.layers.split(",") if s.strip()])
+            as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+            result = run_pipeline(config, layers=[s.strip() for s in args.layers.split(",") if s.strip()], as_of=as_of)
         except (SourceError, ValueError) as exc:
             log.error("%s", exc)
             return 2

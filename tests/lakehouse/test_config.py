@@ -51,3 +51,15 @@ def test_reading_gold_before_the_pipeline_ran_says_what_to_do(tmp_path: Path) ->
 
     with pytest.raises(DatasetError, match="python -m lakehouse run"):
         interactions_from_gold(tmp_path, "ml-100k")
+
+
+def test_spark_master_url_points_the_jobs_at_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse.spark import master_url
+
+    monkeypatch.delenv("SPARK_MASTER_URL", raising=False)
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    assert master_url() == "local[*]"
+    monkeypatch.setenv("SPARK_MASTER", "local[2]")
+    assert master_url() == "local[2]"
+    monkeypatch.setenv("SPARK_MASTER_URL", "spark://127.0.0.1:7077")
+    assert master_url() == "spark://127.0.0.1:7077" and master_url("local[1]") == "local[1]"
