@@ -97,7 +97,9 @@ class EmailNotVerified(APIException):
 
 
 class VerifiedTokenObtainPairSerializer(TokenObtainPairSerializer):
-    """simplejwt's pair serializer; an unverified account's correct password gets 403 and no token is minted."""
+    """Username and password; an account whose e-mail address is not verified gets 403 and no token."""
+
+    # simplejwt's pair serializer: the check runs before a token is minted
 
     @classmethod
     def get_token(cls, user: Any) -> Token:
@@ -144,7 +146,9 @@ class TokenObtainApi(TokenObtainPairView):
 
 
 class VerifiedTokenRefreshSerializer(TokenRefreshSerializer):
-    """simplejwt's refresh serializer; the account must still exist (401, not simplejwt's 500) and be verified."""
+    """A refresh token; the account must still exist (else 401) and be verified (else 403)."""
+
+    # simplejwt's refresh serializer answers 500 for a deleted account: 401 here instead
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -99,3 +100,19 @@ class AnonRateThrottle(ClientIpThrottleMixin, throttling.AnonRateThrottle):
         from .cache import counting_cache
 
         return counting_cache()
+
+
+class PublicModelRateThrottle(AnonRateThrottle):
+    """Anonymous calls to the public endpoints that run a model (scope ``anon_model``): one budget per address
+    across them, apart from (and tighter than) the general ``anon`` one. Signed-in and keyed callers pass: the burst
+    throttle and their plan's quota count them instead."""
+
+    scope = "anon_model"
+
+
+def public_model_throttles() -> list[type[throttling.BaseThrottle]]:
+    """``throttle_classes`` of a public endpoint that runs a model: the default ones plus ``PublicModelRateThrottle``."""
+    from rest_framework.settings import api_settings
+
+    defaults = cast("list[type[throttling.BaseThrottle]]", list(api_settings.DEFAULT_THROTTLE_CLASSES))
+    return [*defaults, PublicModelRateThrottle]

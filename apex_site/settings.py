@@ -250,15 +250,19 @@ REST_FRAMEWORK = {
     # DRF's own get_ident trusts any X-Forwarded-For without NUM_PROXIES; our throttles use apex_site.client_ip and
     # 0 keeps any other throttle on REMOTE_ADDR
     "NUM_PROXIES": 0,
-    "DEFAULT_THROTTLE_RATES": {"burst": env_str("THROTTLE_BURST", "120/min"), "anon": env_str("THROTTLE_ANON", "60/min")},
+    # every view has the burst limit per API key, member or address unless it names its own throttles
+    "DEFAULT_THROTTLE_CLASSES": ["billing.throttles.BurstThrottle"],
+    # anon_model: anonymous calls to the public endpoints that run a model, one budget per address (PublicModelRateThrottle)
+    "DEFAULT_THROTTLE_RATES": {"burst": env_str("THROTTLE_BURST", "120/min"), "anon": env_str("THROTTLE_ANON", "60/min"),
+                               "anon_model": env_str("THROTTLE_ANON_MODEL", "30/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "APEX API",
     "DESCRIPTION": "Movie recommendations, catalog, events and billing.",
     "VERSION": APEX_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
-    # the Error/ValidationError components the error responses of apex_site.schema name
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apex_site.schema.error_components"],
+    # the ValidationError component 400 responses name, the area tags described and in order, Markdown descriptions
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apex_site.schema.finish_schema"],
     "COMPONENT_SPLIT_REQUEST": True,  # request bodies get their own components (no readOnly fields to send)
     # /docs and /docs/redoc load their assets from our own static files, never from a CDN
     "SWAGGER_UI_DIST": "SIDECAR",

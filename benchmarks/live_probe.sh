@@ -9,7 +9,7 @@ P=${PROBE_DIR:-/tmp/probe}; mkdir -p $P; export PROBE_DIR=$P
 redis-server --port 6391 --save '' --appendonly no --daemonize yes --logfile $P/redis.log
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/apex_probe REDIS_URL=redis://127.0.0.1:6391/0
 export SECRET_KEY=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))')
-export ML_ARTIFACTS_DIR=$P/artifacts SECURE_SSL_REDIRECT=false PORT=8765 THROTTLE_BURST=100000/min THROTTLE_ANON=100000/min
+export ML_ARTIFACTS_DIR=$P/artifacts SECURE_SSL_REDIRECT=false PORT=8765 THROTTLE_BURST=100000/min THROTTLE_ANON=100000/min THROTTLE_ANON_MODEL=100000/min
 psql -h 127.0.0.1 -U postgres -q -d postgres -c "DROP DATABASE IF EXISTS apex_probe" -c "CREATE DATABASE apex_probe"
 t=$(date +%s)
 .venv/bin/python manage.py migrate --noinput -v 0 && .venv/bin/python manage.py sync_plans >/dev/null 2>&1

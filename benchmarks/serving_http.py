@@ -297,7 +297,8 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.serving_settings",
            "DATABASE_URL": database, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "ML_ARTIFACTS_DIR": str(artifacts), "APEX_SERVING_TIER": tier, "THROTTLE_BURST": "1000000/min",
-           "THROTTLE_ANON": "1000000/min", "DEBUG": "false", "SECRET_KEY": "benchmark-only-secret-key-0123456789",
+           "THROTTLE_ANON": "1000000/min", "THROTTLE_ANON_MODEL": "1000000/min", "DEBUG": "false",
+           "SECRET_KEY": "benchmark-only-secret-key-0123456789",
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "0",
            "DB_POOL": "true", "PYTHONPATH": str(ROOT)}
     server = None

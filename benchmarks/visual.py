@@ -48,7 +48,8 @@ def _setup_django(root: Path) -> None:
                        "ML_ARTIFACTS_DIR": str(root / "artifacts"), "DEBUG": "true", "LOG_LEVEL": "WARNING",
                        "POSTER_FETCH_INTERVAL_S": "0", "APEX_THREADS": "1",
                        # one anonymous client sends every request: the per-address throttles would answer 429
-                       "THROTTLE_BURST": "1000000/min", "THROTTLE_ANON": "1000000/min"})
+                       "THROTTLE_BURST": "1000000/min", "THROTTLE_ANON": "1000000/min",
+                       "THROTTLE_ANON_MODEL": "1000000/min"})
     import django
 
     django.setup()

@@ -6,13 +6,17 @@ holds in each process instead of across them, never not at all (docs/BILLING.md)
 
 from __future__ import annotations
 
-from rest_framework.request import Request
+from typing import TYPE_CHECKING
+
 from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import APIView
 
 from accounts.selectors import request_api_key
 from apex_site.cache import counting_cache
 from apex_site.client_ip import ClientIpThrottleMixin
+
+if TYPE_CHECKING:  # DRF loads this module while it defines APIView (the default throttle): no views import here
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class BurstThrottle(ClientIpThrottleMixin, SimpleRateThrottle):  # get_ident: the real client address

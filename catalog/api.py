@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apex_site.client_ip import public_model_throttles
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 
@@ -112,6 +113,8 @@ class MovieSearchApi(APIView):
 
 class MovieSemanticSearchApi(APIView):
     permission_classes = [AllowAny]
+    # runs a sentence-embedding model: anonymous callers get the tighter public-model budget too
+    throttle_classes = public_model_throttles()
 
     @extend_schema(parameters=[SearchQuerySerializer],
                    responses={200: SearchResultsSerializer, **errors(503, descriptions={503: "index not built"})},

@@ -45,7 +45,9 @@ class IdempotencyKeyConflict(DrfValidationError):
 
 
 class EventInputSerializer(serializers.Serializer):
-    """The shape of one event (documentation; ``parsing.events_parse`` checks it, faster)."""
+    """One interaction: a click, rating, watch, watchlist add or impression of a movie."""
+
+    # the documented shape; parsing.events_parse checks it (faster than this serializer)
 
     movie_id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Event.Kind.choices)

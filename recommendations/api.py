@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import user_get, user_signed_in
-from apex_site.client_ip import AnonRateThrottle  # per real client address (TRUSTED_PROXIES)
+from apex_site.client_ip import public_model_throttles  # per real client address (TRUSTED_PROXIES)
 from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 from billing.quota import QuotaMixin
@@ -34,6 +33,7 @@ from .serializers import (
     EventFeaturesSerializer,
     KnowledgeGraphSerializer,
     MovieRecommendationsSerializer,
+    OfflineMetricsSerializer,
     UserExplanationsSerializer,
     UserRecommendationsSerializer,
     VisualRecommendationsSerializer,
@@ -71,6 +71,8 @@ class KnowledgeGraphParams(QueryParamsSerializer):
 
 
 LIST_PARAMS = [ListParams]
+# public endpoints that run a model: the burst limit, plus one tighter budget per address for anonymous callers
+PUBLIC_MODEL_THROTTLES = public_model_throttles()
 MAX_EXPLAINED = 100
 LLM_OFF = ("LLM explanations are off on this server (the operator sets LLM_BASE_URL and LLM_MODEL to turn them on; "
            "docs/LLM_EXPLANATIONS.md): the engine's template sentences are the explanations")
@@ -163,7 +165,7 @@ def _log_impressions(request: Request, payload: dict[str, Any]) -> None:
 
 class _MovieApi(QuotaMixin, APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [AnonRateThrottle]
+    throttle_classes = PUBLIC_MODEL_THROTTLES
     quota_kind = "recommendations"
 
     def _movie_list(self, request: Request, movie_id: int) -> dict[str, Any]:
@@ -207,7 +209,7 @@ class MovieRecommendationsEnrichedApi(_MovieApi):
 
 class KnowledgeGraphApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [AnonRateThrottle]
+    throttle_classes = PUBLIC_MODEL_THROTTLES
 
     @extend_schema(parameters=[KnowledgeGraphParams], summary="Franchise, director, genre and era neighbours of a movie",
                    responses={200: KnowledgeGraphSerializer,
@@ -245,7 +247,7 @@ class MovieVisualApi(QuotaMixin, APIView):
     """Movies whose posters look like this one's (CLIP image embeddings, FAISS)."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [AnonRateThrottle]
+    throttle_classes = PUBLIC_MODEL_THROTTLES
     quota_kind = "recommendations"
 
     @extend_schema(parameters=[VisualParams], summary="Visually similar movies (CLIP poster embeddings)",
@@ -268,7 +270,7 @@ class VisualSearchApi(APIView):
     """Text-to-poster search: CLIP's text tower over the visual index."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [AnonRateThrottle]
+    throttle_classes = PUBLIC_MODEL_THROTTLES
 
     @extend_schema(parameters=[VisualSearchParams], summary="Posters that look like a description (CLIP)",
                    responses={200: VisualSearchResultsSerializer, **errors(503, descriptions=VISUAL_DOWN)})
@@ -284,7 +286,7 @@ class VisualSearchApi(APIView):
 class OfflineMetricsApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **errors(404, descriptions={404: "no metrics yet"})},
+    @extend_schema(responses={200: OfflineMetricsSerializer, **errors(404, descriptions={404: "no metrics yet"})},
                    summary="Latest model-card metrics (per dataset, model, ensemble)")
     def get(self, request: Request) -> Response:
         metrics = offline_metrics_latest()

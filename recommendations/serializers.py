@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from events.models import Event
@@ -269,7 +270,7 @@ class RecentEventSerializer(serializers.Serializer):
 
 
 class EventFeaturesSerializer(serializers.Serializer):
-    """``GET /v1/events/features`` (schema only)."""
+    """Your live feature state: what the next recommendation reflects."""
 
     user_id = serializers.IntegerField()
     recent_sequence = RecentEventSerializer(many=True)
@@ -291,3 +292,40 @@ class UserExplanationsSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(help_text="false: LLM explanations are not configured, and items is empty")
     detail = serializers.CharField(required=False, help_text="why items is empty, when enabled is false")
     items = ExplainedMovieSerializer(many=True, help_text="the asked-for movies this member was shown")
+
+
+class ModelMetricsSerializer(serializers.Serializer):
+    test = serializers.JSONField(allow_null=True, help_text="metric name -> value on the test split")
+    valid = serializers.JSONField(allow_null=True, help_text="metric name -> value on the validation split")
+    train_seconds = serializers.FloatField(allow_null=True)
+
+
+class EnsembleMetricsSerializer(serializers.Serializer):
+    weights = serializers.DictField(child=serializers.FloatField(), allow_null=True, help_text="model -> weight")
+    weights_version = serializers.CharField(allow_null=True)
+    selection = serializers.JSONField(allow_null=True, help_text="how the weights were chosen")
+    metrics = serializers.JSONField(allow_null=True, help_text="the ensemble's metrics against its baseline (null: "
+                                                               "not a finite number)")
+
+
+class DatasetMetricsSerializer(serializers.Serializer):
+    """One dataset's model cards: each model's metrics, and the served ensemble's when it was built on it."""
+
+    updated_at = serializers.CharField(required=False, allow_null=True)
+    models = serializers.DictField(child=ModelMetricsSerializer(), help_text="model name -> its metrics")
+    ensemble = EnsembleMetricsSerializer(required=False)
+
+
+class OfflineMetricsSerializer(serializers.Serializer):
+    """Model-card metrics per dataset (a map: dataset name -> its metrics)."""
+
+
+class OfflineMetricsScheme(OpenApiSerializerExtension):
+    """OpenAPI: ``OfflineMetrics`` is a map from dataset name to ``DatasetMetrics``."""
+
+    target_class = OfflineMetricsSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        dataset = auto_schema.resolve_serializer(DatasetMetricsSerializer, direction)
+        return {"type": "object", "description": "Model-card metrics per dataset: dataset name -> its metrics.",
+                "additionalProperties": dataset.ref}

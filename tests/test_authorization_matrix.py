@@ -226,7 +226,8 @@ def _roomy_throttles(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hundreds of calls from one test address: the anonymous and burst limits are not what is probed here."""
     from rest_framework.throttling import SimpleRateThrottle
 
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "100000/min", "burst": "100000/min"})
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "100000/min", "anon_model": "100000/min",
+                                                              "burst": "100000/min"})
 
 
 # --- forged and revoked credentials ---------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def live_server_process(load_world, tmp_path: Path):  # noqa: ANN001, ANN201
            "DEBUG": "false", "SECURE_SSL_REDIRECT": "false", "DB_POOL": "true",
            "ML_ARTIFACTS_DIR": str(load_world["artifacts"]),
            # the member's allowance is far above the load: a 429 would be a finding, not the plan working
-           "THROTTLE_BURST": "1000000/min", "THROTTLE_ANON": "1000000/min", "PYTHONUNBUFFERED": "1"}
+           "THROTTLE_BURST": "1000000/min", "THROTTLE_ANON": "1000000/min", "THROTTLE_ANON_MODEL": "1000000/min",
+           "PYTHONUNBUFFERED": "1"}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "apex_site.asgi:application", "--host",
                                  "127.0.0.1", "--port", str(port), "--no-access-log"],
