@@ -64,7 +64,7 @@ def test_admin_is_apex_operations_with_one_accounts_section_and_stripe_last(clie
     assert "APEX operations" in html
     apps = [app["name"] for app in response.context["app_list"]]
     assert apps.count("Accounts") == 1 and "Authentication and Authorization" not in apps
-    assert apps.index("Catalog") < apps.index("Accounts") < apps.index("Stripe mirror (dj-stripe)") == len(apps) - 1
+    assert apps.index("Catalog") < apps.index("Accounts") < apps.index("Billing (Stripe)") == len(apps) - 1
     accounts = next(app for app in response.context["app_list"] if app["name"] == "Accounts")
     names = {str(model["name"]) for model in accounts["models"]}
     assert {"Users", "Groups", "Email addresses"} <= names
