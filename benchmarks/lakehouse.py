@@ -1,9 +1,12 @@
 """Lakehouse pipeline wall time and rows/s per stage: ml-100k, and (on request) a synthetic event log.
 
     python benchmarks/lakehouse.py                       # ml-100k (+ ml-latest-small movies, TMDB), local[2]
-    python benchmarks/lakehouse.py --synthetic 10000000  # a 10-million-event export log (heavy: minutes, ~6 GB)
+    python benchmarks/lakehouse.py --skip-ml100k --synthetic 10000000             # a 10-million-event export log
+    python benchmarks/lakehouse.py --skip-ml100k --synthetic 10000000 \
+        --master "$(bin/spark-cluster start)"                                     # the same on the 2-worker cluster
 
-Results accumulate in var/benchmarks/lakehouse.json; docs/LAKEHOUSE_BENCHMARK.md is regenerated from them.
+Results accumulate in var/benchmarks/lakehouse.json; docs/LAKEHOUSE_BENCHMARK.md is regenerated from them, with
+a before/after stage table against the page at --baseline-rev (the last run that committed through the driver).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import json
 import logging
 import os
 import platform
+import re
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +35,7 @@ log = logging.getLogger("benchmarks.lakehouse")
 RESULTS = REPO / "var" / "benchmarks" / "lakehouse.json"
 DOC = REPO / "docs" / "LAKEHOUSE_BENCHMARK.md"
 KINDS = (("impression", 0.55), ("click", 0.2), ("rating", 0.1), ("watch", 0.1), ("watchlist", 0.05))
+BASELINE_REV = "9ec72d0"  # the page as measured when tables were collected to the driver through Arrow
 
 
 def synthetic_events(folder: Path, n: int, *, seed: int = 0, per_file: int = 1_000_000) -> list[int]:
@@ -75,11 +82,15 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict:
     from lakehouse.pipeline import run_pipeline
     from lakehouse.spark import spark_session
 
+    load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     spark = spark_session(master=master, app_name=f"bench-{name}")
     startup = time.perf_counter() - t0
+    t1 = time.perf_counter()
     result = run_pipeline(config, spark=spark)
+    pipeline = time.perf_counter() - t1
     wall = time.perf_counter() - t0
+    jvm_peak = driver_jvm_peak_mb(spark)
     spark.stop()
     steps = [
         {
@@ -100,16 +111,81 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict:
         "name": name,
         "master": master,
         "spark_startup_s": round(startup, 2),
+        "pipeline_s": round(pipeline, 2),
         "wall_s": round(wall, 2),
+        "driver_memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
+        "driver_jvm_peak_rss_mb": jvm_peak,
+        "driver_python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "stages": stages,
         "steps": steps,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "load_avg_1m_at_start": round(load_start, 2),
             "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         },
     }
+
+
+def driver_jvm_peak_mb(spark: object) -> int | None:
+    """Peak resident memory (VmHWM) of the driver's JVM, the process pyspark launched (Linux only).
+
+    On ``local[n]`` the executors run inside it, so it bounds the whole job's memory; on a cluster it is the
+    driver alone."""
+    try:
+        pid = spark.sparkContext._gateway.proc.pid  # type: ignore[attr-defined]
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (AttributeError, OSError):
+        return None
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return round(int(found.group(1)) / 1024) if found else None
+
+
+def baseline_stages(rev: str) -> dict[str, dict[str, float]]:
+    """Section name -> stage -> seconds, parsed from docs/LAKEHOUSE_BENCHMARK.md as committed at ``rev``."""
+    try:
+        page = subprocess.run(
+            ["git", "show", f"{rev}:docs/LAKEHOUSE_BENCHMARK.md"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for block in page.split("\n## ")[1:]:
+        name, body = block.split("\n", 1)
+        stages = {
+            m[0]: float(m[1]) for m in re.findall(r"^\| (bronze|silver|gold) \| [\d,]+ \| ([\d.]+) \|", body, re.M)
+        }
+        wall = re.search(r"Wall time \*\*([\d.]+) s\*\* \(Spark start-up ([\d.]+) s\)", body)
+        if wall:
+            stages["start-up"] = float(wall.group(2))
+            stages["pipeline"] = float(wall.group(1)) - float(wall.group(2))
+        out[name.strip()] = stages
+    return out
+
+
+def before_after(results: dict[str, dict], baseline: dict[str, dict[str, float]], rev: str) -> list[str]:
+    """A stage table: seconds before (the baseline page) and now, for each run present in both."""
+    names = [n for n in results if n in baseline and results[n]["master"].startswith("local")]
+    if not names:
+        return []
+    lines = [
+        f"## Before and after: Arrow through the driver (page at `{rev}`) vs files written by the executors",
+        "",
+        "Seconds per stage on `local[2]`; the pipeline excludes Spark start-up, reported on its own line. "
+        "The baseline runs had 6 GB of driver memory; these have the driver memory named in each section.",
+        "",
+        "| run | stage | before s | after s | speed-up |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in names:
+        now = {k: v["seconds"] for k, v in results[name]["stages"].items()}
+        now |= {"pipeline": results[name]["pipeline_s"], "start-up": results[name]["spark_startup_s"]}
+        for stage in ("bronze", "silver", "gold", "pipeline", "start-up"):
+            if stage in baseline[name] and stage in now:
+                b, a = baseline[name][stage], now[stage]
+                lines.append(f"| {name} | {stage} | {b:.1f} | {a:.1f} | {b / a if a else 0:.1f}x |")
+    return [*lines, ""]
 
 
 def keep_other_runs(page: str, previous: str) -> str:
@@ -120,25 +196,42 @@ def keep_other_runs(page: str, previous: str) -> str:
     return page.rstrip("\n") + "".join("\n\n## " + block.rstrip("\n") for block in kept) + "\n"
 
 
-def render(results: dict[str, dict]) -> str:
+def render(results: dict[str, dict], baseline: dict[str, dict[str, float]] | None = None, rev: str = "") -> str:
     """The benchmark page: one section per run."""
     lines = [
         "# Lakehouse benchmark",
         "",
         "Generated by `python benchmarks/lakehouse.py` (add `--synthetic 10000000` for the event-log run); "
         "do not edit by hand. Each run starts from an empty lakehouse root, so bronze ingests every file. "
-        "`rows` are rows written (merged, for the SCD2 movie dimension); seconds include Spark compute and the "
-        "delta-rs commit. The machine is shared: `load avg` is the 1-minute load at the end of the run.",
+        "`rows` are rows written (merged, for the SCD2 movie dimension); seconds include Spark compute, the "
+        "executors' Parquet writes and the delta-rs commit of the files' metadata. The machine (2 cores) is shared "
+        "with other engineers' jobs: `load avg` is the 1-minute load at the start and at the end of the run; a "
+        "load above 2 means the run had less than the whole machine.",
         "",
+        *before_after(results, baseline or {}, rev),
     ]
     for name, r in results.items():
+        load = r["machine"]
+        memory = ""
+        if "driver_jvm_peak_rss_mb" in r:
+            memory = (
+                f" Driver memory {r['driver_memory']}: peak resident JVM {r['driver_jvm_peak_rss_mb']} MB "
+                f"(on `local[n]` the executors run inside it), Python {r['driver_python_peak_rss_mb']} MB."
+            )
+        timing = f"Wall time **{r['wall_s']:.1f} s** (Spark start-up {r['spark_startup_s']:.1f} s)."
+        if "pipeline_s" in r:
+            timing = (
+                f"Pipeline **{r['pipeline_s']:.1f} s** end to end (bronze, silver, gold), Spark start-up "
+                f"{r['spark_startup_s']:.1f} s, wall time {r['wall_s']:.1f} s."
+            )
         lines += [
             f"## {name}",
             "",
-            f"master `{r['master']}`, {r['machine']['cpus']} CPUs, Python {r['machine']['python']}, "
-            f"load avg {r['machine']['load_avg_1m_at_end']}, measured {r['measured_at']}.",
+            f"master `{r['master']}`, {load['cpus']} CPUs, Python {load['python']}, load avg "
+            + (f"{load['load_avg_1m_at_start']} at the start, " if "load_avg_1m_at_start" in load else "")
+            + f"{load['load_avg_1m_at_end']} at the end, measured {r['measured_at']}.",
             "",
-            f"Wall time **{r['wall_s']:.1f} s** (Spark start-up {r['spark_startup_s']:.1f} s).",
+            timing + memory,
             "",
             "| stage | rows | seconds | rows/s |",
             "|---|---:|---:|---:|",
@@ -159,10 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, default=0, help="also run an event log of this many events")
     parser.add_argument("--skip-ml100k", action="store_true")
     parser.add_argument("--workdir", default=None, help="where lakehouse roots and exports go (default: a temp dir)")
-    parser.add_argument("--driver-memory", default="6g", help="Spark driver memory (tables are collected via Arrow)")
+    parser.add_argument("--driver-memory", default="2g", help="Spark driver memory (the same for every size)")
+    parser.add_argument("--shuffle-partitions", default="8", help="spark.sql.shuffle.partitions (local and cluster)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the 'before' page")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_DRIVER_MEMORY"] = args.driver_memory
+    os.environ["SPARK_SHUFFLE_PARTITIONS"] = args.shuffle_partitions
+    cluster = "" if args.master.startswith("local") else ", standalone cluster (2 workers)"
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -171,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             config = LakehouseConfig(
                 root=work / "ml100k", datasets=("ml-100k",), tmdb_dir=tmdb, events_dir=None, events_dataset="ml-100k"
             )
-            results["ml-100k"] = run("ml-100k", config, args.master)
+            results[f"ml-100k{cluster}"] = run(f"ml-100k{cluster}", config, args.master)
         if args.synthetic:
             t0 = time.perf_counter()
             synthetic_events(work / "events", args.synthetic)
@@ -183,11 +280,12 @@ def main(argv: list[str] | None = None) -> int:
                 events_dir=work / "events",
                 events_dataset="ml-latest-small",
             )
-            name = f"synthetic event log, {args.synthetic:,} events"
+            name = f"synthetic event log, {args.synthetic:,} events{cluster}"
             results[name] = run(name, config, args.master)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
-    DOC.write_text(keep_other_runs(render(results), DOC.read_text() if DOC.exists() else ""))
+    page = render(results, baseline_stages(args.baseline_rev), args.baseline_rev)
+    DOC.write_text(keep_other_runs(page, DOC.read_text() if DOC.exists() else ""))
     log.info("wrote %s", DOC)
     return 0
 
