@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -57,7 +58,7 @@ def synthetic_events(folder: Path, n: int, *, seed: int = 0, per_file: int = 1_0
     sizes = []
     for i, lo in enumerate(range(0, n, per_file)):
         m = min(per_file, n - lo)
-        kind = np.asarray(kinds)[rng.choice(len(kinds), m, p=kind_p)]
+        kind = np.asarray(kinds)[rng.choice(len(kinds), m, p=np.asarray(kind_p, dtype=float))]
         is_rating = kind == "rating"
         value = np.where(is_rating, rng.integers(1, 11, m) / 2.0, np.nan)
         propensity = np.where(kind == "impression", rng.uniform(0.01, 1.0, m), np.nan)
@@ -77,7 +78,7 @@ def synthetic_events(folder: Path, n: int, *, seed: int = 0, per_file: int = 1_0
     return sizes
 
 
-def run(name: str, config: LakehouseConfig, master: str) -> dict:
+def run(name: str, config: LakehouseConfig, master: str) -> dict[str, Any]:
     """One full pipeline run on a fresh root: Spark start-up, then every step's rows and seconds."""
     from lakehouse.pipeline import run_pipeline
     from lakehouse.spark import spark_session
@@ -164,7 +165,7 @@ def baseline_stages(rev: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def before_after(results: dict[str, dict], baseline: dict[str, dict[str, float]], rev: str) -> list[str]:
+def before_after(results: dict[str, dict[str, Any]], baseline: dict[str, dict[str, float]], rev: str) -> list[str]:
     """A stage table: seconds before (the baseline page) and now, for each run present in both."""
     names = [n for n in results if n in baseline and results[n]["master"].startswith("local")]
     if not names:
@@ -196,7 +197,9 @@ def keep_other_runs(page: str, previous: str) -> str:
     return page.rstrip("\n") + "".join("\n\n## " + block.rstrip("\n") for block in kept) + "\n"
 
 
-def render(results: dict[str, dict], baseline: dict[str, dict[str, float]] | None = None, rev: str = "") -> str:
+def render(
+    results: dict[str, dict[str, Any]], baseline: dict[str, dict[str, float]] | None = None, rev: str = ""
+) -> str:
     """The benchmark page: one section per run."""
     lines = [
         "# Lakehouse benchmark",
