@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models.functions import Length
 
 from .fuzzy import TypoHit, movie_typo_search
 from .models import Movie
@@ -77,17 +78,23 @@ def _postgres(query: str, limit: int) -> list[tuple[Movie, float]]:
     from django.contrib.postgres.search import SearchQuery, SearchRank
 
     search_query = SearchQuery(query, config="english", search_type="websearch")
+    phrase = " ".join(TOKEN.findall(query.lower()))
+    # A title that is the query, then titles containing it as typed, shortest first, lead (as the fallback's
+    # phrase bonus does): "matrix" is The Matrix before the sequel whose overview says "matrix" twice.
+    title_match = Case(When(title__iexact=phrase, then=Value(2)), When(title__icontains=phrase, then=Value(1)),
+                       default=Value(0), output_field=IntegerField())
     movies = (Movie.objects.annotate(document=search_vector())
               .filter(document=search_query)
-              .annotate(rank=SearchRank(F("document"), search_query))
+              .annotate(rank=SearchRank(F("document"), search_query), title_match=title_match)
+              .annotate(title_extra=Case(When(title_match=1, then=Length("title")), default=Value(0)))
               .prefetch_related("genres")
-              .order_by("-rank", "-rating_count", "id")[:limit])
-    return [(m, float(m.rank)) for m in movies]
+              .order_by("-title_match", "title_extra", "-rank", "-rating_count", "id")[:limit])
+    return [(m, float(m.rank) + m.title_match) for m in movies]
 
 
 def _fallback(query: str, limit: int) -> list[tuple[Movie, float]]:
     """Score = 3 per word in the title + 2 per word in genres/people/keywords/tags + 1 per word in the overview,
-    + 5 when the whole query is in the title; ties broken by how often the movie is rated. Any query word may
+    + 5 when the whole query is in the title (+ 3 more when it is the title); ties broken by how often the movie is rated. Any query word may
     match, so only the hits scoring at least FALLBACK_CUTOFF of the best are kept."""
     tokens = search_tokens(query)
     phrase = " ".join(TOKEN.findall(query.lower()))
@@ -103,7 +110,7 @@ def _fallback(query: str, limit: int) -> list[tuple[Movie, float]]:
         score = sum(3.0 * (t in title_words) + 2.0 * (t in text_words) + 1.0 * (t in overview_words)
                     for t in tokens)
         if phrase and phrase in title.lower():
-            score += 5.0
+            score += 5.0 + 3.0 * (phrase == " ".join(TOKEN.findall(title.lower())))
         if score > 0:
             scored.append((score, count, movie_id))
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))

@@ -48,3 +48,22 @@ def test_the_gin_index_serves_the_search_expression() -> None:
         plan = query.explain()
 
     assert gin_migration.INDEX in plan
+
+
+def test_pg_trgm_chooses_the_typo_candidates() -> None:
+    from catalog import fuzzy
+    from tests.factories import MovieFactory
+
+    trgm_migration = importlib.import_module("catalog.migrations.0005_pg_trgm_title_index")
+    with connection.schema_editor() as editor:
+        trgm_migration.create(None, editor)
+    create_classics()
+    MovieFactory(id=2571, title="The Matrix", rating_count=50)
+    MovieFactory(id=2005, title="Matilda", rating_count=60)
+
+    candidates = {title for _, title, _ in fuzzy.candidate_titles("matirx")}
+    results = APIClient().get("/v1/search", {"q": "matirx", "mode": "keyword"}).json()["results"]
+
+    assert fuzzy.trigram_available()
+    assert "The Matrix" in candidates and "Titanic" not in candidates  # the trigram filter, not every title
+    assert [r["movie"]["title"] for r in results] == ["The Matrix"]
