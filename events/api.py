@@ -24,7 +24,6 @@ from apex_site.schema import errors
 from .models import Event
 from .parsing import events_parse
 from .privacy import DIMENSIONS, MAX_QUERY_EPSILON, PrivacyBudgetExhausted, analytics_release
-from .selectors import event_idempotency_keys_stored
 from .services import (
     EventInput,
     IdempotencyConflict,
@@ -103,7 +102,8 @@ def _inputs(request: Request, *, batch: bool) -> list[EventInput]:
 
 def _record(request: Request, items: list[EventInput], *, batch: bool) -> list[tuple[Event, bool]]:
     try:
-        return event_record_batch(user=user_signed_in(request=request), items=items, api_key=request_api_key(request))
+        return event_record_batch(user=user_signed_in(request=request), items=items, api_key=request_api_key(request),
+                                  meter=lambda new: events_quota().consume(request, kind="events", amount=new))
     except IdempotencyConflict as exc:
         fields = {(f"events.{i}.idempotency_key" if batch else "idempotency_key"):
                   [f"{items[i].idempotency_key!r} was already used for a different event; a replay must send the "
@@ -123,20 +123,12 @@ def events_quota() -> Any:
 
 class _MeteredApi(APIView):
     """Throttled by ``events_quota`` (its burst limit); the events quota is metered per new event once the request
-    has passed its checks (``_meter_new``): a replay (an idempotency key sent before) is not counted twice."""
+    has passed its checks (in the recording transaction, ``_record``): a replay (an idempotency key sent before) is not counted twice."""
 
     quota_kind: str | None = None
 
     def get_throttles(self) -> list[BaseThrottle]:
         return [events_quota()]
-
-
-def _meter_new(request: Request, items: list[EventInput]) -> None:
-    """Count the events this request adds against the events quota (429 past it); replays are free."""
-    keys = {item.idempotency_key for item in items}
-    new = len(keys - event_idempotency_keys_stored(user=user_signed_in(request=request), keys=list(keys)))
-    if new:
-        events_quota().consume(request, kind="events", amount=new)
 
 
 class EventCreateApi(_MeteredApi):
@@ -147,7 +139,6 @@ class EventCreateApi(_MeteredApi):
     @extend_schema(request=EventInputSerializer, responses={202: AcceptedSerializer, **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=False)
-        _meter_new(request, items)
         (event, created), = _record(request, items, batch=False)
         return Response({"id": str(event.id), "status": "accepted", "replayed": not created},
                         status=status.HTTP_202_ACCEPTED)
@@ -163,7 +154,6 @@ class EventBatchCreateApi(_MeteredApi):
         "events": AcceptedSerializer(many=True)}), **EVENT_ERRORS})
     def post(self, request: Request) -> Response:
         items = _inputs(request, batch=True)
-        _meter_new(request, items)
         results = _record(request, items, batch=True)
         replayed = sum(1 for _, created in results if not created)
         return Response({"accepted": len(results) - replayed, "replayed": replayed,

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class EventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "events"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401 - connects the receivers

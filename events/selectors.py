@@ -53,11 +53,6 @@ def event_engagement_counts_since(*, since: Any, limit: int = 200) -> dict[int, 
     return {row["movie_id"]: row["n"] for row in rows}
 
 
-def event_idempotency_keys_stored(*, user: User, keys: list[str]) -> set[str]:
-    """Which of these idempotency keys the user has used already (an event sent with one is a replay)."""
-    return set(Event.objects.filter(user=user, idempotency_key__in=keys).values_list("idempotency_key", flat=True))
-
-
 def event_unapplied_ids(*, limit: int = 10_000) -> list[str]:
     """Ids of relayed events not applied yet, oldest first."""
     rows = (Event.objects.filter(applied_at__isnull=True, relayed_at__isnull=False)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -184,7 +185,8 @@ def _insert(events: list[Event]) -> None:
 
 
 @transaction.atomic
-def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> list[tuple[Event, bool]]:
+def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any,
+                  meter: Callable[[int], None] | None = None) -> list[tuple[Event, bool]]:
     keys = [item.idempotency_key for item in items]
     existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
     conflicts = [i for i, item in enumerate(items) if item.idempotency_key in existing
@@ -194,6 +196,8 @@ def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> l
     now = timezone.now()
     fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
              if item.idempotency_key not in existing]
+    if meter is not None and fresh:
+        meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
     # a member's own events carry their arm; an API key's (its holder's end users, never bucketed) do not
     if api_key is None and any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in fresh):
         arm_id = _member_arm(user)
@@ -210,27 +214,55 @@ def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any) -> l
     return [(created[k], True) if k in created else (existing[k], False) for k in keys]
 
 
-def event_record_batch(*, user: User, items: Sequence[EventInput],
-                       api_key: Any = None) -> list[tuple[Event, bool]]:
+def event_record_batch(*, user: User, items: Sequence[EventInput], api_key: Any = None,
+                       meter: Callable[[int], None] | None = None) -> list[tuple[Event, bool]]:
     """Store many events in one transaction; replayed idempotency keys return the stored event (created False).
 
-    A key stored with different fields raises IdempotencyConflict and stores nothing."""
+    A key stored with different fields raises IdempotencyConflict and stores nothing. ``meter(n)`` is called
+    with the number of new events (replays are free) in the same transaction, after the one idempotency
+    lookup and before the insert; whatever it raises (a quota's 429) rolls the request back."""
     keys = [item.idempotency_key for item in items]
     if len(set(keys)) != len(keys):
         raise ValidationError({"events": "idempotency keys must be unique within a batch"})
     try:
-        return _record_batch(user=user, items=items, api_key=api_key)
+        return _record_batch(user=user, items=items, api_key=api_key, meter=meter)
     except IntegrityError:
-        # A concurrent request stored one of these keys first (PostgreSQL waited for it to commit):
-        # the retry finds its row and returns it as a replay.
+        # A concurrent request stored one of these keys first (PostgreSQL waited for it to commit): the retry
+        # finds its row and returns it as a replay. The first try's count stands (a rare race over-counts).
         return _record_batch(user=user, items=items, api_key=api_key)
+
+
+KNOWN_MOVIES_TTL_S = 60.0
+_known_movies: set[int] = set()  # ids this process found in the catalogue in the last KNOWN_MOVIES_TTL_S
+_known_since = 0.0
+
+
+def known_movies_forget(movie_id: int | None = None) -> None:
+    """Drop one confirmed id (a movie deleted in this process) or all of them."""
+    global _known_since
+    if movie_id is None:
+        _known_movies.clear()
+        _known_since = 0.0
+    else:
+        _known_movies.discard(movie_id)
 
 
 def movie_ids_unknown(*, movie_ids: Sequence[int]) -> list[int]:
-    """The ids (in order, once each) that name no catalogue movie: one indexed query, no model instances."""
-    wanted = sorted(set(movie_ids))
-    known = set(movie_list().filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
-    return [m for m in dict.fromkeys(movie_ids) if m not in known]
+    """The ids (in order, once each) that name no catalogue movie.
+
+    Ids this process confirmed in the last minute need no query (an event names a movie it was shown, so nearly
+    every event after the first few is answered from memory); the rest cost one indexed query. A movie deleted
+    elsewhere within that minute is caught by the insert's foreign key (an error, not a stored event).
+    """
+    global _known_since
+    now = time.monotonic()
+    if now - _known_since > KNOWN_MOVIES_TTL_S:
+        _known_movies.clear()
+        _known_since = now
+    wanted = sorted(set(movie_ids) - _known_movies)
+    if wanted:
+        _known_movies.update(movie_list().filter(id__in=wanted).values_list("id", flat=True))
+    return [m for m in dict.fromkeys(movie_ids) if m not in _known_movies]
 
 
 def event_record(*, user: User, kind: str, movie: Movie | None = None, movie_id: int | None = None,
