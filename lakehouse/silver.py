@@ -191,7 +191,9 @@ def stage_scd2(snapshot: DataFrame, current: DataFrame, valid_from: datetime) ->
 
 # --- events ---------------------------------------------------------------------------------
 def _known_movies(movies: DataFrame) -> DataFrame:
-    return movies.select(T.DATASET, T.MOVIE_ID, F.lit(True).alias("_known")).dropDuplicates([T.DATASET, T.MOVIE_ID])
+    """(dataset, movie_id) of the snapshot, broadcast: the catalogue is small, so the event side is not shuffled."""
+    known = movies.select(T.DATASET, T.MOVIE_ID, F.lit(True).alias("_known")).dropDuplicates([T.DATASET, T.MOVIE_ID])
+    return F.broadcast(known)
 
 
 def event_contract(as_of: datetime) -> Contract:
