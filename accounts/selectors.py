@@ -14,6 +14,8 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404
 
+from apex_site.broadcast import LocalMemory
+
 from .keys import key_hash, key_prefix
 from .models import ApiKey, Profile
 
@@ -78,6 +80,8 @@ def api_key_get_for(*, user: User, key_id: int) -> ApiKey:
 
 
 API_KEY_CACHE_TTL_S = 30  # revocation drops the entry at once; other changes to the key's user show within this
+# and in each process's memory for a few seconds more, dropped in every process at once on revocation
+API_KEY_MEMORY = LocalMemory("api-keys", ttl_s=10.0)
 
 
 def api_key_cache_key(hashed: str) -> str:
@@ -88,21 +92,26 @@ def api_key_cache_key(hashed: str) -> str:
 def api_key_find_active(*, raw: str) -> ApiKey | None:
     """The active key matching a full secret, or None; compared in constant time.
 
-    The key (with its user) is cached for API_KEY_CACHE_TTL_S under the digest of the full secret, so a
-    hit needs no query; ``api_key_revoke`` and the admin's revoke action delete the entry, so a revoked key
-    is refused on the very next call in every process.
+    The key (with its user) is kept in this process's memory (``API_KEY_MEMORY``, apex_site/broadcast.py: no
+    round trip) and in the shared cache for API_KEY_CACHE_TTL_S under the digest of the full secret, so a hit
+    needs no query; ``api_key_revoke`` and the admin's revoke action drop both in every process at once, so a
+    revoked key is refused on the very next call everywhere.
     """
     prefix = key_prefix(raw)
     if prefix is None:
         return None
     hashed = key_hash(raw)
-    key = cache.get(api_key_cache_key(hashed))
+    key = API_KEY_MEMORY.get(hashed)
     if key is None:
-        # the password hash is deferred: it never enters the cache, and a save() of this user skips it
-        key = ApiKey.objects.select_related("user").defer("user__password").filter(prefix=prefix).first()
-        if key is None or not hmac.compare_digest(key.hashed_key, hashed):
-            return None
-        cache.set(api_key_cache_key(hashed), key, API_KEY_CACHE_TTL_S)
+        generation = API_KEY_MEMORY.generation  # a revocation from here on keeps this read out of the memory
+        key = cache.get(api_key_cache_key(hashed))
+        if key is None:
+            # the password hash is deferred: it never enters the cache, and a save() of this user skips it
+            key = ApiKey.objects.select_related("user").defer("user__password").filter(prefix=prefix).first()
+            if key is None or not hmac.compare_digest(key.hashed_key, hashed):
+                return None
+            cache.set(api_key_cache_key(hashed), key, API_KEY_CACHE_TTL_S)
+        API_KEY_MEMORY.put(hashed, key, generation=generation)
     if key.revoked_at is not None or not key.user.is_active:
         return None
     return key

@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from .keys import key_generate, key_hash
 from .models import ApiKey, Profile
-from .selectors import api_key_cache_key, api_key_count_active, api_key_get_for, profile_get, user_email_verified
+from .selectors import (
+    API_KEY_MEMORY,
+    api_key_cache_key,
+    api_key_count_active,
+    api_key_get_for,
+    profile_get,
+    user_email_verified,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +138,13 @@ def api_key_revoke(*, user: User, key_id: int) -> ApiKey:
 def api_key_cache_forget(*, hashed_keys: list[str]) -> None:
     """Drop cached keys now and again once committed (a request may re-cache the old row in between)."""
     names = [api_key_cache_key(h) for h in hashed_keys]
-    cache.delete_many(names)
-    transaction.on_commit(lambda: cache.delete_many(names))
+
+    def forget() -> None:
+        cache.delete_many(names)
+        API_KEY_MEMORY.forget(hashed_keys)  # this process at once, the others through the broadcast
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def api_key_touch(*, key: ApiKey) -> None:

@@ -36,9 +36,11 @@ def _clear_cache() -> None:
     """Throttle counters and cached quota refusals must not leak between tests."""
     from django.core.cache import cache
 
+    from accounts.selectors import API_KEY_MEMORY
     from events.services import known_movies_forget
 
     cache.clear()
+    API_KEY_MEMORY.clear()
     known_movies_forget()  # a rolled-back test's movies send no post_delete: forget the confirmed ids
 
 
