@@ -19,9 +19,9 @@ from apex_site.params import QueryParamsSerializer
 from apex_site.schema import errors
 
 from . import semantic
+from .hybrid import DEFAULT_MODE, MODES, SearchOutcome, movie_search
 from .models import Movie
-from .search import movie_keyword_search
-from .selectors import SORTS, movie_get, movie_list, movie_list_by_ids
+from .selectors import SORTS, movie_get, movie_list
 from .serializers import MovieDetailSerializer, MovieSummarySerializer, ScoredMovieSerializer, SearchResultsSerializer
 
 _Model = TypeVar("_Model", bound=Model)
@@ -69,7 +69,25 @@ class MovieFilterSerializer(QueryParamsSerializer):
 
 class SearchQuerySerializer(QueryParamsSerializer):
     q = serializers.CharField(max_length=300, help_text="what to look for (not blank)")
-    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100,
+                                     help_text="at most this many results; fewer when only a few are relevant")
+
+
+class HybridSearchQuerySerializer(SearchQuerySerializer):
+    mode = serializers.ChoiceField(
+        choices=list(MODES), required=False, default=DEFAULT_MODE,
+        help_text="hybrid (default): keyword and semantic rankings fused by reciprocal rank fusion; keyword: words "
+                  "in titles, people, keywords and overviews, titles a typo away included; semantic: meaning only")
+
+
+def _search_response(outcome: SearchOutcome) -> Response:
+    return Response({
+        "query": outcome.query, "mode": outcome.mode,
+        "results": ScoredMovieSerializer([{"score": h.score, "matched_by": list(h.matched_by), "movie": h.movie}
+                                          for h in outcome.hits], many=True).data,
+        "corrections": [{"typed": typed, "title_word": word} for typed, word in outcome.corrections],
+        "semantic_available": outcome.mode == "keyword" or not outcome.semantic_error,
+    })
 
 
 class MovieListApi(generics.ListAPIView):
@@ -99,37 +117,47 @@ class MovieDetailApi(APIView):
 
 
 class MovieSearchApi(APIView):
-    permission_classes = [AllowAny]
+    """Movies for a query, best first. By default (mode=hybrid) the keyword ranking (words in titles, people,
+    keywords and overviews; titles a typo away, as "matirx" for The Matrix) and the semantic ranking (plots,
+    keywords and genres close in meaning) are fused by reciprocal rank fusion, each cut to its relevant part
+    first: fewer than `limit` results come back when only a few are relevant. Each result says what matched it."""
 
-    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultsSerializer},
-                   summary="Keyword search (PostgreSQL full-text search, or a portable fallback)")
+    permission_classes = [AllowAny]
+    # hybrid (the default) runs the sentence-embedding model too: the same public-model budget as /v1/search/ai
+    throttle_classes = public_model_throttles()
+
+    @extend_schema(parameters=[HybridSearchQuerySerializer],
+                   responses={200: SearchResultsSerializer,
+                              **errors(503, descriptions={503: "mode=semantic and the index is not built"})},
+                   summary="Search: keyword and semantic rankings fused (default), or either alone")
     def get(self, request: Request) -> Response:
-        params = SearchQuerySerializer(data=request.query_params)
+        params = HybridSearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        hits = movie_keyword_search(query=params.validated_data["q"], limit=params.validated_data["limit"])
-        return Response({"query": params.validated_data["q"], "mode": "keyword",
-                         "results": ScoredMovieSerializer([{"score": s, "movie": m} for m, s in hits], many=True).data})
+        try:
+            outcome = movie_search(query=params.validated_data["q"], mode=params.validated_data["mode"],
+                                   limit=params.validated_data["limit"])
+        except semantic.SearchIndexMissing as exc:  # mode=semantic only: hybrid falls back to keyword
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return _search_response(outcome)
 
 
 class MovieSemanticSearchApi(APIView):
+    """Movies close in meaning to the query (their plot, keywords and genres; the title counts little), best first,
+    cut to the relevant ones. The same as /v1/search with mode=semantic."""
+
     permission_classes = [AllowAny]
     # runs a sentence-embedding model: anonymous callers get the tighter public-model budget too
     throttle_classes = public_model_throttles()
 
     @extend_schema(parameters=[SearchQuerySerializer],
                    responses={200: SearchResultsSerializer, **errors(503, descriptions={503: "index not built"})},
-                   summary="Semantic search (MiniLM sentence embeddings + FAISS)")
+                   summary="Semantic search only (MiniLM embeddings of plot, keywords and genres + FAISS)")
     def get(self, request: Request) -> Response:
         params = SearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         try:
-            hits = semantic.semantic_search(params.validated_data["q"], limit=params.validated_data["limit"])
+            outcome = movie_search(query=params.validated_data["q"], mode="semantic",
+                                   limit=params.validated_data["limit"])
         except semantic.SearchIndexMissing as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        scores = dict(hits)
-        movies = movie_list_by_ids(movie_ids=[movie_id for movie_id, _ in hits])
-        return Response({"query": params.validated_data["q"], "mode": "semantic",
-                         "results": ScoredMovieSerializer([{"score": scores[m.id], "movie": m} for m in movies],
-                                                          many=True).data})
-
-
+        return _search_response(outcome)

@@ -41,6 +41,11 @@ class BrowseForm(forms.Form):
         return data
 
 
+SEARCH_MODE_LABELS = {"hybrid": "Best match", "keyword": "Words only", "semantic": "Meaning only"}
+
+
 class SearchForm(forms.Form):
+    """The search box: hybrid (words and meaning) unless the visitor picks one side."""
+
     q = forms.CharField(required=False, max_length=300, label="Search")
-    mode = forms.ChoiceField(required=False, choices=[("keyword", "Keyword"), ("semantic", "Semantic (AI)")])
+    mode = forms.ChoiceField(required=False, choices=list(SEARCH_MODE_LABELS.items()))

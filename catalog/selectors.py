@@ -149,7 +149,7 @@ def movie_metadata_map() -> dict[int, dict[str, Any]]:
             "movie_id", "person__name"):
         directors[movie_id].append(name)
     fields = ("id", "title", "year", "collection_id", "collection__name", "vote_average", "vote_count", "popularity",
-              "poster_path", "overview", "keywords", "tags", "rating_count", "rating_mean")
+              "poster_path", "overview", "tagline", "keywords", "tags", "rating_count", "rating_mean")
     result: dict[int, dict[str, Any]] = {}
     for row in Movie.objects.order_by("id").values(*fields).iterator(chunk_size=5000):
         movie_id = row["id"]

@@ -55,15 +55,31 @@ class MovieDetailSerializer(MovieSummarySerializer):
 
 
 class ScoredMovieSerializer(serializers.Serializer):
-    """A search hit: the movie and its score."""
+    """A search hit: the movie, how it matched and its score."""
 
-    score = serializers.FloatField()
+    score = serializers.FloatField(help_text=(
+        "the ranking score, comparable only within one response: in hybrid mode the reciprocal rank fusion score "
+        "(the sum over the keyword and semantic rankings that found the movie of 1 / (60 + its rank there)); in "
+        "keyword mode the keyword relevance; in semantic mode the cosine similarity of the query and the movie"))
+    matched_by = serializers.ListField(
+        child=serializers.ChoiceField(choices=["words", "spelling", "meaning"]),
+        help_text="what found it: 'words' (the query's words), 'spelling' (a title a typo away), 'meaning' "
+                  "(semantic neighbour of the query)")
     movie = MovieSummarySerializer()
 
 
+class SpellingSerializer(serializers.Serializer):
+    typed = serializers.CharField()
+    title_word = serializers.CharField()
+
+
 class SearchResultsSerializer(serializers.Serializer):
-    """A search answer: the query, how it was matched, and the hits, best first."""
+    """A search answer: the query, how it was matched, and the relevant hits, best first (at most ``limit``; fewer
+    when only a few are relevant)."""
 
     query = serializers.CharField()
-    mode = serializers.ChoiceField(choices=["keyword", "semantic"])
+    mode = serializers.ChoiceField(choices=["hybrid", "keyword", "semantic"])
     results = ScoredMovieSerializer(many=True)
+    corrections = SpellingSerializer(many=True, help_text="close spellings used for typo matches, if any")
+    semantic_available = serializers.BooleanField(
+        help_text="false when the semantic index is not built yet: hybrid results are then keyword results only")

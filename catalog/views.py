@@ -8,12 +8,11 @@ from django.shortcuts import render
 
 from . import semantic
 from .forms import BrowseForm, SearchForm
-from .search import movie_keyword_search
+from .hybrid import DEFAULT_MODE, movie_search
 from .selectors import (
     genre_list,
     movie_get,
     movie_list,
-    movie_list_by_ids,
     movie_list_in_collection,
     movie_list_top_rated,
     rating_get,
@@ -40,20 +39,19 @@ def browse(request: HttpRequest) -> HttpResponse:
 
 
 def search(request: HttpRequest) -> HttpResponse:
+    """Hybrid search by default (titles, people and words, plus similar meaning), or keyword or semantic only."""
     form = SearchForm(request.GET or None)
     query = form.cleaned_data.get("q", "").strip() if form.is_valid() else ""
-    mode = (form.cleaned_data.get("mode") if form.is_valid() else "") or "keyword"
-    results, error = [], ""
-    if query and mode == "semantic":
+    mode = (form.cleaned_data.get("mode") if form.is_valid() else "") or DEFAULT_MODE
+    outcome, error = None, ""
+    if query:
         try:
-            hits = dict(semantic.semantic_search(query, limit=PAGE_SIZE))
-            results = [(m, hits[m.id]) for m in movie_list_by_ids(movie_ids=list(hits))]
+            outcome = movie_search(query=query, mode=mode, limit=PAGE_SIZE)
         except semantic.SearchIndexMissing as exc:
             error = str(exc)
-    elif query:
-        results = movie_keyword_search(query=query, limit=PAGE_SIZE)
     return render(request, "catalog/search.html",
-                  {"form": form, "query": query, "mode": mode, "results": results, "error": error})
+                  {"form": form, "query": query, "mode": mode, "outcome": outcome, "error": error,
+                   "hits": outcome.hits if outcome else []})
 
 
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:

@@ -32,7 +32,8 @@ def test_both_searches_are_documented_as_the_object_they_return(schema: dict) ->
     for path in ("/v1/search", "/v1/search/ai"):
         documented = _ok_schema(schema, path)
         assert documented["type"] == "object", path
-        assert set(documented["required"]) == set(body) == {"query", "mode", "results"}
+        assert set(documented["required"]) == set(body) == {"query", "mode", "results", "corrections",
+                                                            "semantic_available"}
 
 
 def test_a_movie_without_a_collection_is_documented_as_nullable(schema: dict) -> None:
