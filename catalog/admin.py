@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from apex_site.admin_base import BoundedCountPaginator
 
@@ -48,13 +50,33 @@ class PersonAdmin(admin.ModelAdmin):
     search_fields = ["name", "external_id"]
 
 
+class RatingValueFilter(admin.SimpleListFilter):
+    """Stars, from the fixed half-star scale: Django's own filter would read every row's value (SELECT DISTINCT)."""
+
+    title = "value"
+    parameter_name = "value"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(stars / 2), f"{stars / 2:g}") for stars in range(1, 11)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Rating]) -> QuerySet[Rating]:
+        if self.value() is None:
+            return queryset
+        try:
+            return queryset.filter(value=float(self.value() or ""))
+        except ValueError:
+            return queryset.none()
+
+
 @admin.register(Rating)
 class RatingAdmin(admin.ModelAdmin):
     list_display = ["user", "movie", "value", "rated_at", "source"]
-    list_filter = ["source", "value"]
+    # rated_at as "today / past 7 days / this month / this year" (no query), not a date drill-down: its first
+    # level reads every row's year (1.1 s of 1.5 s per page over ml-latest-small's 100k ratings on SQLite)
+    list_filter = ["source", RatingValueFilter, "rated_at"]
     search_fields = ["user__username", "movie__title"]
     raw_id_fields = ["user", "movie"]
     list_select_related = ["user", "movie"]
-    date_hierarchy = "rated_at"
+    list_per_page = 50
     show_full_result_count = False
     paginator = BoundedCountPaginator  # 100k+ rows: never a full COUNT(*) per page
