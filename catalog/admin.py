@@ -77,6 +77,9 @@ class RatingAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "movie__title"]
     raw_id_fields = ["user", "movie"]
     list_select_related = ["user", "movie"]
+    # newest first, by the primary key: every page and filter walks an index instead of sorting the table
+    # (the model's member-history order sorted all 100k rows under a source filter)
+    ordering = ["-id"]
     list_per_page = 50
     show_full_result_count = False
     paginator = BoundedCountPaginator  # 100k+ rows: never a full COUNT(*) per page
