@@ -87,9 +87,9 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     spark = spark_session(master=master, app_name=f"bench-{name}")
     startup = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, cpu0 = time.perf_counter(), driver_jvm_cpu_s(spark)
     result = run_pipeline(config, spark=spark)
-    pipeline = time.perf_counter() - t1
+    pipeline, cpu1 = time.perf_counter() - t1, driver_jvm_cpu_s(spark)
     wall = time.perf_counter() - t0
     jvm_peak = driver_jvm_peak_mb(spark)
     spark.stop()
@@ -115,6 +115,7 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict[str, Any]:
         "pipeline_s": round(pipeline, 2),
         "wall_s": round(wall, 2),
         "driver_memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
+        "driver_jvm_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
         "driver_jvm_peak_rss_mb": jvm_peak,
         "driver_python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "stages": stages,
@@ -127,6 +128,17 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict[str, Any]:
             "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         },
     }
+
+
+def driver_jvm_cpu_s(spark: object) -> float | None:
+    """CPU seconds (user + system) the driver's JVM has used so far (Linux only); on ``local[n]`` it runs the
+    executors too, so the difference over a run is the run's Spark CPU time whatever else the machine ran."""
+    try:
+        pid = spark.sparkContext._gateway.proc.pid  # type: ignore[attr-defined]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def driver_jvm_peak_mb(spark: object) -> int | None:
@@ -227,6 +239,9 @@ def render(
                 f"Pipeline **{r['pipeline_s']:.1f} s** end to end (bronze, silver, gold), Spark start-up "
                 f"{r['spark_startup_s']:.1f} s, wall time {r['wall_s']:.1f} s."
             )
+        if r.get("driver_jvm_cpu_s") is not None:
+            where = "driver and executors" if r["master"].startswith("local") else "the driver alone"
+            timing += f" CPU time of the Spark JVM ({where}) during the pipeline: {r['driver_jvm_cpu_s']:.0f} s."
         lines += [
             f"## {name}",
             "",
