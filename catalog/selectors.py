@@ -83,6 +83,16 @@ def movie_list_by_ids(*, movie_ids: list[int]) -> list[Movie]:
     return [found[i] for i in movie_ids if i in found]
 
 
+def movie_rating_counts(*, movie_ids: list[int]) -> dict[int, int]:
+    """movie id -> how many ratings it has in this catalogue."""
+    return dict(Movie.objects.filter(id__in=movie_ids).order_by().values_list("id", "rating_count"))
+
+
+def movie_rating_count_max() -> int:
+    """The most ratings any movie has (0 for an empty catalogue)."""
+    return Movie.objects.aggregate(most=Max("rating_count"))["most"] or 0
+
+
 def movie_poster_paths(*, limit: int | None = None) -> list[tuple[int, str]]:
     """(movie id, TMDB poster path) of every movie that has one, by id; the visual index's input."""
     rows = Movie.objects.exclude(poster_path="").order_by("id").values_list("id", "poster_path")

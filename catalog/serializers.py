@@ -60,7 +60,8 @@ class ScoredMovieSerializer(serializers.Serializer):
     score = serializers.FloatField(help_text=(
         "the ranking score, comparable only within one response: in hybrid mode the reciprocal rank fusion score "
         "(the sum over the keyword and semantic rankings that found the movie of 1 / (60 + its rank there)); in "
-        "keyword mode the keyword relevance; in semantic mode the cosine similarity of the query and the movie"))
+        "keyword mode the keyword relevance; in semantic mode the cosine similarity of the query and the movie plus a "
+        "small prior for well-known movies (at most 0.15)"))
     matched_by = serializers.ListField(
         child=serializers.ChoiceField(choices=["words", "spelling", "meaning"]),
         help_text="what found it: 'words' (the query's words), 'spelling' (a title a typo away), 'meaning' "

@@ -11,7 +11,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from catalog import fuzzy, semantic
-from catalog.hybrid import DEFAULT_MODE, rrf, semantic_cut
+from catalog.hybrid import DEFAULT_MODE, popularity_rerank, rrf, semantic_cut
 from catalog.services import movie_search_text_refresh
 from tests.factories import MovieFactory
 
@@ -138,6 +138,14 @@ def test_semantic_cut_keeps_the_relevant_head() -> None:
 
     assert semantic_cut(hits, floor=0.35, margin=0.15) == [(1, 0.62), (2, 0.55)]
     assert semantic_cut([(1, 0.3), (2, 0.2)], floor=0.35, margin=0.15) == []
+
+
+def test_the_popularity_prior_only_reorders_movies_about_as_close() -> None:
+    hits = [(1, 0.60), (2, 0.58), (3, 0.40)]
+    ranked = popularity_rerank(hits, {1: 0, 2: 300, 3: 300}, most=300, weight=0.15)
+
+    assert [item for item, _ in ranked] == [2, 1, 3]  # 3 is well known but much further away
+    assert ranked[0][1] == pytest.approx(0.58 + 0.15)
 
 
 def test_hybrid_is_the_default_and_finds_a_plot_no_title_names(indexed: list) -> None:
