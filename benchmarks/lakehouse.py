@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SPARK_SHUFFLE_PARTITIONS"] = args.shuffle_partitions
     cluster = "" if args.master.startswith("local") else ", standalone cluster (2 workers)"
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    before = dict(results)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         tmdb = SHARED_DATA / "tmdb"
@@ -301,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             name = f"synthetic event log, {args.synthetic:,} events{cluster}"
             results[name] = run(name, config, args.master)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    # runs finished meanwhile by another invocation (e.g. the cluster run beside a local one) are kept
+    ours = {k: v for k, v in results.items() if k not in before or v is not before[k]}
+    results = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), **ours}
     RESULTS.write_text(json.dumps(results, indent=2))
     page = render(results, baseline_stages(args.baseline_rev), args.baseline_rev)
     DOC.write_text(keep_other_runs(page, DOC.read_text() if DOC.exists() else ""))
