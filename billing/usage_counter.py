@@ -175,6 +175,32 @@ def counter_consume(*, user_id: int, api_key_id: int | None, kind: str, period: 
     return Outcome(counted=True, used=int(status))
 
 
+# KEYS: burst key; ARGV: limit, window s. Returns seconds to wait (0: allowed and counted). The same window as
+# _CONSUME's burst check, so metered and unmetered calls of one caller share one count.
+_BURST = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return math.max(ttl, 1)
+end
+return 0
+"""
+
+
+def burst_consume(burst: Burst) -> int | None:
+    """Count one call in the burst window, in one round trip: None when allowed, else the seconds to wait.
+
+    Raises CounterUnavailable when Redis is off or down (the throttle then counts through the cache)."""
+    client = _client()
+    try:
+        wait = int(_script(client, _BURST)(keys=[burst.key], args=[burst.limit, burst.window_s]))
+    except redis.RedisError as exc:
+        raise _broke(exc) from exc
+    return wait or None
+
+
 def counter_forget(*, user_id: int, kinds: list[str]) -> None:
     """Drop the cached plan limits after a plan change, so the new quota applies to the very next call."""
     try:

@@ -135,3 +135,31 @@ def test_without_redis_the_usage_page_reads_the_rows(alice, api_key_for_alice, t
     assert flush_usage_counters() == 0
     usage = APIClient().get("/v1/billing/usage", **api_key_for_alice.headers).json()
     assert usage["usage"]["recommendations"]["used"] == 3
+
+
+class UnmeteredApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):  # noqa: ANN001, ANN201
+        return Response({"ok": True})
+
+
+@pytest.mark.services
+def test_an_unmetered_call_checks_its_burst_limit_in_one_redis_round_trip(alice, redis_counter, monkeypatch):
+    monkeypatch.setattr(BurstThrottle, "THROTTLE_RATES", {"burst": "2/min"})
+    sent: list[tuple] = []
+    real = type(redis_counter).execute_command
+    monkeypatch.setattr(type(redis_counter), "execute_command",
+                        lambda self, *args, **kw: sent.append(args) or real(self, *args, **kw))
+
+    def call():  # noqa: ANN202
+        request = APIRequestFactory().get("/unmetered")
+        force_authenticate(request, user=alice)
+        return UnmeteredApi.as_view()(request)
+
+    responses = [call() for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert int(responses[2]["Retry-After"]) > 0
+    assert [a[0] for a in sent if a[0] != "SCRIPT LOAD"] == ["EVALSHA"] * 3  # one script per call, no GET + SET
+    assert redis_counter.get(f"billing:throttle_burst_user:{alice.pk}") == "3"  # the window the quota shares
