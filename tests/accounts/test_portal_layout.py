@@ -99,3 +99,10 @@ def test_billing_page(client: Client, alice) -> None:  # noqa: ANN001
     client.force_login(alice)
     html = _assert_portal_layout(client.get("/billing/"), entrance=False)
     assert re.search(r'<nav class="account-nav"[^>]*>.*aria-current="page">Billing</a>', html, re.DOTALL)
+
+
+def test_the_account_overview_shares_the_account_navigation(client: Client, alice) -> None:  # noqa: ANN001
+    client.force_login(alice)
+    html = client.get("/me/").content.decode()
+    assert re.search(r'<nav class="account-nav"[^>]*>.*aria-current="page">Overview</a>.*API keys.*Billing', html,
+                     re.DOTALL)
