@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from .models import AccountPlan, Plan, UsageCounter, UsageKind
@@ -54,6 +54,19 @@ def plan_for_user(*, user: User) -> Plan:
     own = Exists(AccountPlan.objects.filter(user=user, plan=OuterRef("pk")))
     plan = Plan.objects.annotate(own=own).filter(Q(own=True) | Q(code=FREE_CODE)).order_by("-own").first()
     return plan if plan is not None else plan_free()
+
+
+def plan_and_usage_for(*, user: User, kind: str, period: date) -> tuple[Plan, int]:
+    """The account's plan and its count of ``kind`` this period in the database: the quota counter's seeds, in
+    one query (the first metered call of a member in a counter's lifetime pays it)."""
+    own = Exists(AccountPlan.objects.filter(user=user, plan=OuterRef("pk")))
+    used = Subquery(UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period).values("count")[:1])
+    plan = (Plan.objects.annotate(own=own, used_now=used).filter(Q(own=True) | Q(code=FREE_CODE))
+            .order_by("-own").first())
+    if plan is None:
+        return plan_free(), UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period
+                                                        ).values_list("count", flat=True).first() or 0
+    return plan, int(plan.used_now or 0)  # type: ignore[attr-defined]
 
 
 def account_plan_get(*, user: User) -> AccountPlan | None:

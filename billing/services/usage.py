@@ -16,7 +16,7 @@ from rest_framework.exceptions import Throttled
 
 from ..exceptions import QuotaExceeded
 from ..models import Plan, UsageCounter, UsageKind
-from ..selectors import plan_for_user, plan_next_up, usage_period
+from ..selectors import plan_and_usage_for, plan_for_user, plan_next_up, usage_period
 from ..usage_counter import Burst, CounterUnavailable, counter_consume, counter_forget
 
 if TYPE_CHECKING:
@@ -65,9 +65,8 @@ def _consume_in_redis(*, user: User, api_key: ApiKey | None, kind: str, amount: 
                       amount=amount, burst=burst)
     outcome = consume()
     if outcome is None:  # first call of the period (or after the counter expired): seed it from the database
-        used = (UsageCounter.objects.filter(user=user, api_key=None, kind=kind, period=period)
-                .values_list("count", flat=True).first() or 0)
-        outcome = consume(seeds=(used, plan_for_user(user=user).quota_for(kind)))
+        plan, used = plan_and_usage_for(user=user, kind=kind, period=period)
+        outcome = consume(seeds=(used, plan.quota_for(kind)))
         if outcome is None:  # cannot happen with both seeds given; never let a call through uncounted
             raise CounterUnavailable("the quota counter was not seeded")
     if outcome.counted:

@@ -163,3 +163,21 @@ def test_an_unmetered_call_checks_its_burst_limit_in_one_redis_round_trip(alice,
     assert int(responses[2]["Retry-After"]) > 0
     assert [a[0] for a in sent if a[0] != "SCRIPT LOAD"] == ["EVALSHA"] * 3  # one script per call, no GET + SET
     assert redis_counter.get(f"billing:throttle_burst_user:{alice.pk}") == "3"  # the window the quota shares
+
+
+@pytest.mark.services
+def test_a_first_metered_call_seeds_plan_and_usage_in_one_query(alice, api_key_for_alice, plans, redis_counter):
+    account_plan_set(user=alice, plan=plans["pro"], subscription_id="sub_x", status="active")
+    UsageCounter.objects.create(user=alice, api_key=None, kind="recommendations",
+                                period=usage_counter_period(), count=7)
+    with CaptureQueriesContext(connection) as queries:
+        assert usage_consume(user=alice, api_key=api_key_for_alice.key, kind="recommendations") is True
+    assert len(queries.captured_queries) == 1
+    assert redis_counter.get(f"billing:limit:{alice.pk}:recommendations") == str(plans["pro"].recommendation_quota)
+    assert int(redis_counter.get(f"billing:usage:{alice.pk}:recommendations:{usage_counter_period().isoformat()}")) == 8
+
+
+def usage_counter_period():  # noqa: ANN201
+    from billing.selectors import usage_period
+
+    return usage_period()[0]
