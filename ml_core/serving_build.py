@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,16 @@ def metadata_from_interactions(data: Interactions) -> dict[int, dict[str, Any]]:
 def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None, out: Path, *,
                   names: Sequence[str] = ENSEMBLE_MODELS, model_root: Path | None = None, quick: bool = False,
                   seed: int = 42, onnx: bool = True, max_epochs: int | None = None,
-                  tuned_root: Path | None = None, temperature: float = 0.05) -> dict[str, Any]:
+                  tuned_root: Path | None = None, temperature: float = 0.05,
+                  on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train/reuse the models on the split's train part, pick weights by DR on validation, write the bundle.
 
     Each model is fitted in the configuration stored for the dataset under ``tuned_root`` (default
     ``model_root``: ``<tuned_root>/tuned/<model>.json``, see :mod:`ml_core.tuning`), or its defaults, for at
     most ``max_epochs`` epochs when given (2 with ``quick``). The bundle is written to a sibling folder and
     swapped in with renames, so a serving engine never reads a half-written bundle. Returns the ensemble summary (weights, DR, test metrics, version).
+    ``on_step`` is told each stage as it starts: ``fit:<model>`` for each model, then ``bundle`` (weight selection,
+    the rating predictor, indexes, exports and the swap).
     """
     from .evaluation import leave_one_out
     from .serving_artifacts import build_bundle, write_bundle_manifest
@@ -55,8 +58,12 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     max_epochs = max_epochs if max_epochs is not None else (2 if quick else None)
     options = FitOptions(seed=seed, progress=False, max_epochs=max_epochs)
     root = model_root or out.parent / f"models-{data.name}"
-    models = {n: fit_or_load(n, split, options, root / n, quick=quick, dataset_dir=tuned_root or root)[0]
-              for n in names}
+    step = on_step or (lambda _stage: None)
+    models = {}
+    for n in names:
+        step(f"fit:{n}")
+        models[n] = fit_or_load(n, split, options, root / n, quick=quick, dataset_dir=tuned_root or root)[0]
+    step("bundle")
     rng = np.random.default_rng(seed)
     vusers, tusers = split.eval_users("valid"), split.eval_users("test")
     if len(vusers) > MAX_SELECTION_USERS:

@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from apex_site.admin_base import ReadOnlyAdmin
 
-from .models import EnsembleWeights, FairnessReport, ModelArtifact, OnlineCheckpoint, PipelineRun
+from .models import BackgroundBuild, EnsembleWeights, FairnessReport, ModelArtifact, OnlineCheckpoint, PipelineRun
 
 
 @admin.register(PipelineRun)
@@ -33,6 +33,37 @@ class PipelineRunAdmin(admin.ModelAdmin):
     )
 
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(BackgroundBuild)
+class BackgroundBuildAdmin(admin.ModelAdmin):
+    """The build that follows set-up (semantic index, full six-model bundle): step k of n, then done or failed."""
+
+    list_display = ("id", "status", "progress", "queued_at", "started_at", "finished_at", "bundle_version")
+    list_filter = ("status",)
+    readonly_fields = ("status", "progress", "steps", "step_index", "step_label", "config", "detail", "error",
+                       "worker", "queued_at", "started_at", "finished_at", "updated_at")
+    fields = readonly_fields
+
+    @admin.display(description="progress")
+    def progress(self, obj: BackgroundBuild) -> str:
+        if obj.status == BackgroundBuild.Status.QUEUED:
+            return f"waiting for bin/run ({obj.steps_total} steps)"
+        if obj.status == BackgroundBuild.Status.RUNNING:
+            return f"step {obj.step_index} of {obj.steps_total}: {obj.step_label}"
+        if obj.status == BackgroundBuild.Status.FAILED:
+            return f"failed at step {obj.step_index} of {obj.steps_total}: {obj.step_label}"
+        return f"done: {obj.steps_total} steps"
+
+    @admin.display(description="bundle published")
+    def bundle_version(self, obj: BackgroundBuild) -> str:
+        return str(obj.detail.get("bundle_version") or "—")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
 
 

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apex_site.slo import slo_report
 
+from .background_build import background_build_state
 from .llm_explain import llm_metrics
 from .platform import artifact_manifests, platform_readiness, platform_uptime_s
 from .serializers import PlatformStatusSerializer, ReadinessSerializer, SloReportSerializer
@@ -47,6 +48,7 @@ class PlatformStatusApi(APIView):
             "llm_explanations": llm_metrics(),
             # what every serving worker heard from in the last minutes runs (recommendations/serving.py)
             "serving_workers": serving_workers(),  # sentences vs template fallbacks, by reason (docs/LLM_EXPLANATIONS.md)
+            "background_build": background_build_state(),  # the build after set-up (bin/setup, bin/run)
         })
 
 

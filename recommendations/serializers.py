@@ -220,6 +220,21 @@ class ServingWorkerSerializer(serializers.Serializer):
     seen_at = serializers.DateTimeField()
 
 
+class BackgroundBuildSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    step = serializers.CharField(allow_null=True, help_text="the step running (or the last one run)")
+    step_index = serializers.IntegerField(help_text="1-based; 0 before the first step")
+    steps_total = serializers.IntegerField()
+    steps = serializers.ListField(child=serializers.CharField())
+    queued_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    bundle_version = serializers.CharField(allow_null=True, help_text="the bundle it published, once done")
+    seconds = serializers.DictField(child=serializers.FloatField(), help_text="step -> seconds, for steps finished")
+    error = serializers.CharField(allow_null=True, help_text="the failure, one line (the admin shows the traceback)")
+
+
 class PlatformStatusSerializer(serializers.Serializer):
     version = serializers.CharField()
     serving_tier = serializers.CharField(allow_null=True)
@@ -230,6 +245,9 @@ class PlatformStatusSerializer(serializers.Serializer):
     llm_explanations = LlmMetricsSerializer(help_text="this worker's LLM explanation counters")
     serving_workers = ServingWorkerSerializer(many=True, help_text="each serving worker's acknowledged weights, "
                                                                    "bundle and tier (heard from in the last minutes)")
+    background_build = BackgroundBuildSerializer(
+        allow_null=True, help_text="the build that follows set-up (semantic index, full serving bundle): step k of "
+                                   "n, then done or failed; null when none was queued")
 
 
 class ReadinessChecksSerializer(serializers.Serializer):

@@ -55,6 +55,8 @@ _engine: Engine | None = None
 _seen_reload_version: str | None = None  # the last published reload version this process acted on
 _lock = threading.Lock()
 _unavailable_logged: set[str] = set()
+DISK_CHECK_S = 5.0
+_disk_seen: dict[str, Any] = {"at": 0.0, "watching": False}  # last look at a background build, and its state
 
 
 class EngineUnavailable(RuntimeError):
@@ -105,6 +107,7 @@ def reset_engine() -> None:
     global _engine, _seen_reload_version
     with _lock:
         _engine, _seen_reload_version = None, None
+        _disk_seen.update(at=0.0, watching=False)
         online_sync.sync_reset()
         worker_forget()
 
@@ -118,6 +121,8 @@ def _sync(engine: Engine, extra_keys: list[str]) -> dict[str, Any]:
         _seen_reload_version = bundle  # act once per published version, not on every request
         if bundle != engine.manifest_version and engine.reload_if_changed():
             _apply_active_weights(engine)
+    elif _bundle_changed_on_disk() and engine.reload_if_changed():
+        _apply_active_weights(engine)
     version = published.get(WEIGHTS_KEY)
     if version is None:
         row = ensemble_weights_active()
@@ -129,6 +134,24 @@ def _sync(engine: Engine, extra_keys: list[str]) -> dict[str, Any]:
     worker_acknowledge(weights_version=engine.weights_version, bundle_version=engine.manifest_version,
                                tier=engine.tier_name)
     return published
+
+
+def _bundle_changed_on_disk() -> bool:
+    """While the build after set-up is queued or running, and once more when it has ended: whether to re-read the
+    bundle's manifest (at most every ``DISK_CHECK_S``). The build runs in another process whose published version
+    cannot reach this one in the embedded default (a per-process cache); this way its bundle is still swapped in."""
+    now = time.monotonic()
+    if now - _disk_seen["at"] < DISK_CHECK_S:
+        return False
+    _disk_seen["at"] = now
+    try:
+        from .background_build import background_build_banner  # one cached read (the database every few seconds)
+
+        active = background_build_banner() is not None
+    except Exception:  # noqa: BLE001 - no build table (yet), no database: nothing to watch
+        active = False
+    was_active, _disk_seen["watching"] = _disk_seen["watching"], active
+    return active or was_active
 
 
 def _apply_active_weights(engine: Engine) -> None:

@@ -83,3 +83,15 @@ def run_fairness_report() -> str:
     from .fairness import fairness_report_run
 
     return str(fairness_report_run().status)
+
+
+# --- the build that follows set-up (recommendations.background_build) -----------------------------------
+BUILDS_QUEUE = "builds"  # its own worker (bin/run), so a long build never holds up the event relay
+
+
+@shared_task(queue=BUILDS_QUEUE, acks_late=False, ignore_result=True, soft_time_limit=4 * 3600)
+def run_background_build(*, build_id: int) -> str:
+    """bin/run, once after set-up: the semantic index and the full serving bundle; returns the build's status."""
+    from .background_build import background_build_run
+
+    return str(background_build_run(build_id=build_id).status)
