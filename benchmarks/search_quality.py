@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/search_quality.py [--judgments benchmarks/search_judgments.json]
                                                  [--work var/search_quality] [--out docs/SEARCH.md]
+                                                 [--postgres postgres://.../db]
 
 Loads the embedded catalogue (data/ml-latest-small and its shipped enrichment table, as `bin/setup` does) into a
 SQLite database under --work (kept, so a rerun skips the import), builds the semantic index there with
 `manage.py build_search_index` (its embedding cache is kept too: a rerun embeds nothing new), then asks
 catalog.hybrid.movie_search every judged query in each mode with the product's defaults and a limit of 10.
-The judgments and how they were written are in the judgments file.
+The judgments and how they were written are in the judgments file. With --postgres the same is measured on that
+PostgreSQL database too (in a child process; the catalogue is imported into it), in a second table.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import json
 import math
 import os
 import platform
+import secrets
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,13 +47,16 @@ def recall_at_k(ranked: list[int], grades: dict[int, int], k: int = K) -> float:
     return len(set(ranked[:k]) & set(grades)) / min(k, len(grades)) if grades else 0.0
 
 
-def _setup(work: Path) -> float:
-    """Django on the work folder's SQLite database with the embedded catalogue; returns the import seconds."""
+def _setup(work: Path, postgres: str = "") -> float:
+    """Django on the work folder's SQLite database (or the given PostgreSQL one) with the embedded catalogue;
+    returns the set-up seconds."""
     work.mkdir(parents=True, exist_ok=True)
     for name in ("DATABASE_URL", "REDIS_URL"):
         os.environ.pop(name, None)
     os.environ.update({"DJANGO_SETTINGS_MODULE": "apex_site.settings", "DEBUG": "true",
                        "SQLITE_PATH": str(work / "catalogue.sqlite3"), "ML_ARTIFACTS_DIR": str(work / "artifacts")})
+    if postgres:
+        os.environ.update({"DATABASE_URL": postgres, "SECRET_KEY": secrets.token_urlsafe(50)})
     import django
 
     django.setup()
@@ -66,10 +73,10 @@ def _setup(work: Path) -> float:
     return time.perf_counter() - started
 
 
-def run(judgments_path: Path, work: Path, out: Path) -> dict[str, Any]:
-    judged = json.loads(judgments_path.read_text())
-    queries = judged["queries"]
-    import_s = _setup(work)
+def measure(judgments_path: Path, work: Path, postgres: str = "") -> dict[str, Any]:
+    """Every judged query in every mode on the embedded catalogue (SQLite, or PostgreSQL when given)."""
+    queries = json.loads(judgments_path.read_text())["queries"]
+    import_s = _setup(work, postgres)
     from django.core.management import call_command
 
     from catalog import hybrid, semantic
@@ -105,22 +112,37 @@ def run(judgments_path: Path, work: Path, out: Path) -> dict[str, Any]:
         finally:
             hybrid.POPULARITY_WEIGHT = prior
         rows.append(row)
-    result = {"rows": rows, "import_s": import_s, "index_s": index_s, "texts": len(texts), "cached": cached, "movies": Movie.objects.count(),
-              "with_overview": Movie.objects.exclude(overview="").count(), "manifest": semantic.load_index().manifest}
-    out.write_text(_markdown(result, judged, judgments_path))
-    return result
+    from catalog.fuzzy import trigram_available
+
+    return {"rows": rows, "import_s": import_s, "index_s": index_s, "texts": len(texts), "cached": cached,
+            "movies": Movie.objects.count(), "with_overview": Movie.objects.exclude(overview="").count(),
+            "manifest": semantic.load_index().manifest, "pg_trgm": trigram_available()}
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.fmean(r[key] for r in rows) if rows else 0.0
 
 
-def _markdown(result: dict[str, Any], judged: dict[str, Any], judgments_path: Path) -> str:
+def _ndcg_table(rows: list[dict[str, Any]]) -> list[str]:
+    types = list(dict.fromkeys(r["type"] for r in rows))
+    lines = ["| queries | n | keyword | semantic | hybrid |", "|---|---:|---:|---:|---:|"]
+    for name, group in [("all", rows)] + [(t, [r for r in rows if r["type"] == t]) for t in types]:
+        best = max(_mean(group, f"{m}_ndcg") for m in MODES)
+        cells = []
+        for mode in MODES:
+            ndcg = _mean(group, f"{mode}_ndcg")
+            text = f"{ndcg:.3f} ({_mean(group, f'{mode}_recall'):.2f})"
+            cells.append(f"**{text}**" if math.isclose(ndcg, best) else text)
+        lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _markdown(result: dict[str, Any], judged: dict[str, Any], judgments_path: Path,
+              postgres: dict[str, Any] | None = None) -> str:
     from catalog import hybrid, semantic
 
     rows = result["rows"]
     types = list(dict.fromkeys(r["type"] for r in rows))
-    groups = [("all", rows)] + [(t, [r for r in rows if r["type"] == t]) for t in types]
     manifest = result["manifest"]
     counts = ", ".join(f"{sum(r['type'] == t for r in rows)} {t}" for t in types)
     lines = [
@@ -138,22 +160,17 @@ def _markdown(result: dict[str, Any], judged: dict[str, Any], judgments_path: Pa
         "",
         "## nDCG@10 (recall@10)",
         "",
-        "| queries | n | keyword | semantic | hybrid |",
-        "|---|---:|---:|---:|---:|",
     ]
-    for name, group in groups:
-        cells = []
-        best = max(_mean(group, f"{m}_ndcg") for m in MODES)
-        for mode in MODES:
-            ndcg = _mean(group, f"{mode}_ndcg")
-            text = f"{ndcg:.3f} ({_mean(group, f'{mode}_recall'):.2f})"
-            cells.append(f"**{text}**" if math.isclose(ndcg, best) else text)
-        lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    lines += _ndcg_table(rows)
     lines += [
         "",
         "nDCG@10 uses gains 2^grade - 1 (grades 2 and 1 as judged); recall@10 counts the judged movies in the top 10 "
         "over the most that fit there, min(10, judged). Best of the three in bold.",
         "",
+        *(["The same queries on PostgreSQL (full-text search for the keyword side, pg_trgm "
+           + ("installed" if postgres["pg_trgm"] else "NOT installed") + " choosing the typo candidates; the "
+           "catalogue imported the same way, `--postgres URL`):", "", *_ndcg_table(postgres["rows"]), ""]
+          if postgres else []),
         f"Without the semantic side's popularity prior (weight {hybrid.POPULARITY_WEIGHT} x log(1 + ratings) / "
         "log(1 + the most ratings), added to the cosine of the neighbours kept), nDCG@10 over all queries is "
         f"{_mean(rows, 'semantic_noprior_ndcg'):.3f} for semantic and {_mean(rows, 'hybrid_noprior_ndcg'):.3f} for "
@@ -213,8 +230,25 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "var" / "search_quality",
                         help="database, index and embedding cache (kept between runs)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "SEARCH.md")
+    parser.add_argument("--postgres", default="", metavar="URL",
+                        help="also measure on this PostgreSQL database (the catalogue is imported into it)")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a child run's results, for --postgres
     args = parser.parse_args()
-    result = run(args.judgments.resolve(), args.work.resolve(), args.out.resolve())
+    judgments, work = args.judgments.resolve(), args.work.resolve()
+    if args.json:  # the PostgreSQL child: measure, hand the rows back
+        args.json.write_text(json.dumps(measure(judgments, work, args.postgres)))
+        return
+    postgres = None
+    if args.postgres:
+        handoff = work / "postgres.json"
+        work.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, __file__, "--judgments", str(judgments), "--work", str(work),
+                        "--postgres", args.postgres, "--json", str(handoff)], check=True)
+        postgres = json.loads(handoff.read_text())
+    result = measure(judgments, work)
+    args.out.resolve().write_text(_markdown(result, json.loads(judgments.read_text()), judgments, postgres))
+    if postgres:
+        print("postgres " + "  ".join(f"{m} {_mean(postgres['rows'], f'{m}_ndcg'):.3f}" for m in MODES))
     for mode in MODES:
         print(f"{mode:8s} nDCG@10 {_mean(result['rows'], f'{mode}_ndcg'):.3f}  "
               f"recall@10 {_mean(result['rows'], f'{mode}_recall'):.3f}")
