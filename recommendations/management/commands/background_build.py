@@ -8,7 +8,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...background_build import background_build_queue, background_build_run, background_build_start
+from ...background_build import (
+    background_build_pending,
+    background_build_queue,
+    background_build_run,
+    background_build_start,
+)
 
 
 class Command(BaseCommand):
@@ -32,6 +37,8 @@ class Command(BaseCommand):
                                          epochs=options["epochs"], search_index=not options["no_search_index"])
             self.stdout.write(f"background build {row.pk} queued: {len(row.steps)} steps, starts with bin/run")
             return
+        if options["start"] and background_build_pending() is None:
+            return  # the usual bin/run: nothing to build, and no torch import
         import torch
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
