@@ -148,7 +148,7 @@ def _markdown(result: dict[str, Any], judged: dict[str, Any], judgments_path: Pa
     lines = [
         "# Search quality",
         "",
-        "Written by `.venv/bin/python benchmarks/search_quality.py` (do not edit by hand): every figure below comes "
+        "Written by `.venv/bin/python benchmarks/search_quality.py" + (" --postgres URL" if postgres else "") + "` (do not edit by hand): every figure below comes "
         "from that run.",
         "",
         f"**Catalogue**: the embedded ml-latest-small with its shipped enrichment table ({result['movies']:,} movies, "
