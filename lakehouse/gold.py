@@ -86,7 +86,6 @@ def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, obje
         .groupBy(T.DATASET, T.ITEM_A, T.ITEM_B)
         .agg(F.sum("count").alias(T.COUNT), F.count(F.lit(1)).alias(T.N_USERS_PAIR))
     )
-    per_dataset = Window.partitionBy(T.DATASET)
     marginals = (
         counted.select(T.DATASET, F.explode(F.array(T.ITEM_A, T.ITEM_B)).alias("_item"), T.COUNT)
         .groupBy(T.DATASET, "_item")
@@ -94,10 +93,11 @@ def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, obje
     )
     m_a = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_A), F.col("_m").alias("_ma"))
     m_b = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_B), F.col("_m").alias("_mb"))
-    total = F.sum(T.COUNT).over(per_dataset)
+    # an aggregate, not a window over the whole dataset (which would sort every pair in one task)
+    totals = counted.groupBy(T.DATASET).agg(F.sum(T.COUNT).alias("_total"))
     return (
-        counted.withColumn("_total", total)
-        .where(F.col(T.COUNT) >= min_count)
+        counted.where(F.col(T.COUNT) >= min_count)
+        .join(F.broadcast(totals), T.DATASET)
         .join(m_a, [T.DATASET, T.ITEM_A])
         .join(m_b, [T.DATASET, T.ITEM_B])
         .withColumn(T.PMI, F.log(F.col(T.COUNT) * F.col("_total") / (F.col("_ma") * F.col("_mb"))))
