@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import resource
 import socket
 import time
 import traceback
@@ -117,7 +118,7 @@ def _advance(row: BackgroundBuild, label: str, seconds: dict[str, float], starte
     started[0] = now
     index = row.steps.index(label) + 1 if label in row.steps else row.step_index + 1
     row.step_index, row.step_label = index, label
-    row.detail = {**row.detail, "seconds": dict(seconds)}
+    row.detail = {**row.detail, "seconds": dict(seconds), "peak_rss_mb": peak_rss_mb()}
     row.save(update_fields=["step_index", "step_label", "detail", "updated_at"])
     log.info("background build %s: step %d of %d, %s", row.pk, index, len(row.steps), label)
 
@@ -148,7 +149,7 @@ def background_build_run(*, build_id: int, build_search_index: Callable[[], None
                                        on_step=on_step)
         seconds[row.step_label] = round(time.perf_counter() - started[0], 1)
         row.status, row.finished_at = Status.SUCCEEDED, timezone.now()
-        row.detail = {**row.detail, "seconds": seconds, "bundle_version": summary["version"],
+        row.detail = {**row.detail, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "bundle_version": summary["version"],
                       "weights_version": summary["weights_version"], "models": summary["models"],
                       "ndcg@10": round(float(summary["metrics"]["test"]["ndcg@10"]), 4)}
         row.save()
@@ -161,6 +162,11 @@ def background_build_run(*, build_id: int, build_search_index: Callable[[], None
         row.save()
     cache.delete(BANNER_KEY)
     return row
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far, in MB (the build's, when it runs in its own process)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _build_search_index() -> None:
@@ -177,6 +183,7 @@ def background_build_state(row: BackgroundBuild | None = None) -> dict[str, Any]
             "steps_total": row.steps_total, "steps": row.steps, "queued_at": row.queued_at,
             "started_at": row.started_at, "finished_at": row.finished_at,
             "bundle_version": row.detail.get("bundle_version"), "seconds": row.detail.get("seconds", {}),
+            "peak_rss_mb": row.detail.get("peak_rss_mb"),
             "error": row.error.split("\n", 1)[0] if row.error else None}
 
 

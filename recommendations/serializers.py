@@ -232,6 +232,7 @@ class BackgroundBuildSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     bundle_version = serializers.CharField(allow_null=True, help_text="the bundle it published, once done")
     seconds = serializers.DictField(child=serializers.FloatField(), help_text="step -> seconds, for steps finished")
+    peak_rss_mb = serializers.IntegerField(allow_null=True, help_text="the building process's peak memory so far")
     error = serializers.CharField(allow_null=True, help_text="the failure, one line (the admin shows the traceback)")
 
 

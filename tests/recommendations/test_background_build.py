@@ -81,6 +81,7 @@ def test_the_build_runs_step_by_step_and_the_engine_hot_swaps_to_its_bundle(cata
     done = _status(client)
     assert done["status"] == "succeeded" and done["step_index"] == 4 and done["finished_at"]
     assert set(done["seconds"]) == set(row.steps) and done["bundle_version"] != quick and done["error"] is None
+    assert done["peak_rss_mb"] > 0
 
     # the build ran in another process in the embedded default: its published version never reaches this one,
     # so the engine finds the new bundle on disk while (and once after) the build is active
