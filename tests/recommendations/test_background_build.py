@@ -116,9 +116,10 @@ def test_start_runs_the_pending_build_once_and_resumes_one_whose_process_stopped
     BackgroundBuild.objects.filter(pk=row.pk).update(status="running", worker=f"{socket.gethostname()}:{os.getpid()}")
     assert builds.background_build_pending() is None  # running in a live process: leave it alone
     BackgroundBuild.objects.filter(pk=row.pk).update(worker=f"{socket.gethostname()}:999999999")
-    assert builds.background_build_pending().pk == row.pk  # that process is gone: bin/run starts it again
+    pending = builds.background_build_pending()
+    assert pending is not None and pending.pk == row.pk  # that process is gone: bin/run starts it again
     found, how = builds.background_build_start()
-    assert how == "ran" and found.status == "succeeded" and found.steps == ["training ease", builds.BUNDLE_STEP]
+    assert found is not None and how == "ran" and found.status == "succeeded" and found.steps == ["training ease", builds.BUNDLE_STEP]
     assert builds.background_build_start() == (None, "none")
 
 
