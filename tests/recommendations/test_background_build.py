@@ -109,7 +109,8 @@ def test_a_failed_build_is_reported_and_the_banner_goes(catalog, client) -> None
         call_command("background_build", "--run", str(row.pk))
 
 
-def test_start_runs_the_pending_build_once_and_resumes_one_whose_process_stopped(catalog, monkeypatch) -> None:  # noqa: ANN001
+def test_start_runs_the_pending_build_once_and_resumes_one_whose_process_stopped(catalog, settings, monkeypatch) -> None:  # noqa: ANN001
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded default: bin/run's process runs it
     monkeypatch.setattr(builds, "_build_search_index", lambda: None)
     assert builds.background_build_start() == (None, "none")
     row = builds.background_build_queue(models=["ease"], epochs=1, search_index=False)
