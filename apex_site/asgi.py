@@ -13,17 +13,59 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished
+from django.http import HttpRequest, HttpResponseBase
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apex_site.settings")
 logger = logging.getLogger(__name__)
 
 
+MAX_IDLE_THREADS = 64
+
+
 class PoolSafeASGIHandler(ASGIHandler):
-    """Django's ASGI handler; a request that fails still gives its connections back, and gets an answer."""
+    """Django's ASGI handler; a request that fails still gives its connections back, and gets an answer.
+
+    Each request's synchronous code (middleware, DRF, the views) runs on one thread, as Django requires; Django
+    starts a new thread for every request (asgiref's ``ThreadSensitiveContext()``) and joins it afterwards,
+    which cost about as much CPU as a plain view. Here the request borrows an idle single-thread executor (a
+    new one only when every thread is busy) and returns it, as a threaded WSGI server reuses its threads
+    (issue 19). One request still runs on one thread at a time; concurrency is unchanged.
+    """
+
+    def __init__(self) -> None:
+        # Django's ASGI handler builds the middleware chain in async mode; most middleware (Django's own, allauth,
+        # ours) is synchronous, so a request then crosses between the event loop and threads several times
+        # (sync_to_async around the chain, async_to_sync back into Django's async core, sync_to_async again for
+        # the view). Built in sync mode, the whole chain and the view run in one call on the request's thread.
+        base.BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+        self._idle: list[ThreadPoolExecutor] = []
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        """The synchronous chain (BaseHandler.get_response) in one hop to the request's thread."""
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)  # type: ignore[no-any-return]
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Mapping[str, Any]]],
+                       send: Callable[[Mapping[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(max_workers=1,
+                                                                          thread_name_prefix="apex-request")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            if len(self._idle) < MAX_IDLE_THREADS:
+                self._idle.append(executor)
+            else:
+                executor.shutdown(wait=False)
 
     async def handle(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Mapping[str, Any]]],
                      send: Callable[[Mapping[str, Any]], Awaitable[None]]) -> None:

@@ -172,9 +172,9 @@ async def _load(targets: list[Any], seconds: float, concurrency: int, *,
     finally:
         for c in clients:
             await c.aclose()
-    ms = np.asarray(latencies) * 1e3
-    return {"requests": len(ms), "errors": errors, "status_codes": codes, "error_sample": sample,
-            "seconds": wall, "rps": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
+    ms = np.asarray(latencies or [float("nan")]) * 1e3
+    return {"requests": len(latencies), "errors": errors, "status_codes": codes, "error_sample": sample,
+            "seconds": wall, "rps": len(latencies) / wall, "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
 
 
@@ -245,7 +245,7 @@ def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, wo
 
     tmp = Path(tempfile.mkdtemp(prefix="apex-spy-"))
     recorders = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--duration",
-                                   str(int(seconds) + 1), "--format", "raw", "--nonblocking", "--output",
+                                   str(int(seconds) + 1), "--format", "raw", "--full-filenames", "--gil", "--nonblocking", "--output",
                                    str(tmp / f"{pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for pid in workers]
     time.sleep(0.5)  # attached before the load starts
@@ -254,6 +254,9 @@ def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, wo
     for rec in recorders:
         rec.wait(timeout=60)
     stacks = flame.parse(line for f in tmp.glob("*.txt") for line in f.read_text().splitlines())
+    if os.environ.get("APEX_BENCH_KEEP_STACKS"):  # the raw samples, for a closer look
+        Path(os.environ["APEX_BENCH_KEEP_STACKS"], f"stacks-{name}.txt").write_text(
+            "".join(f"{stack} {n}\n" for stack, n in stacks.items()))
     shutil.rmtree(tmp, ignore_errors=True)
     per_request = sum(stacks.values()) / max(result["requests"], 1)
     out: dict[str, Any] = {"samples": sum(stacks.values()), "requests": result["requests"],
@@ -342,7 +345,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
         asyncio.run(_load(bare, 2.0, concurrency, **spread))
         # the rated members: served once (their pools cached), then each rates a movie (unmeasured)
         asyncio.run(_load(targets["rated"], 3600, concurrency, cycle=False, **spread))
-        asyncio.run(_load([(url, h, rating(h["Authorization"][8:], 0)) for url, h in targets["rated"]], 3600,
+        asyncio.run(_load([(f"{base}/v1/events", h, rating(h["Authorization"][8:], 0)) for _, h in targets["rated"]], 3600,
                           concurrency, cycle=False, **spread))
         pids = _server_pids(server, redis)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
@@ -354,11 +357,17 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
                                             cycle=name not in once, **spread))
         per_round = {name: [r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]
                      for name in LOADS if name != "bare"}
+        # an event's own latency: one client, one request at a time (under the 8-connection load p50 is queueing)
+        used = sum(r["requests"] for r in runs["event"])
+        single = _measured(targets["event"][used:], seconds, 1, pids, cycle=False, workers=1, probe=bare[0])
+        event_single = {"requests": single["requests"], "p50_ms": single["p50_ms"], "p95_ms": single["p95_ms"],
+                        "p99_ms": single["p99_ms"], "errors": single["errors"]}
         profiles: dict[str, Any] = {}
         if profile_seconds:
             worker_pids = _worker_pids(server)
             for name in LOADS:
-                used = sum(r["requests"] for r in runs[name]) if name in once else 0
+                used = (sum(r["requests"] for r in runs[name]) + (event_single["requests"] if name == "event" else 0)
+                        if name in once else 0)
                 profiles[name] = _profile(name, targets[name][used:], profile_seconds, concurrency, worker_pids,
                                           spread, flame_dir / f"tier{tier}" if flame_dir else None)
         return {"tier": tier, "database": "postgresql" if postgres else "sqlite", "workers": workers,
@@ -367,7 +376,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
                 **{name: _pooled(r) for name, r in runs.items()},
                 **{f"ratio_{name}": float(np.median(v)) for name, v in per_round.items()},
                 "round_ratios": {name: [round(x, 3) for x in values] for name, values in per_round.items()},
-                "profiles": profiles}
+                "event_single": event_single, "profiles": profiles}
     finally:
         for proc in (server, redis):
             if proc is not None:
