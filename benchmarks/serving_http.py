@@ -306,7 +306,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
            "DB_POOL": "true", "PYTHONPATH": str(ROOT)}
     server = None
     # members used once each (first requests, just rated): enough for every run at ``expected_rps``
-    n_once = int((rounds * seconds + profile_seconds) * expected_rps) + 500
+    n_once = int((rounds * seconds + profile_seconds) * expected_rps / 2) + 300  # these loads run at < half bare's rate
     n_event_users = 100
     try:
         members = _setup_database(env, movie_ids, warm_users + 2 * n_once + n_event_users)
@@ -337,7 +337,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
         targets["batch"] = [(f"{base}/v1/events/batch",
                              {"Authorization": f"Api-Key {event_members[n % n_event_users][1]}"},
                              {"events": [rating(event_members[n % n_event_users][1], 10**7 + n * BATCH + j)
-                                         for j in range(BATCH)]}) for n in range(n_events // BATCH)]
+                                         for j in range(BATCH)]}) for n in range(n_events // 2)]
         _wait(*warm[0])
         spread = {"workers": workers, "probe": bare[0]}
         for _ in range(2):  # every worker serves every warm member
