@@ -36,7 +36,8 @@ log = logging.getLogger("benchmarks.lakehouse")
 RESULTS = REPO / "var" / "benchmarks" / "lakehouse.json"
 DOC = REPO / "docs" / "LAKEHOUSE_BENCHMARK.md"
 KINDS = (("impression", 0.55), ("click", 0.2), ("rating", 0.1), ("watch", 0.1), ("watchlist", 0.05))
-BASELINE_REV = "9ec72d0"  # the page as measured when tables were collected to the driver through Arrow
+BASELINE_REV = "9ec72d0"
+WARM_JVM_S = 1.0  # a start-up this short reused the JVM of an earlier run in the same process  # the page as measured when tables were collected to the driver through Arrow
 
 
 def synthetic_events(folder: Path, n: int, *, seed: int = 0, per_file: int = 1_000_000) -> list[int]:
@@ -186,7 +187,9 @@ def before_after(results: dict[str, dict[str, Any]], baseline: dict[str, dict[st
         f"## Before and after: Arrow through the driver (page at `{rev}`) vs files written by the executors",
         "",
         "Seconds per stage on `local[2]`; the pipeline excludes Spark start-up, reported on its own line. "
-        "The baseline runs had 6 GB of driver memory; these have the driver memory named in each section.",
+        "The baseline runs had 6 GB of driver memory; these have the driver memory named in each section. "
+        "Both columns were measured on this shared machine at the loads their sections give (the baseline's "
+        "10M run at load 4, these at 10 to 20), so the CPU seconds in each section are the load-free measure.",
         "",
         "| run | stage | before s | after s | speed-up |",
         "|---|---|---:|---:|---:|",
@@ -195,6 +198,8 @@ def before_after(results: dict[str, dict[str, Any]], baseline: dict[str, dict[st
         now = {k: v["seconds"] for k, v in results[name]["stages"].items()}
         now |= {"pipeline": results[name]["pipeline_s"], "start-up": results[name]["spark_startup_s"]}
         for stage in ("bronze", "silver", "gold", "pipeline", "start-up"):
+            if stage == "start-up" and now[stage] < WARM_JVM_S:
+                continue  # this run reused the JVM of the run before it in the same process
             if stage in baseline[name] and stage in now:
                 b, a = baseline[name][stage], now[stage]
                 lines.append(f"| {name} | {stage} | {b:.1f} | {a:.1f} | {b / a if a else 0:.1f}x |")
@@ -235,9 +240,10 @@ def render(
             )
         timing = f"Wall time **{r['wall_s']:.1f} s** (Spark start-up {r['spark_startup_s']:.1f} s)."
         if "pipeline_s" in r:
+            warm = " (the JVM of the run before it, in the same process)" if r["spark_startup_s"] < WARM_JVM_S else ""
             timing = (
                 f"Pipeline **{r['pipeline_s']:.1f} s** end to end (bronze, silver, gold), Spark start-up "
-                f"{r['spark_startup_s']:.1f} s, wall time {r['wall_s']:.1f} s."
+                f"{r['spark_startup_s']:.1f} s{warm}, wall time {r['wall_s']:.1f} s."
             )
         if r.get("driver_jvm_cpu_s") is not None:
             where = "driver and executors" if r["master"].startswith("local") else "the driver alone"
@@ -273,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="2g", help="Spark driver memory (the same for every size)")
     parser.add_argument("--shuffle-partitions", default="8", help="spark.sql.shuffle.partitions (local and cluster)")
     parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the 'before' page")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the page from the saved results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_DRIVER_MEMORY"] = args.driver_memory
@@ -280,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     cluster = "" if args.master.startswith("local") else ", standalone cluster (2 workers)"
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     before = dict(results)
+    if args.render_only:
+        page = render(results, baseline_stages(args.baseline_rev), args.baseline_rev)
+        DOC.write_text(keep_other_runs(page, DOC.read_text() if DOC.exists() else ""))
+        return 0
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         tmdb = SHARED_DATA / "tmdb"
