@@ -206,7 +206,8 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
               "for their own list with their own API key: it meters the quota, reads the member's 30 ratings, "
               "serves k = 10 and enqueues the impressions with their propensities (Redis). Returning members "
               f"({h['warm_users']}, in turn) were served before by every worker. Members who just rated were served "
-              "once, then posted a rating (their history changed, so their ranked pool is recomputed). A first "
+              "once, then posted a rating, which was applied as the Celery worker applies it (stored, the online state "
+              "moved): their history changed, so their ranked pool is recomputed. A first "
               "request reads the history from the database, seeds the quota counter and runs every model. Events "
               f"are ratings from 100 members, each with a new idempotency key; a batch holds {h['batch_size']}. "
               "Server CPU: uvicorn workers, redis-server and PostgreSQL, per request.", "",

@@ -347,6 +347,7 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
         asyncio.run(_load(targets["rated"], 3600, concurrency, cycle=False, **spread))
         asyncio.run(_load([(f"{base}/v1/events", h, rating(h["Authorization"][8:], 0)) for _, h in targets["rated"]], 3600,
                           concurrency, cycle=False, **spread))
+        _apply_stream(env)  # what the Celery worker does: the ratings stored, the online state moved, caches stale
         pids = _server_pids(server, redis)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
         once = ("rated", "cold", "event", "batch")
@@ -385,6 +386,14 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
         shutil.rmtree(tmp, ignore_errors=True)
         if postgres:
             _postgres_database(postgres, db_name, False)
+
+
+def _apply_stream(env: dict[str, str]) -> None:
+    """Apply the events in the stream as the worker would (consume_event_stream), in a separate process."""
+    code = (f"import django, sys; sys.path.insert(0, {str(ROOT)!r}); django.setup(); "
+            "from recommendations.tasks import consume_event_stream; print(consume_event_stream())")
+    subprocess.run([sys.executable, "-c", code], env={**env, "ONLINE_CONSUME_LINGER_S": "0"}, check=True,
+                   capture_output=True, text=True)
 
 
 def _wait(url: str, headers: dict[str, str], timeout: float = 120.0) -> None:
