@@ -85,8 +85,10 @@ def _consume_in_database(*, user: User, api_key: ApiKey | None, kind: str, amoun
     plan = plan_for_user(user=user)
     limit = plan.quota_for(kind)
     counters = UsageCounter.objects.filter(user=user, kind=kind, period=period)
+    inside_another = connection.in_atomic_block  # e.g. the events' recording transaction: its COMMIT stays durable
     with transaction.atomic():
-        _asynchronous_commit()
+        if not inside_another:
+            _asynchronous_commit()
         # the common case is one UPDATE per counter; the rows are created by the period's first call
         if not _increment(counters.filter(api_key=None), amount, limit):
             total, _ = UsageCounter.objects.get_or_create(user=user, api_key=None, kind=kind, period=period)

@@ -129,3 +129,19 @@ def test_a_metered_call_is_one_plan_read_and_one_update_per_counter(alice, api_k
     assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "UPDATE", "UPDATE"]
     counts = dict(UsageCounter.objects.filter(user=alice, kind="recommendations").values_list("api_key", "count"))
     assert counts == {None: 2, api_key_for_alice.key.pk: 2}
+
+
+def test_a_quota_counted_inside_another_transaction_leaves_its_commit_durable(alice, plans, settings):
+    """The database counter commits asynchronously on its own; inside the events' recording transaction it must not
+    (SET LOCAL would make the events' COMMIT asynchronous too)."""
+    from django.db import connection, transaction
+
+    from billing.services import usage_consume
+
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    settings.BILLING_USAGE_COUNTER = "database"
+    with transaction.atomic(), connection.cursor() as cursor:
+        usage_consume(user=alice, kind="events")
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
