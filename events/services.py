@@ -228,8 +228,9 @@ def event_record_batch(*, user: User, items: Sequence[EventInput], api_key: Any 
         return _record_batch(user=user, items=items, api_key=api_key, meter=meter)
     except IntegrityError:
         # A concurrent request stored one of these keys first (PostgreSQL waited for it to commit): the retry
-        # finds its row and returns it as a replay. The first try's count stands (a rare race over-counts).
-        return _record_batch(user=user, items=items, api_key=api_key)
+        # finds its row and returns it as a replay, and meters the events still new. A database count of the
+        # first try was rolled back with it; a Redis count stands (the rare race over-counts, never under-counts).
+        return _record_batch(user=user, items=items, api_key=api_key, meter=meter)
 
 
 KNOWN_MOVIES_TTL_S = 60.0
