@@ -42,7 +42,8 @@ def fit_or_load(name: str, split: Split, options: FitOptions, directory: Path, *
 
     snapshot = split.train.snapshot()
     dataset_dir = Path(dataset_dir) if dataset_dir is not None else Path(directory).parent
-    wanted = json.dumps(config_dict(load_choice(dataset_dir / "tuned", MODELS[name])[0]), sort_keys=True)
+    wanted = json.dumps(config_dict(load_choice(dataset_dir / "tuned", MODELS[name], snapshot=snapshot["sha256"])[0]),
+                        sort_keys=True)
     try:
         manifest = verify_artifact(directory)
         metrics = manifest.get("metrics") or {}

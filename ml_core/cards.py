@@ -104,6 +104,15 @@ def plot_trials(entry: dict[str, Any], dataset: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _stored_at(path: str | None) -> str:
+    """Where the choice is kept: the file shipped in the repository, or the run's own artifacts."""
+    from .tuning import SHIPPED_DIR
+
+    if path and Path(path).resolve().is_relative_to(SHIPPED_DIR):
+        return f"stored in the repository as `{Path(path).resolve().relative_to(SHIPPED_DIR.parent.parent)}`"
+    return "stored with the run's artifacts (`<artifacts>/<dataset>/tuned/`)"
+
+
 def _tuning_lines(e: dict[str, Any], trials_img: str | None) -> list[str]:
     """How the configuration was chosen: the study (trials, pruned, time) and a table of its trials."""
     tuning, trials = e.get("tuning") or {}, e.get("trials") or []
@@ -117,7 +126,8 @@ def _tuning_lines(e: dict[str, Any], trials_img: str | None) -> list[str]:
              f"of {tuning.get('sampler', 'TPE')}, {tuning.get('pruner', 'median pruning')}; best trial "
              f"{tuning.get('best_trial', '?')} (trial 0 = the defaults). Tuning took {_duration(wall)} wall in "
              f"{len(tuning.get('sessions') or [None])} session(s), {_duration(e.get('tuning_seconds', 0.0))} of it "
-             f"training and validating trials; last session {tuning.get('tuned_at', '?')}", "",
+             f"training and validating trials; last session {tuning.get('tuned_at', '?')}; "
+             f"{_stored_at(tuning.get('path'))}", "",
              "| trial | state | validation NDCG@10 | epochs | seconds | parameters |", "|---|---|---|---|---|---|"]
     for t in trials:
         value = t["value"] if t["value"] is not None else t.get("last_reported")

@@ -257,7 +257,7 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
     if tune:
         result = tuning.tune(cls, split, options, storage_dir=dataset_dir / "tuning", n_trials=n_trials)
         tuning.save_choice(dataset_dir / "tuned", cls, result, dataset=dataset_dir.name)
-    config, record = tuning.load_choice(dataset_dir / "tuned", cls)
+    config, record = tuning.load_choice(dataset_dir / "tuned", cls, snapshot=split.train.snapshot()["sha256"])
     if tune:
         model, report = result.model, result.report
     else:
@@ -271,7 +271,7 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
         "train_cpu_seconds": round(report.extra.get("cpu_seconds", report.seconds), 2),
         "n_parameters": int(report.n_parameters),
         "hyperparameters": tuning.config_dict(config),
-        **_tuning_fields(record, tuning.tuned_path(dataset_dir / "tuned", name)),
+        **_tuning_fields(record),
         "epochs": report.epochs,
         "best_epoch": report.best_epoch,
         "val_curve": report.val_curve,
@@ -289,12 +289,12 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
     return entry
 
 
-def _tuning_fields(record: dict[str, Any] | None, path: Path) -> dict[str, Any]:
+def _tuning_fields(record: dict[str, Any] | None) -> dict[str, Any]:
     """Where the configuration came from, the study's trial history and its training time (metrics and card)."""
     if record is None:
         return {"tuning": {"source": "defaults", "note": "no stored choice for this dataset (train --tune)"},
                 "trials": [], "tuning_seconds": 0.0}
-    return {"tuning": {"source": "tuned", "path": str(path), "dataset": record.get("dataset"),
+    return {"tuning": {"source": "tuned", "path": record.get("path"), "dataset": record.get("dataset"),
                        "tuned_at": record.get("tuned_at"), "sessions": record.get("sessions", []),
                        "wall_seconds": record.get("wall_seconds"), **record.get("study", {})},
             "trials": record.get("trials", []), "tuning_seconds": record.get("tuning_seconds", 0.0)}

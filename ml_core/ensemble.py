@@ -72,6 +72,8 @@ def _row(name: str, m: dict[str, float]) -> str:
             f"| {m['gini@10']:.3f} | {m['novelty@10']:.2f} |")
 
 
+ENSEMBLE_TARGET_RATIO = 1.1  # issue 15: the blend must reach 1.1 x the best single model on test NDCG@10
+
 HEADER = ("| model | NDCG@10 | NDCG@10 (untied users) | HR@10 | MRR@10 | coverage | Gini | novelty |\n"
           "|---|---|---|---|---|---|---|---|")
 
@@ -118,11 +120,13 @@ def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> Non
              "column leaves them out.", "", HEADER,
              _row("**ensemble**", test)]
     lines += [_row(n, m) for n, m in report["singles_test"].items()]
+    target = ENSEMBLE_TARGET_RATIO * best_single[1]["ndcg@10"]
+    met = test["ndcg@10"] >= target
     verdict = (f"The ensemble {'beats' if beats else 'does not beat'} the best single model "
                f"({best_single[0]}, NDCG@10 {best_single[1]['ndcg@10']:.4f}) with NDCG@10 {test['ndcg@10']:.4f}; "
-               f"target >= 0.110 {'met' if test['ndcg@10'] >= 0.110 else 'not met'}.")
+               f"target >= {target:.4f} (1.1 x the best single model) {'met' if met else 'not met'}.")
     lines += ["", "## Verdict", "", verdict, ""]
-    if not beats or test["ndcg@10"] < 0.110:
+    if not met:
         lines += ["Why: DR optimises an exposure-debiased hit rate (popularity propensities up-weight hits on "
                   "rarely seen items), not NDCG; the table above gives its validation NDCG next to the best "
                   "sampled vector, so the cost of debiasing is visible in numbers.", ""]

@@ -10,7 +10,10 @@ an epoch count, so two runs with the same seed, data and thread count choose the
 The study lives in ``<artifacts>/<dataset>/tuning/<model>.db`` (SQLite) under a name built from the model,
 the training data snapshot, the search space and the seed: re-running continues up to the trial budget.
 The choice is written to ``<artifacts>/<dataset>/tuned/<model>.json``; ``train`` without ``--tune``, the
-nightly job and ``build_serving_artifacts`` read it back (the defaults for a dataset never tuned).
+nightly job and ``build_serving_artifacts`` read it back (the defaults for a dataset never tuned). Choices made
+by the project's own tuning runs ship in ``ml_core/tuned/<dataset>/<model>.json`` (copied there from a run's
+``tuned`` folder): a checkout without that run's artifacts uses them when its training data is the one they were
+tuned on (the training snapshot's hash is part of the study name), and a local choice always wins.
 """
 
 from __future__ import annotations
@@ -367,8 +370,35 @@ def _study_lock(storage_dir: Path | None, model: str) -> Iterator[None]:
 
 
 # --- the stored choice ----------------------------------------------------------------------------------
+SHIPPED_DIR = Path(__file__).resolve().parent / "tuned"  # the project's own tuning runs, by dataset name
+
+
 def tuned_path(tuned_dir: Path, model: str) -> Path:
     return Path(tuned_dir) / f"{model}.json"
+
+
+def choice_path(tuned_dir: Path | None, model: str, snapshot: str | None = None) -> Path | None:
+    """The stored choice for ``model``: ``<tuned_dir>/<model>.json`` when it exists, else the one shipped in
+    ``ml_core/tuned/<dataset>/`` (``<dataset>`` = the folder above ``tuned_dir``) if it was tuned on training data
+    with the hash ``snapshot`` (sha256 of the train split; any snapshot when None), else None."""
+    if tuned_dir is None:
+        return None
+    local = tuned_path(tuned_dir, model)
+    if local.exists():
+        return local
+    shipped = tuned_path(SHIPPED_DIR / Path(tuned_dir).parent.name, model)
+    if not shipped.exists():
+        return None
+    if snapshot is not None:
+        try:
+            name = str(json.loads(shipped.read_text()).get("study", {}).get("name", ""))
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        if f"-{snapshot[:12]}-" not in name:
+            log.info("%s: tuned on other training data than this dataset's (%s); using the defaults",
+                     shipped, snapshot[:12])
+            return None
+    return shipped
 
 
 def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: TuningResult, *, dataset: str) -> Path:
@@ -379,7 +409,8 @@ def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: Tunin
               "config": config_dict(result.config), "study": result.study, "trials": result.trials,
               "tuning_seconds": result.seconds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = tuned_path(tuned_dir, model_cls.name)
-    _, previous = load_choice(tuned_dir, model_cls)
+    local = tuned_path(tuned_dir, model_cls.name)
+    _, previous = load_choice(tuned_dir, model_cls) if local.exists() else (None, None)
     same = previous is not None and previous.get("study", {}).get("name") == result.study.get("name")
     record["sessions"] = [*(previous.get("sessions", []) if previous is not None and same else []),
                           result.study.get("session", {})]
@@ -391,14 +422,17 @@ def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: Tunin
     return path
 
 
-def load_choice(tuned_dir: Path | None, model_cls: type[RecommenderBase]) -> tuple[Any, dict[str, Any] | None]:
-    """(config, record): the stored choice applied to today's defaults, or (defaults, None) when none is stored."""
+def load_choice(tuned_dir: Path | None, model_cls: type[RecommenderBase], *, snapshot: str | None = None
+                ) -> tuple[Any, dict[str, Any] | None]:
+    """(config, record): the stored choice (:func:`choice_path`) applied to today's defaults, or (defaults, None)
+    when none is stored. The record's ``path`` says which file it came from."""
     base = model_cls.config_cls()
-    path = tuned_path(tuned_dir, model_cls.name) if tuned_dir is not None else None
-    if path is None or not path.exists():
+    path = choice_path(tuned_dir, model_cls.name, snapshot)
+    if path is None:
         return base, None
     try:
         record = json.loads(path.read_text())
+        record["path"] = str(path)
         space = space_of(model_cls)
         return apply_params(base, space, {k: space[k].encode(v) for k, v in record["params"].items() if k in space}
                             ), record

@@ -93,7 +93,7 @@ def _fit(name: str, split: Split, artifacts_dir: Path | None, seed: int, note: s
 
     cls: Any = MODELS[name]
     tuned = Path(artifacts_dir) / split.full.name / "tuned" if artifacts_dir is not None else None
-    config, record = load_choice(tuned, cls)
+    config, record = load_choice(tuned, cls, snapshot=split.train.snapshot()["sha256"])
     start = time.perf_counter()
     fitted = cls(config)
     fitted.fit(split.train, FitOptions(seed=seed, progress=False))

@@ -28,6 +28,31 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def tile_bounds(n: int, size: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """[start, end) windows of up to ``size`` events whose targets (every event but a window's first) cover all n.
+
+    The most recent window always ends at the sequence end; the others are cut at a random phase each epoch,
+    so the context of each target varies from epoch to epoch (SASRec's and the Neural-ODE's training windows).
+    """
+    step = size - 1
+    if n <= size:
+        return [(0, n)]
+    ends = [n]
+    end = n - int(rng.integers(1, step + 1))
+    while end > 1:
+        ends.append(end)
+        end -= step
+    return [(max(0, e - size), e) for e in ends]
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of window indices with similar lengths (less padding), in random order."""
+    sizes = np.asarray(lengths)
+    order = np.lexsort((rng.random(len(sizes)), sizes))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def multi_hot(histories: Sequence[Sequence[int]], n_items: int) -> torch.Tensor:
     """(B, n_items) float32 0/1 matrix of the (known) items in each history."""
     x = torch.zeros(len(histories), n_items)

@@ -8,8 +8,9 @@ integrated with torchdiffeq's fixed-grid RK4 over the gap (time warped as log(1 
 seconds-apart ratings and months-long pauses both stay well conditioned); at each event a GRU
 cell writes the item's complex embedding into the state (the jump). Items have complex embeddings
 e_j; the score of item j is Re<h(now), e_j> = Re h . Re e_j + Im h . Im e_j, with h evolved from the
-last event to the request time `now`. Training: teacher forcing over each user's last `max_len`
-events with full softmax cross-entropy on the next item (as for SASRec in this project).
+last event to the request time `now`. Training: teacher forcing with full softmax cross-entropy on the next
+item over every training event, each user's timeline cut into windows of `max_len` + 1 events at a random phase
+each epoch (as for SASRec in this project); each window starts from the learned initial state.
 Relation to LT-OCF (Choi et al., CIKM 2021): LT-OCF makes LightGCN's layer index continuous and
 integrates embedding propagation over the user-item graph with an ODE (learnable "layer times");
 its time axis is depth, not the clock, and it ignores timestamps. Here the ODE runs along the real
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Distribution, Float, Int, LogFloat
 from .base import candidate_slots, known
-from .neural_common import TorchRecommender, load_net_state, seed_everything
+from .neural_common import TorchRecommender, length_buckets, load_net_state, seed_everything, tile_bounds
 
 CARD = __doc__  # the model card text (rendered by ml_core.cards via the module docstring)
 ODE_CHUNK = 10  # events per run of the exported ONNX graph (onnx_spec)
@@ -175,21 +176,23 @@ class NeuralODE(TorchRecommender):
     def fit(self, data: Any, options: FitOptions) -> FitReport:
         """Teacher-forced next-item cross-entropy along each user's timeline."""
         cfg = self.config
-        gen = seed_everything(options.seed)
+        seed_everything(options.seed)
         self._remember_data(data)
-        items, taus = self._pad([s[-(cfg.max_len + 1) :] for s in data.sequences()],
-                                [t[-(cfg.max_len + 1) :] for t in data.time_sequences()])
-        keep = (items != self.n_items).sum(1) >= 2
-        items, taus = items[keep], taus[keep]
+        rng = np.random.default_rng(options.seed)
+        seqs, times = list(data.sequences()), list(data.time_sequences())
+        users = [u for u, s in enumerate(seqs) if len(s) >= 2]
         self.net = net = NeuralODENet(self.n_items, cfg)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.reg)
 
         def train_epoch(epoch: int) -> float:
             net.train()
-            perm, total, steps = torch.randperm(len(items), generator=gen), 0.0, 0
-            for start in range(0, len(perm), cfg.batch_size):
-                idx = perm[start : start + cfg.batch_size]
-                seq, tau = items[idx], taus[idx]
+            # every event is a target once an epoch: each user's timeline in windows of max_len + 1 (as SASRec)
+            windows = [(u, a, b) for u in users for a, b in tile_bounds(len(seqs[u]), cfg.max_len + 1, rng)]
+            total, steps = 0.0, 0
+            for batch in length_buckets([b - a for _, a, b in windows], cfg.batch_size, rng):
+                picked = [windows[i] for i in batch]
+                seq, tau = self._pad([seqs[u][a:b] for u, a, b in picked],
+                                     [None if times[u] is None else times[u][a:b] for u, a, b in picked])
                 h = net.states(seq[:, :-1], tau[:, :-1])  # state after each event
                 h_next = net.evolve(h.reshape(-1, h.shape[-1]), tau[:, 1:].reshape(-1, 1))  # to next event
                 target = seq[:, 1:].reshape(-1)

@@ -58,6 +58,26 @@ def expmap(x: Tensor, v: Tensor, c: float) -> Tensor:
     return project(mobius_add(x, second, c), c)
 
 
+def gyration(u: Tensor, v: Tensor, w: Tensor, c: float) -> Tensor:
+    """gyr[u, v] w = (-(u (+) v)) (+) (u (+) (v (+) w)), in closed form (Ungar 2008; geoopt's ``_gyration``)."""
+    u2, v2 = (u * u).sum(-1, keepdim=True), (v * v).sum(-1, keepdim=True)
+    uv, uw, vw = (u * v).sum(-1, keepdim=True), (u * w).sum(-1, keepdim=True), (v * w).sum(-1, keepdim=True)
+    k, k2 = -c, c * c  # the ball of curvature -c
+    a = -k2 * uw * v2 - k * vw + 2 * k2 * uv * vw
+    b = -k2 * vw * u2 + k * uw
+    d = 1 - 2 * k * uv + k2 * u2 * v2
+    gyrated: Tensor = w + 2 * (a * u + b * v) / d.clamp_min(MIN_NORM)
+    return gyrated
+
+
+def transport(x: Tensor, y: Tensor, v: Tensor, c: float) -> Tensor:
+    """Parallel transport of the tangent vector v at x to y: gyr[y, -x] v * lambda_x / lambda_y."""
+    lam_x = 2 / (1 - c * (x * x).sum(-1, keepdim=True)).clamp_min(MIN_NORM)
+    lam_y = 2 / (1 - c * (y * y).sum(-1, keepdim=True)).clamp_min(MIN_NORM)
+    moved: Tensor = gyration(y, -x, v, c) * lam_x / lam_y
+    return moved
+
+
 def distance(x: Tensor, y: Tensor, c: float) -> Tensor:
     """Geodesic distance d_c(x, y) = 2/sqrt(c) artanh(sqrt(c) ||(-x) (+) y||), broadcasting."""
     sc = c**0.5
@@ -85,11 +105,14 @@ class RiemannianSGD(torch.optim.Optimizer):
     """RSGD on the Poincare ball (Bonnabel 2013; Nickel & Kiela 2017): x <- exp_x(-lr * g_R).
 
     The Riemannian gradient rescales the Euclidean one by the inverse metric,
-    g_R = ((1 - c|x|^2)^2 / 4) g_E; `weight_decay` adds wd * x to g_E.
+    g_R = ((1 - c|x|^2)^2 / 4) g_E; `weight_decay` adds wd * x to g_E. With `momentum` (HGCF trains with 0.95),
+    the buffer m <- momentum * m + g_R steps instead of g_R and is parallel-transported to the new point after
+    each step, as geoopt's RiemannianSGD does.
     """
 
-    def __init__(self, params: ParamsT, lr: float, c: float = 1.0, weight_decay: float = 0.0) -> None:
-        super().__init__(params, {"lr": lr, "c": c, "weight_decay": weight_decay})
+    def __init__(self, params: ParamsT, lr: float, c: float = 1.0, weight_decay: float = 0.0,
+                 momentum: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "c": c, "weight_decay": weight_decay, "momentum": momentum})
 
     @overload
     def step(self, closure: None = None) -> None: ...
@@ -105,11 +128,19 @@ class RiemannianSGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            c, lr, wd = group["c"], group["lr"], group["weight_decay"]
+            c, lr, wd, beta = group["c"], group["lr"], group["weight_decay"], group["momentum"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 grad = p.grad.add(p, alpha=wd) if wd else p.grad
-                factor = ((1 - c * (p * p).sum(-1, keepdim=True)) ** 2) / 4
-                p.copy_(expmap(p, -lr * factor * grad, c))
+                direction = ((1 - c * (p * p).sum(-1, keepdim=True)) ** 2) / 4 * grad
+                if beta:
+                    state = self.state[p]
+                    buffer = state.get("momentum_buffer")
+                    direction = direction if buffer is None else buffer.mul_(beta).add_(direction)
+                    moved = expmap(p, -lr * direction, c)
+                    state["momentum_buffer"] = transport(p, moved, direction, c)
+                    p.copy_(moved)
+                else:
+                    p.copy_(expmap(p, -lr * direction, c))
         return loss

@@ -36,7 +36,7 @@ from .layers import (
     seen_matrix,
     state_numpy,
 )
-from .neural_common import TorchRecommender
+from .neural_common import TorchRecommender, length_buckets, tile_bounds
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,10 @@ class SASRec(TorchRecommender):
 
         def train_epoch(epoch: int) -> float:
             self.net.train()
-            tiles = [(u, w) for u in users for w in _tile(seqs[u], c.max_len + 1, rng)]  # every target covered
+            tiles = [(u, seqs[u][a:b]) for u in users for a, b in tile_bounds(len(seqs[u]), c.max_len + 1, rng)]  # every target covered
             owners, windows = np.array([u for u, _ in tiles]), [w for _, w in tiles]
             total, steps = 0.0, 0
-            for batch in _length_buckets(windows, c.batch_size, rng):
+            for batch in length_buckets([len(w) for w in windows], c.batch_size, rng):
                 width = max(len(windows[i]) for i in batch)  # pad to the batch's longest window
                 ids = torch.from_numpy(pad_left([windows[i] for i in batch], width)).to(options.device)
                 inp, tgt = ids[:, :-1], ids[:, 1:]
@@ -232,31 +232,6 @@ class SASRec(TorchRecommender):
     def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         self.net = SASRecNet(self.n_items, self.config)
         load_state_numpy(self.net, tensors)
-
-
-def _tile(seq: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Windows of up to `size` items whose targets (every item but a window's first) cover the sequence.
-
-    The most recent window always ends at the sequence end; the others are cut at a random
-    phase each epoch, so the context of each target varies from epoch to epoch.
-    """
-    n, step = len(seq), size - 1
-    if n <= size:
-        return [seq]
-    ends = [n]
-    end = n - int(rng.integers(1, step + 1))
-    while end > 1:
-        ends.append(end)
-        end -= step
-    return [seq[max(0, e - size) : e] for e in ends]
-
-
-def _length_buckets(windows: list[np.ndarray], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Batches of window indices with similar lengths (less padding), in random order."""
-    lengths = np.array([len(w) for w in windows])
-    order = np.lexsort((rng.random(len(windows)), lengths))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 @dataclass(frozen=True)

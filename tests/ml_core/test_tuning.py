@@ -252,3 +252,22 @@ def test_a_stored_choice_decodes_tuples_back(tmp_path):
     config, record = tuning.load_choice(tmp_path, DiffRec)
     assert config.hidden_dims == (600,) and record is not None
     assert tuning.load_choice(Path(tmp_path / "elsewhere"), DiffRec)[1] is None
+
+
+def test_a_shipped_choice_applies_only_to_the_training_data_it_was_tuned_on(tmp_path, monkeypatch):
+    from ml_core.models.diffusion import DiffRec
+
+    shipped = tmp_path / "shipped"
+    (shipped / "mydata").mkdir(parents=True)
+    record = {"model": "diffusion", "params": {"hidden_dims": [600]}, "study": {"name": "diffusion-abcdef012345-space1-seed42"}}
+    (shipped / "mydata" / "diffusion.json").write_text(json.dumps(record))
+    monkeypatch.setattr(tuning, "SHIPPED_DIR", shipped)
+    tuned = tmp_path / "artifacts" / "mydata" / "tuned"
+    config, found = tuning.load_choice(tuned, DiffRec, snapshot="abcdef012345" + "9" * 52)
+    assert config.hidden_dims == (600,) and found is not None and found["path"].startswith(str(shipped))
+    assert tuning.load_choice(tuned, DiffRec, snapshot="f" * 64)[1] is None  # other data: the defaults
+    assert tuning.load_choice(tmp_path / "artifacts" / "other" / "tuned", DiffRec)[1] is None  # other dataset
+    tuned.mkdir(parents=True)
+    (tuned / "diffusion.json").write_text(json.dumps({"model": "diffusion", "params": {"hidden_dims": [300]}}))
+    config, found = tuning.load_choice(tuned, DiffRec, snapshot="f" * 64)  # a local choice always wins
+    assert config.hidden_dims == (300,) and found is not None and found["path"] == str(tuned / "diffusion.json")

@@ -4,7 +4,7 @@ import torch
 
 from ml_core.interface import FitOptions
 from ml_core.models.hyperbolic import HGCF, HGCFConfig
-from ml_core.models.poincare import RiemannianSGD, distance, expmap0, logmap0, pairwise_distance
+from ml_core.models.poincare import RiemannianSGD, distance, expmap0, logmap0, pairwise_distance, transport
 from tests.ml_core.contract import RecommenderContract
 from tests.ml_core.models.slow_ml100k import assert_clears_popularity, needs_ml100k
 
@@ -50,6 +50,33 @@ def test_rsgd_moves_points_along_geodesics_and_keeps_them_in_the_ball():
         opt.step()
     assert float(distance(p, target, 1.0).sum()) < before
     assert float(p.norm(dim=-1).max()) < 1.0
+
+
+def test_parallel_transport_keeps_the_riemannian_norm_and_inverts():
+    torch.manual_seed(0)
+    c = 1.3
+    x, y, v = expmap0(torch.randn(5, 4) * 0.5, c), expmap0(torch.randn(5, 4) * 0.5, c), torch.randn(5, 4)
+    moved = transport(x, y, v, c)
+    lam = lambda p: 2 / (1 - c * (p * p).sum(-1))  # noqa: E731
+    np.testing.assert_allclose((lam(y) * moved.norm(dim=-1)).numpy(), (lam(x) * v.norm(dim=-1)).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(transport(y, x, moved, c).numpy(), v.numpy(), atol=1e-5)
+    assert float((moved - v).abs().max()) > 1e-3  # it does move the vector
+
+
+def test_rsgd_with_momentum_converges_faster_than_without_at_the_same_step():
+    target = expmap0(torch.randn(4, 3), 1.0)
+    start = expmap0(torch.randn(4, 3), 1.0)
+    after = {}
+    for momentum in (0.0, 0.9):
+        p = torch.nn.Parameter(start.clone())
+        opt = RiemannianSGD([p], lr=0.02, momentum=momentum)
+        for _ in range(15):
+            opt.zero_grad()
+            distance(p, target, 1.0).pow(2).sum().backward()
+            opt.step()
+        after[momentum] = float(distance(p, target, 1.0).sum())
+        assert float(p.norm(dim=-1).max()) < 1.0
+    assert after[0.9] < after[0.0]
 
 
 @pytest.mark.slow
