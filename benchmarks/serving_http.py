@@ -178,11 +178,16 @@ async def _load(targets: list[Any], seconds: float, concurrency: int, *,
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
 
 
+def _children(server: subprocess.Popen) -> list[int]:
+    """The uvicorn supervisor's child processes."""
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                           text=True).stdout.split()]
+
+
 def _server_pids(server: subprocess.Popen, redis: subprocess.Popen) -> list[int]:
     """The uvicorn supervisor and workers, the private redis-server and every PostgreSQL process."""
-    found = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
     postgres = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()
-    return [server.pid, redis.pid, *map(int, found), *map(int, postgres)]
+    return [server.pid, redis.pid, *_children(server), *map(int, postgres)]
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -231,8 +236,8 @@ BATCH = 20  # events per batch request
 
 def _worker_pids(server: subprocess.Popen) -> list[int]:
     """uvicorn's worker processes (children of the supervisor running the site), for the profiler."""
-    found = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found if "spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    return [p for p in _children(server)
+            if "spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
 
 
 def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, workers: list[int],

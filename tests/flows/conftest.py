@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -111,6 +112,50 @@ def member(portal: PortalServer) -> dict[str, str]:
     name = f"member{os.getpid()}x{next(_names)}"
     portal.create_user(username=name, password=PASSWORD)
     return {"username": name, "password": PASSWORD, "email": f"{name}@example.com"}
+
+
+def sign_up(page: Any, base_url: str, portal: PortalServer, name: str) -> None:
+    """Sign up as ``name`` through allauth, confirm the e-mail from the console backend's mail and be signed in
+    (the next page is onboarding)."""
+    email = f"{name}@example.com"
+    page.goto(f"{base_url}/accounts/signup/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+    page.goto(portal.email_link(to=email))  # the verification mail printed by the console backend
+    page.locator("form button[type=submit]").last.click()
+    expect(page.get_by_text("confirmed", exact=False).first).to_be_visible()
+    page.goto(f"{base_url}/accounts/login/?next=/")  # signed in already? allauth sends us straight on
+    if page.locator("input[name=login]").count():
+        page.fill("input[name=login]", name)
+        page.fill("input[name=password]", PASSWORD)
+        page.locator("form button[type=submit]").last.click()
+
+
+def activate_weights_in_admin(browser: Any, base_url: str, portal: PortalServer, operator: str, version: str,
+                              weights: dict[str, float]) -> Any:
+    """A staff operator logs in to admin in a context of their own, adds ``weights`` as ``version`` and activates
+    it; returns the operator's admin page (its messages say what happened)."""
+    portal.create_user(username=operator, password=PASSWORD, staff=True)
+    admin = browser.new_context(base_url=base_url).new_page()
+    admin.goto(f"{base_url}/admin/login/?next=/admin/")
+    admin.fill("#id_username", operator)
+    admin.fill("#id_password", PASSWORD)
+    admin.get_by_role("button", name="Log in").click()
+    admin.goto(f"{base_url}/admin/recommendations/ensembleweights/add/")
+    admin.fill("#id_version", version)
+    admin.fill("#id_weights", json.dumps(weights))
+    admin.fill("#id_source", "manual")
+    admin.get_by_role("button", name="Save", exact=True).click()
+    expect(admin.locator(".messagelist")).to_contain_text("was added successfully")
+    row = admin.locator("#result_list tr", has_text=version)
+    row.locator("input.action-select").check()
+    admin.select_option("select[name=action]", "activate")
+    admin.get_by_role("button", name="Go").click()
+    expect(admin.locator(".messagelist")).to_contain_text(f"Weights {version} are now the active version")
+    return admin
 
 
 def sign_in(page: Any, base_url: str, who: dict[str, str], next_path: str = "/") -> None:

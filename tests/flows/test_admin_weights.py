@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from benchmarks.support.portal import PortalServer
 
-from .conftest import PASSWORD, sign_in
+from .conftest import activate_weights_in_admin, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -49,26 +49,9 @@ def test_admin_activates_new_weights_and_the_portal_recommendations_change(
 
     # The operator: all the weight on the model the active blend trusts least.
     operator = f"operator{os.getpid()}"
-    portal.create_user(username=operator, password=PASSWORD, staff=True)
-    admin = browser.new_context(base_url=base_url).new_page()
-    admin.goto(f"{base_url}/admin/login/?next=/admin/")
-    admin.fill("#id_username", operator)
-    admin.fill("#id_password", PASSWORD)
-    admin.get_by_role("button", name="Log in").click()
-    admin.goto(f"{base_url}/admin/recommendations/ensembleweights/add/")
     least = min(active, key=active.get)
     weights = {name: (1.0 if name == least else 0.0) for name in active}
-    admin.fill("#id_version", "manual-journey-1")
-    admin.fill("#id_weights", json.dumps(weights))
-    admin.fill("#id_source", "manual")
-    admin.get_by_role("button", name="Save", exact=True).click()
-    expect(admin.locator(".messagelist")).to_contain_text("was added successfully")
-
-    row = admin.locator("#result_list tr", has_text="manual-journey-1")
-    row.locator("input.action-select").check()
-    admin.select_option("select[name=action]", "activate")
-    admin.get_by_role("button", name="Go").click()
-    expect(admin.locator(".messagelist")).to_contain_text("Weights manual-journey-1 are now the active version")
+    admin = activate_weights_in_admin(browser, base_url, portal, operator, "manual-journey-1", weights)
     expect(admin.locator(".messagelist")).to_contain_text("workers heard from run them so far")
 
     page.reload()

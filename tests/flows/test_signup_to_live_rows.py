@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from benchmarks.support.portal import PortalServer
 
-from .conftest import PASSWORD
+from .conftest import sign_up
 
 pytestmark = pytest.mark.browser
 _n = itertools.count(1)
@@ -31,22 +31,7 @@ def rate_card(card: Any, value: float) -> None:
 
 def test_sign_up_onboard_rate_five_and_watch_rows_change_live(page: Any, base_url: str, portal: PortalServer) -> None:
     name = f"newcomer{os.getpid()}x{next(_n)}"
-    email = f"{name}@example.com"
-    page.goto(f"{base_url}/accounts/signup/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password1]", PASSWORD)
-    page.fill("input[name=password2]", PASSWORD)
-    page.locator("form button[type=submit]").last.click()
-
-    page.goto(portal.email_link(to=email))  # the verification mail printed by the console backend
-    page.locator("form button[type=submit]").last.click()
-    expect(page.get_by_text("confirmed", exact=False).first).to_be_visible()
-    page.goto(f"{base_url}/accounts/login/?next=/")  # signed in already? allauth sends us straight on
-    if page.locator("input[name=login]").count():
-        page.fill("input[name=login]", name)
-        page.fill("input[name=password]", PASSWORD)
-        page.locator("form button[type=submit]").last.click()
+    sign_up(page, base_url, portal, name)
 
     expect(page).to_have_url(f"{base_url}/onboarding/")
     expect(page.get_by_role("heading", name="Tell us what you like")).to_be_visible()

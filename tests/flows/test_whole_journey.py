@@ -3,7 +3,6 @@ API key and a call with it, then an operator's weight change that the member's n
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -12,7 +11,7 @@ from playwright.sync_api import expect
 
 from benchmarks.support.portal import PortalServer
 
-from .conftest import PASSWORD
+from .conftest import activate_weights_in_admin, sign_up
 from .test_admin_weights import _active_weights, _top_picks
 from .test_signup_to_live_rows import rate_card, row_ids
 
@@ -21,21 +20,7 @@ pytestmark = pytest.mark.browser
 
 def test_sign_up_search_rate_live_api_key_call_and_an_admin_weight_change(
         page: Any, browser: Any, base_url: str, portal: PortalServer) -> None:
-    name = f"journey{os.getpid()}"
-    email = f"{name}@example.com"
-    page.goto(f"{base_url}/accounts/signup/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password1]", PASSWORD)
-    page.fill("input[name=password2]", PASSWORD)
-    page.locator("form button[type=submit]").last.click()
-    page.goto(portal.email_link(to=email))
-    page.locator("form button[type=submit]").last.click()
-    page.goto(f"{base_url}/accounts/login/?next=/")
-    if page.locator("input[name=login]").count():
-        page.fill("input[name=login]", name)
-        page.fill("input[name=password]", PASSWORD)
-        page.locator("form button[type=submit]").last.click()
+    sign_up(page, base_url, portal, f"journey{os.getpid()}")
 
     # onboarding: five ratings, then the personal home page
     expect(page).to_have_url(f"{base_url}/onboarding/")
@@ -78,23 +63,8 @@ def test_sign_up_search_rate_live_api_key_call_and_an_admin_weight_change(
         pytest.skip("no serving bundle was built for the journeys")
     page.goto(f"{base_url}/")
     shown = _top_picks(page)
-    operator = f"journeyop{os.getpid()}"
-    portal.create_user(username=operator, password=PASSWORD, staff=True)
-    admin = browser.new_context(base_url=base_url).new_page()
-    admin.goto(f"{base_url}/admin/login/?next=/admin/")
-    admin.fill("#id_username", operator)
-    admin.fill("#id_password", PASSWORD)
-    admin.get_by_role("button", name="Log in").click()
-    admin.goto(f"{base_url}/admin/recommendations/ensembleweights/add/")
     least = min(active, key=active.get)
-    admin.fill("#id_version", "whole-journey-1")
-    admin.fill("#id_weights", json.dumps({m: (1.0 if m == least else 0.0) for m in active}))
-    admin.fill("#id_source", "manual")
-    admin.get_by_role("button", name="Save", exact=True).click()
-    row = admin.locator("#result_list tr", has_text="whole-journey-1")
-    row.locator("input.action-select").check()
-    admin.select_option("select[name=action]", "activate")
-    admin.get_by_role("button", name="Go").click()
-    expect(admin.locator(".messagelist")).to_contain_text("Weights whole-journey-1 are now the active version")
+    activate_weights_in_admin(browser, base_url, portal, f"journeyop{os.getpid()}", "whole-journey-1",
+                              {m: (1.0 if m == least else 0.0) for m in active})
     page.reload()
     assert _top_picks(page) != shown
