@@ -5,8 +5,9 @@ Filtering"): user and item embeddings are points of a hyperbolic space, mapped t
 at the origin (log map), aggregated over the normalised user-item graph for `layers` hops with
 skip connections (the sum of every hop's output, HGCF's ResSumGCN), and mapped back (exp map).
 Training uses HGCF's margin ranking loss on squared hyperbolic distance,
-max(0, d(u, i+)^2 - d(u, i-)^2 + margin), one sampled negative per interaction, and Riemannian SGD
-(own implementation: exp-map updates with the inverse-metric-scaled gradient, no geoopt dependency).
+max(0, d(u, i+)^2 - d(u, i-)^2 + margin), with `negatives` sampled negatives per interaction (HGCF: one;
+more, averaged, are searched), and Riemannian SGD (own implementation: exp-map updates with the
+inverse-metric-scaled gradient, no geoopt dependency).
 Scores are negative hyperbolic distances. Users unseen in training are folded in: the tangent
 mean of their history items' aggregated embeddings, mapped onto the ball.
 Departure: HGCF uses the Lorentz (hyperboloid) model; this implementation uses the Poincare ball
@@ -47,6 +48,7 @@ class HGCFConfig:
     init_scale: float = 0.1  # uniform init range of tangent vectors
     learning_rate: float = 0.05  # RSGD step (loss is summed over the batch)
     momentum: float = 0.0  # RSGD momentum, transported along the steps (HGCF: 0.95)
+    negatives: int = 1  # sampled negatives per interaction; the margin loss is averaged over them (HGCF: 1)
     reg: float = 0.0  # weight decay inside RSGD
     batch_size: int = 10000
     epochs: int = 200
@@ -79,11 +81,13 @@ class HGCF(TorchRecommender):
     config_cls = HGCFConfig
     _item_tangent: Tensor | None  # items' tangent vectors, cached by prepare_serving
     # Sun et al. 2021 (HGCF): d 50, 2..4 layers, margin 0.1, weight decay 1e-3..5e-3, curvature 1 (learnable
-    # in HGCN), momentum SGD (0.95) with a small step; the step is searched widely, with and without momentum
+    # in HGCN), momentum SGD (0.95) with a small step; the step is searched widely, with and without momentum;
+    # several negatives per interaction (the margin loss averaged over them), as metric-learning recommenders do
     search_space: ClassVar[dict[str, Distribution]] = {
         "embedding_size": Categorical((32, 50, 64)), "layers": Int(1, 4), "curvature": LogFloat(0.1, 10.0),
         "margin": LogFloat(0.01, 1.0), "learning_rate": LogFloat(0.001, 0.5),
         "reg": Categorical((0.0, 1e-4, 1e-3, 5e-3)), "momentum": Categorical((0.0, 0.9, 0.95)),
+        "negatives": Categorical((1, 4, 8)),
     }
     # HGCF's validation curve is noisy and slow to rise at small steps: trials run 6 epochs before the median
     # pruner may stop them (at 2, most slow-but-good configurations were pruned on ml-100k)
@@ -109,16 +113,18 @@ class HGCF(TorchRecommender):
 
         def train_epoch(epoch: int) -> float:
             perm, total, steps = torch.randperm(len(users), generator=gen), 0.0, 0
-            negatives = sample_negatives(seen, data.users, data.n_items, gen)
+            negatives = torch.stack([sample_negatives(seen, data.users, data.n_items, gen)
+                                     for _ in range(cfg.negatives)], dim=1)  # (interactions, k)
             for start in range(0, len(perm), cfg.batch_size):
                 idx = perm[start : start + cfg.batch_size]
                 points = net(adj)
                 u = points[users[idx]]
                 pos = points[data.n_users + items[idx]]
-                neg = points[data.n_users + negatives[idx]]
+                neg = points[data.n_users + negatives[idx]]  # (batch, k, d)
                 d_pos = sq_distance(u, pos, cfg.curvature)
-                d_neg = sq_distance(u, neg, cfg.curvature)
-                loss = torch.relu(d_pos - d_neg + cfg.margin).sum()  # HGCF sums over the batch
+                d_neg = sq_distance(u[:, None], neg, cfg.curvature)
+                # HGCF sums over the batch; the k negatives of an interaction are averaged
+                loss = torch.relu(d_pos[:, None] - d_neg + cfg.margin).mean(1).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
