@@ -255,7 +255,9 @@ def train_one(name: str, split: Any, options: Any, directory: Path, *, quick: bo
     cls = MODELS[name]
     dataset_dir = Path(dataset_dir) if dataset_dir is not None else Path(directory).parent
     if tune:
-        result = tuning.tune(cls, split, options, storage_dir=dataset_dir / "tuning", n_trials=n_trials)
+        _, stored = tuning.load_choice(dataset_dir / "tuned", cls, snapshot=split.train.snapshot()["sha256"])
+        result = tuning.tune(cls, split, options, storage_dir=dataset_dir / "tuning", n_trials=n_trials,
+                             resume_from=stored)  # a shipped study goes on where it stopped
         tuning.save_choice(dataset_dir / "tuned", cls, result, dataset=dataset_dir.name)
     config, record = tuning.load_choice(dataset_dir / "tuned", cls, snapshot=split.train.snapshot()["sha256"])
     if tune:

@@ -60,6 +60,12 @@ class Float:
     def decode(self, raw: Any) -> Any:
         return float(raw)
 
+    def optuna(self) -> Any:
+        """The Optuna distribution ``suggest`` draws from (to replay stored trials into a study)."""
+        import optuna
+
+        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
+
     def encode(self, value: Any) -> Any:
         return float(value)
 
@@ -89,6 +95,12 @@ class Int:
     def decode(self, raw: Any) -> Any:
         return int(raw)
 
+    def optuna(self) -> Any:
+        """The Optuna distribution ``suggest`` draws from (to replay stored trials into a study)."""
+        import optuna
+
+        return optuna.distributions.IntDistribution(self.low, self.high, log=self.log)
+
     def encode(self, value: Any) -> Any:
         return int(value)
 
@@ -109,6 +121,12 @@ class Categorical:
 
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_categorical(name, [self._label(c) for c in self.choices])
+
+    def optuna(self) -> Any:
+        """The Optuna distribution ``suggest`` draws from (to replay stored trials into a study)."""
+        import optuna
+
+        return optuna.distributions.CategoricalDistribution([self._label(c) for c in self.choices])
 
     def decode(self, raw: Any) -> Any:
         for choice in self.choices:
@@ -173,11 +191,15 @@ def study_name(model_cls: type[RecommenderBase], split: Any, space: dict[str, Di
 
 def tune(model_cls: type[RecommenderBase], split: Any, options: FitOptions, *, storage_dir: Path | None = None,
          n_trials: int | None = None, space: dict[str, Distribution] | None = None, base_config: Any = None,
-         prune_startup_trials: int = PRUNE_STARTUP_TRIALS, prune_warmup_epochs: int | None = None) -> TuningResult:
+         prune_startup_trials: int = PRUNE_STARTUP_TRIALS, prune_warmup_epochs: int | None = None,
+         resume_from: dict[str, Any] | None = None) -> TuningResult:
     """Run the study up to its trial budget (resuming a stored one) and return the best configuration's model.
 
     ``storage_dir`` holds ``<model>.db``; without it the study lives in memory. ``options.seed`` seeds both
-    the sampler and every fit, ``options.max_epochs`` caps every trial.
+    the sampler and every fit, ``options.max_epochs`` caps every trial. ``resume_from``: a stored choice's record
+    (:func:`load_choice`); when it is this study's and the storage holds no trial yet, its trials are replayed
+    into the storage first, so a study shipped in ``ml_core/tuned/`` goes on where it stopped (a study can
+    run in slices, on different machines).
     """
     import optuna
 
@@ -195,6 +217,8 @@ def tune(model_cls: type[RecommenderBase], split: Any, options: FitOptions, *, s
             storage=_storage_url(storage_dir, model_cls.name), study_name=name, direction="maximize",
             load_if_exists=True, pruner=optuna.pruners.MedianPruner(n_startup_trials=prune_startup_trials,
                                                                     n_warmup_steps=warmup))
+        if not study.trials and resume_from is not None and resume_from.get("study", {}).get("name") == name:
+            replay_trials(study, resume_from.get("trials", []), space)
         _retry_interrupted(study)
         if not study.trials:
             study.enqueue_trial(default_params(base, space), user_attrs={"default": True})
@@ -333,9 +357,34 @@ def trial_history(study: Any, space: dict[str, Distribution]) -> list[dict[str, 
         out.append({"number": t.number, "params": params, "value": t.value, "state": t.state.name.lower(),
                     "last_reported": last, "epochs": t.user_attrs.get("epochs"),
                     "best_epoch": t.user_attrs.get("best_epoch"), "seconds": t.user_attrs.get("seconds"),
-                    "default": bool(t.user_attrs.get("default")),
-                    "interrupted": _interrupted(t), "error": t.user_attrs.get("error")})
+                    "default": bool(t.user_attrs.get("default")), "retry_of": t.user_attrs.get("retry_of"),
+                    "interrupted": _interrupted(t), "error": t.user_attrs.get("error"),
+                    "curve": {str(epoch): v for epoch, v in sorted(t.intermediate_values.items())}})
     return out
+
+
+def replay_trials(study: Any, trials: list[dict[str, Any]], space: dict[str, Distribution]) -> None:
+    """Add stored trials (:func:`trial_history`'s records, in order) to an empty study, as they ended: the sampler
+    and the pruner then see the same history as in the session that ran them (a record from before validation
+    curves were stored gives the pruner its last reported value only)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
+    for t in trials:
+        if t.get("state") not in states or not set(t.get("params", {})) <= set(space):
+            raise ValueError(f"{study.study_name}: stored trial {t.get('number')} does not fit the search space")
+        curve = {int(e): float(v) for e, v in (t.get("curve") or {}).items()}
+        if not curve and t.get("last_reported") is not None and t.get("epochs"):
+            curve = {int(t["epochs"]): float(t["last_reported"])}
+        attrs = {k: t[k] for k in ("epochs", "best_epoch", "seconds", "error", "retry_of") if t.get(k) is not None}
+        if t.get("default"):
+            attrs["default"] = True
+        study.add_trial(optuna.trial.create_trial(
+            state=states[t["state"]], value=t.get("value") if t["state"] == "complete" else None,
+            params={k: space[k].encode(v) for k, v in t["params"].items()},
+            distributions={k: space[k].optuna() for k in t["params"]}, intermediate_values=curve, user_attrs=attrs))
+    log.info("%s: %d stored trials replayed", study.study_name, len(trials))
 
 
 def _jsonable(value: Any) -> Any:
@@ -409,8 +458,7 @@ def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: Tunin
               "config": config_dict(result.config), "study": result.study, "trials": result.trials,
               "tuning_seconds": result.seconds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = tuned_path(tuned_dir, model_cls.name)
-    local = tuned_path(tuned_dir, model_cls.name)
-    _, previous = load_choice(tuned_dir, model_cls) if local.exists() else (None, None)
+    _, previous = load_choice(tuned_dir, model_cls)  # the local choice, else the shipped one (a resumed study)
     same = previous is not None and previous.get("study", {}).get("name") == result.study.get("name")
     record["sessions"] = [*(previous.get("sessions", []) if previous is not None and same else []),
                           result.study.get("session", {})]

@@ -86,6 +86,18 @@ def test_resuming_from_storage_continues_to_the_budget_as_if_never_stopped(split
     assert len(tune(EASE, split, OPTIONS, storage_dir=tmp_path / "resumed", n_trials=5).trials) == 5  # budget met
 
 
+def test_a_study_shipped_as_a_record_goes_on_in_a_fresh_storage_as_if_never_stopped(split, tmp_path):
+    short = tune(EASE, split, OPTIONS, storage_dir=tmp_path / "first-machine", n_trials=3)
+    record = json.loads(json.dumps({"study": short.study, "trials": short.trials}))  # what ml_core/tuned/ holds
+    resumed = tune(EASE, split, OPTIONS, storage_dir=tmp_path / "second-machine", n_trials=5, resume_from=record)
+    whole = tune(EASE, split, OPTIONS, storage_dir=tmp_path / "whole", n_trials=5)
+    assert _params(resumed) == _params(whole) and resumed.config == whole.config
+    assert [t["seconds"] for t in resumed.trials[:3]] == [t["seconds"] for t in short.trials]  # replayed, not rerun
+    other = {**record, "study": {**record["study"], "name": "another-study"}}  # another dataset's: ignored
+    fresh = tune(EASE, split, OPTIONS, storage_dir=tmp_path / "third-machine", n_trials=1, resume_from=other)
+    assert len(fresh.trials) == 1 and fresh.trials[0]["default"]
+
+
 def test_an_interrupted_trial_runs_again_and_does_not_count(split, tmp_path):
     tune(EASE, split, OPTIONS, storage_dir=tmp_path, n_trials=2)
     name = tuning.study_name(EASE, split, tuning.space_of(EASE), OPTIONS.seed)

@@ -18,3 +18,20 @@ class TestLightGCN(RecommenderContract):
         group = set(range((history[0] // 6) * 6, (history[0] // 6) * 6 + 6))
         unseen_best = [i for i in np.argsort(-scores) if i not in set(history)][0]
         assert unseen_best in group
+
+
+class TestLightGCNSampledSoftmax(RecommenderContract):
+    """The contrastive variant in the search space passes the same contract (learns the groups, exports, loads)."""
+
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=60)
+
+    def make_model(self):
+        return LightGCN(LightGCNConfig(embedding_size=8, n_layers=2, learning_rate=0.05, batch_size=128,
+                                       loss="softmax", negatives=16, temperature=0.2))
+
+
+def test_an_unknown_loss_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="loss must be"):
+        LightGCNConfig(loss="hinge")
