@@ -14,7 +14,9 @@ and the others are renormalised.
 
 One experiment runs at a time. Its snapshot (ids, salt, probabilities, each arm's request overrides) is kept in
 the cache under ``SNAPSHOT_KEY`` and rewritten on every change; the request reads it in the same round trip as
-the serving versions (``recommendations/serving.py``).
+the serving versions (``recommendations/serving.py``). An event, which reads nothing else from the cache, finds it
+in this process's memory (``SNAPSHOT_MEMORY``): every publish drops it there in every process at once
+(``apex_site/broadcast.py``), so an event recorded after a change carries the new arm without a round trip each.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from typing import Any
 
 from django.core.cache import cache
 
+from apex_site.broadcast import LocalMemory
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "apex:experiments:running"
 SNAPSHOT_TTL_S = 60  # a per-process cache (no Redis) sees another process's change within this long
+SNAPSHOT_MEMORY = LocalMemory("experiment-snapshot", ttl_s=30.0)
 
 
 @dataclass(frozen=True)
@@ -87,14 +92,23 @@ def snapshot_publish() -> dict[str, Any]:
     """Rebuild the snapshot and put it in the cache for every process (after any change to a running experiment)."""
     snapshot = snapshot_build()
     cache.set(SNAPSHOT_KEY, snapshot, SNAPSHOT_TTL_S)
+    SNAPSHOT_MEMORY.forget([SNAPSHOT_KEY])
     return snapshot
 
 
 def snapshot_current(published: Any = None) -> dict[str, Any]:
-    """The snapshot: ``published`` when the caller read ``SNAPSHOT_KEY`` already, else from the cache, else built."""
-    snapshot = published if published is not None else cache.get(SNAPSHOT_KEY)
+    """The snapshot: ``published`` when the caller read ``SNAPSHOT_KEY`` already, else this process's memory, else
+    the cache, else built."""
+    if published is not None:
+        return published  # type: ignore[no-any-return]
+    snapshot = SNAPSHOT_MEMORY.get(SNAPSHOT_KEY)
+    if snapshot is not None:
+        return snapshot  # type: ignore[no-any-return]
+    generation = SNAPSHOT_MEMORY.generation
+    snapshot = cache.get(SNAPSHOT_KEY)
     if snapshot is None:
         snapshot = snapshot_publish()
+    SNAPSHOT_MEMORY.put(SNAPSHOT_KEY, snapshot, generation=generation)
     return snapshot  # type: ignore[no-any-return]
 
 

@@ -38,9 +38,11 @@ def _clear_cache() -> None:
 
     from accounts.selectors import API_KEY_MEMORY
     from events.services import known_movies_forget
+    from experiments.assignment import SNAPSHOT_MEMORY
 
     cache.clear()
     API_KEY_MEMORY.clear()
+    SNAPSHOT_MEMORY.clear()
     known_movies_forget()  # a rolled-back test's movies send no post_delete: forget the confirmed ids
 
 

@@ -87,3 +87,4 @@ def test_a_revoked_key_stops_working_at_once_in_every_worker(client, alice, api_
 
     assert client.get("/v1/auth/me", **api_key_for_alice.headers).status_code == 401
     assert _eventually(lambda: other_worker.get(hashed) is None)
+

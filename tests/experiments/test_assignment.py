@@ -100,3 +100,21 @@ def test_thompson_experiments_bucket_by_the_stored_allocation(make_experiment) -
     snapshot_publish()
     counts = Counter(member_arm(user_id=u).arm_name for u in range(1, 10_001))
     assert abs(counts["control"] / 10_000 - 0.9) < 0.015
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_an_event_carries_the_new_arm_at_once_after_an_experiment_starts(make_experiment, alice,
+                                                                          django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+    """Events read the running experiment from this process's memory (no round trip each); a start drops it."""
+    from experiments.assignment import SNAPSHOT_KEY, SNAPSHOT_MEMORY, member_arm_id
+    from experiments.services import experiment_start
+    from tests.apex_site.test_broadcast import _eventually, _listening
+
+    _listening(SNAPSHOT_MEMORY)
+    # nothing runs; the first call publishes that (its own broadcast drops the memory), a later one remembers it
+    assert _eventually(lambda: member_arm_id(alice.pk) is None and SNAPSHOT_MEMORY.get(SNAPSHOT_KEY) == {})
+    experiment = make_experiment()
+    with django_capture_on_commit_callbacks(execute=True):
+        experiment_start(experiment=experiment)
+    assert member_arm_id(alice.pk) in set(experiment.arms.values_list("id", flat=True))
