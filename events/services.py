@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 Kind = Event.Kind
 RELAY_BATCH = 500
+COPY_MIN_ROWS = 20  # from this many rows, COPY (no ON CONFLICT) beats one INSERT statement on PostgreSQL
 APPLY_LOCK_ID = 0x41504558  # 'APEX': advisory lock held while a batch is applied
 
 
@@ -172,7 +173,7 @@ def _announce(event_ids: list[str], user_ids: list[int]) -> None:
 
 def _insert(events: list[Event]) -> None:
     """INSERT the rows; on PostgreSQL with COPY, several times faster than bulk_create for large batches."""
-    if connection.vendor != "postgresql" or len(events) < 20:
+    if connection.vendor != "postgresql" or len(events) < COPY_MIN_ROWS:
         Event.objects.bulk_create(events)
         return
     fields = Event._meta.concrete_fields
@@ -188,30 +189,73 @@ def _insert(events: list[Event]) -> None:
 def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any,
                   meter: Callable[[int], None] | None = None) -> list[tuple[Event, bool]]:
     keys = [item.idempotency_key for item in items]
-    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
-    conflicts = [i for i, item in enumerate(items) if item.idempotency_key in existing
-                 and existing[item.idempotency_key].body_hash not in ("", event_body_hash(item))]  # "": legacy row
-    if conflicts:
-        raise IdempotencyConflict(positions=conflicts, keys=[keys[i] for i in conflicts])
     now = timezone.now()
-    fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
-             if item.idempotency_key not in existing]
-    if meter is not None and fresh:
-        meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
-    # a member's own events carry their arm; an API key's (its holder's end users, never bucketed) do not
-    if api_key is None and any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in fresh):
-        arm_id = _member_arm(user)
-        for event in fresh:
-            if event.kind != Kind.IMPRESSION and event.arm_id is None:
-                event.arm_id = arm_id
-    for event in fresh:
-        event.relayed_at = event.created_at = now
-    _insert(fresh)
+    if connection.vendor == "postgresql" and len(items) < COPY_MIN_ROWS:
+        # one statement stores the new rows and skips the replays; only a replay costs a second query
+        built = [_build(user=user, item=item, api_key=api_key, now=now) for item in items]
+        _stamp(built, user=user, api_key=api_key, now=now)
+        stored = _insert_skipping_replays(built)
+        missing = [k for k in keys if k not in stored]
+        existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=missing)
+                    } if missing else {}
+        _check_replays(items, existing)  # a conflict raises: the rows just inserted roll back with it
+        fresh = [e for e in built if e.idempotency_key in stored]
+        if meter is not None and fresh:
+            meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
+    else:
+        existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
+        _check_replays(items, existing)
+        fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
+                 if item.idempotency_key not in existing]
+        if meter is not None and fresh:
+            meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
+        _stamp(fresh, user=user, api_key=api_key, now=now)
+        _insert(fresh)
     if fresh:
         ids, users = [str(e.id) for e in fresh], [user.pk] * len(fresh)
         transaction.on_commit(lambda: _announce(ids, users))
     created = {e.idempotency_key: e for e in fresh}
     return [(created[k], True) if k in created else (existing[k], False) for k in keys]
+
+
+def _check_replays(items: Sequence[EventInput], existing: dict[str, Event]) -> None:
+    """IdempotencyConflict naming every key stored before with other fields ("" body hash: a legacy row)."""
+    conflicts = [i for i, item in enumerate(items) if item.idempotency_key in existing
+                 and existing[item.idempotency_key].body_hash not in ("", event_body_hash(item))]
+    if conflicts:
+        raise IdempotencyConflict(positions=conflicts, keys=[items[i].idempotency_key for i in conflicts])
+
+
+def _stamp(events: list[Event], *, user: User, api_key: Any, now: dt.datetime) -> None:
+    """The member's experiment arm (their own events; an API key's end users are never bucketed) and the times."""
+    if api_key is None and any(e.kind != Kind.IMPRESSION and e.arm_id is None for e in events):
+        arm_id = _member_arm(user)
+        for event in events:
+            if event.kind != Kind.IMPRESSION and event.arm_id is None:
+                event.arm_id = arm_id
+    for event in events:
+        event.relayed_at = event.created_at = now
+
+
+@functools.cache
+def _insert_sql(n_rows: int) -> tuple[str, tuple[Any, ...]]:
+    fields = tuple(Event._meta.concrete_fields)
+    columns = ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES {', '.join([row] * n_rows)} "
+            "ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING idempotency_key"), fields
+
+
+def _insert_skipping_replays(events: list[Event]) -> set[str]:
+    """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL): the keys of the rows stored, not those stored before (a
+    concurrent request's row with the same key is waited for, then skipped)."""
+    if not events:
+        return set()
+    sql, fields = _insert_sql(len(events))
+    params = [f.get_db_prep_save(getattr(e, f.attname), connection) for e in events for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def event_record_batch(*, user: User, items: Sequence[EventInput], api_key: Any = None,
