@@ -430,24 +430,31 @@ def choice_path(tuned_dir: Path | None, model: str, snapshot: str | None = None)
     """The stored choice for ``model``: ``<tuned_dir>/<model>.json`` when it exists, else the one shipped in
     ``ml_core/tuned/<dataset>/`` (``<dataset>`` = the folder above ``tuned_dir``) if it was tuned on training data
     with the hash ``snapshot`` (sha256 of the train split; any snapshot when None), else None."""
+    stored = _stored(tuned_dir, model, snapshot)
+    return None if stored is None else stored[0]
+
+
+def _stored(tuned_dir: Path | None, model: str, snapshot: str | None) -> tuple[Path, dict[str, Any] | None] | None:
+    """(path, record) of :func:`choice_path`'s file; the record is None when the file is the local one and was
+    not read (a shipped file is read once, to check its study name, and handed on)."""
     if tuned_dir is None:
         return None
     local = tuned_path(tuned_dir, model)
     if local.exists():
-        return local
+        return local, None
     shipped = tuned_path(SHIPPED_DIR / Path(tuned_dir).parent.name, model)
     if not shipped.exists():
         return None
-    if snapshot is not None:
-        try:
-            name = str(json.loads(shipped.read_text()).get("study", {}).get("name", ""))
-        except (json.JSONDecodeError, AttributeError):
-            return None
-        if f"-{snapshot[:12]}-" not in name:
-            log.info("%s: tuned on other training data than this dataset's (%s); using the defaults",
-                     shipped, snapshot[:12])
-            return None
-    return shipped
+    try:
+        record = json.loads(shipped.read_text())
+        name = str(record.get("study", {}).get("name", ""))
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if snapshot is not None and f"-{snapshot[:12]}-" not in name:
+        log.info("%s: tuned on other training data than this dataset's (%s); using the defaults",
+                 shipped, snapshot[:12])
+        return None
+    return shipped, record
 
 
 def save_choice(tuned_dir: Path, model_cls: type[RecommenderBase], result: TuningResult, *, dataset: str) -> Path:
@@ -475,11 +482,12 @@ def load_choice(tuned_dir: Path | None, model_cls: type[RecommenderBase], *, sna
     """(config, record): the stored choice (:func:`choice_path`) applied to today's defaults, or (defaults, None)
     when none is stored. The record's ``path`` says which file it came from."""
     base = model_cls.config_cls()
-    path = choice_path(tuned_dir, model_cls.name, snapshot)
-    if path is None:
+    stored = _stored(tuned_dir, model_cls.name, snapshot)
+    if stored is None:
         return base, None
+    path, record = stored
     try:
-        record = json.loads(path.read_text())
+        record = record if record is not None else json.loads(path.read_text())
         record["path"] = str(path)
         space = space_of(model_cls)
         return apply_params(base, space, {k: space[k].encode(v) for k, v in record["params"].items() if k in space}
