@@ -242,6 +242,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON by orjson (apex_site/renderers.py), the browsable API for people
+    "DEFAULT_RENDERER_CLASSES": ["apex_site.renderers.ORJSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     # bounded nesting, no NUL or lone surrogate in any string or key (apex_site/parsers.py)
