@@ -20,7 +20,8 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from apex_site.client_ip import trusted_networks
 
-        from . import schema  # noqa: F401  (registers the OpenAPI description of Api-Key auth)
+        from . import receivers, schema  # noqa: F401  (schema registers the OpenAPI description of Api-Key auth)
 
         trusted_networks()  # a bad TRUSTED_PROXIES entry stops start-up (ImproperlyConfigured), not every request
         post_migrate.connect(site_name_and_domain, sender=self, dispatch_uid="accounts.site_name_and_domain")
+        receivers.connect()  # a changed user leaves every process's JWT memory

@@ -237,7 +237,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apex_site.errors.api_exception_handler",  # {"detail", "code"}
     # JWT first so an unauthenticated call gets 401 with a WWW-Authenticate header (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.JWTAuthentication",  # simplejwt's, the token's user from process memory
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

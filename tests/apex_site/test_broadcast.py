@@ -88,3 +88,37 @@ def test_a_revoked_key_stops_working_at_once_in_every_worker(client, alice, api_
     assert client.get("/v1/auth/me", **api_key_for_alice.headers).status_code == 401
     assert _eventually(lambda: other_worker.get(hashed) is None)
 
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_deactivated_members_token_stops_working_at_once_in_every_worker(alice) -> None:  # noqa: ANN001
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.authentication import JWT_USER_MEMORY
+
+    _listening(JWT_USER_MEMORY)
+    other_worker = _listening(LocalMemory("jwt-users", ttl_s=60))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(alice).access_token}")
+    # remembered once alice's own creation has been broadcast (its forget reaches this process's listener too)
+    assert _eventually(lambda: client.get("/v1/auth/me").status_code == 200
+                       and JWT_USER_MEMORY.get(str(alice.pk)) is not None)
+    def user_reads() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/v1/auth/me").status_code == 200
+        return sum('FROM "auth_user" WHERE' in q["sql"] for q in queries.captured_queries)
+
+    remembered = user_reads()
+    JWT_USER_MEMORY.clear()
+    assert user_reads() == remembered + 1  # without the memory, authentication reads the user once more
+    other_worker.put(str(alice.pk), JWT_USER_MEMORY.get(str(alice.pk)), generation=other_worker.generation)
+
+    alice.is_active = False
+    alice.save()
+
+    assert client.get("/v1/auth/me").status_code == 401
+    assert _eventually(lambda: other_worker.get(str(alice.pk)) is None)
