@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HNSW_THRESHOLD = 50_000  # items; below this an exact scan is as fast as HNSW (measured: 10k x 64 flat scan 1.6 ms)
+HNSW_THRESHOLD = 50_000  # items; below this an exact scan is fast enough (benchmarks/retrieval_scale.py, docs/SCALE.md)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
