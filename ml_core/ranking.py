@@ -218,7 +218,15 @@ def plackett_luce_slate(scores: np.ndarray, k: int, temperature: float = DEFAULT
     rng = rng or np.random.default_rng()
     logits = s / temperature
     order = np.argsort(-(logits + rng.gumbel(size=len(s))), kind="stable")[:k]  # Gumbel-top-k = PL sample
-    return order, plackett_luce_propensities(s[None], order[None], temperature)[0]
+    if not np.isfinite(logits).all():
+        return order, plackett_luce_propensities(s[None], order[None], temperature)[0]
+    # the same sums as plackett_luce_propensities, for one slate without its batch bookkeeping (the request path)
+    e = np.exp(logits - logits.max())
+    drawn = e[order]
+    undrawn = np.ones(len(e), bool)
+    undrawn[order] = False
+    left = e[undrawn].sum() + np.cumsum(drawn[::-1])[::-1]
+    return order, drawn / np.maximum(left, 1e-300)
 
 
 def plackett_luce_propensities(scores: np.ndarray, slates: np.ndarray, temperature: float) -> np.ndarray:
@@ -227,7 +235,8 @@ def plackett_luce_propensities(scores: np.ndarray, slates: np.ndarray, temperatu
     The propensities the serving slate logs (:func:`plackett_luce_slate` computes its own with this), and those a
     candidate policy gives a logged slate in off-policy evaluation (:mod:`ml_core.experiments.ope`).
     scores: (n, C), -inf where an item is not in the policy's pool; slates: (n, k) positions into ``scores``,
-    -1 for an empty slot. Returns float64 (n, k): 0 where the policy cannot draw the item, NaN for empty slots.
+    -1 for an empty slot; a slate holds distinct items. Returns float64 (n, k): 0 where the policy cannot draw the
+    item, NaN for empty slots.
     temperature <= 0 is the deterministic order: 1 where the item is the best remaining one, else 0.
     """
     s = np.asarray(scores, np.float64)
@@ -249,12 +258,14 @@ def plackett_luce_propensities(scores: np.ndarray, slates: np.ndarray, temperatu
     finite = np.isfinite(logits)
     top = np.where(finite, logits, -np.inf).max(1, keepdims=True)
     e = np.where(finite, np.exp(logits - np.where(np.isfinite(top), top, 0.0)), 0.0)
-    total = e.sum(1)
-    for j in range(k):
-        ej = np.where(valid[:, j], e[rows, picked[:, j]], 0.0)
-        out[:, j] = np.where(valid[:, j], ej / np.maximum(total, 1e-300), np.nan)
-        total = np.maximum(total - ej, 0.0)
-        e[rows, picked[:, j]] = np.where(valid[:, j], 0.0, e[rows, picked[:, j]])
+    slot_rows = np.broadcast_to(rows[:, None], (n, k))
+    drawn = np.where(valid, e[slot_rows, picked], 0.0)  # (n, k) weight of each slot's item
+    rest = e.copy()
+    rest[slot_rows[valid], picked[valid]] = 0.0
+    # what is left to draw from at slot j: the items never drawn plus those drawn at j and below, summed from
+    # positive terms only (subtracting the drawn weights from the total loses every digit when one item dominates)
+    left = rest.sum(1, keepdims=True) + np.cumsum(drawn[:, ::-1], axis=1)[:, ::-1]
+    out = np.where(valid, drawn / np.maximum(left, 1e-300), np.nan)
     return out
 
 

@@ -115,18 +115,25 @@ def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.nda
 
 
 def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, temperature: float | None,
-            seed: int | None, epsilon: float | None = None, mmr_lambda: float | None = None
+            seed: int | None, epsilon: float | None = None, mmr_lambda: float | None = None, pool_key: bytes | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
     """Boosts, MMR over the candidates, then the stochastic slate; (positions, scores, propensities, boosts).
 
     ``epsilon`` (an experiment arm's exploration) draws the slate epsilon-greedily instead of Plackett-Luce;
-    ``mmr_lambda`` (an arm's re-ranking) trades relevance against diversity (1: relevance only)."""
-    boosted, flags = boost_flags(relevance, cands.items, anchors, b.facts)
-    # MMR re-ranks a bounded window (the best MMR_WINDOW by boosted relevance), so its (C x C) similarity
-    # stays small at 500 candidates; items below the window are far less relevant and rarely win a slot
-    window = np.argsort(-boosted, kind="stable")[: max(MMR_WINDOW, 2 * k)]
+    ``mmr_lambda`` (an arm's re-ranking) trades relevance against diversity (1: relevance only). The boosts and
+    the MMR order depend only on the ranked pool, so with its ``pool_key`` they are cached beside it: a returning
+    member's request then only draws the slate."""
     lam = MMR_LAMBDA if mmr_lambda is None else float(mmr_lambda)
-    pool = window[mmr(boosted[window], b.faiss.vectors[cands.items[window]], min(2 * k, len(window)), lam)]
+    if pool_key is None:
+        boosted, flags, pool = _rerank(b, cands, relevance, anchors, k, lam)
+    else:
+        key = hashlib.blake2b(pool_key + repr(("rerank", lam)).encode(), digest_size=16).digest()
+        cached = b.user_states.get(key).get("rerank")
+        if cached is None:
+            cached = _rerank(b, cands, relevance, anchors, k, lam)
+            b.user_states.put(key, {"rerank": cached}, size=int(cached[0].nbytes + cached[2].nbytes + sum(
+                f.nbytes for f in cached[1].values())))
+        boosted, flags, pool = cached
     rng = np.random.default_rng(seed)
     if epsilon is not None:
         picks, props = epsilon_greedy_slate(boosted[pool], k, float(epsilon), rng)
@@ -134,6 +141,17 @@ def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k
         picks, props = plackett_luce_slate(boosted[pool], k, b.temperature if temperature is None else temperature, rng)
     chosen = pool[picks]
     return chosen, boosted[chosen], props, boost_names(flags, chosen.tolist())
+
+
+def _rerank(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k: int, lam: float
+            ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """(boosted relevance, boost hit masks, the MMR-ordered positions the slate is drawn from)."""
+    boosted, flags = boost_flags(relevance, cands.items, anchors, b.facts)
+    # MMR re-ranks a bounded window (the best MMR_WINDOW by boosted relevance), so its (C x C) similarity
+    # stays small at 500 candidates; items below the window are far less relevant and rarely win a slot
+    window = np.argsort(-boosted, kind="stable")[: max(MMR_WINDOW, 2 * k)]
+    pool = window[mmr(boosted[window], b.faiss.vectors[cands.items[window]], min(2 * k, len(window)), lam)]
+    return boosted, flags, pool
 
 
 def _list(b: Bundle, cands: Any, chosen: np.ndarray, scores: np.ndarray, props: np.ndarray, **info: Any
@@ -253,12 +271,13 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
         ctx["user"] = b.users[int(user_key)]
     w = _weight_vector(b, weights)
     scoring = (None if w is None else w.round(6).tolist(), bool(lite))
+    pool_key = _pool_key(b, hist, rates, ctx, k, n_candidates, filters, scoring=scoring)
     cands, relevance, norm, spread, gated = _cached_pool(
-        b, _pool_key(b, hist, rates, ctx, k, n_candidates, filters, scoring=scoring),
-        lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters, w, bool(lite)))
+        b, pool_key, lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters, w, bool(lite)))
     if not len(cands.items):
         return _cold_start(b, k, hist, explain, filters)
-    chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed, epsilon, mmr_lambda)
+    chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed, epsilon, mmr_lambda,
+                                            pool_key)
     result = _list(b, cands, chosen, scores, props, gated=gated, disagreement=spread,
                    temperature=b.temperature if temperature is None else temperature, epsilon=epsilon)
     if explain:
@@ -308,10 +327,10 @@ def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int =
         raise KeyError(movie_id)
     anchor = np.asarray([i], np.int64)
     filters = {"genre": genre, "year": year, "year_min": year_min, "year_max": year_max}
+    pool_key = _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item")
     cands, relevance, norm = _cached_pool(  # one pool per movie and parameters, the same for every visitor
-        b, _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item"),
-        lambda: _item_pool(b, i, anchor, k, n_candidates, filters))
-    chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed)
+        b, pool_key, lambda: _item_pool(b, i, anchor, k, n_candidates, filters))
+    chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed, pool_key=pool_key)
     result = _list(b, cands, chosen, scores, props, temperature=temperature or 0.0)
     if explain:
         from .explain import explain_item_items

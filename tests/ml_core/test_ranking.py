@@ -12,6 +12,7 @@ from ml_core.ranking import (
     doubly_robust,
     epsilon_greedy_slate,
     normalise,
+    plackett_luce_propensities,
     plackett_luce_slate,
     select_weights_dr,
 )
@@ -93,6 +94,26 @@ def test_plackett_luce_propensities_match_sampling_frequencies() -> None:
     assert props[0] == pytest.approx(p_first[order[0]])
     remaining = np.exp(np.delete(scores, order[0]))
     assert props[1] == pytest.approx(np.exp(scores[order[1]]) / remaining.sum())
+
+
+def test_propensities_stay_exact_when_one_item_dominates_the_slate() -> None:
+    """Each slot's probability against an exactly summed remainder, also for sharp temperatures where the first pick
+    holds almost all the mass (subtracting it from the total would leave only rounding error for the next slots)."""
+    import math
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        scores = rng.normal(size=int(rng.integers(2, 60))) * rng.uniform(0.1, 5)
+        k, temperature = int(rng.integers(1, 12)), float(rng.uniform(0.01, 2))
+        order, props = plackett_luce_slate(scores, k, temperature, rng)
+        weights = np.exp((scores - scores.max()) / temperature)
+        exact = [weights[o] / math.fsum(weights[i] for i in range(len(scores)) if i not in set(order[:j].tolist()))
+                 for j, o in enumerate(order)]
+        assert props == pytest.approx(exact, rel=1e-9)
+        assert (props <= 1.0 + 1e-12).all()
+    batched = plackett_luce_propensities(np.array([[1.0, -np.inf, 0.5], [0.0, 0.0, 0.0]]),
+                                         np.array([[0, 1], [2, -1]]), 1.0)
+    assert batched[0, 1] == 0.0 and batched[1, 0] == pytest.approx(1 / 3) and np.isnan(batched[1, 1])
 
 
 def test_zero_temperature_is_deterministic_with_propensity_one() -> None:
