@@ -133,28 +133,36 @@ class RatingPredictor:
         p_u = np.linalg.solve(f.T @ f + cfg.reg * np.eye(dim), f.T @ (r - self.mu - b_u - self.item_bias[hist]))
         return b_u, p_u
 
-    def predict(self, history: np.ndarray, ratings: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Unclipped predictions for candidate item indices (float64); NaN for unknown items (-1)."""
+    def predict(self, history: np.ndarray, ratings: np.ndarray, candidates: np.ndarray,
+                part: tuple[float, np.ndarray] | None = None) -> np.ndarray:
+        """Unclipped predictions for candidate item indices (float64); NaN for unknown items (-1). ``part``: the
+        user's folded-in ``user_part`` of this history when the caller kept it."""
         candidates = np.asarray(candidates, np.int64)
-        b_u, p_u = self.user_part(np.asarray(history, np.int64), np.asarray(ratings, np.float64))
+        b_u, p_u = part if part is not None else self.user_part(np.asarray(history, np.int64),
+                                                                np.asarray(ratings, np.float64))
         ok = (candidates >= 0) & (candidates < len(self.item_bias))
         idx = candidates[ok]
         out = np.full(len(candidates), np.nan)
         out[ok] = self.mu + b_u + self.item_bias[idx] + (self.item_factors[idx] @ p_u if len(p_u) else 0.0)
         return out
 
-    def predict_movies(
-        self, history: Sequence[int], ratings: Sequence[float], movie_ids: Sequence[int]
-    ) -> list[float | None]:
-        """Predictions clipped to 0.5-5 for raw movie ids (history: raw ids with their ratings); None if unknown."""
+    def user_part_movies(self, history: Sequence[int], ratings: Sequence[float]) -> tuple[float, np.ndarray]:
+        """``user_part`` of a history of raw movie ids with their ratings (what predict_movies folds in)."""
         if len(history) != len(ratings):
             raise ValueError(f"history has {len(history)} movies but {len(ratings)} ratings")
-        values = self.predict(
-            self.item_vocab.indices(list(history)),
-            np.asarray(ratings, np.float64),
-            self.item_vocab.indices(list(movie_ids)),
-        )
-        return [None if np.isnan(v) else float(np.clip(v, MIN_RATING, MAX_RATING)) for v in values]
+        return self.user_part(np.asarray(self.item_vocab.indices(list(history)), np.int64),
+                              np.asarray(ratings, np.float64))
+
+    def predict_movies(
+        self, history: Sequence[int], ratings: Sequence[float], movie_ids: Sequence[int],
+        part: tuple[float, np.ndarray] | None = None,
+    ) -> list[float | None]:
+        """Predictions clipped to 0.5-5 for raw movie ids (history: raw ids with their ratings); None if unknown.
+        ``part``: :meth:`user_part_movies` of this history, when the caller kept it."""
+        part = part if part is not None else self.user_part_movies(history, ratings)
+        values = self.predict(np.zeros(0, np.int64), np.zeros(0), self.item_vocab.indices(list(movie_ids)), part=part)
+        clipped = np.clip(values, MIN_RATING, MAX_RATING).tolist()  # NaN stays NaN: NaN != NaN below
+        return [None if v != v else v for v in clipped]
 
     # ---- artifacts --------------------------------------------------------------------------------------
     def export(

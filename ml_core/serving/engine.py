@@ -16,6 +16,7 @@ Tiers (``ml_core/serving/tiers.py``) are chosen at start-up from the hardware un
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -147,7 +148,14 @@ class Engine:
         predictor = self._bundle.rating
         if predictor is None:
             return [None] * len(movie_ids)
-        return predictor.predict_movies(history, ratings, movie_ids)  # type: ignore[no-any-return]
+        # the fold-in is the user's, the same for every request until they rate again: kept with their states
+        key = hashlib.blake2b(b"rating|" + np.asarray(history, np.int64).tobytes() + b"|"
+                              + np.asarray(ratings, np.float64).tobytes(), digest_size=16).digest()
+        part = self._bundle.user_states.get(key).get("rating")
+        if part is None:
+            part = predictor.user_part_movies(history, ratings)
+            self._bundle.user_states.put(key, {"rating": part}, size=int(np.asarray(part[1]).nbytes) + 64)
+        return predictor.predict_movies(history, ratings, movie_ids, part=part)  # type: ignore[no-any-return]
 
     def predict_rating(self, history: Sequence[int], ratings: Sequence[float], movie_id: int) -> float | None:
         """One movie's predicted rating for this history (see predict_ratings)."""
