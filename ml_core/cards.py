@@ -110,6 +110,10 @@ def _stored_at(path: str | None) -> str:
 
     if path and Path(path).resolve().is_relative_to(SHIPPED_DIR):
         return f"stored in the repository as `{Path(path).resolve().relative_to(SHIPPED_DIR.parent.parent)}`"
+    shipped = SHIPPED_DIR / Path(path).parent.parent.name / Path(path).name if path else None
+    if path and shipped is not None and shipped.exists() and Path(path).exists() \
+            and shipped.read_bytes() == Path(path).read_bytes():  # the run's file, copied into the repository
+        return f"stored in the repository as `{shipped.relative_to(SHIPPED_DIR.parent.parent)}`"
     return "stored with the run's artifacts (`<artifacts>/<dataset>/tuned/`)"
 
 
