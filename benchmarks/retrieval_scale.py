@@ -29,11 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.support.sections import marked, write_section  # noqa: E402
 from ml_core.retrieval import faiss_index  # noqa: E402
 from ml_core.retrieval.faiss_index import EmbeddingIndex  # noqa: E402
 
 DOC = ROOT / "docs" / "SCALE.md"
-START, END = "<!-- retrieval:start -->", "<!-- retrieval:end -->"
+START, END = marked("retrieval")
 DIM, CLUSTERS, HISTORY, K = 64, 200, 30, 100
 
 
@@ -124,15 +125,6 @@ def section(rows: list[dict[str, float | int | str]], command: str, load: tuple[
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = DOC) -> None:
-    old = path.read_text() if path.exists() else "# Scale: how the models grow with the data\n"
-    if START in old and END in old:
-        old = old[: old.index(START)] + text + old[old.index(END) + len(END):]
-    else:
-        old = old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(old)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="1682,9742,30000,60000")
@@ -149,7 +141,8 @@ def main() -> None:
     command = "python benchmarks/retrieval_scale.py" + "".join(
         f" --{k} {v}" for k, v in (("items", args.items), ("queries", args.queries), ("ef", args.ef))
         if str(v) != str(parser.get_default(k)))
-    write_section(section(rows, command, (before, os.getloadavg()[0])), Path(args.out))
+    write_section(Path(args.out), "retrieval", section(rows, command, (before, os.getloadavg()[0])),
+                  title="Scale: how the models grow with the data")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.support.sections import section_of  # noqa: E402
+
 DOC = REPO / "docs" / "SCALE.md"
 
 
@@ -132,11 +136,8 @@ def main() -> int:
               "that size grows with the remainder, not with items^3.", "",
               "Not yet run at this size (issue 17): SASRec, LightGCN, the KAN ranker (its features hold a dense "
               "item x item cosine), Neural-ODE, the hyperbolic model and DiffRec/L-DiffRec."]
-    kept = ""  # benchmarks/retrieval_scale.py's section stays
-    old = DOC.read_text() if DOC.exists() else ""
-    if "<!-- retrieval:start -->" in old and "<!-- retrieval:end -->" in old:
-        kept = "\n" + old[old.index("<!-- retrieval:start -->"): old.index("<!-- retrieval:end -->")] + "<!-- retrieval:end -->\n"
-    DOC.write_text("\n".join(lines) + "\n" + kept)
+    kept = section_of(DOC.read_text(), "retrieval") if DOC.exists() else None  # benchmarks/retrieval_scale.py's
+    DOC.write_text("\n".join(lines) + "\n" + ("" if kept is None else "\n" + kept + "\n"))
     print(f"wrote {DOC.relative_to(REPO)}")
     return 0
 

@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- serving:start -->", "<!-- serving:end -->"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.support.sections import marked, write_section  # noqa: E402
+
+START, END = marked("serving")
 
 
 def _worker(bundle: str, tier: int, n_requests: int) -> None:
@@ -254,15 +258,6 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=os.environ.get("ML_ARTIFACTS_DIR", str(ROOT / "var" / "artifacts"))
@@ -313,7 +308,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report the failure in the table instead of losing the rest
             http.append({"tier": tier, "error": f"{type(exc).__name__}: {exc}"[:300]})
         print(json.dumps(http[-1]), flush=True)
-    write_section(Path(args.out), render(results, http, meta, par))
+    write_section(Path(args.out), "serving", render(results, http, meta, par), title="Benchmarks")
 
 
 if __name__ == "__main__":
