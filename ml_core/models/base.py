@@ -87,7 +87,7 @@ class RecommenderBase:
         return model, content
 
 
-def known(history: Sequence[int], n_items: int) -> np.ndarray:
+def known(history: Sequence[int] | np.ndarray, n_items: int) -> np.ndarray:
     """History as int64 array with unknown (out-of-vocabulary) items dropped (the one history cleaner)."""
     h = np.asarray(history, dtype=np.int64).reshape(-1)
     return h[(h >= 0) & (h < n_items)]
@@ -101,16 +101,21 @@ def candidate_slots(candidates: Any, n_items: int) -> tuple[np.ndarray, np.ndarr
 
 def history_matrix(contexts: Sequence[UserContext], n_items: int) -> Any:
     """Binary CSR (len(contexts), n_items) of each context's known history items."""
+    return binary_rows([known(ctx.history, n_items) for ctx in contexts], n_items)
+
+
+def binary_rows(histories: Sequence[np.ndarray], n_items: int) -> Any:
+    """Binary CSR (len(histories), n_items): row i is 1 at the items of histories[i] (known items only)."""
     from scipy import sparse
 
     rows, cols = [], []
-    for i, ctx in enumerate(contexts):
-        h = np.unique(known(ctx.history, n_items))
+    for i, h in enumerate(histories):
+        h = np.unique(known(h, n_items))
         rows.append(np.full(len(h), i, np.int64))
         cols.append(h)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    return sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(contexts), n_items))
+    return sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(histories), n_items))
 
 
 def empty_rows(contexts: Sequence[UserContext], n_items: int) -> np.ndarray:

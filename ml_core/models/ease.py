@@ -65,37 +65,51 @@ class EASE(RecommenderBase):
                          n_parameters=int(self.weights.size + self.remainder_weights.nnz))
 
     def score_batch(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        hist = history_matrix(contexts, self.n_items)
-        if self.head is None:
-            scores = np.asarray(hist @ self.weights, dtype=np.float32)
-        else:
-            known_head = hist[:, self.head]
-            scores = np.empty((len(contexts), self.n_items), np.float32)
-            scores[:, self.head] = known_head @ self.weights
-            scores[:, self.remainder] = (known_head @ self.remainder_weights).toarray()
+        scores = self.score_rows(history_matrix(contexts, self.n_items))
         scores[empty_rows(contexts, self.n_items)] = np.nan
         return scores
 
-    def export(self, directory: Path) -> None:
+    def score_rows(self, hist: Any) -> np.ndarray:
+        """(B, n_items) float32 scores of binary history rows (a CSR (B, n_items)); an empty row scores 0."""
         if self.head is None:
-            self._save(directory, {"weights": self.weights})
-            return
+            return np.asarray(hist @ self.weights, dtype=np.float32)
+        known_head = hist[:, self.head]
+        scores = np.empty((hist.shape[0], self.n_items), np.float32)
+        scores[:, self.head] = known_head @ self.weights
+        scores[:, self.remainder] = (known_head @ self.remainder_weights).toarray()
+        return scores
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted weights as plain arrays (the remainder's CSR in its three parts); `from_arrays` inverts it."""
+        if self.head is None:
+            return {"weights": self.weights}
         r = self.remainder_weights
-        self._save(directory, {"weights": self.weights, "head": self.head.astype(np.int64),
-                               "remainder": np.asarray(self.remainder, np.int64), "r_indptr": r.indptr.astype(np.int64),
-                               "r_indices": r.indices.astype(np.int64), "r_data": r.data.astype(np.float32)})
+        return {"weights": self.weights, "head": self.head.astype(np.int64),
+                "remainder": np.asarray(self.remainder, np.int64), "r_indptr": r.indptr.astype(np.int64),
+                "r_indices": r.indices.astype(np.int64), "r_data": r.data.astype(np.float32)}
 
     @classmethod
-    def load(cls, directory: Path) -> EASE:
+    def from_arrays(cls, t: dict[str, np.ndarray], n_items: int, config: EASEConfig | None = None) -> EASE:
+        """A scoring EASE from `arrays()` output (no training data attached)."""
         from scipy import sparse
 
-        model, content = cls._load_common(directory)
-        t = content["tensors"]
-        model.weights = t["weights"]
+        model = cls(config)
+        model.n_items, model.weights = int(n_items), t["weights"]
         if "head" in t:
             model.head, model.remainder = t["head"], t["remainder"]
             model.remainder_weights = sparse.csr_matrix((t["r_data"], t["r_indices"], t["r_indptr"]),
                                                         shape=(len(model.head), len(model.remainder)))
+        return model
+
+    def export(self, directory: Path) -> None:
+        self._save(directory, self.arrays())
+
+    @classmethod
+    def load(cls, directory: Path) -> EASE:
+        model, content = cls._load_common(directory)
+        fitted = cls.from_arrays(content["tensors"], model.n_items)
+        model.weights, model.head = fitted.weights, fitted.head
+        model.remainder, model.remainder_weights = fitted.remainder, fitted.remainder_weights
         return model
 
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..interface import FitOptions, FitReport, OnlineRanker, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import known
-from .kan_features import FEATURES, FeatureBuilder
+from .kan_features import DENSE_ITEMS, FEATURES, NEIGHBOURS, FeatureBuilder
 from .kan_layers import KANNet, MLPNet
 from .layers import n_parameters
 from .neural_common import TorchRecommender, load_net_state, seed_everything
@@ -64,6 +64,8 @@ class KANConfig:
     n_uniform: int = 50  # uniform negatives
     ease_reg: float = 250.0
     svd_factors: int = 64
+    dense_items: int = DENSE_ITEMS  # above: top-`neighbours` cosine and EASE's head + sparse remainder
+    neighbours: int = NEIGHBOURS
     online_learning_rate: float = 1e-3  # partial_fit SGD step size
     max_grad_norm: float = 1.0  # partial_fit gradient clipping
 
@@ -123,9 +125,9 @@ class KANRanker(TorchRecommender):
         self._gen = gen = seed_everything(options.seed)
         self._remember_data(data)
         prefix, contexts, labels = self._label_split(data, cfg.labels_per_user)
-        stage1 = FeatureBuilder(cfg.ease_reg, cfg.svd_factors).fit(prefix)
+        stage1 = self._builder().fit(prefix)
         x_train = self._training_lists(stage1, contexts, labels, np.random.default_rng(options.seed))
-        self.features = FeatureBuilder(cfg.ease_reg, cfg.svd_factors).fit(data)
+        self.features = self._builder().fit(data)
         self.net = net = build_net(cfg)
         flat = x_train.reshape(-1, x_train.shape[-1])
         net.mean.copy_(flat.mean(0))
@@ -153,6 +155,10 @@ class KANRanker(TorchRecommender):
                              "cpu_seconds": time.process_time() - cpu})
         report.seconds = time.perf_counter() - wall  # base models and feature building included
         return report
+
+    def _builder(self) -> FeatureBuilder:
+        cfg = self.config
+        return FeatureBuilder(cfg.ease_reg, cfg.svd_factors, dense_items=cfg.dense_items, neighbours=cfg.neighbours)
 
     @staticmethod
     def _list_loss(net: torch.nn.Module, lists: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,12 @@ The base models are fitted inside the builder on the data it is given: EASE (the
 :class:`ml_core.models.ease.EASE`), an item-item cosine neighbourhood on the last items, and a
 truncated-SVD embedding model. Time features use weekly bins of the training log, evaluated at the
 request time `now`, so they are the same at training, evaluation and serving time.
+
+Size: histories are sparse rows, so a user's base-model scores cost O(history x n_items), not
+O(n_items^2). A catalogue of up to `dense_items` items keeps the exact dense item x item cosine (and
+EASE solves densely over it); a larger one keeps each item's `neighbours` most similar items (a CSR,
+:func:`ml_core.models.itemknn.item_neighbours`) and EASE's head + sparse remainder, so no
+n_items x n_items array exists (60k items dense: 14 GB per matrix).
 """
 
 from __future__ import annotations
@@ -12,25 +18,33 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ..interface import FitOptions, UserContext
+from .base import binary_rows, known
 from .ease import EASE, EASEConfig
+from .itemknn import item_neighbours
 
 WEEK = 7 * 86400
 FEATURES = (
     "ease", "ease_z", "knn_recent", "knn_last", "svd", "log_pop", "pop_1w", "pop_4w", "item_age_w",
     "year", "year_gap", "genre_cos", "user_len",
 )
-ARRAYS = ("ease_w", "cosine", "svd_v", "log_pop", "week_cum", "first_week", "years", "genres")
+DENSE_ITEMS = 15_000  # EASE's own dense limit (EASEConfig.max_items): one threshold for both base models
+NEIGHBOURS = 200  # cosine neighbours kept per item above DENSE_ITEMS
 
 
 class FeatureBuilder:
     """Fitted feature extractor: `features(contexts)` -> (B, n_items, F) float32."""
 
-    def __init__(self, ease_reg: float = 250.0, svd_factors: int = 64, recent: int = 10) -> None:
+    def __init__(self, ease_reg: float = 250.0, svd_factors: int = 64, recent: int = 10,
+                 dense_items: int = DENSE_ITEMS, neighbours: int = NEIGHBOURS) -> None:
         self.ease_reg, self.svd_factors, self.recent = ease_reg, svd_factors, recent
+        self.dense_items, self.neighbours = dense_items, neighbours
         self.arrays: dict[str, np.ndarray] = {}
         self.week0 = 0
+        self._ease: EASE | None = None
+        self._cosine: Any = None  # dense (n, n) ndarray, or CSR (n, n) of each item's top neighbours
 
     @property
     def n_features(self) -> int:
@@ -41,13 +55,21 @@ class FeatureBuilder:
         from scipy.sparse.linalg import svds
 
         x = data.matrix()
-        ease = EASE(EASEConfig(reg=self.ease_reg))
+        ease = EASE(EASEConfig(reg=self.ease_reg, max_items=self.dense_items))
         ease.fit(data, FitOptions(progress=False))
         counts = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
-        co = (x.T @ x).toarray().astype(np.float64)
-        norms = np.sqrt(np.maximum(np.diag(co), 1.0))
-        cosine = co / norms[:, None] / norms[None, :]
-        np.fill_diagonal(cosine, 0.0)
+        if data.n_items <= self.dense_items:
+            co = (x.T @ x).toarray().astype(np.float64)
+            norms = np.sqrt(np.maximum(np.diag(co), 1.0))
+            cosine = co / norms[:, None] / norms[None, :]
+            del co
+            np.fill_diagonal(cosine, 0.0)
+            neighbourhood = {"cosine": cosine.astype(np.float32)}
+            del cosine
+        else:
+            s = item_neighbours(x, k=self.neighbours, shrink=0.0)
+            neighbourhood = {"cos_indptr": s.indptr.astype(np.int64), "cos_indices": s.indices.astype(np.int64),
+                             "cos_data": s.data.astype(np.float32)}
         k = int(min(self.svd_factors, min(x.shape) - 1))
         _, _, vt = svds(x.astype(np.float64), k=k, random_state=0)
         self.week0 = int(data.times.min()) if len(data) else 0
@@ -65,38 +87,47 @@ class FeatureBuilder:
             for g in gs:
                 genres[i, names.index(g)] = 1.0
         self.arrays = {
-            "ease_w": ease.weights.astype(np.float32), "cosine": cosine.astype(np.float32),
+            **{f"ease_{k}": v for k, v in ease.arrays().items()}, **neighbourhood,
             "svd_v": vt.T.astype(np.float32), "log_pop": np.log1p(counts).astype(np.float32),
             "week_cum": np.cumsum(week_counts, axis=1), "first_week": first_week, "years": years,
             "genres": genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-6),
         }
+        self._derive()
         return self
+
+    def _derive(self) -> None:
+        """The scoring objects behind the arrays: EASE and the cosine neighbourhood."""
+        a = self.arrays
+        n = len(a["log_pop"])
+        self._ease = EASE.from_arrays({k[5:]: v for k, v in a.items() if k.startswith("ease_")}, n)
+        self._cosine = a["cosine"] if "cosine" in a else sparse.csr_matrix(
+            (a["cos_data"], a["cos_indices"], a["cos_indptr"]), shape=(n, n))
+
+    @property
+    def dense(self) -> bool:
+        """Whether the item x item cosine is held densely (a catalogue of at most `dense_items` items)."""
+        return isinstance(self._cosine, np.ndarray)
 
     def features(self, contexts: Sequence[UserContext], items: np.ndarray | None = None) -> np.ndarray:
         """(B, n_items, F) float32 features of every item (or of `items` only) for each context."""
+        assert self._ease is not None  # fit() or restore() first
         a = self.arrays
         n = len(a["log_pop"])
         b = len(contexts)
         idx = np.arange(n) if items is None else np.asarray(items, np.int64)
-        hist = np.zeros((b, n), np.float32)
-        recent = np.zeros((b, n), np.float32)
-        last = np.zeros(b, np.int64)
-        now_w = np.zeros(b, np.int64)
-        for row, ctx in enumerate(contexts):
-            h = np.asarray(ctx.history, np.int64).reshape(-1)
-            h = h[(h >= 0) & (h < n)]
-            hist[row, h] = 1.0
-            recent[row, h[-self.recent :]] = 1.0
-            last[row] = h[-1] if len(h) else 0
-            now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
-                                                       else self.week0)
-            now_w[row] = int((float(now) - self.week0) // WEEK)
-        ease_all = hist @ a["ease_w"]  # full rows: the z-score needs every item
-        ease = ease_all[:, idx]
+        histories = [known(ctx.history, n) for ctx in contexts]
+        hist = binary_rows(histories, n)
+        recent = binary_rows([h[-self.recent :] for h in histories], n)
+        last = np.array([h[-1] if len(h) else 0 for h in histories], np.int64)
+        now_w = np.array([self._week(ctx) for ctx in contexts], np.int64)
+        n_seen = np.asarray(hist.sum(1), np.float32).ravel()
+        ease_all = self._ease.score_rows(hist)  # full rows: the z-score needs every item
+        ease = ease_all if items is None else ease_all[:, idx]
         ease_z = (ease - ease_all.mean(1, keepdims=True)) / (ease_all.std(1, keepdims=True) + 1e-6)
-        knn_recent = recent @ a["cosine"][:, idx] / np.maximum(recent.sum(1, keepdims=True), 1.0)
-        knn_last = a["cosine"][last][:, idx]
-        user_vec = hist @ a["svd_v"] / np.sqrt(np.maximum(hist.sum(1, keepdims=True), 1.0))
+        knn_recent = self._spread(recent, idx) / np.maximum(np.asarray(recent.sum(1), np.float32), 1.0)
+        one_hot_last = sparse.csr_matrix((np.ones(b, np.float32), (np.arange(b), last)), shape=(b, n))
+        knn_last = self._spread(one_hot_last, idx)
+        user_vec = (hist @ a["svd_v"]) / np.sqrt(np.maximum(n_seen, 1.0))[:, None]
         svd = user_vec @ a["svd_v"][idx].T
         cum = a["week_cum"][idx]
         cols = cum.shape[1] - 1
@@ -105,40 +136,49 @@ class FeatureBuilder:
         pop_4w = np.log1p(cum[:, w].T - cum[:, np.clip(w - 4, 0, cols)].T)
         item_age = np.log1p(np.maximum(now_w[:, None] - a["first_week"][idx][None], 0.0))  # future = brand new
         years = a["years"][idx]
-        mean_year = (hist @ a["years"]) / np.maximum(hist.sum(1), 1.0)
+        mean_year = (hist @ a["years"]) / np.maximum(n_seen, 1.0)
         year_gap = np.abs(years[None] - mean_year[:, None]) / 20.0
-        profile = hist @ a["genres"]
+        profile = np.asarray(hist @ a["genres"])
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-6)
         genre_cos = profile @ a["genres"][idx].T
         shape = (b, len(idx))
-        user_len = np.log1p(hist.sum(1))
+        user_len = np.log1p(n_seen)
         cols_ = [ease, ease_z, knn_recent, knn_last, svd, np.broadcast_to(a["log_pop"][idx], shape), pop_1w, pop_4w,
                  item_age, np.broadcast_to((years - 1990.0) / 20.0, shape), year_gap, genre_cos,
                  np.broadcast_to(user_len[:, None], shape)]
         return np.stack(cols_, axis=-1).astype(np.float32)
 
+    def _spread(self, rows: Any, idx: np.ndarray) -> np.ndarray:
+        """(B, len(idx)) float32: the summed cosine of each CSR row's items to the items `idx`."""
+        out = rows @ self._cosine
+        full = np.asarray(out if self.dense else out.toarray(), np.float32)
+        return full if len(idx) == full.shape[1] and (idx == np.arange(len(idx))).all() else full[:, idx]
+
+    def _week(self, ctx: UserContext) -> int:
+        now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
+                                                   else self.week0)
+        return int((float(now) - self.week0) // WEEK)
+
     def candidate_features(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
         """(len(items), F) float32 features of one context for the given items only (the serving path).
 
         The same features as ``features([ctx], items)[0]``, built from the history's rows instead of
-        dense (1, n_items) history vectors times item x item matrices.
+        (1, n_items) history rows times item x item matrices.
         """
+        assert self._ease is not None  # fit() or restore() first
         a = self.arrays
         n = len(a["log_pop"])
         idx = np.asarray(items, np.int64)
-        h = np.asarray(ctx.history, np.int64).reshape(-1)
-        h = h[(h >= 0) & (h < n)]
+        h = known(ctx.history, n)
         seen, recent = np.unique(h), np.unique(h[-self.recent :])
         n_seen = float(len(seen))
         last = h[-1] if len(h) else 0
-        now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)
-                                                   else self.week0)
-        now_w = int((float(now) - self.week0) // WEEK)
-        ease_all = a["ease_w"][seen].sum(0)  # the full row: the z-score needs every item
+        now_w = self._week(ctx)
+        ease_all = self._ease.score_rows(binary_rows([seen], n))[0]  # the z-score needs all
         ease = ease_all[idx]
         ease_z = (ease - ease_all.mean()) / (ease_all.std() + 1e-6)
-        knn_recent = a["cosine"][recent][:, idx].sum(0) / max(float(len(recent)), 1.0)
-        knn_last = a["cosine"][last, idx]
+        knn_recent = self._neighbours(recent, idx).sum(0) / max(float(len(recent)), 1.0)
+        knn_last = self._neighbours(np.array([last]), idx)[0]
         user_vec = a["svd_v"][seen].sum(0) / np.sqrt(max(n_seen, 1.0))
         svd = a["svd_v"][idx] @ user_vec
         cum = a["week_cum"]
@@ -159,13 +199,22 @@ class FeatureBuilder:
                  (years - 1990.0) / 20.0, year_gap, genre_cos, np.full(shape, np.log1p(n_seen))]
         return np.stack(cols_, axis=-1).astype(np.float32)
 
+    def _neighbours(self, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """(len(rows), len(idx)) float32 cosine of the items `rows` to the items `idx`."""
+        block = self._cosine[rows][:, idx]
+        return np.asarray(block if self.dense else block.toarray(), np.float32)
+
     def state(self) -> dict[str, Any]:
         return {"ease_reg": self.ease_reg, "svd_factors": self.svd_factors, "recent": self.recent,
-                "week0": self.week0}
+                "week0": self.week0, "dense_items": self.dense_items, "neighbours": self.neighbours}
 
     @classmethod
     def restore(cls, state: dict[str, Any], tensors: dict[str, np.ndarray]) -> FeatureBuilder:
-        fb = cls(state["ease_reg"], state["svd_factors"], state["recent"])
+        fb = cls(state["ease_reg"], state["svd_factors"], state["recent"],
+                 state.get("dense_items", DENSE_ITEMS), state.get("neighbours", NEIGHBOURS))
         fb.week0 = int(state["week0"])
-        fb.arrays = {k: np.asarray(tensors[f"features.{k}"]) for k in ARRAYS}
+        fb.arrays = {k[len("features."):]: np.asarray(v) for k, v in tensors.items() if k.startswith("features.")}
+        if "ease_w" in fb.arrays:  # an artifact written before EASE's head + remainder: its dense weights
+            fb.arrays["ease_weights"] = fb.arrays.pop("ease_w")
+        fb._derive()
         return fb
