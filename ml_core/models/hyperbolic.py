@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import candidate_slots, known
-from .layers import normalized_adjacency
+from .layers import SeenItems, normalized_adjacency, sample_negatives
 from .neural_common import TorchRecommender, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
 
@@ -108,12 +108,12 @@ class HGCF(TorchRecommender):
         self.net = net = HGCFNet(data.n_users, data.n_items, cfg)
         opt = RiemannianSGD(net.parameters(), lr=cfg.learning_rate, c=cfg.curvature, weight_decay=cfg.reg,
                             momentum=cfg.momentum)
-        seen = np.unique(data.users * data.n_items + data.items)
+        seen = SeenItems(data.users, data.items, data.n_users, data.n_items)
         users, items = torch.from_numpy(data.users), torch.from_numpy(data.items)
 
         def train_epoch(epoch: int) -> float:
             perm, total, steps = torch.randperm(len(users), generator=gen), 0.0, 0
-            negatives = torch.stack([sample_negatives(seen, data.users, data.n_items, gen)
+            negatives = torch.stack([torch.from_numpy(sample_negatives(data.users, seen, gen).astype(np.int64))
                                      for _ in range(cfg.negatives)], dim=1)  # (interactions, k)
             for start in range(0, len(perm), cfg.batch_size):
                 idx = perm[start : start + cfg.batch_size]
@@ -219,16 +219,3 @@ def sq_distance(x: Tensor, y: Tensor, c: float) -> Tensor:
     from .poincare import distance
 
     return distance(x, y, c) ** 2
-
-
-def sample_negatives(seen_keys: np.ndarray, users: np.ndarray, n_items: int, gen: torch.Generator) -> Tensor:
-    """One uniformly drawn unseen item per interaction; seen_keys = sorted user * n_items + item."""
-    neg = torch.randint(0, n_items, (len(users),), generator=gen).numpy().copy()
-    for _ in range(10):
-        keys = users * n_items + neg
-        pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
-        bad = seen_keys[pos] == keys
-        if not bad.any():
-            break
-        neg[bad] = torch.randint(0, n_items, (int(bad.sum()),), generator=gen).numpy()
-    return torch.from_numpy(neg.astype(np.int64))

@@ -19,26 +19,72 @@ def pad_left(seqs: Sequence[np.ndarray], max_len: int, offset: int = 1) -> np.nd
     return out
 
 
-def seen_matrix(seqs: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-    """Dense boolean (n_users, n_items): True where the user interacted with the item."""
-    seen = np.zeros((len(seqs), n_items), dtype=bool)
-    for u, s in enumerate(seqs):
-        seen[u, np.asarray(s, dtype=np.int64)] = True
-    return seen
+class SeenItems:
+    """Which (user, item) pairs a log holds, as sorted int64 keys user * n_items + item: membership tests for
+    negative sampling in O(interactions) memory (a dense users x items mask is 12 GB at 200k x 60k).
+    ``seen[users, items]`` is a boolean array of the broadcast shape, like indexing a dense mask."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> None:
+        self.shape = (int(n_users), int(n_items))
+        self.keys = np.unique(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+
+    def __getitem__(self, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        keys = np.asarray(index[0], np.int64) * self.shape[1] + np.asarray(index[1], np.int64)
+        if not len(self.keys):
+            return np.zeros(keys.shape, bool)
+        found: np.ndarray = self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
+        return found
 
 
-def sample_negatives(users: np.ndarray, seen: np.ndarray, rng: np.random.Generator, size: tuple[int, ...] | None = None,
-                     tries: int = 10) -> np.ndarray:
-    """Uniform items the user has not seen (resampled up to `tries` times); shape of users or `size`."""
+def seen_matrix(seqs: Sequence[np.ndarray], n_items: int) -> SeenItems:
+    """The items each user of `seqs` interacted with (user u = position u)."""
+    empty = np.zeros(0, np.int64)
+    users = np.concatenate([empty, *(np.full(len(s), u, np.int64) for u, s in enumerate(seqs))])
+    items = np.concatenate([empty, *(np.asarray(s, np.int64) for s in seqs)])
+    return SeenItems(users, items, len(seqs), n_items)
+
+
+def sample_negatives(users: np.ndarray, seen: SeenItems, rng: np.random.Generator | torch.Generator,
+                     size: tuple[int, ...] | None = None, tries: int = 10) -> np.ndarray:
+    """Uniform items the user has not seen (resampled up to `tries` times); shape of users or `size`. Draws come
+    from a numpy or a torch generator (the same stream either model was trained with)."""
+    n_items = seen.shape[1]
+
+    def draw(shape: tuple[int, ...]) -> np.ndarray:
+        if isinstance(rng, torch.Generator):
+            return torch.randint(0, n_items, shape, generator=rng).numpy().copy()
+        return rng.integers(0, n_items, size=shape)
+
     shape = size if size is not None else users.shape
-    neg = rng.integers(0, seen.shape[1], size=shape)
+    neg = draw(tuple(shape))
     u = np.broadcast_to(users.reshape(users.shape + (1,) * (len(shape) - users.ndim)), shape)
     for _ in range(tries):
         bad = seen[u, neg]
         if not bad.any():
             break
-        neg[bad] = rng.integers(0, seen.shape[1], size=int(bad.sum()))
+        neg[bad] = draw((int(bad.sum()),))
     return neg
+
+
+def next_item_loss(h: torch.Tensor, item_weights: torch.Tensor, positives: torch.Tensor, *, full_items: int,
+                   negatives: int, rng: np.random.Generator) -> torch.Tensor:
+    """Softmax cross-entropy of each row's next item (h: (n, d), item_weights: (n_items, d), positives: (n,)).
+
+    Over the whole catalogue while it has at most `full_items` items; past that, full softmax costs
+    O(rows x n_items) per step, so each row's positive competes with `negatives` items drawn uniformly and shared
+    by the batch (sampled softmax, Jean et al. 2015; uniform draws need no log-q correction), a draw equal to the
+    row's positive masked out. No random numbers are used below `full_items`.
+    """
+    import torch.nn.functional as F
+
+    n_items = item_weights.shape[0]
+    if n_items <= full_items:
+        return F.cross_entropy(h @ item_weights.T, positives)
+    neg = torch.from_numpy(rng.integers(0, n_items, size=negatives)).to(h.device)
+    pos_logit = (h * item_weights[positives]).sum(-1, keepdim=True)
+    neg_logit = (h @ item_weights[neg].T).masked_fill(neg[None, :] == positives[:, None], float("-inf"))
+    target = torch.zeros(len(h), dtype=torch.long, device=h.device)
+    return F.cross_entropy(torch.cat([pos_logit, neg_logit], 1), target)
 
 
 def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *,

@@ -28,9 +28,11 @@ from ..tuning import Categorical, Distribution, Float, Int, LogFloat
 from .base import candidate_slots
 from .layers import (
     FastDropout,
+    SeenItems,
     clone_state,
     load_state_numpy,
     n_parameters,
+    next_item_loss,
     pad_left,
     sample_negatives,
     seen_matrix,
@@ -55,6 +57,8 @@ class SASRecConfig:
     batch_size: int = 128
     epochs: int = 200
     loss: str = "ce"  # "ce": softmax over all items; "bce": the paper's one sampled negative per position
+    full_softmax_items: int = 20_000  # "ce" past this catalogue size: sampled softmax over `negatives` items
+    negatives: int = 2048
     eval_every: int = 2  # epochs between validation checks
 
 
@@ -150,14 +154,15 @@ class SASRec(TorchRecommender):
         report.n_parameters = n_parameters(self.net)
         return report
 
-    def _loss(self, hidden: Tensor, tgt: Tensor, users: np.ndarray, seen: np.ndarray | None,
+    def _loss(self, hidden: Tensor, tgt: Tensor, users: np.ndarray, seen: SeenItems | None,
               rng: np.random.Generator) -> Tensor:
         valid = tgt > 0
         h = hidden[valid]  # (n, dim)
         pos = tgt[valid] - 1  # (n,) item indices
         weights = self.net.item_weights()
         if self.config.loss == "ce":
-            return F.cross_entropy(h @ weights.T, pos)
+            return next_item_loss(h, weights, pos, full_items=self.config.full_softmax_items,
+                                  negatives=self.config.negatives, rng=rng)
         assert seen is not None  # fit builds it for the bce loss
         rows = np.broadcast_to(users[:, None], tgt.shape)[valid.cpu().numpy()]
         neg = torch.from_numpy(sample_negatives(rows, seen, rng)).to(h.device)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,12 @@ def test_pure_decay_shrinks_the_state_over_long_gaps():
 @needs_ml100k
 def test_neural_ode_clears_popularity_on_ml100k():
     assert_clears_popularity(NeuralODE())
+
+
+class TestNeuralODESampledSoftmax(RecommenderContract):
+    """Past `full_softmax_items` the next item competes with sampled negatives only (large catalogues)."""
+
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=40)
+
+    def make_model(self):
+        return NeuralODE(dataclasses.replace(TINY, full_softmax_items=8, negatives=12))

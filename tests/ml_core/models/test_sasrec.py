@@ -27,3 +27,13 @@ class TestSASRecBCE(RecommenderContract):
 
     def make_model(self):
         return SASRecBCE(SASRecConfig(**TINY, loss="bce"))
+
+
+class TestSASRecSampledSoftmax(RecommenderContract):
+    """Past `full_softmax_items` the next item competes with sampled negatives only (large catalogues)."""
+
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=30)
+    min_hit_rate_at_1 = 0.8
+
+    def make_model(self):
+        return SASRec(SASRecConfig(**TINY, full_softmax_items=8, negatives=12))
