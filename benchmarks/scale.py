@@ -6,8 +6,8 @@ For each scale a seeded synthetic MovieLens-shaped set (`python -m ml_core synth
 var/synth-S when there) is split by the usual chronological leave-one-out; each model is fitted on it in a fresh
 process (its own peak RSS), then evaluated with full ranking on a seeded sample of test users (`--eval-users`,
 as `train --eval-users` does). The table gives fit time, peak memory, artifact size and test NDCG@10; the growth
-exponent b (fit time ∝ ratings^b) is fitted over the scales run. Models not listed here do not yet run at 25M
-(issue 17): the page says so instead of guessing.
+exponent b (fit time ∝ ratings^b) is fitted over the scales stored. Rows are kept in docs/scale.json, so models
+and scales can be measured in separate runs; the page lists the models not yet measured at 25M.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from benchmarks.support.sections import section_of  # noqa: E402
 DOC = REPO / "docs" / "SCALE.md"
 
 
-def _child(folder: str, model: str, eval_users: int) -> None:
+def _child(folder: str, model: str, eval_users: int, max_epochs: int | None) -> None:
     """Inside a fresh process: load, split, fit, evaluate, export; one JSON line."""
     import resource
 
@@ -49,7 +49,8 @@ def _child(folder: str, model: str, eval_users: int) -> None:
     prepared = time.perf_counter() - t0
     instance = MODELS[model]()
     t0 = time.perf_counter()
-    instance.fit(split.train, FitOptions(seed=42, progress=False))
+    # validation on the same seeded users stops the neural models early, as `train` does
+    report = instance.fit(split.train, FitOptions(seed=42, progress=False, validation=split, max_epochs=max_epochs))
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics = evaluate(instance, split, "test", full_only=True)
@@ -58,19 +59,104 @@ def _child(folder: str, model: str, eval_users: int) -> None:
         instance.export(Path(tmp) / model)
         size = sum(p.stat().st_size for p in (Path(tmp) / model).rglob("*") if p.is_file())
     print(json.dumps({"model": model, "ratings": len(data), "items": data.n_items, "users": data.n_users,
-                      "prepare_s": prepared, "fit_s": fit, "eval_s": scored,
+                      "prepare_s": prepared, "fit_s": fit, "eval_s": scored, "epochs": report.epochs,
+                      "best_epoch": report.best_epoch, "max_epochs": max_epochs,
                       "eval_users": int(len(split.eval_users("test"))), "ndcg@10": metrics["ndcg@10"],
                       "artifact_mb": size / 2**20,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def _run(folder: Path, model: str, eval_users: int) -> dict:
+def _run(folder: Path, model: str, eval_users: int, max_epochs: int | None) -> dict:
     """A fresh process from this (small) one: a forked child's peak RSS starts from its parent's."""
+    extra = [] if max_epochs is None else ["--max-epochs", str(max_epochs)]
     out = subprocess.run([sys.executable, __file__, "--child", str(folder), "--model", model,
-                          "--eval-users", str(eval_users)], cwd=REPO, capture_output=True, text=True, check=False)
+                          "--eval-users", str(eval_users), *extra], cwd=REPO, capture_output=True, text=True,
+                         check=False)
     if out.returncode:
         return {"model": model, "error": (out.stderr.strip().splitlines() or ["failed"])[-1][:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+RESULTS = REPO / "docs" / "scale.json"  # every measured row; a run replaces its own (scale, model) rows
+SCALE_ORDER = ("100k", "1m", "10m", "25m")
+WHY = {
+    "popularity": "one pass over the ratings (linear).",
+    "itemknn": "top-k neighbourhoods built a block of items at a time (`ml_core/models/itemknn.py`): the "
+               "co-occurrence products grow with the ratings and the items.",
+    "ease": "dense over at most 15,000 items (`EASEConfig.max_items`, O(head^3), fixed once the catalogue is past "
+            "it); the other items are regressed on the head a block at a time, so past that size its time grows "
+            "with the remainder, not with items^3.",
+    "kan": "two feature builders (the stacking stage and the final one), each an EASE fit, the item neighbourhoods "
+           "and a truncated SVD; histories are sparse rows, and past 15,000 items (`KANConfig.dense_items`) the "
+           "cosine keeps each item's 200 nearest neighbours and EASE its head + sparse remainder, so no "
+           "item x item array exists. Full-ranking evaluation builds 13 features for every item of every test user.",
+}
+
+
+def _measured(row: dict) -> str:
+    run = row.get("run", {})
+    return f"{run.get('date', '?')}, load {run.get('load_before', float('nan')):.2f}"
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| scale | model | ratings | items | prepare | fit | peak RSS | artifact | test users | scoring ms/user "
+             "| test NDCG@10 | measured (UTC, 1-min load before) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['scale']} | {r['model']} | failed: {r['error']} | | | | | | | | | {_measured(r)} |")
+            continue
+        per_user = f"{1000 * r['eval_s'] / r['eval_users']:.1f}" if r.get("eval_s") is not None else "-"
+        epochs = "" if r.get("epochs") in (None, 1) else f" ({r['epochs']} ep{', capped' if r.get('max_epochs') else ''})"
+        lines.append(f"| {r['scale']} | {r['model']} | {r['ratings']:,} | {r['items']:,} | {r['prepare_s']:.0f} s | "
+                     f"{r['fit_s']:.1f} s{epochs} | {r['peak_rss_mb'] / 1024:.1f} GB | {r['artifact_mb']:.0f} MB | "
+                     f"{r['eval_users']:,} | {per_user} | {r['ndcg@10']:.4f} | {_measured(r)} |")
+    return lines
+
+
+def _order(row: dict) -> tuple[int, str]:
+    scale = row["scale"]
+    return (SCALE_ORDER.index(scale) if scale in SCALE_ORDER else len(SCALE_ORDER), row["model"])
+
+
+def write_doc(rows: list[dict]) -> None:
+    """docs/SCALE.md from every stored row (the retrieval section of benchmarks/retrieval_scale.py is kept)."""
+    rows = sorted(rows, key=_order)
+    models = list(dict.fromkeys(r["model"] for r in sorted(rows, key=lambda r: r["model"])))
+    lines = [
+        "# Scale: how the models grow with the data",
+        "",
+        "Produced by `python benchmarks/scale.py --scales S,... --models M,... --eval-users 5000`: each run measures "
+        "its scales x models and replaces those rows in `docs/scale.json`; this page is written from all stored "
+        "rows, each with when it was measured and the machine's load then (2 CPUs shared with other work, so times "
+        "are upper bounds).",
+        "",
+        "Data: `python -m ml_core synth --scale S` (docs/SYNTHETIC_DATA.md compares its shape with ml-100k and "
+        "ml-latest-small). Each model is fitted in a fresh process on the chronological leave-one-out train part "
+        "(default configuration; the neural models check validation NDCG@10 on the same seeded users and stop early, "
+        "as `train` does, the checks counted in *fit*, epochs in brackets) and evaluated with full ranking on a seeded sample of test "
+        "users; *prepare* is reading the CSV and splitting; *scoring ms/user* is the full-ranking evaluation's time "
+        "per test user (every item scored, batched).",
+        "",
+        *_table(rows),
+    ]
+    exponents = []
+    for model in models:
+        done = [r for r in rows if r["model"] == model and "error" not in r and r["fit_s"] > 0]
+        if len({r["ratings"] for r in done}) >= 2:
+            b = np.polyfit(np.log([r["ratings"] for r in done]), np.log([r["fit_s"] for r in done]), 1)[0]
+            exponents.append(f"| {model} | {b:.2f} | {', '.join(r['scale'] for r in done)} |")
+    if exponents:
+        lines += ["", "Fitted growth of fit time with the number of ratings (time ∝ n^b):", "",
+                  "| model | b | over |", "|---|---:|---|", *exponents]
+    lines += ["", "Why:", ""] + [f"- **{m}**: {WHY[m]}" for m in models if m in WHY]
+    at_25m = {r["model"] for r in rows if r["scale"] == "25m" and "error" not in r}
+    missing = [m for m in ("sasrec", "lightgcn", "kan", "neural_ode", "hyperbolic", "diffusion", "ldiffrec")
+               if m not in at_25m]
+    if missing:
+        lines += ["", f"Not yet measured at 25M (issue 17): {', '.join(missing)}."]
+    kept = section_of(DOC.read_text(), "retrieval") if DOC.exists() else None  # benchmarks/retrieval_scale.py's
+    DOC.write_text("\n".join(lines) + "\n" + ("" if kept is None else "\n" + kept + "\n"))
 
 
 def main() -> int:
@@ -78,66 +164,29 @@ def main() -> int:
     parser.add_argument("--scales", default="1m,25m")
     parser.add_argument("--models", default="popularity,itemknn,ease")
     parser.add_argument("--eval-users", type=int, default=5000)
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="cap on training epochs (the row says so); default: the model's own, early-stopped")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.model, args.eval_users)
+        _child(args.child, args.model, args.eval_users, args.max_epochs)
         return 0
-    load_before = os.getloadavg()
-    rows: list[dict] = []
+    stored: list[dict] = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     for scale in args.scales.split(","):
         folder = REPO / "var" / f"synth-{scale}"
         if not (folder / "ratings.csv").exists():
             subprocess.run([sys.executable, "-m", "ml_core", "synth", "--scale", scale, "--out", str(folder),
                             "--no-progress"], cwd=REPO, check=True)
         for model in args.models.split(","):
-            row = {"scale": scale, **_run(folder, model, args.eval_users)}
-            rows.append(row)
+            load_before = os.getloadavg()[0]
+            row = {"scale": scale, **_run(folder, model, args.eval_users, args.max_epochs),
+                   "run": {"date": f"{datetime.now(UTC):%Y-%m-%d %H:%M}", "load_before": load_before,
+                           "host": f"{platform.node()} ({os.cpu_count()} CPUs)", "eval_users_arg": args.eval_users}}
+            stored = [r for r in stored if (r["scale"], r["model"]) != (scale, model)] + [row]
+            RESULTS.write_text(json.dumps(sorted(stored, key=_order), indent=1) + "\n")  # kept row by row
             print(json.dumps(row), flush=True)
-    load_after = os.getloadavg()
-    lines = [
-        "# Scale: how the models grow with the data",
-        "",
-        f"Produced by `python benchmarks/scale.py --scales {args.scales} --models {args.models} --eval-users "
-        f"{args.eval_users}` on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Load average (1/5/15 min) before "
-        f"{' / '.join(f'{x:.2f}' for x in load_before)}, after {' / '.join(f'{x:.2f}' for x in load_after)}: "
-        "the machine was shared, so times are upper bounds.",
-        "",
-        "Data: `python -m ml_core synth --scale S` (docs/SYNTHETIC_DATA.md compares its shape with ml-100k and "
-        "ml-latest-small). Each model is fitted in a fresh process on the chronological leave-one-out train part "
-        "(default configuration) and evaluated with full ranking on a seeded sample of test users; *prepare* is "
-        "reading the CSV and splitting.",
-        "",
-        "| scale | model | ratings | items | prepare | fit | peak RSS | artifact | test users | test NDCG@10 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['scale']} | {r['model']} | failed: {r['error']} | | | | | | | |")
-            continue
-        lines.append(f"| {r['scale']} | {r['model']} | {r['ratings']:,} | {r['items']:,} | {r['prepare_s']:.0f} s | "
-                     f"{r['fit_s']:.1f} s | {r['peak_rss_mb'] / 1024:.1f} GB | {r['artifact_mb']:.0f} MB | "
-                     f"{r['eval_users']:,} | {r['ndcg@10']:.4f} |")
-    exponents = []
-    for model in args.models.split(","):
-        done = [r for r in rows if r.get("model") == model and "error" not in r and r["fit_s"] > 0]
-        if len(done) >= 2:
-            b = np.polyfit(np.log([r["ratings"] for r in done]), np.log([r["fit_s"] for r in done]), 1)[0]
-            exponents.append(f"| {model} | {b:.2f} |")
-    if exponents:
-        lines += ["", "Fitted growth of fit time with the number of ratings (time ∝ n^b over the scales above):", "",
-                  "| model | b |", "|---|---:|", *exponents]
-    lines += ["", "Why: popularity is one pass (linear). ItemKNN builds its top-k neighbourhoods a block of items at a "
-              "time (`ml_core/models/itemknn.py`): the co-occurrence products grow with the ratings and the items. "
-              "EASE solves densely over at most 15,000 items (`EASEConfig.max_items`, O(head^3), fixed once the "
-              "catalogue is past it) and regresses the other items on them a block at a time, so its time past "
-              "that size grows with the remainder, not with items^3.", "",
-              "Not yet run at this size (issue 17): SASRec, LightGCN, the KAN ranker (its features hold a dense "
-              "item x item cosine), Neural-ODE, the hyperbolic model and DiffRec/L-DiffRec."]
-    kept = section_of(DOC.read_text(), "retrieval") if DOC.exists() else None  # benchmarks/retrieval_scale.py's
-    DOC.write_text("\n".join(lines) + "\n" + ("" if kept is None else "\n" + kept + "\n"))
+    write_doc(stored)
     print(f"wrote {DOC.relative_to(REPO)}")
     return 0
 
