@@ -133,13 +133,15 @@ class RatingPredictor:
         p_u = np.linalg.solve(f.T @ f + cfg.reg * np.eye(dim), f.T @ (r - self.mu - b_u - self.item_bias[hist]))
         return b_u, p_u
 
-    def predict(self, history: np.ndarray, ratings: np.ndarray, candidates: np.ndarray,
-                part: tuple[float, np.ndarray] | None = None) -> np.ndarray:
-        """Unclipped predictions for candidate item indices (float64); NaN for unknown items (-1). ``part``: the
-        user's folded-in ``user_part`` of this history when the caller kept it."""
+    def predict(self, history: np.ndarray, ratings: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Unclipped predictions for candidate item indices (float64); NaN for unknown items (-1)."""
+        part = self.user_part(np.asarray(history, np.int64), np.asarray(ratings, np.float64))
+        return self.predict_part(part, candidates)
+
+    def predict_part(self, part: tuple[float, np.ndarray], candidates: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from a user's folded-in :meth:`user_part` (kept by a caller that predicts again)."""
+        b_u, p_u = part
         candidates = np.asarray(candidates, np.int64)
-        b_u, p_u = part if part is not None else self.user_part(np.asarray(history, np.int64),
-                                                                np.asarray(ratings, np.float64))
         ok = (candidates >= 0) & (candidates < len(self.item_bias))
         idx = candidates[ok]
         out = np.full(len(candidates), np.nan)
@@ -160,7 +162,7 @@ class RatingPredictor:
         """Predictions clipped to 0.5-5 for raw movie ids (history: raw ids with their ratings); None if unknown.
         ``part``: :meth:`user_part_movies` of this history, when the caller kept it."""
         part = part if part is not None else self.user_part_movies(history, ratings)
-        values = self.predict(np.zeros(0, np.int64), np.zeros(0), self.item_vocab.indices(list(movie_ids)), part=part)
+        values = self.predict_part(part, self.item_vocab.indices(list(movie_ids)))
         clipped = np.clip(values, MIN_RATING, MAX_RATING).tolist()  # NaN stays NaN: NaN != NaN below
         return [None if v != v else v for v in clipped]
 
