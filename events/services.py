@@ -190,32 +190,42 @@ def _record_batch(*, user: User, items: Sequence[EventInput], api_key: Any,
                   meter: Callable[[int], None] | None = None) -> list[tuple[Event, bool]]:
     keys = [item.idempotency_key for item in items]
     now = timezone.now()
-    if connection.vendor == "postgresql" and len(items) < COPY_MIN_ROWS:
-        # one statement stores the new rows and skips the replays; only a replay costs a second query
-        built = [_build(user=user, item=item, api_key=api_key, now=now) for item in items]
-        _stamp(built, user=user, api_key=api_key, now=now)
-        stored = _insert_skipping_replays(built)
-        missing = [k for k in keys if k not in stored]
-        existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=missing)
-                    } if missing else {}
-        _check_replays(items, existing)  # a conflict raises: the rows just inserted roll back with it
-        fresh = [e for e in built if e.idempotency_key in stored]
-        if meter is not None and fresh:
-            meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
-    else:
-        existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
-        _check_replays(items, existing)
-        fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
-                 if item.idempotency_key not in existing]
-        if meter is not None and fresh:
-            meter(len(fresh))  # may refuse (quota): raised inside the transaction, nothing is stored
-        _stamp(fresh, user=user, api_key=api_key, now=now)
-        _insert(fresh)
+    store = _store_skipping_replays if connection.vendor == "postgresql" and len(items) < COPY_MIN_ROWS else _store_new
+    fresh, existing = store(user=user, items=items, api_key=api_key, now=now)
+    if meter is not None and fresh:
+        meter(len(fresh))  # may refuse (quota): raised inside the transaction, the rows just stored roll back
     if fresh:
         ids, users = [str(e.id) for e in fresh], [user.pk] * len(fresh)
         transaction.on_commit(lambda: _announce(ids, users))
     created = {e.idempotency_key: e for e in fresh}
     return [(created[k], True) if k in created else (existing[k], False) for k in keys]
+
+
+def _store_skipping_replays(*, user: User, items: Sequence[EventInput], api_key: Any, now: dt.datetime
+                            ) -> tuple[list[Event], dict[str, Event]]:
+    """A few rows: one statement stores the new ones and skips the replays; only a replay costs a second query."""
+    keys = [item.idempotency_key for item in items]
+    built = [_build(user=user, item=item, api_key=api_key, now=now) for item in items]
+    _stamp(built, user=user, api_key=api_key, now=now)
+    stored = _insert_skipping_replays(built)
+    missing = [k for k in keys if k not in stored]
+    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=missing)
+                } if missing else {}
+    _check_replays(items, existing)  # a conflict raises: the rows just inserted roll back with it
+    return [e for e in built if e.idempotency_key in stored], existing
+
+
+def _store_new(*, user: User, items: Sequence[EventInput], api_key: Any, now: dt.datetime
+               ) -> tuple[list[Event], dict[str, Event]]:
+    """Many rows (or not PostgreSQL): the replays are read first, then the new rows are written at once."""
+    keys = [item.idempotency_key for item in items]
+    existing = {e.idempotency_key: e for e in Event.objects.filter(user=user, idempotency_key__in=keys)}
+    _check_replays(items, existing)
+    fresh = [_build(user=user, item=item, api_key=api_key, now=now) for item in items
+             if item.idempotency_key not in existing]
+    _stamp(fresh, user=user, api_key=api_key, now=now)
+    _insert(fresh)
+    return fresh, existing
 
 
 def _check_replays(items: Sequence[EventInput], existing: dict[str, Event]) -> None:
