@@ -48,6 +48,39 @@ class KANLinear(nn.Module):
             bases = left + right
         return bases
 
+    def b_splines_local(self, x: Tensor) -> Tensor:
+        """The same bases as :meth:`b_splines`, computed on each input's k + 1 nonzero ones only (de Boor's local
+        triangle, Piegl & Tiller's BasisFuns) and scattered into place: O(k^2) work per input instead of
+        O(k (G + 2k)). Inference only (no autograd through the span search)."""
+        k, n_knots = self.spline_order, self.grid.shape[1]
+        step_lo, step_hi = self.grid[:, 1:2] - self.grid[:, :1], self.grid[:, -1:] - self.grid[:, -2:-1]
+        pad = torch.arange(1, k + 1, dtype=x.dtype)
+        # k extra knots each side: only bases outside the kept G + k read them, and those are dropped below
+        knots = torch.cat([self.grid[:, :1] - step_lo * pad.flip(0), self.grid, self.grid[:, -1:] + step_hi * pad], 1)
+        inside = (x >= self.grid[:, 0]) & (x < self.grid[:, -1])
+        span = torch.searchsorted(self.grid, x.T.contiguous(), right=True).T - 1  # U[i] <= x < U[i+1]
+        span = span.clamp(0, n_knots - 2) + k  # index into the padded knots
+        rows = knots.expand(x.shape[0], -1, -1)  # (N, in, n_knots + 2k), a view
+        left, right = [x], [x]  # index 0 unused
+        for j in range(1, k + 1):
+            left.append(x - rows.gather(2, (span + 1 - j).unsqueeze(-1)).squeeze(-1))
+            right.append(rows.gather(2, (span + j).unsqueeze(-1)).squeeze(-1) - x)
+        basis = [torch.ones_like(x)]
+        for j in range(1, k + 1):
+            saved = torch.zeros_like(x)
+            nxt = []
+            for r in range(j):
+                temp = basis[r] / (right[r + 1] + left[j - r])
+                nxt.append(saved + right[r + 1] * temp)
+                saved = left[j - r] * temp
+            basis = [*nxt, saved]
+        local = torch.stack(basis, -1) * inside.unsqueeze(-1).to(x.dtype)  # (N, in, k + 1): B_{i-k} .. B_i
+        index = (span - 2 * k).unsqueeze(-1) + torch.arange(k + 1)  # their positions among the G + k bases
+        valid = (index >= 0) & (index < self.grid_size + k)
+        out = torch.zeros(*x.shape, self.grid_size + k + 1, dtype=x.dtype)  # last column: a sink for dropped ones
+        out.scatter_(2, torch.where(valid, index, self.grid_size + k), local * valid)
+        return out[..., :-1]
+
     def curve_to_coeff(self, x: Tensor, y: Tensor) -> Tensor:
         """Least-squares spline coefficients: x (N, in), y (N, in, out) -> (out, in, G + k)."""
         a = self.b_splines(x).transpose(0, 1)  # (in, N, G + k)
@@ -61,7 +94,9 @@ class KANLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (N, in) -> (N, out)
         base = F.linear(F.silu(x), self.base_weight)
-        spline = F.linear(self.b_splines(x).reshape(x.shape[0], -1),
+        fast = not torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
+        bases = self.b_splines_local(x) if fast else self.b_splines(x)
+        spline = F.linear(bases.reshape(x.shape[0], -1),
                           self.scaled_spline_weight.reshape(self.out_features, -1))
         return base + spline
 

@@ -79,3 +79,17 @@ def test_unknown_ranker_kind_is_refused():
 @needs_ml100k
 def test_kan_clears_popularity_on_ml100k():
     assert_clears_popularity(KANRanker())
+
+
+@pytest.mark.parametrize(("grid_size", "order"), [(5, 3), (3, 2), (12, 3), (4, 1)])
+def test_local_bases_equal_the_cox_de_boor_recursion(grid_size, order):
+    """Inference computes each input's k + 1 nonzero bases only; they must be the full recursion's values,
+    on a data-fitted (non-uniform) grid, at the knots themselves and outside the grid."""
+    torch.manual_seed(0)
+    layer = KANLinear(5, 3, grid_size=grid_size, spline_order=order)
+    layer.update_grid(torch.randn(2000, 5) * 1.5)
+    x = torch.cat([torch.randn(500, 5) * 3, layer.grid.T, layer.grid.T - 1e-4])
+    np.testing.assert_allclose(layer.b_splines_local(x).numpy(), layer.b_splines(x).numpy(), atol=1e-6)
+    with torch.no_grad():
+        fast = layer(x)
+    np.testing.assert_allclose(fast.numpy(), layer(x).detach().numpy(), atol=1e-5)  # grad on: the recursion
