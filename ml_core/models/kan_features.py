@@ -92,6 +92,8 @@ class FeatureBuilder:
             "week_cum": np.cumsum(week_counts, axis=1), "first_week": first_week, "years": years,
             "genres": genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-6),
         }
+        # row-major, as a restored artifact is: scipy copies a column-major operand on every sparse @ dense
+        self.arrays = {k: np.ascontiguousarray(v) for k, v in self.arrays.items()}
         self._derive()
         return self
 
