@@ -146,10 +146,14 @@ def leave_one_out(data: Interactions, *, seed: int = 0, eval_users: int | None =
 def _sample_negatives(data: Interactions, seed: int) -> np.ndarray:
     """100 items per user never interacted with, uniformly without replacement."""
     rng = np.random.default_rng(seed)
-    seen = data.matrix().tolil().rows
+    seen = data.matrix()
     out = np.full((data.n_users, N_SAMPLED_NEGATIVES), -1, np.int64)
+    unseen = np.ones(data.n_items, bool)
     for u in range(data.n_users):
-        pool = np.setdiff1d(np.arange(data.n_items), np.asarray(seen[u], np.int64), assume_unique=True)
+        items = seen.indices[seen.indptr[u]:seen.indptr[u + 1]]
+        unseen[items] = False
+        pool = np.flatnonzero(unseen)  # sorted, as setdiff1d gave: the draws are the same (25M ratings: minutes less)
+        unseen[items] = True
         take = min(N_SAMPLED_NEGATIVES, len(pool))
         out[u, :take] = rng.choice(pool, size=take, replace=False)
     return out
