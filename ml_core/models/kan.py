@@ -20,6 +20,10 @@ Comparison with an MLP of equal parameter count on the same features, lists and 
 (`ranker="mlp"`): docs/KAN_VS_MLP.md, written by `python benchmarks/kan_vs_mlp.py`.
 Departures: no symbolic-formula extraction or pruning (the paper's interpretability workflow);
 one hidden KAN layer of width 8 (the paper's networks are similarly small).
+Size: past `dense_items` (15,000) items the item-cosine features keep each item's 200 nearest
+neighbours and EASE its 15,000 most interacted items plus a sparse remainder, so no item x item array
+is held; at inference each input's k + 1 nonzero B-spline bases are evaluated (de Boor's local
+triangle), the same values as the full recursion used in training.
 """
 
 from __future__ import annotations

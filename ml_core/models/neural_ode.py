@@ -10,7 +10,8 @@ cell writes the item's complex embedding into the state (the jump). Items have c
 e_j; the score of item j is Re<h(now), e_j> = Re h . Re e_j + Im h . Im e_j, with h evolved from the
 last event to the request time `now`. Training: teacher forcing with full softmax cross-entropy on the next
 item over every training event, each user's timeline cut into windows of `max_len` + 1 events at a random phase
-each epoch (as for SASRec in this project); each window starts from the learned initial state.
+each epoch (as for SASRec in this project); each window starts from the learned initial state. Past 20,000
+items (`full_softmax_items`) the softmax runs over the positive and 2,048 sampled items, as SASRec's does.
 Relation to LT-OCF (Choi et al., CIKM 2021): LT-OCF makes LightGCN's layer index continuous and
 integrates embedding propagation over the user-item graph with an ODE (learnable "layer times");
 its time axis is depth, not the clock, and it ignores timestamps. Here the ODE runs along the real

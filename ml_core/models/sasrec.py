@@ -3,7 +3,8 @@
 Departures from the paper: pre-LayerNorm transformer blocks (torch's TransformerEncoderLayer,
 norm_first) and, by default, full softmax cross-entropy over all items at every position
 (Klenitskiy & Vasilev, RecSys 2023) instead of the paper's one-negative BCE, which remains
-available as ``loss="bce"``. The history window defaults to 20 items (the paper uses 200 on ML-1M; on ml-100k a
+available as ``loss="bce"``; past 20,000 items (``full_softmax_items``) the softmax runs over the positive and
+2,048 uniformly sampled items shared by the batch (sampled softmax), since the full one costs O(n_items) per position. The history window defaults to 20 items (the paper uses 200 on ML-1M; on ml-100k a
 short recent window generalised best on validation) and is searched per dataset from 10 to 200 with the other
 hyperparameters (``search_space``, ``python -m ml_core train --tune``), and dropout masks come from a uniform draw
 (``FastDropout``: the same Bernoulli masks, cheaper on CPU).
