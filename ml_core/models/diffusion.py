@@ -145,8 +145,8 @@ class DiffRec(TorchRecommender):
         cfg = self.config
         gen = seed_everything(options.seed)
         self._remember_data(data)
-        x_all = torch.from_numpy(data.matrix().toarray())
-        x_all = x_all[x_all.sum(1) > 0]
+        x_all = data.matrix()  # sparse: a batch's dense rows are built per step (200k x 60k dense: 48 GB)
+        x_all = x_all[np.flatnonzero(x_all.getnnz(axis=1) > 0)]
         self.groups = item_groups(data, cfg.n_groups, options.seed) if cfg.latent else None
         self.net = model = DiffRecModel(self.n_items, cfg, self.groups)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.reg)
@@ -155,14 +155,15 @@ class DiffRec(TorchRecommender):
         def train_epoch(epoch: int) -> float:
             nonlocal updates
             model.train()
-            perm, total = torch.randperm(len(x_all), generator=gen), 0.0
-            for start in range(0, len(x_all), cfg.batch_size):
-                loss = self._loss(model, x_all[perm[start : start + cfg.batch_size]], updates, gen)
+            perm, total = torch.randperm(x_all.shape[0], generator=gen), 0.0
+            for start in range(0, x_all.shape[0], cfg.batch_size):
+                rows = perm[start : start + cfg.batch_size].numpy()
+                loss = self._loss(model, torch.from_numpy(x_all[rows].toarray()), updates, gen)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 updates, total = updates + 1, total + float(loss.detach())
-            mean_loss: float = total / max(1, -(-len(x_all) // cfg.batch_size))
+            mean_loss: float = total / max(1, -(-x_all.shape[0] // cfg.batch_size))
             return mean_loss
 
         report = self._train_epochs(options, cfg.epochs, train_epoch)
