@@ -157,8 +157,10 @@ def write_doc(rows: list[dict]) -> None:
                if m not in at_25m]
     if missing:
         lines += ["", f"Not yet measured at 25M (issue 17): {', '.join(missing)}."]
-    kept = section_of(DOC.read_text(), "retrieval") if DOC.exists() else None  # benchmarks/retrieval_scale.py's
-    DOC.write_text("\n".join(lines) + "\n" + ("" if kept is None else "\n" + kept + "\n"))
+    text = DOC.read_text() if DOC.exists() else ""
+    # the sections of benchmarks/retrieval_scale.py and benchmarks/softmax_scale.py stay as they are
+    kept = [k for k in (section_of(text, name) for name in ("retrieval", "softmax")) if k is not None]
+    DOC.write_text("\n".join(lines) + "\n" + "".join("\n" + k + "\n" for k in kept))
 
 
 def main() -> int:
