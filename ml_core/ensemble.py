@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick: bool = False,
-        ablation: bool = False, threads: int = 1) -> dict[str, Any]:
-    """Fit/reuse the models, select DR weights on validation, evaluate on test (and the ablation)."""
+        ablation: bool = False, threads: int = 1, eval_users: int | None = None) -> dict[str, Any]:
+    """Fit/reuse the models, select DR weights on validation, evaluate on test (and the ablation). ``eval_users``:
+    a seeded sample of that many users for selection and test, as `train --eval-users` (large sets: the score
+    tensors are models x users x items)."""
     import torch
 
     from .data import load_dataset
@@ -34,7 +36,7 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
 
     torch.set_num_threads(max(1, threads))
     data = load_dataset(dataset)
-    split = leave_one_out(data, seed=seed)
+    split = leave_one_out(data, seed=seed, eval_users=eval_users)
     names = registered(names)
     options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None)
     models, singles = {}, {}
@@ -50,6 +52,7 @@ def run(dataset: str, names: Sequence[str], root: Path, *, seed: int = 42, quick
     report: dict[str, Any] = {"dataset": data.name, "models": list(models), "weights": dict(zip(models, weights.round(4).tolist(), strict=False)),
               "selection": info, "test": evaluate_scores(blend(norm_test, weights), split, "test", tusers),
               "singles_test": singles, "data_snapshot": split.train.snapshot(), "seed": seed, "quick": quick,
+              "eval_users": None if split.eval_sample is None else int(len(split.eval_sample)),
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if ablation:
         report["ablation"] = {}
@@ -98,7 +101,9 @@ def write_ensemble_card(report: dict[str, Any], path: Path, command: str) -> Non
     beats = test["ndcg@10"] > best_single[1]["ndcg@10"]
     lines = [f"# Ensemble card ({report['dataset']})", "", f"Produced by `{command}` at {report['created_at']}.", "",
              "Protocol: the one in `ml_core/evaluation.py` (chronological leave-one-out, full ranking, "
-             "pessimistic ties); weights chosen on validation only, reported on test.", "",
+             "pessimistic ties); weights chosen on validation only, reported on test."
+             + ("" if not report.get("eval_users") else f" Validation and test on a seeded sample of "
+                f"{report['eval_users']:,} users (`--eval-users`)."), "",
              "## Blend", "", "Per-model scores are z-scored over all items per user, NaN -> 0, and blended with "
              "weights on the simplex. Weights: " + ", ".join(f"{k} {v:.3f}" for k, v in report["weights"].items()),
              "", "## Weight selection: doubly robust off-policy estimate", "",
@@ -163,12 +168,15 @@ def main(command: str, argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", default=str(REPO_ROOT / "docs"))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--eval-users", type=int, default=None,
+                        help="select and test on a seeded sample of this many users (large sets); default all")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     report = run(args.dataset, names, Path(args.out), seed=args.seed, quick=args.quick,
-                 ablation=command == "ablation")
-    cmd = f"python -m ml_core {command} --dataset {args.dataset}" + (" --quick" if args.quick else "")
+                 ablation=command == "ablation", eval_users=args.eval_users)
+    cmd = (f"python -m ml_core {command} --dataset {args.dataset}" + (" --quick" if args.quick else "")
+           + (f" --eval-users {args.eval_users}" if args.eval_users else ""))
     if command == "ablation":
         write_ablation(report, Path(args.docs) / "ABLATION_RESULTS.md", cmd)
     else:

@@ -37,3 +37,28 @@ def test_the_verdict_measures_the_target_against_this_datasets_best_single_model
     write_ensemble_card(_report(0.0560, 0.0516), card, "cmd")
     text = card.read_text()
     assert "target >= 0.0568 (1.1 x the best single model) not met" in text and "Why:" in text
+
+
+def test_the_ensemble_selects_and_tests_on_a_seeded_user_sample_when_asked(tmp_path: Path) -> None:
+    """`ensemble --eval-users N` (large sets): selection and test on the same seeded users as `train --eval-users`."""
+    import numpy as np
+
+    from ml_core.ensemble import run
+    from tests.ml_core.contract import synthetic_interactions
+
+    data = synthetic_interactions()
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    rows = ["user_id,item_id,rating,timestamp"] + [
+        f"{data.user_vocab.raw_ids[u]},{data.item_vocab.raw_ids[i]},4,{t}" for u, i, t in zip(data.users, data.items, data.times,
+                                                                                     strict=True)]
+    (folder / "interactions.csv").write_text("\n".join(rows) + "\n")
+    report = run(str(folder), ["popularity", "ease"], tmp_path / "artifacts", quick=True, eval_users=40)
+    assert report["eval_users"] == 40 and report["test"]["n_users"] == 40
+    assert all(m["n_users"] == 40 for m in report["singles_test"].values())
+    assert np.isclose(sum(report["weights"].values()), 1.0, atol=1e-3)
+    write = tmp_path / "ENSEMBLE.md"
+    from ml_core.ensemble import write_ensemble_card
+
+    write_ensemble_card({**report, "created_at": "now"}, write, "cmd")
+    assert "seeded sample of 40 users" in write.read_text()
