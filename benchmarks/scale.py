@@ -187,6 +187,7 @@ def main() -> int:
             row = {"scale": scale, **_run(folder, model, args.eval_users, args.max_epochs),
                    "run": {"date": f"{started:%Y-%m-%d %H:%M}", "load_before": load_before,
                            "host": f"{platform.node()} ({os.cpu_count()} CPUs)", "eval_users_arg": args.eval_users}}
+            stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []  # another run may have added rows
             stored = [r for r in stored if (r["scale"], r["model"]) != (scale, model)] + [row]
             RESULTS.write_text(json.dumps(sorted(stored, key=_order), indent=1) + "\n")  # kept row by row
             print(json.dumps(row), flush=True)
