@@ -86,6 +86,9 @@ WHY = {
     "ease": "dense over at most 15,000 items (`EASEConfig.max_items`, O(head^3), fixed once the catalogue is past "
             "it); the other items are regressed on the head a block at a time, so past that size its time grows "
             "with the remainder, not with items^3.",
+    "sasrec": "one pass over the training positions per epoch (full softmax below 20,000 items, sampled above: "
+              "see the softmax section below), so an epoch grows linearly with the ratings; the number of epochs "
+              "early stopping needs is the open factor, and capped rows say so.",
     "kan": "two feature builders (the stacking stage and the final one), each an EASE fit, the item neighbourhoods "
            "and a truncated SVD; histories are sparse rows, and past 15,000 items (`KANConfig.dense_items`) the "
            "cosine keeps each item's 200 nearest neighbours and EASE its head + sparse remainder, so no "
