@@ -116,6 +116,7 @@ def run(name: str, config: LakehouseConfig, master: str) -> dict[str, Any]:
         "pipeline_s": round(pipeline, 2),
         "wall_s": round(wall, 2),
         "driver_memory": os.environ.get("SPARK_DRIVER_MEMORY", "2g"),
+        "shuffle_partitions": int(os.environ.get("SPARK_SHUFFLE_PARTITIONS", "8")),
         "driver_jvm_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
         "driver_jvm_peak_rss_mb": jvm_peak,
         "driver_python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -189,7 +190,7 @@ def before_after(results: dict[str, dict[str, Any]], baseline: dict[str, dict[st
         "Seconds per stage on `local[2]`; the pipeline excludes Spark start-up, reported on its own line. "
         "The baseline runs had 6 GB of driver memory; these have the driver memory named in each section. "
         "Both columns were measured on this shared machine at the loads their sections give (the baseline's "
-        "10M run at load 4, these at 10 to 20), so the CPU seconds in each section are the load-free measure.",
+        "10M run at load 4); the CPU seconds in each section are the load-free measure.",
         "",
         "| run | stage | before s | after s | speed-up |",
         "|---|---|---:|---:|---:|",
@@ -238,6 +239,8 @@ def render(
                 f" Driver memory {r['driver_memory']}: peak resident JVM {r['driver_jvm_peak_rss_mb']} MB "
                 f"(on `local[n]` the executors run inside it), Python {r['driver_python_peak_rss_mb']} MB."
             )
+        if "shuffle_partitions" in r:
+            memory += f" {r['shuffle_partitions']} shuffle partitions."
         timing = f"Wall time **{r['wall_s']:.1f} s** (Spark start-up {r['spark_startup_s']:.1f} s)."
         if "pipeline_s" in r:
             warm = " (the JVM of the run before it, in the same process)" if r["spark_startup_s"] < WARM_JVM_S else ""
@@ -291,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         page = render(results, baseline_stages(args.baseline_rev), args.baseline_rev)
         DOC.write_text(keep_other_runs(page, DOC.read_text() if DOC.exists() else ""))
         return 0
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         tmdb = SHARED_DATA / "tmdb"

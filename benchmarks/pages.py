@@ -1,6 +1,8 @@
 """Server time of the portal's pages on the embedded catalog (ml-latest-small), written to docs/PAGES.md.
 
     .venv/bin/python benchmarks/pages.py [--requests 30] [--out docs/PAGES.md]
+    .venv/bin/python benchmarks/pages.py --database postgres://postgres@127.0.0.1:5432/apex_bench_synthetic \
+        --out docs/PAGES_AT_SCALE.md     # the same pages on a large imported catalog (benchmarks/imports.py)
 
 Server time is measured in-process through Django's full request stack (middleware, sessions, views,
 templates, database), without network or browser: the part of a page's latency the server owns. The
@@ -48,18 +50,22 @@ ADMIN_PAGES = [
     ("admin: ratings list", "/admin/catalog/rating/"),
     ("admin: ratings list, page 100", "/admin/catalog/rating/?p=100"),
     ("admin: ratings, 4.5 stars", "/admin/catalog/rating/?value=4.5"),
-    ("admin: ratings, one source", "/admin/catalog/rating/?source__exact=ml-latest-small"),
+    ("admin: ratings, one source", "/admin/catalog/rating/?source__exact={source}"),
     ("admin: movies list", "/admin/catalog/movie/"),
     ("admin: events list", "/admin/events/event/"),
 ]
 FAVOURITES = [(1, 5.0), (260, 4.5), (2571, 4.5), (318, 4.0), (1214, 5.0), (4993, 4.5), (296, 3.5)]
 
 
-def _setup_django(server: PortalServer) -> None:
-    """This process becomes the journeys' server: same settings, database and serving bundle."""
+def _setup_django(server: PortalServer, database: str = "") -> None:
+    """This process becomes the journeys' server: same settings and serving bundle, and the journeys' database
+    unless ``database`` names another (a PostgreSQL URL; its schema must be current, e.g. an imported catalog)."""
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
     os.environ.update(server.env())
+    if database:
+        os.environ["DATABASE_URL"] = database
+        os.environ.setdefault("SECRET_KEY", "pages-benchmark-" + os.urandom(24).hex())
     import django
 
     django.setup()
@@ -95,7 +101,8 @@ def measure(requests: int) -> list[dict[str, object]]:
     member.force_login(_member())
     operator.force_login(_operator())
     pages = [(name, path, member if signed_in else visitor) for name, path, signed_in in PAGES]
-    pages += [(name, path, operator) for name, path in ADMIN_PAGES]
+    source = _a_source()
+    pages += [(name, path.format(source=source), operator) for name, path in ADMIN_PAGES]
     rows = []
     for name, path, client in pages:
         status = 0
@@ -119,7 +126,22 @@ def _ratings() -> int:
     return Rating.objects.count()
 
 
-def write(rows: list[dict[str, object]], out: Path, requests: int) -> None:
+def _a_source() -> str:
+    """The source of the catalog's first rating (ml-latest-small on the journeys' database)."""
+    from catalog.models import Rating
+
+    return Rating.objects.order_by("pk").values_list("source", flat=True).first() or "ml-latest-small"
+
+
+def _movies() -> int:
+    from catalog.models import Movie
+
+    return Movie.objects.count()
+
+
+def write(rows: list[dict[str, object]], out: Path, requests: int, database: str = "") -> None:
+    from django.db import connection
+
     from recommendations import serving
 
     tier = serving.current_tier_name() or "no engine loaded (catalog rows)"
@@ -127,13 +149,19 @@ def write(rows: list[dict[str, object]], out: Path, requests: int) -> None:
     models = ", ".join(loaded.weights) if loaded is not None else ""
     tier = f"{tier} ({models})" if models else tier
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine inflates every figure
+    command = f"python benchmarks/pages.py --requests {requests}"
+    where = "the embedded catalog (ml-latest-small), SQLite"
+    if database:
+        name = connection.settings_dict["NAME"]
+        command += f" --database postgres://.../{name} --out {out.relative_to(REPO) if out.is_relative_to(REPO) else out}"
+        where = f"the PostgreSQL database `{name}` ({_movies():,} movies)"
     lines = [
         "# Portal page server time",
         "",
-        f"Produced by `python benchmarks/pages.py --requests {requests}` on {platform.node()} "
+        f"Produced by `{command}` on {platform.node()} "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"load average {load} at the end.",
-        "In-process through Django's full stack on the embedded catalog (ml-latest-small), SQLite, signed-in member",
+        f"In-process through Django's full stack on {where}, signed-in member",
         f"with {len(FAVOURITES)} ratings; serving: {tier}. Target: under {TARGET_MS:.0f} ms per page.",
         f"The admin pages are requested by a superuser; the ratings table holds {_ratings():,} rows. Their list pages",
         "count at most 10,001 rows (apex_site.admin_base.BoundedCountPaginator), never the whole table.",
@@ -153,14 +181,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "PAGES.md")
+    parser.add_argument("--database", default="", help="a PostgreSQL URL to measure instead of the journeys' SQLite "
+                        "copy (e.g. the 25M-rating catalog benchmarks/imports.py --synthetic 25m leaves behind)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with tempfile.TemporaryDirectory(prefix="apex-pages-") as tmp:
         server = PortalServer(Path(tmp))
         server.prepare()
-        _setup_django(server)
+        _setup_django(server, args.database)
         rows = measure(args.requests)
-        write(rows, args.out, args.requests)
+        write(rows, args.out.resolve(), args.requests, args.database)
 
 
 if __name__ == "__main__":

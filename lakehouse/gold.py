@@ -80,19 +80,22 @@ def build_gold_item_cooccurrence(spark: SparkSession, sources: Mapping[str, obje
             F.greatest(T.MOVIE_ID, "_next").alias(T.ITEM_B),
         )
     )
+    # cached: the pair counts feed the marginals, the totals and the table (the pipeline clears the cache)
     counted = (
         pairs.groupBy(T.DATASET, T.USER_ID, T.ITEM_A, T.ITEM_B)
         .count()
         .groupBy(T.DATASET, T.ITEM_A, T.ITEM_B)
         .agg(F.sum("count").alias(T.COUNT), F.count(F.lit(1)).alias(T.N_USERS_PAIR))
+        .cache()
     )
     marginals = (
         counted.select(T.DATASET, F.explode(F.array(T.ITEM_A, T.ITEM_B)).alias("_item"), T.COUNT)
         .groupBy(T.DATASET, "_item")
         .agg(F.sum(T.COUNT).alias("_m"))
     )
-    m_a = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_A), F.col("_m").alias("_ma"))
-    m_b = marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_B), F.col("_m").alias("_mb"))
+    # one row per item: broadcast, so the pairs are joined where they lie instead of shuffled twice
+    m_a = F.broadcast(marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_A), F.col("_m").alias("_ma")))
+    m_b = F.broadcast(marginals.select(T.DATASET, F.col("_item").alias(T.ITEM_B), F.col("_m").alias("_mb")))
     # an aggregate, not a window over the whole dataset (which would sort every pair in one task)
     totals = counted.groupBy(T.DATASET).agg(F.sum(T.COUNT).alias("_total"))
     return (

@@ -88,6 +88,17 @@ def insert_objects(objs: Sequence[models.Model], *, batch_size: int = 5000) -> i
     return insert_rows(type(objs[0]), [f.name for f in fields], rows, batch_size=batch_size)
 
 
+def analyze(*tables: type[models.Model]) -> None:
+    """Refresh the query planner's statistics of tables a bulk write just filled (PostgreSQL's ANALYZE; a no-op
+    elsewhere). Autovacuum gets there in its own time, and until it does a freshly loaded 25M-row table has no
+    statistics: the trending window's aggregate then scanned every rating (1.4 s) instead of its index (0.2 ms)."""
+    if connection.vendor != "postgresql" or not tables:
+        return
+    names = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {names}")
+
+
 def _field(meta: Options[Any], name: str) -> models.Field[Any, Any]:
     """The model field named ``name``; these writes name columns, never reverse relations."""
     field = meta.get_field(name)
