@@ -214,5 +214,7 @@ def run_pipeline(
         result = RunResult(started_at=as_of)
         for layer in layers:
             runners[layer](spark, store, config, result)
-        spark.catalog.clearCache()
+            # each layer reads the tables the one before it wrote: what it cached would only hold on to the
+            # execution memory the next one sorts in (at 100M events, silver's cache starved gold's windows)
+            spark.catalog.clearCache()
     return result

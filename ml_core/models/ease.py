@@ -91,15 +91,20 @@ class EASE(RecommenderBase):
     @classmethod
     def from_arrays(cls, t: dict[str, np.ndarray], n_items: int, config: EASEConfig | None = None) -> EASE:
         """A scoring EASE from `arrays()` output (no training data attached)."""
+        model = cls(config)
+        model.n_items = int(n_items)
+        model._set_arrays(t)
+        return model
+
+    def _set_arrays(self, t: dict[str, np.ndarray]) -> None:
+        """The scoring arrays from `arrays()` output: the weights, and the head and sparse remainder if any."""
         from scipy import sparse
 
-        model = cls(config)
-        model.n_items, model.weights = int(n_items), t["weights"]
+        self.weights = t["weights"]
         if "head" in t:
-            model.head, model.remainder = t["head"], t["remainder"]
-            model.remainder_weights = sparse.csr_matrix((t["r_data"], t["r_indices"], t["r_indptr"]),
-                                                        shape=(len(model.head), len(model.remainder)))
-        return model
+            self.head, self.remainder = t["head"], t["remainder"]
+            self.remainder_weights = sparse.csr_matrix((t["r_data"], t["r_indices"], t["r_indptr"]),
+                                                       shape=(len(self.head), len(self.remainder)))
 
     def export(self, directory: Path) -> None:
         self._save(directory, self.arrays())
@@ -107,9 +112,7 @@ class EASE(RecommenderBase):
     @classmethod
     def load(cls, directory: Path) -> EASE:
         model, content = cls._load_common(directory)
-        fitted = cls.from_arrays(content["tensors"], model.n_items)
-        model.weights, model.head = fitted.weights, fitted.head
-        model.remainder, model.remainder_weights = fitted.remainder, fitted.remainder_weights
+        model._set_arrays(content["tensors"])
         return model
 
 

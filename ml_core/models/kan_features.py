@@ -30,7 +30,7 @@ FEATURES = (
     "ease", "ease_z", "knn_recent", "knn_last", "svd", "log_pop", "pop_1w", "pop_4w", "item_age_w",
     "year", "year_gap", "genre_cos", "user_len",
 )
-DENSE_ITEMS = 15_000  # EASE's own dense limit (EASEConfig.max_items): one threshold for both base models
+DENSE_ITEMS = EASEConfig.max_items  # EASE's own dense limit: one threshold for both base models
 NEIGHBOURS = 200  # cosine neighbours kept per item above DENSE_ITEMS
 
 
@@ -126,9 +126,9 @@ class FeatureBuilder:
         ease_all = self._ease.score_rows(hist)  # full rows: the z-score needs every item
         ease = ease_all if items is None else ease_all[:, idx]
         ease_z = (ease - ease_all.mean(1, keepdims=True)) / (ease_all.std(1, keepdims=True) + 1e-6)
-        knn_recent = self._spread(recent, idx) / np.maximum(np.asarray(recent.sum(1), np.float32), 1.0)
-        one_hot_last = sparse.csr_matrix((np.ones(b, np.float32), (np.arange(b), last)), shape=(b, n))
-        knn_last = self._spread(one_hot_last, idx)
+        knn_recent = self._spread(recent @ self._cosine, idx, items is None)
+        knn_recent /= np.maximum(np.asarray(recent.sum(1), np.float32), 1.0)
+        knn_last = self._spread(self._cosine[last], idx, items is None)
         user_vec = (hist @ a["svd_v"]) / np.sqrt(np.maximum(n_seen, 1.0))[:, None]
         svd = user_vec @ a["svd_v"][idx].T
         cum = a["week_cum"][idx]
@@ -150,11 +150,10 @@ class FeatureBuilder:
                  np.broadcast_to(user_len[:, None], shape)]
         return np.stack(cols_, axis=-1).astype(np.float32)
 
-    def _spread(self, rows: Any, idx: np.ndarray) -> np.ndarray:
-        """(B, len(idx)) float32: the summed cosine of each CSR row's items to the items `idx`."""
-        out = rows @ self._cosine
-        full = np.asarray(out if self.dense else out.toarray(), np.float32)
-        return full if len(idx) == full.shape[1] and (idx == np.arange(len(idx))).all() else full[:, idx]
+    def _spread(self, rows: Any, idx: np.ndarray, every_item: bool) -> np.ndarray:
+        """(B, len(idx)) float32 columns `idx` of cosine rows (an ndarray, or a CSR when the cosine is sparse)."""
+        full = np.asarray(rows if isinstance(rows, np.ndarray) else rows.toarray(), np.float32)
+        return full if every_item else full[:, idx]
 
     def _week(self, ctx: UserContext) -> int:
         now = ctx.now if ctx.now is not None else (ctx.times[-1] if ctx.times is not None and len(ctx.times)

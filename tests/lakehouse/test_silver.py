@@ -165,3 +165,23 @@ def test_movie_metadata_keeps_scd2_history_across_two_loads(spark, lake) -> None
     again = run_pipeline(replace(config, events_dir=None), spark=spark, layers=("bronze", "silver"), as_of=LOAD_2)
     assert (again.rows(T.BRONZE_MOVIES), again.rows(T.SILVER_MOVIES)) == (0, 0)
     assert store.read(spark, T.SILVER_MOVIES).where(f"{T.DATASET} = 'ml-100k'").count() == 1683 + 2
+
+
+def test_the_latest_load_per_key_keeps_rows_with_a_missing_key(spark) -> None:
+    """A newer load of a key supersedes the older one; a row whose key is missing is kept for the contract."""
+    from lakehouse.silver import _latest_load
+
+    old, new = LOAD_1.replace(tzinfo=None), LOAD_2.replace(tzinfo=None)
+    rows = [
+        ("a", "1", old, "a1-old"),
+        ("a", "1", new, "a1-new"),
+        ("a", "2", old, "a2"),
+        ("b", "1", new, "b1"),
+        ("a", None, old, "a-none-old"),
+        ("a", None, new, "a-none-new"),
+        (None, None, old, "none"),
+    ]
+    df = spark.createDataFrame(rows, f"dataset string, movie_id string, {T.INGESTED_AT} timestamp, tag string")
+    kept = _latest_load(df, "dataset", "movie_id")
+    assert kept.columns == df.columns
+    assert sorted(r["tag"] for r in kept.collect()) == ["a-none-new", "a1-new", "a2", "b1", "none"]
