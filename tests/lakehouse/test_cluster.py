@@ -98,6 +98,35 @@ def _run(root: Path, master: str, ml100k: Path, ml_small: Path, tmdb: Path, even
     assert done.returncode == 0, done.stderr[-4000:]
 
 
+def _nightly(root: Path, master: str, ml100k: Path, ml_small: Path, tmdb: Path, events: Path) -> None:
+    """The nightly beat job's lakehouse steps (``manage.py run_lakehouse``, what ``run_nightly_pipeline`` runs),
+    unchanged, with only SPARK_MASTER_URL pointing it at the cluster (a throw-away SQLite for its run records)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "benchmarks.support.server_settings",  # the schema without migrations
+        "DEBUG": "true",
+        "SQLITE_PATH": str(root.parent / "nightly.sqlite3"),
+        "SPARK_MASTER_URL": master,
+        "SPARK_SHUFFLE_PARTITIONS": "2",
+        "SPARK_FAST_JVM": "1",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "SPARK_EXECUTOR_MEMORY": "1g",
+        "LAKEHOUSE_ROOT": str(root),
+        "LAKEHOUSE_EVENTS_DIR": str(events),
+        "LAKEHOUSE_DATASETS": f"{ml100k},{ml_small}",
+        "APEX_DATASET": ml_small.name,
+        "LAKEHOUSE_TMDB_DIR": str(tmdb),
+        "LAKEHOUSE_REFERENCE_DATASET": str(ml_small),
+    })  # fmt: skip
+    for args in (["migrate", "--run-syncdb", "-v", "0"], ["run_lakehouse", "--steps", "bronze,silver,gold"]):
+        done = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+            timeout=1200,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.split()[:2] == ["bronze", "succeeded"], done.stdout
+
+
 def _rows(root: Path, table: str) -> list[str]:
     from deltalake import DeltaTable
 
@@ -117,3 +146,16 @@ def test_the_two_worker_cluster_writes_the_same_tables_as_local(
         assert local == remote, table
     assert len(_rows(tmp_path / "cluster", T.QUARANTINE)) > 0  # the contract rejected rows on the executors too
     assert len(_rows(tmp_path / "cluster", T.GOLD_USER_SEQUENCES)) > 0
+
+
+def test_the_nightly_job_runs_unchanged_against_the_cluster(
+    cluster: str, ml100k_slice: Path, ml_small_slice: Path, tmdb_slice: Path, tmp_path: Path
+) -> None:
+    """The beat job's steps on the cluster write the gold tables a local run writes (only the run time differs,
+    and gold holds none of it)."""
+    events = _events(tmp_path / "events")
+    _run(tmp_path / "local", "local[2]", ml100k_slice, ml_small_slice, tmdb_slice, events)
+    _nightly(tmp_path / "nightly", cluster, ml100k_slice, ml_small_slice, tmdb_slice, events)
+    for table in T.GOLD_TABLES:
+        assert _rows(tmp_path / "local", table) == _rows(tmp_path / "nightly", table), table
+    assert len(_rows(tmp_path / "nightly", T.GOLD_ITEM_COOCCURRENCE)) > 0
