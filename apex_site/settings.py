@@ -332,6 +332,8 @@ CELERY_BEAT_SCHEDULE["monitor-experiments"] = {
     "schedule": env_float("EXPERIMENTS_MONITOR_INTERVAL_S", 300.0),
 }
 APEX_SERVING_TIER = env_str("APEX_SERVING_TIER", "")  # "", "1", "2" or "3"
+# Ranked pools shared by the serving processes through Redis (ml_core/serving/cache.py), kept this long; 0: off.
+APEX_SHARED_POOL_TTL_S = env_int("APEX_SHARED_POOL_TTL_S", 900) if REDIS_URL else 0
 APEX_DATASET = env_str("APEX_DATASET", "ml-latest-small")
 TMDB_API_KEY = env_str("TMDB_API_KEY", "")
 # Optional LLM explanations (docs/LLM_EXPLANATIONS.md): any OpenAI-compatible endpoint (OpenRouter, vLLM, Ollama).

@@ -97,9 +97,29 @@ def _engine_reading(extra_keys: list[str]) -> tuple[Engine, dict[str, Any]]:
                 if not (directory / "manifest.json").exists():
                     raise EngineUnavailable(f"no serving bundle in {directory}; run "
                                             "`python manage.py build_serving_artifacts`")
-                _engine = load_engine(directory, parse_tier(settings.APEX_SERVING_TIER))
-                _apply_active_weights(_engine)
+                engine = load_engine(directory, parse_tier(settings.APEX_SERVING_TIER))
+                if settings.APEX_SHARED_POOL_TTL_S > 0:
+                    engine.share_pools(CachePools(settings.APEX_SHARED_POOL_TTL_S))
+                _apply_active_weights(engine)
+                _engine = engine
     return _engine, _sync(_engine, extra_keys)
+
+
+class CachePools:
+    """The site's Redis cache as the engine's shared ranked-pool store (ml_core.serving.PoolStore): the workers
+    of every machine compute a member's pool once per history change. Fails soft like every cache read."""
+
+    PREFIX = "apex:serving:"
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+
+    def get(self, key: str) -> bytes | None:
+        value = cache.get(self.PREFIX + key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes) -> None:
+        cache.set(self.PREFIX + key, value, self.ttl_s)
 
 
 def reset_engine() -> None:

@@ -13,6 +13,7 @@ from ..interface import UserContext
 from ..rating import half_stars
 from ..retrieval.visual import VisualIndex
 from ..serving_artifacts import read_manifest, verify_bundle
+from .cache import PoolStore
 from .engine import Engine, load_engine
 from .online import (
     Holdout,
@@ -34,7 +35,7 @@ from .policy import (
 from .tiers import Tier, detect_tier, parse_tier
 
 __all__ = ["ArtifactError", "Engine", "Holdout", "OnlineConfig", "OnlineEvent", "OnlineLearningCoordinator",
-           "PublishedState", "RecommendationList", "RequestContext", "Tier", "UserContext", "VisualIndex",
+           "PoolStore", "PublishedState", "RecommendationList", "RequestContext", "Tier", "UserContext", "VisualIndex",
            "detect_tier", "half_stars", "item_popularity", "load_engine", "parse_tier", "policy_scores",
            "read_manifest", "read_published_state", "request_context", "serving_temperature", "sha256_file",
            "slate_positions", "verify_bundle"]

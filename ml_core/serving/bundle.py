@@ -7,6 +7,7 @@ blend weights (``set_weights``), the live interaction counts and the online rank
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from ..interface import OnlineRanker, UserStateScorer
 from ..rerank import FairnessAuditor, ItemFacts
 from ..retrieval import ContentIndex, EmbeddingIndex, KnowledgeGraph
 from ..serving_artifacts import read_manifest
-from .cache import UserStateCache
+from .cache import PoolStore, UserStateCache
 from .tiers import serving_device
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class Bundle:
         self.state_scorers: set[str] = set()  # names of the UserStateScorer scorers (checked once, at load)
         self.ranker: Any = None
         self.user_states = UserStateCache()
-        self.popularity_version = 0  # moves when the counts change (the popular list, cached pools)
+        self.popularity_digest = b""  # of the counts served (the popular list, cached pools); set by set_counts
+        self.shared_pools: PoolStore | None = None  # ranked pools shared with the other processes (Engine.share_pools)
         self.online_version = 0  # the online state last applied (counters and ranker weights)
 
     @classmethod
@@ -120,9 +122,17 @@ class Bundle:
             self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
 
     @property
-    def state_token(self) -> tuple[str, bytes, int, int]:
-        """What the ranked pools depend on besides the request: weights, live counts, online ranker weights."""
-        return self.weights_version, self.weights.tobytes(), self.popularity_version, self.online_version
+    def state_token(self) -> tuple[str, bytes, bytes, int]:
+        """What the ranked pools depend on besides the request: weights, live counts, online ranker weights.
+
+        Content and published versions only, never a per-process counter: two workers serving the same bundle
+        state compute the same token, so they can share pools (``shared_pools``)."""
+        return self.weights_version, self.weights.tobytes(), self.popularity_digest, self.online_version
+
+    @property
+    def share_prefix(self) -> str:
+        """The shared pools' key prefix: the bundle version and the tier (whose scorers differ in rounding)."""
+        return f"pool:{self.manifest.get('version', '')}:{self.tier}:"
 
     def set_weights(self, weights: np.ndarray, version: str) -> None:
         self.weights, self.weights_version = weights, version
@@ -133,7 +143,8 @@ class Bundle:
         n = min(len(fresh), len(counts))
         fresh[:n] = np.asarray(counts, np.float64)[:n]
         self.popularity, self.popular_order = fresh, np.argsort(-fresh, kind="stable")
-        self.popularity_version += 1  # cached ranked pools (retrieval's popular source) are stale
+        # cached ranked pools (retrieval's popular source) are stale
+        self.popularity_digest = hashlib.blake2b(fresh.tobytes(), digest_size=16).digest()
 
     def set_ranker_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Load the online learner's published ranker weights into this bundle's ranker (its own copy)."""

@@ -9,16 +9,27 @@ something. Scorers whose weights change while serving (the online ranker) do not
 
 The cache belongs to one loaded bundle (a reload starts an empty one), is bounded in bytes and LRU, and is
 thread-safe. It never changes a score: a hit returns the array the same inputs produced.
+
+Ranked pools are also shared between the processes of one machine (or a fleet) through a :class:`PoolStore`
+that the host application hands the engine (``Engine.share_pools``; the site gives it its Redis cache). A pool
+is computed once per history change by whichever worker (or the online learner's push) meets it first; the
+other workers read it instead of running every model again. The shared key is the local one (which digests
+every input and the bundle's state) under the bundle version and tier, and a pool travels as a small binary
+record (:func:`pack_pool`): arrays as raw bytes behind a JSON header, nothing that unpickles.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ..retrieval import Candidates
 
 DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
 
@@ -76,3 +87,55 @@ class UserStateCache:
         with self._lock:
             self._entries.clear()
             self._bytes = self.hits = self.misses = 0
+
+
+@runtime_checkable
+class PoolStore(Protocol):
+    """Bytes under string keys, shared by the serving processes (a Redis cache); misses and failures are None."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes) -> None: ...
+
+
+_LEN = struct.Struct("<I")
+
+
+def pack_pool(pool: tuple[Any, ...]) -> bytes:
+    """One ranked pool ``(candidates, relevance, norm, spread, gated)`` as bytes (see :func:`unpack_pool`)."""
+    cands, relevance, norm, spread, gated = pool
+    arrays: list[tuple[str, np.ndarray]] = [("items", cands.items)]
+    arrays += [(f"list:{name}", items) for name, items in cands.lists.items()]
+    arrays += [(name, value) for name, value in (("relevance", relevance), ("norm", norm)) if value is not None]
+    body, fields, offset = [], [], 0
+    for name, value in arrays:
+        raw = np.ascontiguousarray(value).tobytes()
+        fields.append([name, value.dtype.str, list(value.shape), offset, len(raw)])
+        body.append(raw)
+        offset += len(raw)
+    header = json.dumps({"arrays": fields, "extra": {str(k): v for k, v in cands.extra.items()},
+                         "spread": None if spread is None else float(spread), "gated": bool(gated)}).encode()
+    return _LEN.pack(len(header)) + header + b"".join(body)
+
+
+def _array(data: bytes, offset: int, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.zeros(shape, dtype)
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
+
+
+def unpack_pool(data: bytes) -> tuple[Any, ...]:
+    """The pool :func:`pack_pool` wrote; ValueError on anything else."""
+    try:
+        (size,) = _LEN.unpack_from(data)
+        header = json.loads(data[_LEN.size:_LEN.size + size])
+        base = _LEN.size + size
+        arrays = {name: _array(data, base + offset, np.dtype(dtype), shape)
+                  for name, dtype, shape, offset, _ in header["arrays"]}
+        cands = Candidates(items=arrays.pop("items"),
+                           lists={name[5:]: arrays.pop(name) for name in list(arrays) if name.startswith("list:")},
+                           extra={int(k): list(v) for k, v in header["extra"].items()})
+    except (struct.error, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a packed ranked pool: {exc}") from exc
+    return cands, arrays.get("relevance"), arrays.get("norm"), header["spread"], header["gated"]

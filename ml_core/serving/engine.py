@@ -29,6 +29,7 @@ import numpy as np
 from ..serving_artifacts import read_manifest
 from . import pipeline
 from .bundle import Bundle
+from .cache import PoolStore
 from .pipeline import RecommendationList
 from .tiers import Tier, detect_tier, limit_threads
 
@@ -46,6 +47,7 @@ class Engine:
         self.tier = tier
         self._lock = threading.Lock()
         self._counters = {"requests": 0, "gated": 0, "cold_start": 0}
+        self._shared: PoolStore | None = None
         self._bundle = Bundle.load(self.directory, int(tier))
 
     # ---- what it serves -----------------------------------------------------------------------------
@@ -110,6 +112,14 @@ class Engine:
 
     def fairness_summary(self) -> dict[str, Any]:
         return self._bundle.auditor.summary()
+
+    def share_pools(self, store: PoolStore | None) -> None:
+        """Share ranked pools with the other processes through ``store`` (None: keep them to this process).
+
+        A pool is computed once per (history, bundle state, list parameters) by whichever process meets it
+        first and read by the others (ml_core/serving/cache.py); a reloaded bundle shares through it too."""
+        self._shared = store
+        self._bundle.shared_pools = store
 
     def clear_cache(self) -> None:
         """Forget the cached ranked pools and user states (benchmarks measure the uncached path with it)."""
@@ -194,8 +204,10 @@ class Engine:
             return False
         if version == self.manifest_version:
             return False
+        fresh = Bundle.load(self.directory, int(self.tier))
+        fresh.shared_pools = self._shared
         with self._lock:
-            self._bundle = Bundle.load(self.directory, int(self.tier))
+            self._bundle = fresh
         log.info("serving bundle reloaded: version %s", version)
         return True
 

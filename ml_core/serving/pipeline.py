@@ -17,7 +17,7 @@ from ..ranking import blend, disagreement, epsilon_greedy_slate, normalise, plac
 from ..rerank import MMR_LAMBDA, boost_flags, boost_names, mmr
 from ..retrieval import Candidates, union
 from .bundle import Bundle
-from .cache import request_key
+from .cache import pack_pool, request_key, unpack_pool
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,13 @@ def _filter_mask(b: Bundle, items: np.ndarray, genre: str | None, year: int | No
     return keep
 
 
+def _filtering(filters: dict[str, Any]) -> bool:
+    return any(v is not None and v != "" for v in filters.values())
+
+
 def _apply_filters(b: Bundle, cands: Any, k: int, exclude: np.ndarray, **filters: Any) -> Any:
     """Keep candidates passing the filters; top up from the filtered popular list when short."""
-    if not any(v is not None and v != "" for v in filters.values()):
+    if not _filtering(filters):
         return cands
     keep = _filter_mask(b, cands.items, **filters)
     items = cands.items[keep]
@@ -127,7 +131,7 @@ def _finish(b: Bundle, cands: Any, relevance: np.ndarray, anchors: np.ndarray, k
     if pool_key is None:
         boosted, flags, pool = _rerank(b, cands, relevance, anchors, k, lam)
     else:
-        key = hashlib.blake2b(pool_key + repr(("rerank", lam)).encode(), digest_size=16).digest()
+        key = hashlib.blake2b(pool_key + repr(("rerank", lam, k)).encode(), digest_size=16).digest()
         cached = b.user_states.get(key).get("rerank")
         if cached is None:
             cached = _rerank(b, cands, relevance, anchors, k, lam)
@@ -186,20 +190,45 @@ def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[s
     a request's own scoring (an experiment arm's weights or lite tier)."""
     parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
              b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
-             repr((k, n_candidates, sorted(filters.items()), b.state_token, scoring)).encode())
+             # k shapes the pool only through a filter's top-up (_apply_filters): without one, lists of any
+             # length (the API's 10, the portal's rows) share a pool
+             repr((k if _filtering(filters) else None, n_candidates, sorted(filters.items()), b.state_token,
+                   scoring)).encode())
     return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
 
 
 def _cached_pool(b: Bundle, key: bytes, build: Any) -> tuple[Any, ...]:
-    """The ranked pool stored under ``key``, or ``build()``'s, stored; (candidates, relevance, norm, ...)."""
+    """The ranked pool stored under ``key`` here, else in the shared store, else ``build()``'s, stored in both;
+    (candidates, relevance, norm, ...)."""
     pool = b.user_states.get(key).get("pool")
+    if pool is not None:
+        return tuple(pool)
+    pool = _shared_pool(b, key)
     if pool is None:
         pool = build()
-        cands, relevance, norm = pool[0], pool[1], pool[2]
-        size = (cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
-                + 64 * len(cands.items))  # + the per-candidate source lists
-        b.user_states.put(key, {"pool": pool}, size=int(size))
+        _share_pool(b, key, pool)
+    cands, relevance, norm = pool[0], pool[1], pool[2]
+    size = (cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
+            + 64 * len(cands.items))  # + the per-candidate source lists
+    b.user_states.put(key, {"pool": pool}, size=int(size))
     return tuple(pool)
+
+
+def _shared_pool(b: Bundle, key: bytes) -> tuple[Any, ...] | None:
+    store = b.shared_pools
+    data = store.get(b.share_prefix + key.hex()) if store is not None else None
+    if not data:
+        return None
+    try:
+        return unpack_pool(data)
+    except ValueError:
+        log.warning("a shared ranked pool could not be read; computing it here")
+        return None
+
+
+def _share_pool(b: Bundle, key: bytes, pool: tuple[Any, ...]) -> None:
+    if b.shared_pools is not None:
+        b.shared_pools.set(b.share_prefix + key.hex(), pack_pool(pool))
 
 
 def _weight_vector(b: Bundle, weights: dict[str, float] | None) -> np.ndarray | None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml_core.retrieval import Candidates
 from ml_core.serving import Tier, load_engine, pipeline
 from ml_core.serving.bundle import Bundle
-from ml_core.serving.cache import UserStateCache, request_key
+from ml_core.serving.cache import UserStateCache, pack_pool, request_key, unpack_pool
 from tests.ml_core.serving_bundle import N_PER_GENRE
 
 SCI_FI = list(range(101, 101 + N_PER_GENRE))
@@ -111,8 +112,11 @@ def test_the_pool_key_follows_everything_the_pool_depends_on(bundle2) -> None:  
 
     base = key()
     assert key() == base
-    assert len({base, key(hist=hist[:2]), key(rates=rates * 0 + 1), key(k=5), key(n_candidates=500),
-                key(filters={**filters, "genre": "Drama"}), key(ctx={"now": 5.0})}) == 7
+    drama = {**filters, "genre": "Drama"}
+    assert len({base, key(hist=hist[:2]), key(rates=rates * 0 + 1), key(n_candidates=500),
+                key(filters=drama), key(ctx={"now": 5.0})}) == 6
+    # the list length shapes the pool only through a filter's top-up: unfiltered lists of any length share one
+    assert key(k=5) == base and key(k=5, filters=drama) != key(filters=drama)
     old_weights, old_version = b.weights, b.weights_version
     try:
         b.set_weights(np.full_like(old_weights, 1.0 / len(old_weights)), "even")
@@ -137,3 +141,80 @@ def test_item_lists_reuse_their_pool_and_never_share_a_users(tier2) -> None:  # 
     assert [i["movie_id"] for i in again.items] == [i["movie_id"] for i in first.items]
     user = tier2.recommend_user([movie], k=5, temperature=0.0)  # a one-movie history: a user pool, not the item's
     assert _misses(tier2) > misses and movie not in {i["movie_id"] for i in user.items}
+
+
+class DictPools:
+    """A PoolStore in a dict (what Redis is to the site's workers), counting reads and writes."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.reads = self.writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        self.data[key] = value
+
+
+def test_a_packed_pool_reads_back_exactly() -> None:
+    cands = Candidates(items=np.asarray([7, 3, 9], np.int64), lists={"embedding": np.asarray([7, 3], np.int64),
+                                                                    "popular": np.zeros(0, np.int64)},
+                       extra={9: ["popular"]})
+    rng = np.random.default_rng(0)
+    pool = (cands, rng.random(3, dtype=np.float32), rng.random((4, 3), dtype=np.float32), 0.25, True)
+    back = unpack_pool(pack_pool(pool))
+    assert back[0].items.tolist() == [7, 3, 9] and back[0].extra == {9: ["popular"]}
+    assert {k: v.tolist() for k, v in back[0].lists.items()} == {"embedding": [7, 3], "popular": []}
+    np.testing.assert_array_equal(back[1], pool[1])
+    np.testing.assert_array_equal(back[2], pool[2])
+    assert back[3:] == (0.25, True)
+    gated = unpack_pool(pack_pool((cands, None, None, None, False)))  # a gated or Tier 3 pool has no model scores
+    assert gated[1] is None and gated[2] is None and gated[3] is None
+    with pytest.raises(ValueError, match="not a packed ranked pool"):
+        unpack_pool(b"\x05\x00\x00\x00{oops")
+
+
+def test_workers_sharing_a_store_compute_a_pool_once_and_serve_it_alike(serving_bundle: Path, tier2) -> None:  # noqa: ANN001
+    store = DictPools()
+    first, second = load_engine(serving_bundle, Tier.ONNX), load_engine(serving_bundle, Tier.ONNX)
+    first.share_pools(store)
+    second.share_pools(store)
+    ask = {"ratings": [5, 4, 5, 4], "k": 5, "seed": 3, "explain": True}
+    served = first.recommend_user(SCI_FI[:4], **ask)
+    assert store.writes == 1  # computed by the first worker and shared
+    again = second.recommend_user(SCI_FI[:4], **ask)
+    assert store.writes == 1 and store.reads == 2  # the second read it instead of running the models
+    assert second.stats()["cache"]["entries"] >= 1  # and keeps it for its own next request
+    assert [(i["movie_id"], i["score"], i["propensity"]) for i in again.items] == \
+        [(i["movie_id"], i["score"], i["propensity"]) for i in served.items]
+    assert again.items[0]["explanation"] == served.items[0]["explanation"]
+    # a portal row of another length shares the API list's pool; a filtered list does not
+    second.recommend_user(SCI_FI[:4], ratings=[5, 4, 5, 4], k=12)
+    assert store.writes == 1
+    second.recommend_user(SCI_FI[:4], ratings=[5, 4, 5, 4], k=5, genre="Drama")
+    assert store.writes == 2
+
+
+def test_a_shared_pool_is_never_served_for_another_bundle_state(serving_bundle: Path, tier2) -> None:  # noqa: ANN001
+    store = DictPools()
+    first, second = load_engine(serving_bundle, Tier.ONNX), load_engine(serving_bundle, Tier.ONNX)
+    first.share_pools(store)
+    second.share_pools(store)
+    first.recommend_user(SCI_FI[:4], k=5, seed=1)
+    second.set_weights({name: 1.0 for name in second.weights}, "even")  # new blend weights on one worker
+    second.recommend_user(SCI_FI[:4], k=5, seed=1)
+    assert store.writes == 2 and len(store.data) == 2
+    tier3 = load_engine(serving_bundle, Tier.LITE)  # another tier: its own pools
+    tier3.share_pools(store)
+    tier3.recommend_user(SCI_FI[:4], k=5, seed=1)
+    assert len(store.data) == 3
+    expected = [i["movie_id"] for i in first.recommend_user(SCI_FI[:4], k=5, seed=1).items]
+    for key in store.data:  # a damaged record is recomputed, not served
+        store.data[key] = b"\x05\x00\x00\x00garbage"
+    fresh = load_engine(serving_bundle, Tier.ONNX)
+    fresh.share_pools(store)
+    assert [i["movie_id"] for i in fresh.recommend_user(SCI_FI[:4], k=5, seed=1).items] == expected
+    assert store.writes == 4

@@ -1,0 +1,81 @@
+"""Ranked pools shared by the serving workers (issue #19): a member's pool is computed once per history change,
+by whichever worker meets it first, and read by the others; a new rating is a new pool everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ml_core.serving import pipeline
+from recommendations import serving as serving_adapter
+from tests.factories import MovieFactory, RatingFactory
+from tests.ml_core.serving_bundle import tiny_metadata
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.APEX_SERVING_TIER = "2"
+    settings.APEX_SHARED_POOL_TTL_S = 60
+    for movie_id, meta in tiny_metadata().items():
+        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
+    serving_adapter.reset_engine()
+    yield
+    serving_adapter.reset_engine()
+
+
+@pytest.fixture
+def pools_built(monkeypatch):  # noqa: ANN001, ANN201
+    """How many ranked pools this process computed (ran retrieval and every model)."""
+    calls: list[int] = []
+    real = pipeline._ranked_pool
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_ranked_pool", counted)
+    return calls
+
+
+def _rate(user, movie_id: int, value: float, day: int) -> None:  # noqa: ANN001
+    from catalog.models import Movie
+
+    RatingFactory(user=user, movie=Movie.objects.get(id=movie_id), value=value,
+                  rated_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=day))
+
+
+def _ask(user) -> list[int]:  # noqa: ANN001
+    payload = serving_adapter.recommend_user(user=user, user_id=user.pk, k=5, n_candidates=100)
+    return [i["movie_id"] for i in payload["items"]]
+
+
+def test_another_worker_serves_a_members_pool_without_running_the_models(serving, alice, pools_built) -> None:  # noqa: ANN001
+    for day, movie_id in enumerate((101, 102, 103)):
+        _rate(alice, movie_id, 5.0, day)
+    first = _ask(alice)
+    assert len(pools_built) == 1 and first
+    serving_adapter.reset_engine()  # a second worker: its own engine, nothing cached in it
+    second = _ask(alice)
+    assert len(pools_built) == 1  # read from the shared store
+    assert len(second) == len(first)
+    _rate(alice, 104, 4.0, 5)  # a new rating: a new pool, whichever worker serves the member next
+    serving_adapter.reset_engine()
+    third = _ask(alice)
+    assert len(pools_built) == 2 and 104 not in third
+
+
+def test_without_a_shared_store_each_worker_computes_its_own(serving, settings, alice, pools_built) -> None:  # noqa: ANN001
+    settings.APEX_SHARED_POOL_TTL_S = 0
+    serving_adapter.reset_engine()
+    _rate(alice, 101, 5.0, 0)
+    _ask(alice)
+    serving_adapter.reset_engine()
+    _ask(alice)
+    assert len(pools_built) == 2
