@@ -133,8 +133,35 @@ def in_process(bundle: Path, tier: int, n_requests: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+SWEEP_LOADS = ("bare", "warm", "cold")
+
+
+def render_sweep(sweep: list[dict[str, Any]]) -> list[str]:
+    """The worker-count table and the rule it supports (nothing without a sweep)."""
+    if not sweep:
+        return []
+    lines = ["", f"### How many workers (Tier {sweep[0]['tier']}, one round of each load per count)", "",
+             "| workers | bare DRF req/s | returning req/s | first requests req/s | server CPU ms per first request "
+             "| load at start |", "|---|---|---|---|---|---|"]
+    for r in sweep:
+        if "error" in r:
+            lines.append(f"| {r['workers']} | failed: {r['error']} | | | | |")
+            continue
+        lines.append(f"| {r['workers']} | {r['bare']['rps']:.0f} | {r['warm']['rps']:.0f} | {r['cold']['rps']:.0f} "
+                     f"| {r['cold']['server_cpu_ms']:.2f} | {r['load_at_start']} |")
+    ok = [r for r in sweep if "error" not in r]
+    if ok:
+        best = max(ok, key=lambda r: r["cold"]["rps"])
+        lines += ["", f"First requests peaked at {best['workers']} worker(s) on this machine's {os.cpu_count()} "
+                  "cores. `bin/run` starts one worker per core when PostgreSQL and Redis are configured, bounded by "
+                  "memory (`apex_site/workers.py`; `WEB_CONCURRENCY` overrides it), and one in the embedded "
+                  "default. The server, Redis, PostgreSQL and this benchmark's client share the same cores here, "
+                  "so a count above the cores is measured too."]
+    return lines
+
+
 def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict[str, Any],
-           par: dict[str, Any]) -> str:
+           par: dict[str, Any], sweep: list[dict[str, Any]] | None = None) -> str:
     lines = [START, "## Serving (retrieval -> ensemble -> re-ranking)", "",
              f"Produced by `{meta['command']}` at {meta['at']} on {meta['machine']} "
              f"({meta['cpus']} CPUs; load average at start {meta['load']}). Bundle {meta['bundle_version']} "
@@ -169,6 +196,7 @@ def render(results: list[dict[str, Any]], http: list[dict[str, Any]], meta: dict
                   f"per-model contribution error mean {par['mean_abs_contribution_error']:.4f}. Tier 2 scorers: "
                   + ", ".join(f"{k}: {v}" for k, v in par["onnx"].items()) + ".", ""]
     lines += render_http(http)
+    lines += render_sweep(sweep or [])
     lines += ["", "In-process targets: Tier 2 p50 <= 8 ms (100 candidates, all models); Tier 3 p50 <= 1 ms; Tier 3 "
               "cold start <= 2 s.", END]
     return "\n".join(lines)
@@ -182,14 +210,19 @@ HTTP_LABELS = {"raw": "raw ASGI callable (server floor)", "django": "plain Djang
 HTTP_TARGETS = (("warm", 0.8, "23"), ("cold", 0.5, "3"), ("cold", 0.35, "2"), ("rated", 0.4, "2"))
 
 
+def _split(s: dict[str, Any]) -> str:
+    split = s.get("cpu_split_ms") or {}
+    return " / ".join(f"{split[k]:.2f}" for k in ("workers", "redis", "postgres") if k in split)
+
+
 def render_http(http: list[dict[str, Any]]) -> list[str]:
     """The HTTP table (every load, one server, one client), the targets, and the per-stage CPU breakdowns."""
     lines = ["### HTTP: every request kind on one server (loopback)", "",
              "| tier | endpoint | requests/s | ratio to bare DRF | p50 ms | p95 ms | p99 ms | server CPU ms/request "
-             "| errors |", "|---|---|---|---|---|---|---|---|---|"]
+             "| of it: workers / redis / PostgreSQL | errors |", "|---|---|---|---|---|---|---|---|---|---|"]
     for h in http:
         if "error" in h:
-            lines.append(f"| {h['tier']} | failed: {h['error']} | | | | | | | |")
+            lines.append(f"| {h['tier']} | failed: {h['error']} | | | | | | | | |")
             continue
         for name, label in HTTP_LABELS.items():
             if name not in h:
@@ -197,7 +230,7 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
             s, ratio = h[name], h.get(f"ratio_{name}")
             shown = "" if ratio is None else f"**{ratio:.2f}**"
             lines.append(f"| {h['tier']} | {label} | {s['rps']:.0f} | {shown} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} "
-                         f"| {s['p99_ms']:.1f} | {s['server_cpu_ms']:.2f} | {s['errors']} |")
+                         f"| {s['p99_ms']:.1f} | {s['server_cpu_ms']:.2f} | {_split(s)} | {s['errors']} |")
     ok = [h for h in http if "error" not in h]
     if not ok:
         return lines
@@ -211,10 +244,13 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
               "serves k = 10 and enqueues the impressions with their propensities (Redis). Returning members "
               f"({h['warm_users']}, in turn) were served before by every worker. Members who just rated were served "
               "once, then posted a rating, which was applied as the Celery worker applies it (stored, the online state "
-              "moved): their history changed, so their ranked pool is recomputed. A first "
+              "moved, and the live push computed each member's fresh list, as the Celery worker does): their history "
+              "changed, so the pool each worker cached is stale, and the push's new one is shared through Redis "
+              "(ml_core/serving/cache.py) unless it has expired. A first "
               "request reads the history from the database, seeds the quota counter and runs every model. Events "
               f"are ratings from 100 members, each with a new idempotency key; a batch holds {h['batch_size']}. "
-              "Server CPU: uvicorn workers, redis-server and PostgreSQL, per request.", "",
+              "Server CPU: uvicorn workers (every thread, ONNX Runtime's and FAISS's included), redis-server and PostgreSQL "
+              "(every process, background ones included), per request, and how it splits between them.", "",
               "Targets (issue 19) against this run:", ""]
     for x in ok:
         for name, target, tiers in HTTP_TARGETS:
@@ -273,6 +309,10 @@ def main() -> None:
     parser.add_argument("--http-tiers", default="2,3")
     parser.add_argument("--profile-seconds", type=float, default=5.0,
                         help="per request kind, one more run under py-spy for the CPU breakdown (0 = none)")
+    parser.add_argument("--workers-sweep", default="",
+                        help="worker counts to compare (e.g. 1,2,3): bare, returning and first requests, one round "
+                             "each, on --sweep-tier; the measurement behind bin/run's rule (apex_site/workers.py)")
+    parser.add_argument("--sweep-tier", default="2")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--parity", action="store_true", help=argparse.SUPPRESS)
@@ -308,7 +348,18 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report the failure in the table instead of losing the rest
             http.append({"tier": tier, "error": f"{type(exc).__name__}: {exc}"[:300]})
         print(json.dumps(http[-1]), flush=True)
-    write_section(Path(args.out), "serving", render(results, http, meta, par), title="Benchmarks")
+    sweep = []
+    for n in [int(c) for c in args.workers_sweep.split(",") if c]:
+        try:
+            r = run_http(bundle, args.sweep_tier, seconds=args.seconds, concurrency=args.concurrency, workers=n,
+                         postgres=args.postgres or None, rounds=1, loads=SWEEP_LOADS)
+            sweep.append({"workers": n, "tier": args.sweep_tier, "load_at_start": r["load_at_start"],
+                          **{name: r[name] for name in SWEEP_LOADS}})
+        except Exception as exc:  # noqa: BLE001 - report the failure in the table instead of losing the rest
+            sweep.append({"workers": n, "tier": args.sweep_tier, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        print(json.dumps(sweep[-1]), flush=True)
+    write_section(Path(args.out), "serving", render(results, http, meta, par, sweep),
+                  title="Benchmarks")
 
 
 if __name__ == "__main__":

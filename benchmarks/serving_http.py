@@ -184,10 +184,11 @@ def _children(server: subprocess.Popen) -> list[int]:
                                            text=True).stdout.split()]
 
 
-def _server_pids(server: subprocess.Popen, redis: subprocess.Popen) -> list[int]:
-    """The uvicorn supervisor and workers, the private redis-server and every PostgreSQL process."""
+def _server_pids(server: subprocess.Popen, redis: subprocess.Popen) -> dict[str, list[int]]:
+    """The server's processes by kind: the uvicorn supervisor and workers, the private redis-server, and every
+    PostgreSQL process (backends and background processes alike)."""
     postgres = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()
-    return [server.pid, redis.pid, *_children(server), *map(int, postgres)]
+    return {"workers": [server.pid, *_children(server)], "redis": [redis.pid], "postgres": [*map(int, postgres)]}
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -201,11 +202,13 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def _measured(targets: list[Any], seconds: float, concurrency: int, pids: list[int], *,
+def _measured(targets: list[Any], seconds: float, concurrency: int, pids: dict[str, list[int]], *,
               cycle: bool = True, workers: int, probe: tuple[str, dict[str, str]]) -> dict[str, Any]:
-    before = _cpu_seconds(pids)
+    before = {kind: _cpu_seconds(group) for kind, group in pids.items()}
     result = asyncio.run(_load(targets, seconds, concurrency, cycle=cycle, workers=workers, probe=probe))
-    result["server_cpu_ms"] = (_cpu_seconds(pids) - before) / max(result["requests"], 1) * 1e3
+    n = max(result["requests"], 1)
+    result["cpu_split_ms"] = {kind: (_cpu_seconds(group) - before[kind]) / n * 1e3 for kind, group in pids.items()}
+    result["server_cpu_ms"] = sum(result["cpu_split_ms"].values())
     return result
 
 
@@ -216,6 +219,8 @@ def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"requests": n, "rps": n / sum(r["seconds"] for r in runs), "errors": sum(r["errors"] for r in runs),
             "p50_ms": mid["p50_ms"], "p95_ms": mid["p95_ms"], "p99_ms": mid["p99_ms"],
             "server_cpu_ms": sum(r["server_cpu_ms"] * r["requests"] for r in runs) / max(n, 1),
+            "cpu_split_ms": {kind: sum(r["cpu_split_ms"][kind] * r["requests"] for r in runs) / max(n, 1)
+                             for kind in runs[0]["cpu_split_ms"]},
             "error_sample": next((r["error_sample"] for r in runs if r["error_sample"]), [])}
 
 
@@ -276,7 +281,8 @@ def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, wo
 
 def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, workers: int,
              postgres: str | None = None, rounds: int = 3, warm_users: int = 200, expected_rps: int = 250,
-             profile_seconds: float = 0.0, flame_dir: Path | None = None) -> dict[str, Any]:
+             profile_seconds: float = 0.0, flame_dir: Path | None = None, loads: tuple[str, ...] = LOADS
+             ) -> dict[str, Any]:
     """Start redis + uvicorn, alternate every load for ``rounds`` rounds, profile each once, stop everything.
 
     Loads, all on one server through one client: ``raw`` (a constant from a bare ASGI callable, no Django: the
@@ -354,24 +360,24 @@ def run_http(bundle: Path, tier: str, *, seconds: float, concurrency: int, worke
                           concurrency, cycle=False, **spread))
         _apply_stream(env)  # what the Celery worker does: the ratings stored, the online state moved, caches stale
         pids = _server_pids(server, redis)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in loads}
         once = ("rated", "cold", "event", "batch")
         for _ in range(rounds):
-            for name in LOADS:
+            for name in loads:
                 used = sum(r["requests"] for r in runs[name]) if name in once else 0
                 runs[name].append(_measured(targets[name][used:], seconds, concurrency, pids,
                                             cycle=name not in once, **spread))
         per_round = {name: [r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare"], strict=True)]
-                     for name in LOADS if name != "bare"}
+                     for name in loads if name != "bare"}
         # an event's own latency: one client, one request at a time (under the 8-connection load p50 is queueing)
-        used = sum(r["requests"] for r in runs["event"])
+        used = sum(r["requests"] for r in runs.get("event", []))
         single = _measured(targets["event"][used:], seconds, 1, pids, cycle=False, workers=1, probe=bare[0])
         event_single = {"requests": single["requests"], "p50_ms": single["p50_ms"], "p95_ms": single["p95_ms"],
                         "p99_ms": single["p99_ms"], "errors": single["errors"]}
         profiles: dict[str, Any] = {}
         if profile_seconds:
             worker_pids = _worker_pids(server)
-            for name in LOADS:
+            for name in loads:
                 used = (sum(r["requests"] for r in runs[name]) + (event_single["requests"] if name == "event" else 0)
                         if name in once else 0)
                 profiles[name] = _profile(name, targets[name][used:], profile_seconds, concurrency, worker_pids,
