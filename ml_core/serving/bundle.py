@@ -62,6 +62,7 @@ class Bundle:
         self.popularity_digest = b""  # of the counts served (the popular list, cached pools); set by set_counts
         self.shared_pools: PoolStore | None = None  # ranked pools shared with the other processes (Engine.share_pools)
         self.online_version = 0  # the online state last applied (counters and ranker weights)
+        self.ranker_digest = b""  # of the online ranker weights served (b"": the bundle's own); set_ranker_weights
 
     @classmethod
     def load(cls, directory: Path, tier: int, device: str | None = None) -> Bundle:
@@ -122,12 +123,14 @@ class Bundle:
             self.users = {int(u): i for i, u in enumerate(json.loads(first.read_text()).get("users", []))}
 
     @property
-    def state_token(self) -> tuple[str, bytes, bytes, int]:
+    def state_token(self) -> tuple[str, bytes, bytes, bytes]:
         """What the ranked pools depend on besides the request: weights, live counts, online ranker weights.
 
         Content and published versions only, never a per-process counter: two workers serving the same bundle
-        state compute the same token, so they can share pools (``shared_pools``)."""
-        return self.weights_version, self.weights.tobytes(), self.popularity_digest, self.online_version
+        state compute the same token, so they can share pools (``shared_pools``). An online state that leaves
+        the served counts and ranker weights as they were (a learning step whose check has not passed yet) keeps
+        every pool valid."""
+        return self.weights_version, self.weights.tobytes(), self.popularity_digest, self.ranker_digest
 
     @property
     def share_prefix(self) -> str:
@@ -153,6 +156,10 @@ class Bundle:
         import torch
 
         self.ranker.net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(weights):
+            digest.update(name.encode() + b"=" + np.ascontiguousarray(weights[name]).tobytes())
+        self.ranker_digest = digest.digest()
 
 
 def _load_rating(directory: Path) -> Any:

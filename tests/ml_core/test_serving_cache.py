@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -127,8 +128,22 @@ def test_the_pool_key_follows_everything_the_pool_depends_on(bundle2) -> None:  
     b.set_counts(b.popularity + 1)  # online counters moved the popular list
     assert key() != base
     after_popularity = key()
-    b.online_version += 1  # an online state (ranker weights) was handed over
-    assert key() != after_popularity
+    b.online_version += 1  # an online state that changed nothing served: every pool stays valid
+    assert key() == after_popularity
+    import torch
+
+    ranker, b.ranker = b.ranker, SimpleNamespace(net=torch.nn.Linear(3, 2))  # an online ranker's net
+    try:
+        served = {k: v.detach().numpy().copy() for k, v in b.ranker.net.state_dict().items()}
+        b.set_ranker_weights(served)
+        with_ranker = key()
+        assert with_ranker != after_popularity
+        b.set_ranker_weights({k: v * 1.01 for k, v in served.items()})  # an online state with new ranker weights
+        assert key() != with_ranker
+        b.set_ranker_weights(served)
+        assert key() == with_ranker
+    finally:
+        b.ranker, b.ranker_digest = ranker, b""
 
 
 def test_item_lists_reuse_their_pool_and_never_share_a_users(tier2) -> None:  # noqa: ANN001

@@ -79,3 +79,20 @@ def test_without_a_shared_store_each_worker_computes_its_own(serving, settings, 
     serving_adapter.reset_engine()
     _ask(alice)
     assert len(pools_built) == 2
+
+
+def test_after_a_rating_the_push_computes_the_pool_the_next_request_reads(serving, alice, pools_built,  # noqa: ANN001
+                                                                          django_capture_on_commit_callbacks) -> None:
+    from events.services import event_record
+    from recommendations.online.consumer import online_apply_outbox
+
+    for day, movie_id in enumerate((101, 102, 103)):
+        _rate(alice, movie_id, 5.0, day)
+    _ask(alice)
+    with django_capture_on_commit_callbacks(execute=False):  # applied below, as the worker applies the outbox
+        event, _ = event_record(user=alice, kind="rating", movie_id=104, value=4.0)
+    online_apply_outbox(event_ids=[str(event.id)])  # stored, the online state moved, the live list pushed
+    assert len(pools_built) == 2  # the push computed the member's new pool
+    serving_adapter.reset_engine()  # a web worker that has not served the member since
+    after = _ask(alice)
+    assert len(pools_built) == 2 and after and 104 not in after  # it read the push's pool: the new history's
