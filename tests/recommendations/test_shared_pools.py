@@ -96,3 +96,28 @@ def test_after_a_rating_the_push_computes_the_pool_the_next_request_reads(servin
     serving_adapter.reset_engine()  # a web worker that has not served the member since
     after = _ask(alice)
     assert len(pools_built) == 2 and after and 104 not in after  # it read the push's pool: the new history's
+
+
+def test_a_learning_step_that_changes_the_served_ranker_recomputes_the_pool_once(  # noqa: ANN001
+        serving, alice, pools_built, monkeypatch, django_capture_on_commit_callbacks) -> None:
+    from events.services import event_record
+    from recommendations.online import consumer
+    from recommendations.serving_services import ensemble_weights_create
+
+    def step_changes_the_ranking() -> int:  # what a passed check does: new weights served (here the blend's)
+        names = list(serving_adapter.get_engine().weights)
+        with django_capture_on_commit_callbacks(execute=True):
+            ensemble_weights_create(version="stepped", weights={n: float(i + 1) for i, n in enumerate(names)},
+                                    activate=True)
+        serving_adapter.get_engine()  # this worker swaps them in, as every worker does on its next request
+        return 1
+
+    monkeypatch.setattr(consumer, "online_learn_deferred", step_changes_the_ranking)
+    for day, movie_id in enumerate((101, 102, 103)):
+        _rate(alice, movie_id, 5.0, day)
+    with django_capture_on_commit_callbacks(execute=False):
+        event, _ = event_record(user=alice, kind="rating", movie_id=104, value=4.0)
+    consumer.online_apply_outbox(event_ids=[str(event.id)])
+    assert len(pools_built) == 2  # the push's pool, then the new state's, computed once by the applier
+    serving_adapter.reset_engine()  # a web worker
+    assert _ask(alice) and len(pools_built) == 2  # serves the new state's pool without running the models
