@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
-from datetime import timedelta
+import threading
+import time
+from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -12,7 +15,8 @@ from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .keys import key_generate, key_hash
@@ -28,7 +32,11 @@ from .selectors import (
 
 logger = logging.getLogger(__name__)
 
-LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per key
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # record last_used_at at most once a minute per key and process
+LAST_USED_FLUSH_S = 10.0  # buffered last-use times are written at most this long after the last write
+_touched: dict[int, datetime] = {}  # key id -> last use not yet written (this process)
+_touch_lock = threading.Lock()
+_touch_state = {"flushed_at": 0.0}
 MAX_FAVOURITE_GENRES = 20
 
 
@@ -148,9 +156,43 @@ def api_key_cache_forget(*, hashed_keys: list[str]) -> None:
 
 
 def api_key_touch(*, key: ApiKey) -> None:
-    """Record use, writing at most once per LAST_USED_RESOLUTION so hot keys don't hammer one row."""
+    """Record use: at most once per LAST_USED_RESOLUTION per key and process, written behind in batches.
+
+    The time goes into this process's buffer; a request that finds the buffer older than LAST_USED_FLUSH_S
+    writes all of it (one transaction for every key touched since), and so does the process's exit. No
+    request waits on a write of its own key, and no cached copy is dropped for it: ``last_used_at`` in the
+    database lags by at most LAST_USED_FLUSH_S of traffic (a crashed process loses that much of it)."""
     now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-        cache.delete(api_key_cache_key(key.hashed_key))  # the cached copy has the old time: reload it once
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    key.last_used_at = now  # this process's copy (memory and cache hits share it): not touched again soon
+    with _touch_lock:
+        _touched[key.pk] = now
+        due = time.monotonic() - _touch_state["flushed_at"] >= LAST_USED_FLUSH_S
+    if due:
+        api_key_touch_flush()
+
+
+def api_key_touch_flush() -> int:
+    """Write this process's buffered last-use times (never moving one back); returns how many keys."""
+    with _touch_lock:
+        pending = dict(_touched)
+        _touched.clear()
+        _touch_state["flushed_at"] = time.monotonic()
+    if not pending:
+        return 0
+    try:
+        with transaction.atomic():
+            for pk, at in sorted(pending.items()):  # a fixed order: two processes never deadlock on rows
+                ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), pk=pk).update(
+                    last_used_at=at)
+    except DatabaseError:
+        logger.warning("last-use times of %d API keys not written; kept for the next flush", len(pending))
+        with _touch_lock:
+            for pk, at in pending.items():
+                _touched[pk] = max(at, _touched.get(pk, at))
+        return 0
+    return len(pending)
+
+
+atexit.register(api_key_touch_flush)  # a worker that stops writes what it buffered

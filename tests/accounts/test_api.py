@@ -98,8 +98,37 @@ def test_a_key_authenticates_and_records_its_last_use(api_key_for_alice):
     api = APIClient()
     response = api.get("/v1/auth/me", **api_key_for_alice.headers)
     assert response.status_code == 200 and response.json()["username"] == "alice"
+    from accounts.services import api_key_touch_flush
+
+    api_key_touch_flush()  # written behind: by a later request of this process, or at its exit
     api_key_for_alice.key.refresh_from_db()
     assert api_key_for_alice.key.last_used_at is not None
+
+
+def test_last_use_is_written_behind_in_one_batch_and_never_moves_back(alice, api_key_for_alice, monkeypatch):
+    import datetime as dt
+
+    from accounts import services
+    from accounts.models import ApiKey
+
+    services.api_key_touch_flush()
+    second, _ = services.api_key_create(user=alice, name="second", by_operator=True)
+    first = ApiKey.objects.get(pk=api_key_for_alice.key.pk)
+    monkeypatch.setattr(services, "LAST_USED_FLUSH_S", 3600.0)
+    services.api_key_touch(key=first)
+    services.api_key_touch(key=second)
+    assert ApiKey.objects.filter(last_used_at__isnull=False).count() == 0  # nothing written on the request path
+    touched = first.last_used_at
+    services.api_key_touch(key=first)  # within the resolution: not recorded again
+    assert first.last_used_at == touched
+    later = touched + dt.timedelta(hours=1)
+    ApiKey.objects.filter(pk=first.pk).update(last_used_at=later)  # another process wrote a later use
+    assert services.api_key_touch_flush() == 2
+    assert ApiKey.objects.get(pk=first.pk).last_used_at == later and ApiKey.objects.get(pk=second.pk).last_used_at
+    monkeypatch.setattr(services, "LAST_USED_FLUSH_S", 0.0)  # due: the request that finds it due writes it
+    fresh, _ = services.api_key_create(user=alice, name="third", by_operator=True)
+    services.api_key_touch(key=fresh)
+    assert ApiKey.objects.get(pk=fresh.pk).last_used_at is not None
 
 
 def test_a_revoked_key_is_refused_with_a_reason(alice, api_key_for_alice):
