@@ -215,6 +215,16 @@ def _split(s: dict[str, Any]) -> str:
     return " / ".join(f"{split[k]:.2f}" for k in ("workers", "redis", "postgres") if k in split)
 
 
+def _budget(x: dict[str, Any], name: str, target: float) -> str:
+    """Where an unmet ratio's time goes: the server CPU the target allows against what the request costs."""
+    bare, got = x["bare"]["server_cpu_ms"], x[name]["server_cpu_ms"]
+    split = x[name].get("cpu_split_ms") or {}
+    parts = ", ".join(f"{kind} {split[kind]:.2f}" for kind in ("workers", "redis", "postgres") if kind in split)
+    return (f". At {target} x the request may cost about {bare / target:.2f} ms of server CPU ({bare:.2f} ms for bare "
+            f"DRF / {target}), {bare / target - bare:.2f} ms more than bare; it costs {got:.2f} ms ({parts}), "
+            f"{got - bare:.2f} ms more than bare")
+
+
 def render_http(http: list[dict[str, Any]]) -> list[str]:
     """The HTTP table (every load, one server, one client), the targets, and the per-stage CPU breakdowns."""
     lines = ["### HTTP: every request kind on one server (loopback)", "",
@@ -257,7 +267,7 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
             if x["tier"] in tiers:
                 got = x[f"ratio_{name}"]
                 lines.append(f"- Tier {x['tier']}, {HTTP_LABELS[name]}: {got:.2f} x bare (target >= {target}) — "
-                             + ("met" if got >= target else "**not met**"))
+                             + ("met" if got >= target else "**not met**" + _budget(x, name, target)))
         bare_vs_django = x["bare"]["rps"] / x["django"]["rps"]
         lines.append(f"- Tier {x['tier']}, bare DRF vs plain Django view: {bare_vs_django:.2f} (target >= 0.5) — "
                      + ("met" if bare_vs_django >= 0.5 else "**not met**"))

@@ -208,11 +208,6 @@ def current_tier_name() -> str | None:
     return None if _engine is None else _engine.tier_name
 
 
-def current_pool_state() -> str | None:
-    """This process's engine's ``pool_state`` (None: no engine loaded here)."""
-    return None if _engine is None else _engine.pool_state
-
-
 def current_stats() -> dict[str, Any] | None:
     """This process's engine: requests, versions, and its ranked-pool/user-state cache (None: no engine)."""
     return None if _engine is None else _engine.stats()

@@ -58,6 +58,7 @@ class Bundle:
         self.scorers: dict[str, Any] = {}
         self.state_scorers: set[str] = set()  # names of the UserStateScorer scorers (checked once, at load)
         self.ranker: Any = None
+        self.ranker_name: str | None = None  # the model name of ``ranker`` (its row in the model scores)
         self.user_states = UserStateCache()
         self.popularity_digest = b""  # of the counts served (the popular list, cached pools); set by set_counts
         self.shared_pools: PoolStore | None = None  # ranked pools shared with the other processes (Engine.share_pools)
@@ -115,7 +116,7 @@ class Bundle:
                 self.scorers[name].prepare_serving(self.device if tier == 1 else "cpu")
         for name, scorer in self.scorers.items():
             if isinstance(scorer, OnlineRanker) and scorer.net is not None:
-                self.ranker = scorer
+                self.ranker, self.ranker_name = scorer, name
             if isinstance(scorer, UserStateScorer):  # a runtime protocol check costs ~10-25 us: not per request
                 self.state_scorers.add(name)
         first = directory / "models" / names[0] / "vocab.json" if names else None

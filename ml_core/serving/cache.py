@@ -25,6 +25,7 @@ import json
 import struct
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -101,12 +102,30 @@ class PoolStore(Protocol):
 _LEN = struct.Struct("<I")
 
 
-def pack_pool(pool: tuple[Any, ...]) -> bytes:
-    """One ranked pool ``(candidates, relevance, norm, spread, gated)`` as bytes (see :func:`unpack_pool`)."""
-    cands, relevance, norm, spread, gated = pool
+@dataclass
+class PoolBase:
+    """What a ranked pool takes from retrieval and the models, before the bundle's live state is applied: the
+    candidates, every model's raw scores and the content signals. The blend weights, the served counts and
+    the online ranker's weights are applied on top (pipeline._finish_pool), so a new online state recomputes
+    only the ranker's row, and workers share this part (:class:`PoolStore`)."""
+
+    cands: Candidates
+    raw: np.ndarray | None  # (models, candidates) raw scores; None: not scored by the models (lite, Tier 3)
+    lite: np.ndarray | None  # (2, candidates): embedding cosine and content similarity, the content relevance
+    ranker_digest: bytes = b""  # the online ranker weights ``raw``'s ranker row was scored with
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.cands.items.nbytes + sum(a.nbytes for a in (self.raw, self.lite) if a is not None)
+                   + 64 * len(self.cands.items))  # + the per-candidate source lists
+
+
+def pack_pool(base: PoolBase) -> bytes:
+    """A :class:`PoolBase` as bytes: a JSON header, then the arrays' raw bytes (see :func:`unpack_pool`)."""
+    cands = base.cands
     arrays: list[tuple[str, np.ndarray]] = [("items", cands.items)]
     arrays += [(f"list:{name}", items) for name, items in cands.lists.items()]
-    arrays += [(name, value) for name, value in (("relevance", relevance), ("norm", norm)) if value is not None]
+    arrays += [(name, value) for name, value in (("raw", base.raw), ("lite", base.lite)) if value is not None]
     body, fields, offset = [], [], 0
     for name, value in arrays:
         raw = np.ascontiguousarray(value).tobytes()
@@ -114,7 +133,7 @@ def pack_pool(pool: tuple[Any, ...]) -> bytes:
         body.append(raw)
         offset += len(raw)
     header = json.dumps({"arrays": fields, "extra": {str(k): v for k, v in cands.extra.items()},
-                         "spread": None if spread is None else float(spread), "gated": bool(gated)}).encode()
+                         "ranker": base.ranker_digest.hex()}).encode()
     return _LEN.pack(len(header)) + header + b"".join(body)
 
 
@@ -125,8 +144,8 @@ def _array(data: bytes, offset: int, dtype: np.dtype, shape: list[int]) -> np.nd
     return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
 
 
-def unpack_pool(data: bytes) -> tuple[Any, ...]:
-    """The pool :func:`pack_pool` wrote; ValueError on anything else."""
+def unpack_pool(data: bytes) -> PoolBase:
+    """The :class:`PoolBase` :func:`pack_pool` wrote; ValueError on anything else."""
     try:
         (size,) = _LEN.unpack_from(data)
         header = json.loads(data[_LEN.size:_LEN.size + size])
@@ -136,6 +155,7 @@ def unpack_pool(data: bytes) -> tuple[Any, ...]:
         cands = Candidates(items=arrays.pop("items"),
                            lists={name[5:]: arrays.pop(name) for name in list(arrays) if name.startswith("list:")},
                            extra={int(k): list(v) for k, v in header["extra"].items()})
+        return PoolBase(cands=cands, raw=arrays.get("raw"), lite=arrays.get("lite"),
+                        ranker_digest=bytes.fromhex(header["ranker"]))
     except (struct.error, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a packed ranked pool: {exc}") from exc
-    return cands, arrays.get("relevance"), arrays.get("norm"), header["spread"], header["gated"]

@@ -99,12 +99,6 @@ class Engine:
         i = self.item_index(movie_id)
         return None if i < 0 else self._bundle.meta[i]
 
-    @property
-    def pool_state(self) -> str:
-        """A digest of what every cached ranked pool depends on besides the request (blend weights, served counts
-        and ranker weights): when it changes, every member's pool is recomputed on their next request."""
-        return hashlib.blake2b(repr(self._bundle.state_token).encode(), digest_size=8).hexdigest()
-
     def stats(self) -> dict[str, Any]:
         """Requests served, how many were gated or cold-start, and the ranked-pool/user-state cache."""
         return {"tier": self.tier_name, **self._counters, "cache": self._bundle.user_states.stats(),

@@ -17,7 +17,7 @@ from ..ranking import blend, disagreement, epsilon_greedy_slate, normalise, plac
 from ..rerank import MMR_LAMBDA, boost_flags, boost_names, mmr
 from ..retrieval import Candidates, union
 from .bundle import Bundle
-from .cache import pack_pool, request_key, unpack_pool
+from .cache import PoolBase, pack_pool, request_key, unpack_pool
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,17 @@ def _model_scores(b: Bundle, history: np.ndarray, cands: np.ndarray, ctx: dict[s
     return out
 
 
-def _lite_scores(b: Bundle, query: np.ndarray | None, content: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Tier 3 / fallback relevance: z(embedding cosine) + z(content similarity) + 0.1 z(log popularity)."""
+def _lite_parts(b: Bundle, query: np.ndarray | None, content: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """(2, C): embedding cosine to the query and content similarity, the request's part of the content relevance."""
     cos = b.faiss.vectors[cands] @ query if query is not None else np.zeros(len(cands), np.float32)
-    parts = np.stack([cos, content, np.log1p(b.popularity[cands])]).astype(np.float32)
-    return np.asarray(blend(normalise(parts), np.asarray([0.45, 0.45, 0.1], np.float32)), np.float32)
+    return np.stack([cos, content]).astype(np.float32)
+
+
+def _lite_relevance(b: Bundle, parts: np.ndarray | None, cands: np.ndarray) -> np.ndarray:
+    """Tier 3 / fallback relevance: z(embedding cosine) + z(content similarity) + 0.1 z(log served popularity)."""
+    assert parts is not None  # a base with candidates always carries its content signals
+    stacked = np.concatenate([parts, np.log1p(b.popularity[cands])[None].astype(np.float32)])
+    return np.asarray(blend(normalise(stacked), np.asarray([0.45, 0.45, 0.1], np.float32)), np.float32)
 
 
 def _content_scores(b: Bundle, anchors: np.ndarray, cands: np.ndarray) -> np.ndarray:
@@ -183,38 +189,49 @@ def _cold_start(b: Bundle, k: int, exclude: np.ndarray, explain: bool, filters: 
     return result
 
 
-def _pool_key(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
-              n_candidates: int, filters: dict[str, Any], kind: str = "user", scoring: tuple[Any, ...] = ()) -> bytes:
-    """Everything the ranked pool depends on: the model inputs, the ratings (anchors), the list parameters,
-    the bundle's state (blend weights, live popularity, the online ranker's weights: ``Bundle.state_token``) and
-    a request's own scoring (an experiment arm's weights or lite tier)."""
-    parts = (b"pool-" + kind.encode(), request_key(hist, ctx),
-             b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
-             # k shapes the pool only through a filter's top-up (_apply_filters): without one, lists of any
-             # length (the API's 10, the portal's rows) share a pool
-             repr((k if _filtering(filters) else None, n_candidates, sorted(filters.items()), b.state_token,
-                   scoring)).encode())
-    return hashlib.blake2b(b"|".join(parts), digest_size=16).digest()
+def _pool_keys(b: Bundle, hist: np.ndarray, rates: np.ndarray | None, ctx: dict[str, Any], k: int,
+               n_candidates: int, filters: dict[str, Any], kind: str = "user", lite: bool = False,
+               weights: np.ndarray | None = None) -> tuple[bytes, bytes]:
+    """(base key, pool key). The base key covers what retrieval and the models read: the model inputs, the
+    ratings (anchors), the list parameters (``k`` only with a filter, whose top-up depends on it) and the popular
+    items retrieval takes (the whole order when a filter tops up from it). The pool key adds the bundle's live
+    state (blend weights or the request's own, served counts, online ranker weights: ``Bundle.state_token``).
+    Both hold content only, so processes in the same state compute the same keys."""
+    filtering = _filtering(filters)
+    popular = b.popularity_digest if filtering else hashlib.blake2b(
+        np.ascontiguousarray(b.popular_order[: n_candidates // 4], np.int64).tobytes(), digest_size=16).digest()
+    base = hashlib.blake2b(b"|".join((
+        b"pool-" + kind.encode(), request_key(hist, ctx), b"" if rates is None else np.asarray(rates, np.float32).tobytes(),
+        repr((k if filtering else None, n_candidates, sorted(filters.items()), bool(lite))).encode(), popular)),
+        digest_size=16).digest()
+    own = None if weights is None else weights.round(6).tolist()
+    return base, hashlib.blake2b(base + repr((b.state_token, own)).encode(), digest_size=16).digest()
 
 
-def _cached_pool(b: Bundle, key: bytes, build: Any) -> tuple[Any, ...]:
-    """The ranked pool stored under ``key`` here, else in the shared store, else ``build()``'s, stored in both;
-    (candidates, relevance, norm, ...)."""
-    pool = b.user_states.get(key).get("pool")
+def _cached_pool(b: Bundle, keys: tuple[bytes, bytes], build: Any, finish: Any) -> tuple[Any, ...]:
+    """The ranked pool (candidates, relevance, normalised model scores, disagreement, gated) for ``keys``.
+
+    Kept here under the pool key; below it the :class:`PoolBase` (``build()``'s: retrieval and the models' raw
+    scores) is kept here and in the shared store under the base key, and ``finish(base)`` applies the bundle's
+    live state to it, so a new online state costs the online ranker's row, not every model."""
+    base_key, pool_key = keys
+    pool = b.user_states.get(pool_key).get("pool")
     if pool is not None:
         return tuple(pool)
-    pool = _shared_pool(b, key)
-    if pool is None:
-        pool = build()
-        _share_pool(b, key, pool)
-    cands, relevance, norm = pool[0], pool[1], pool[2]
-    size = (cands.items.nbytes + getattr(relevance, "nbytes", 0) + getattr(norm, "nbytes", 0)
-            + 64 * len(cands.items))  # + the per-candidate source lists
-    b.user_states.put(key, {"pool": pool}, size=int(size))
+    base = b.user_states.get(base_key).get("base")
+    if base is None:
+        base = _shared_pool(b, base_key)
+        if base is None:
+            base = build()
+            _share_pool(b, base_key, base)
+        b.user_states.put(base_key, {"base": base}, size=base.nbytes)
+    pool = finish(base)
+    b.user_states.put(pool_key, {"pool": pool}, size=base.nbytes + sum(
+        getattr(a, "nbytes", 0) for a in pool[1:3]))
     return tuple(pool)
 
 
-def _shared_pool(b: Bundle, key: bytes) -> tuple[Any, ...] | None:
+def _shared_pool(b: Bundle, key: bytes) -> PoolBase | None:
     store = b.shared_pools
     data = store.get(b.share_prefix + key.hex()) if store is not None else None
     if not data:
@@ -226,9 +243,33 @@ def _shared_pool(b: Bundle, key: bytes) -> tuple[Any, ...] | None:
         return None
 
 
-def _share_pool(b: Bundle, key: bytes, pool: tuple[Any, ...]) -> None:
+def _share_pool(b: Bundle, key: bytes, base: PoolBase) -> None:
     if b.shared_pools is not None:
-        b.shared_pools.set(b.share_prefix + key.hex(), pack_pool(pool))
+        b.shared_pools.set(b.share_prefix + key.hex(), pack_pool(base))
+
+
+def _finish_pool(b: Bundle, base: PoolBase, hist: np.ndarray, ctx: dict[str, Any], weights: np.ndarray | None,
+                 gate: bool) -> tuple[Any, ...]:
+    """The bundle's live state on a pool base: the online ranker's row rescored when its served weights changed
+    since, the blend (``weights``: a request's own), the disagreement gate, the content relevance with the served
+    counts where the models do not rank."""
+    cands, raw = base.cands, base.raw
+    if not len(cands.items):
+        return cands, None, None, None, False
+    norm = spread = relevance = None
+    gated = False
+    if raw is not None:
+        if b.ranker_name is not None and base.ranker_digest != b.ranker_digest:
+            raw = raw.copy()
+            raw[b.model_names.index(b.ranker_name)] = b.ranker.score(hist, cands.items, **ctx)
+        norm = normalise(raw)
+        relevance = blend(norm, b.weights if weights is None else weights)
+        if gate:
+            spread = disagreement(norm, relevance)
+            gated = spread > b.gating_threshold
+    if relevance is None or gated:
+        relevance = _lite_relevance(b, base.lite, cands.items)
+    return cands, relevance, norm, spread, gated
 
 
 def _weight_vector(b: Bundle, weights: dict[str, float] | None) -> np.ndarray | None:
@@ -243,13 +284,10 @@ def _weight_vector(b: Bundle, weights: dict[str, float] | None) -> np.ndarray | 
     return np.asarray(w / w.sum(), np.float32)
 
 
-def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
-                 k: int, n_candidates: int, filters: dict[str, Any], weights: np.ndarray | None = None,
-                 lite: bool = False) -> tuple[Any, ...]:
-    """Retrieval and ranking: (candidates, relevance, normalised model scores, disagreement, gated).
-
-    ``weights`` replaces the bundle's blend for this request; ``lite`` scores as Tier 3 does (embedding, content
-    and popularity, no ensemble) whatever tier is loaded."""
+def _user_base(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.ndarray, ctx: dict[str, Any],
+               k: int, n_candidates: int, filters: dict[str, Any], lite: bool = False) -> PoolBase:
+    """Retrieval and the models' raw scores (none with ``lite``: Tier 3 scoring whatever tier is loaded)."""
+    digest = b.ranker_digest  # read before scoring: a state swapped in meanwhile only makes the row look stale
     query = b.faiss.user_query(recent)
     results: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"embedding": b.faiss.search(query, n_candidates) if query is not None else (np.zeros(0), None),
                "content": _neighbour_vote(b.content.neighbours, b.content.neighbour_scores, recent[-5:], n_candidates // 2),
@@ -258,16 +296,10 @@ def _ranked_pool(b: Bundle, hist: np.ndarray, recent: np.ndarray, anchors: np.nd
     cands = union(results, exclude=hist, limit=n_candidates)
     cands = _apply_filters(b, cands, k, hist, **filters)
     if not len(cands.items):
-        return cands, None, None, None, False
-    gated, spread, norm, relevance = False, None, None, None
-    if b.model_names and not lite:
-        norm = normalise(_model_scores(b, hist, cands.items, ctx))
-        relevance = blend(norm, b.weights if weights is None else weights)
-        spread = disagreement(norm, relevance)
-        gated = spread > b.gating_threshold
-    if not b.model_names or gated or lite:
-        relevance = _lite_scores(b, query, _content_scores(b, recent[-5:], cands.items), cands.items)
-    return cands, relevance, norm, spread, gated
+        return PoolBase(cands, None, None, digest)
+    raw = _model_scores(b, hist, cands.items, ctx) if b.model_names and not lite else None
+    return PoolBase(cands, raw, _lite_parts(b, query, _content_scores(b, recent[-5:], cands.items), cands.items),
+                    digest)
 
 
 # ---- user recommendations -----------------------------------------------------------------------------
@@ -299,10 +331,11 @@ def recommend_user(b: Bundle, history: Sequence[int], *, times: Sequence[float] 
     if user_key is not None and int(user_key) in b.users:
         ctx["user"] = b.users[int(user_key)]
     w = _weight_vector(b, weights)
-    scoring = (None if w is None else w.round(6).tolist(), bool(lite))
-    pool_key = _pool_key(b, hist, rates, ctx, k, n_candidates, filters, scoring=scoring)
+    keys = _pool_keys(b, hist, rates, ctx, k, n_candidates, filters, lite=bool(lite), weights=w)
+    pool_key = keys[1]
     cands, relevance, norm, spread, gated = _cached_pool(
-        b, pool_key, lambda: _ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters, w, bool(lite)))
+        b, keys, lambda: _user_base(b, hist, recent, anchors, ctx, k, n_candidates, filters, bool(lite)),
+        lambda base: _finish_pool(b, base, hist, ctx, w, gate=True))
     if not len(cands.items):
         return _cold_start(b, k, hist, explain, filters)
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchors, k, temperature, seed, epsilon, mmr_lambda,
@@ -331,18 +364,19 @@ def _neighbour_vote(neighbours: np.ndarray, scores: np.ndarray, anchors: np.ndar
     return uniq[top], total[top].astype(np.float32)
 
 
-def _item_pool(b: Bundle, i: int, anchor: np.ndarray, k: int, n_candidates: int, filters: dict[str, Any]
-               ) -> tuple[Any, ...]:
-    """Retrieval and ranking around one movie: (candidates, relevance, normalised model scores)."""
+def _item_base(b: Bundle, i: int, anchor: np.ndarray, k: int, n_candidates: int, filters: dict[str, Any]) -> PoolBase:
+    """Retrieval around one movie and the models' raw scores for a one-item session."""
+    digest = b.ranker_digest
     results: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"embedding": b.faiss.similar(i, n_candidates),
                "content": b.content.similar(i, n_candidates // 2),
                "knowledge_graph": b.kg.similar(i, n_candidates // 4)}
     cands = union(results, exclude=anchor, limit=n_candidates)
     cands = _apply_filters(b, cands, k, anchor, **filters)
-    if b.model_names:
-        norm = normalise(_model_scores(b, anchor, cands.items, {}))
-        return cands, blend(norm, b.weights), norm
-    return cands, _lite_scores(b, b.faiss.vectors[i], _content_scores(b, anchor, cands.items), cands.items), None
+    if not len(cands.items):
+        return PoolBase(cands, None, None, digest)
+    raw = _model_scores(b, anchor, cands.items, {}) if b.model_names else None
+    return PoolBase(cands, raw, _lite_parts(b, b.faiss.vectors[i], _content_scores(b, anchor, cands.items), cands.items),
+                    digest)
 
 
 # ---- item recommendations ------------------------------------------------------------------------------
@@ -356,9 +390,11 @@ def recommend_item(b: Bundle, movie_id: int, *, k: int = 10, n_candidates: int =
         raise KeyError(movie_id)
     anchor = np.asarray([i], np.int64)
     filters = {"genre": genre, "year": year, "year_min": year_min, "year_max": year_max}
-    pool_key = _pool_key(b, anchor, None, {}, k, n_candidates, filters, kind="item")
-    cands, relevance, norm = _cached_pool(  # one pool per movie and parameters, the same for every visitor
-        b, pool_key, lambda: _item_pool(b, i, anchor, k, n_candidates, filters))
+    keys = _pool_keys(b, anchor, None, {}, k, n_candidates, filters, kind="item")
+    pool_key = keys[1]
+    cands, relevance, norm, _, _ = _cached_pool(  # one pool per movie and parameters, the same for every visitor
+        b, keys, lambda: _item_base(b, i, anchor, k, n_candidates, filters),
+        lambda base: _finish_pool(b, base, anchor, {}, None, gate=False))
     chosen, scores, props, boosts = _finish(b, cands, relevance, anchor, k, temperature, seed, pool_key=pool_key)
     result = _list(b, cands, chosen, scores, props, temperature=temperature or 0.0)
     if explain:

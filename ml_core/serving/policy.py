@@ -3,7 +3,7 @@
 The engine serves ``retrieval -> blend(weights) (or the gated lite scores) -> boosts -> MMR pool -> Plackett-Luce
 (temperature)``. Off-policy evaluation needs, for each logged request, the distribution a *different* weight set or
 temperature would have drawn the slate from. :func:`request_context` runs retrieval and the models once per request
-(the pipeline's ``_ranked_pool``, so the candidates are the ones served); :func:`policy_scores` then applies one
+(the pipeline's ``_user_base``, so the candidates are the ones served); :func:`policy_scores` then applies one
 candidate's blend, gating, boosts and MMR exactly as ``pipeline._finish`` does and returns the Plackett-Luce scores
 over the candidates (-inf outside the MMR pool), for :func:`ml_core.ranking.plackett_luce_propensities` and
 :func:`ml_core.ranking.plackett_luce_sample`. The simulator checks that this reproduces the engine's logged
@@ -59,11 +59,11 @@ def request_context(engine: Engine, history: Sequence[int], *, ratings: Sequence
     if times is not None:
         ctx["times"] = np.asarray(times, np.float64)[known]
     filters = {"genre": None, "year": None, "year_min": None, "year_max": None}
-    cands, _, norm, _, _ = _pipeline._ranked_pool(b, hist, recent, anchors, ctx, k, n_candidates, filters)
+    base = _pipeline._user_base(b, hist, recent, anchors, ctx, k, n_candidates, filters)
+    cands, _, norm, _, _ = _pipeline._finish_pool(b, base, hist, ctx, None, gate=False)
     if not len(cands.items):
         return None
-    query = b.faiss.user_query(recent)
-    lite = _pipeline._lite_scores(b, query, _pipeline._content_scores(b, recent[-5:], cands.items), cands.items)
+    lite = _pipeline._lite_relevance(b, base.lite, cands.items)
     return RequestContext(np.asarray(cands.items, np.int64), norm, np.asarray(lite, np.float64), anchors, k)
 
 

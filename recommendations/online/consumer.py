@@ -17,9 +17,8 @@ from django.conf import settings
 from events.services import event_outbox_relay
 from events.stream import stream_ack, stream_loss_check, stream_read
 
-from ..serving import current_pool_state
 from .apply import online_apply, online_learn_deferred
-from .push import online_prewarm, online_push
+from .push import online_push
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +68,10 @@ def online_consume_stream(*, consumer: str | None = None, batch_size: int | None
 
 
 def _apply_push_learn(event_ids: Sequence[str]) -> int:
-    """One mini-batch: applied and committed, the affected users' lists pushed, then the ranker's step.
-
-    With shared ranked pools, a step whose check passed (new ranker weights served) makes the pools the push
-    just computed stale; the affected members' pools are computed again here, once, for every web worker."""
+    """One mini-batch: applied and committed, the affected users' lists pushed, then the ranker's step."""
     batch = online_apply(event_ids=event_ids)
     online_push(events=batch.events, version=batch.result)
-    before = current_pool_state()
     online_learn_deferred()  # after the push; weights are published only once a check passed
-    if settings.APEX_SHARED_POOL_TTL_S > 0 and before is not None and current_pool_state() != before:
-        online_prewarm(events=batch.events)
     return len(batch.events)
 
 

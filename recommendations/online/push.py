@@ -71,14 +71,3 @@ def online_push(*, events: Sequence[Event], version: int | None) -> int:
         sent += live_push_recommendations(user_id=user_id, payload=payload)
     return sent
 
-
-def online_prewarm(*, events: Sequence[Event]) -> int:
-    """Compute each affected member's list again, pushing nothing: after a learning step changed the served
-    ranker, so the ranked pool their next request reads from the shared store is the new state's, computed
-    here once instead of in every web worker. Returns how many lists were computed."""
-    computed = 0
-    for user_id in sorted({e.user_id for e in events if e.kind != "impression"}):
-        user = user_get(user_id=user_id)
-        if user is not None and _engine_items(user=user, k=rows.ROW_SIZE, exclude=set()) is not None:
-            computed += 1
-    return computed

@@ -13,7 +13,7 @@ import pytest
 from ml_core.retrieval import Candidates
 from ml_core.serving import Tier, load_engine, pipeline
 from ml_core.serving.bundle import Bundle
-from ml_core.serving.cache import UserStateCache, pack_pool, request_key, unpack_pool
+from ml_core.serving.cache import PoolBase, UserStateCache, pack_pool, request_key, unpack_pool
 from tests.ml_core.serving_bundle import N_PER_GENRE
 
 SCI_FI = list(range(101, 101 + N_PER_GENRE))
@@ -101,49 +101,91 @@ def test_a_returning_request_reuses_its_ranked_pool(tier2) -> None:  # noqa: ANN
     assert len(sampled) > 1  # the slate is still drawn per request from the cached pool
 
 
-def test_the_pool_key_follows_everything_the_pool_depends_on(bundle2) -> None:  # noqa: ANN001
+def test_the_pool_keys_follow_everything_the_pool_depends_on(bundle2) -> None:  # noqa: ANN001
     b = bundle2
     hist, rates, ctx, filters = np.asarray([3, 4, 5]), np.asarray([5.0, 4.0, 3.0], np.float32), {"now": None}, {
         "genre": None, "year": None, "year_min": None, "year_max": None}
 
-    def key(**changes):  # noqa: ANN003, ANN202
+    def keys(**changes):  # noqa: ANN003, ANN202
         args = {"hist": hist, "rates": rates, "ctx": ctx, "k": 10, "n_candidates": 100, "filters": filters, **changes}
-        return pipeline._pool_key(b, args["hist"], args["rates"], args["ctx"], args["k"], args["n_candidates"],
-                                  args["filters"])
+        return pipeline._pool_keys(b, args["hist"], args["rates"], args["ctx"], args["k"], args["n_candidates"],
+                                   args["filters"])
 
-    base = key()
-    assert key() == base
+    base, pool = keys()
+    assert keys() == (base, pool)
     drama = {**filters, "genre": "Drama"}
-    assert len({base, key(hist=hist[:2]), key(rates=rates * 0 + 1), key(n_candidates=500),
-                key(filters=drama), key(ctx={"now": 5.0})}) == 6
+    variants = [keys(hist=hist[:2]), keys(rates=rates * 0 + 1), keys(n_candidates=500), keys(filters=drama),
+                keys(ctx={"now": 5.0})]
+    assert len({base, *(v[0] for v in variants)}) == 6 and len({pool, *(v[1] for v in variants)}) == 6
     # the list length shapes the pool only through a filter's top-up: unfiltered lists of any length share one
-    assert key(k=5) == base and key(k=5, filters=drama) != key(filters=drama)
+    assert keys(k=5) == (base, pool) and keys(k=5, filters=drama) != keys(filters=drama)
     old_weights, old_version = b.weights, b.weights_version
     try:
         b.set_weights(np.full_like(old_weights, 1.0 / len(old_weights)), "even")
-        assert key() != base
+        assert keys() == (base, keys()[1]) and keys()[1] != pool  # blend weights: applied on top of the base
     finally:
         b.set_weights(old_weights, old_version)
-    assert key() == base
-    b.set_counts(b.popularity + 1)  # online counters moved the popular list
-    assert key() != base
-    after_popularity = key()
+    assert keys() == (base, pool)
+    filtered = keys(filters=drama)
+    old_counts = b.popularity.copy()
+    b.set_counts(old_counts + 1)  # the counters moved, the popular list's order did not
+    assert keys()[0] == base and keys()[1] != pool
+    assert keys(filters=drama)[0] != filtered[0]  # a filter's top-up reads the whole order
+    moved = old_counts.copy()
+    moved[b.popular_order[-1]] = moved.max() + 100  # a new most popular movie: retrieval's popular source moved
+    b.set_counts(moved)
+    assert keys()[0] != base
+    after_popularity = keys()
     b.online_version += 1  # an online state that changed nothing served: every pool stays valid
-    assert key() == after_popularity
+    assert keys() == after_popularity
     import torch
 
     ranker, b.ranker = b.ranker, SimpleNamespace(net=torch.nn.Linear(3, 2))  # an online ranker's net
     try:
         served = {k: v.detach().numpy().copy() for k, v in b.ranker.net.state_dict().items()}
         b.set_ranker_weights(served)
-        with_ranker = key()
-        assert with_ranker != after_popularity
+        with_ranker = keys()
+        assert with_ranker[0] == after_popularity[0] and with_ranker[1] != after_popularity[1]
         b.set_ranker_weights({k: v * 1.01 for k, v in served.items()})  # an online state with new ranker weights
-        assert key() != with_ranker
+        assert keys()[0] == with_ranker[0] and keys()[1] != with_ranker[1]
         b.set_ranker_weights(served)
-        assert key() == with_ranker
+        assert keys() == with_ranker
     finally:
         b.ranker, b.ranker_digest = ranker, b""
+        b.set_counts(old_counts)
+
+
+def test_new_ranker_weights_rescore_only_the_rankers_row(bundle2) -> None:  # noqa: ANN001
+    b = bundle2
+    hist = np.asarray([b.index[m] for m in SCI_FI[:4]], np.int64)
+    filters = {"genre": None, "year": None, "year_min": None, "year_max": None}
+    name = next(n for n in b.model_names if n not in b.state_scorers)  # the KAN ranker is scored whole
+
+    class Ranker:  # an online ranker whose served weights scale its scores
+        def __init__(self, scale: float) -> None:
+            self.scale = scale
+
+        def score(self, history, candidates, **ctx):  # noqa: ANN001, ANN003, ANN201
+            return np.asarray(candidates, np.float32) * self.scale
+
+    real, saved = b.scorers[name], (b.ranker, b.ranker_name, b.ranker_digest)
+    try:
+        b.scorers[name], b.ranker, b.ranker_name = Ranker(1.0), None, name
+        b.ranker = b.scorers[name]
+        base = pipeline._user_base(b, hist, hist, hist[-3:], {}, 10, 100, filters)
+        b.ranker.scale, b.ranker_digest = -2.0, b"stepped"  # what set_ranker_weights does to a real ranker
+        finished = pipeline._finish_pool(b, base, hist, {}, None, gate=True)
+        fresh = pipeline._finish_pool(b, pipeline._user_base(b, hist, hist, hist[-3:], {}, 10, 100, filters), hist, {},
+                                      None, gate=True)
+        np.testing.assert_array_equal(finished[2], fresh[2])
+        np.testing.assert_array_equal(finished[1], fresh[1])
+        m = b.model_names.index(name)
+        again = pipeline._user_base(b, hist, hist, hist[-3:], {}, 10, 100, filters).raw
+        np.testing.assert_array_equal(np.delete(base.raw, m, 0), np.delete(again, m, 0))  # the others: as stored
+        assert not np.array_equal(base.raw[m], again[m])
+    finally:
+        b.scorers[name] = real
+        b.ranker, b.ranker_name, b.ranker_digest = saved
 
 
 def test_item_lists_reuse_their_pool_and_never_share_a_users(tier2) -> None:  # noqa: ANN001
@@ -179,15 +221,15 @@ def test_a_packed_pool_reads_back_exactly() -> None:
                                                                     "popular": np.zeros(0, np.int64)},
                        extra={9: ["popular"]})
     rng = np.random.default_rng(0)
-    pool = (cands, rng.random(3, dtype=np.float32), rng.random((4, 3), dtype=np.float32), 0.25, True)
-    back = unpack_pool(pack_pool(pool))
-    assert back[0].items.tolist() == [7, 3, 9] and back[0].extra == {9: ["popular"]}
-    assert {k: v.tolist() for k, v in back[0].lists.items()} == {"embedding": [7, 3], "popular": []}
-    np.testing.assert_array_equal(back[1], pool[1])
-    np.testing.assert_array_equal(back[2], pool[2])
-    assert back[3:] == (0.25, True)
-    gated = unpack_pool(pack_pool((cands, None, None, None, False)))  # a gated or Tier 3 pool has no model scores
-    assert gated[1] is None and gated[2] is None and gated[3] is None
+    base = PoolBase(cands, rng.random((4, 3), dtype=np.float32), rng.random((2, 3), dtype=np.float32), b"\x01\x02")
+    back = unpack_pool(pack_pool(base))
+    assert back.cands.items.tolist() == [7, 3, 9] and back.cands.extra == {9: ["popular"]}
+    assert {k: v.tolist() for k, v in back.cands.lists.items()} == {"embedding": [7, 3], "popular": []}
+    np.testing.assert_array_equal(back.raw, base.raw)
+    np.testing.assert_array_equal(back.lite, base.lite)
+    assert back.ranker_digest == b"\x01\x02"
+    lite = unpack_pool(pack_pool(PoolBase(cands, None, base.lite)))  # Tier 3 or lite scoring: no model scores
+    assert lite.raw is None and lite.ranker_digest == b""
     with pytest.raises(ValueError, match="not a packed ranked pool"):
         unpack_pool(b"\x05\x00\x00\x00{oops")
 
@@ -213,23 +255,28 @@ def test_workers_sharing_a_store_compute_a_pool_once_and_serve_it_alike(serving_
     assert store.writes == 2
 
 
-def test_a_shared_pool_is_never_served_for_another_bundle_state(serving_bundle: Path, tier2) -> None:  # noqa: ANN001
+def test_each_worker_finishes_a_shared_pool_with_its_own_live_state(serving_bundle: Path, tier2) -> None:  # noqa: ANN001
     store = DictPools()
     first, second = load_engine(serving_bundle, Tier.ONNX), load_engine(serving_bundle, Tier.ONNX)
     first.share_pools(store)
     second.share_pools(store)
     first.recommend_user(SCI_FI[:4], k=5, seed=1)
-    second.set_weights({name: 1.0 for name in second.weights}, "even")  # new blend weights on one worker
-    second.recommend_user(SCI_FI[:4], k=5, seed=1)
-    assert store.writes == 2 and len(store.data) == 2
+    even = {name: 1.0 for name in second.weights}
+    second.set_weights(even, "even")  # new blend weights on one worker: the shared part still serves
+    shared = second.recommend_user(SCI_FI[:4], k=5, seed=1)
+    assert store.writes == 1 and store.reads == 2
+    alone = load_engine(serving_bundle, Tier.ONNX)  # the same weights, nothing shared: the same list
+    alone.set_weights(even, "even")
+    assert [(i["movie_id"], i["score"]) for i in alone.recommend_user(SCI_FI[:4], k=5, seed=1).items] == \
+        [(i["movie_id"], i["score"]) for i in shared.items]
     tier3 = load_engine(serving_bundle, Tier.LITE)  # another tier: its own pools
     tier3.share_pools(store)
     tier3.recommend_user(SCI_FI[:4], k=5, seed=1)
-    assert len(store.data) == 3
+    assert len(store.data) == 2
     expected = [i["movie_id"] for i in first.recommend_user(SCI_FI[:4], k=5, seed=1).items]
     for key in store.data:  # a damaged record is recomputed, not served
         store.data[key] = b"\x05\x00\x00\x00garbage"
     fresh = load_engine(serving_bundle, Tier.ONNX)
     fresh.share_pools(store)
     assert [i["movie_id"] for i in fresh.recommend_user(SCI_FI[:4], k=5, seed=1).items] == expected
-    assert store.writes == 4
+    assert store.writes == 3

@@ -34,13 +34,13 @@ def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, AN
 def pools_built(monkeypatch):  # noqa: ANN001, ANN201
     """How many ranked pools this process computed (ran retrieval and every model)."""
     calls: list[int] = []
-    real = pipeline._ranked_pool
+    real = pipeline._user_base
 
     def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_ranked_pool", counted)
+    monkeypatch.setattr(pipeline, "_user_base", counted)
     return calls
 
 
@@ -98,8 +98,10 @@ def test_after_a_rating_the_push_computes_the_pool_the_next_request_reads(servin
     assert len(pools_built) == 2 and after and 104 not in after  # it read the push's pool: the new history's
 
 
-def test_a_learning_step_that_changes_the_served_ranker_recomputes_the_pool_once(  # noqa: ANN001
+def test_a_learning_step_after_the_push_leaves_the_shared_pool_usable(  # noqa: ANN001
         serving, alice, pools_built, monkeypatch, django_capture_on_commit_callbacks) -> None:
+    """New served weights apply on top of the shared pool base (retrieval and the models' scores): the next
+    request, in any worker, re-blends (and rescores the online ranker's row) instead of running every model."""
     from events.services import event_record
     from recommendations.online import consumer
     from recommendations.serving_services import ensemble_weights_create
@@ -109,7 +111,6 @@ def test_a_learning_step_that_changes_the_served_ranker_recomputes_the_pool_once
         with django_capture_on_commit_callbacks(execute=True):
             ensemble_weights_create(version="stepped", weights={n: float(i + 1) for i, n in enumerate(names)},
                                     activate=True)
-        serving_adapter.get_engine()  # this worker swaps them in, as every worker does on its next request
         return 1
 
     monkeypatch.setattr(consumer, "online_learn_deferred", step_changes_the_ranking)
@@ -118,6 +119,8 @@ def test_a_learning_step_that_changes_the_served_ranker_recomputes_the_pool_once
     with django_capture_on_commit_callbacks(execute=False):
         event, _ = event_record(user=alice, kind="rating", movie_id=104, value=4.0)
     consumer.online_apply_outbox(event_ids=[str(event.id)])
-    assert len(pools_built) == 2  # the push's pool, then the new state's, computed once by the applier
-    serving_adapter.reset_engine()  # a web worker
-    assert _ask(alice) and len(pools_built) == 2  # serves the new state's pool without running the models
+    assert len(pools_built) == 1  # the push's
+    serving_adapter.reset_engine()  # a web worker, which swaps in the new weights on its first request
+    served = serving_adapter.recommend_user(user=alice, user_id=alice.pk, k=5, n_candidates=100, explain=True)
+    assert len(pools_built) == 1 and served["weights_version"] == "stepped"
+    assert served["items"] and 104 not in [i["movie_id"] for i in served["items"]]
