@@ -254,8 +254,8 @@ def _finish_pool(b: Bundle, base: PoolBase, hist: np.ndarray, ctx: dict[str, Any
     since, the blend (``weights``: a request's own), the disagreement gate, the content relevance with the served
     counts where the models do not rank."""
     cands, raw = base.cands, base.raw
-    if not len(cands.items):
-        return cands, None, None, None, False
+    if not len(cands.items):  # nothing passed the filters: an empty list (users get the cold-start list instead)
+        return cands, np.zeros(0, np.float32), None, None, False
     norm = spread = relevance = None
     gated = False
     if raw is not None:

@@ -280,3 +280,8 @@ def test_each_worker_finishes_a_shared_pool_with_its_own_live_state(serving_bund
     fresh.share_pools(store)
     assert [i["movie_id"] for i in fresh.recommend_user(SCI_FI[:4], k=5, seed=1).items] == expected
     assert store.writes == 3
+
+
+def test_a_filter_that_nothing_passes_answers_an_empty_list(tier2) -> None:  # noqa: ANN001
+    assert tier2.recommend_item(SCI_FI[0], k=5, genre="no such genre").items == []
+    assert tier2.recommend_user(SCI_FI[:4], k=5, genre="no such genre").items == []
