@@ -152,8 +152,11 @@ def render_sweep(sweep: list[dict[str, Any]]) -> list[str]:
     ok = [r for r in sweep if "error" not in r]
     if ok:
         best = max(ok, key=lambda r: r["cold"]["rps"])
+        per_core = next((r for r in ok if r["workers"] == os.cpu_count()), None)
+        share = "" if per_core is None else (f"; one per core ({per_core['workers']}) served "
+                                             f"{per_core['cold']['rps'] / best['cold']['rps']:.0%} of that")
         lines += ["", f"First requests peaked at {best['workers']} worker(s) on this machine's {os.cpu_count()} "
-                  "cores. `bin/run` starts one worker per core when PostgreSQL and Redis are configured, bounded by "
+                  f"cores{share}. `bin/run` starts one worker per core when PostgreSQL and Redis are configured, bounded by "
                   "memory (`apex_site/workers.py`; `WEB_CONCURRENCY` overrides it), and one in the embedded "
                   "default. The server, Redis, PostgreSQL and this benchmark's client share the same cores here, "
                   "so a count above the cores is measured too."]
