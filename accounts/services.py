@@ -16,7 +16,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from .keys import key_generate, key_hash
@@ -183,9 +184,10 @@ def api_key_touch_flush() -> int:
         return 0
     try:
         with transaction.atomic():
-            for pk, at in sorted(pending.items()):  # a fixed order: two processes never deadlock on rows
-                ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), pk=pk).update(
-                    last_used_at=at)
+            # one statement for every key; the later of the stored and the buffered time (never moved back)
+            ApiKey.objects.filter(pk__in=sorted(pending)).update(last_used_at=Case(
+                *[When(pk=pk, then=Greatest(Coalesce(F("last_used_at"), Value(at)), Value(at)))
+                  for pk, at in sorted(pending.items())], default=F("last_used_at")))
     except DatabaseError:
         logger.warning("last-use times of %d API keys not written; kept for the next flush", len(pending))
         with _touch_lock:

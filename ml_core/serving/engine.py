@@ -47,7 +47,6 @@ class Engine:
         self.tier = tier
         self._lock = threading.Lock()
         self._counters = {"requests": 0, "gated": 0, "cold_start": 0}
-        self._shared: PoolStore | None = None
         self._bundle = Bundle.load(self.directory, int(tier))
 
     # ---- what it serves -----------------------------------------------------------------------------
@@ -118,7 +117,6 @@ class Engine:
 
         A pool is computed once per (history, bundle state, list parameters) by whichever process meets it
         first and read by the others (ml_core/serving/cache.py); a reloaded bundle shares through it too."""
-        self._shared = store
         self._bundle.shared_pools = store
 
     def clear_cache(self) -> None:
@@ -205,7 +203,7 @@ class Engine:
         if version == self.manifest_version:
             return False
         fresh = Bundle.load(self.directory, int(self.tier))
-        fresh.shared_pools = self._shared
+        fresh.shared_pools = self._bundle.shared_pools
         with self._lock:
             self._bundle = fresh
         log.info("serving bundle reloaded: version %s", version)

@@ -70,4 +70,3 @@ def online_push(*, events: Sequence[Event], version: int | None) -> int:
         payload.update(version=version, event_ids=event_ids, pushed_at=time.time())
         sent += live_push_recommendations(user_id=user_id, payload=payload)
     return sent
-
