@@ -68,6 +68,20 @@ def test_a_clobbered_run_file_is_repaired_from_the_artifacts(movielens_folder, t
     assert "### ease" in (docs / "MODEL_CARDS.md").read_text()
 
 
+def test_a_dataset_trained_elsewhere_keeps_its_cards_and_a_retrained_one_is_replaced(movielens_folder, tmp_path):
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    docs.mkdir()
+    other = "## aaa-elsewhere\n\nTrained on another checkout.\n\n### ease\n"
+    stale = "## tiny-movielens\n\nA stale section that the new run replaces.\n"
+    (docs / "MODEL_CARDS.md").write_text("# Model cards\n\nold header\n\n" + other + "\n" + stale)
+    assert main(["train", "--dataset", str(movielens_folder), "--out", str(out), "--docs", str(docs), "--quick",
+                 "--no-progress", "--models", "popularity"]) == 0
+    cards = (docs / "MODEL_CARDS.md").read_text()
+    assert "Trained on another checkout." in cards and "A stale section" not in cards and "old header" not in cards
+    assert cards.index("## aaa-elsewhere") < cards.index("## tiny-movielens") < cards.index("### popularity")
+    assert cards.count("## tiny-movielens") == 1
+
+
 def test_out_defaults_to_the_env_variable(movielens_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("ML_ARTIFACTS_DIR", str(tmp_path / "env-artifacts"))
     assert main(["train", "--dataset", str(movielens_folder), "--models", "popularity", "--quick",
