@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -123,26 +124,34 @@ def serving_bundle(tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def tiny_serving(settings, serving_bundle, tmp_path, db):  # noqa: ANN001, ANN201
-    """A private copy of the tiny bundle served on Tier 1 (CPU), the catalogue movies it knows, no consumer linger;
-    yields the copy's folder."""
-    import shutil
-
+def serve_tiny(settings, serving_bundle, tmp_path, db):  # noqa: ANN001, ANN201
+    """A callable ``serve_tiny(tier="1")``: serves a private copy of the tiny bundle on that tier, with the
+    catalogue movies it knows, and returns the copy's folder. The engine is forgotten again after the test."""
     from recommendations import serving as serving_adapter
     from tests.factories import MovieFactory
     from tests.ml_core.serving_bundle import tiny_metadata
 
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
+    def serve(tier: str = "1") -> Path:
+        root = tmp_path / "artifacts"
+        shutil.copytree(serving_bundle, root / "serving")
+        settings.ML_ARTIFACTS_DIR = root
+        settings.APEX_SERVING_TIER = tier
+        for movie_id, meta in tiny_metadata().items():
+            MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
+                         genres=meta["genres"])
+        serving_adapter.reset_engine()
+        return root / "serving"
+
+    yield serve
+    serving_adapter.reset_engine()
+
+
+@pytest.fixture
+def tiny_serving(settings, serve_tiny):  # noqa: ANN001, ANN201
+    """A private copy of the tiny bundle served on Tier 1 (CPU), the catalogue movies it knows, no consumer linger;
+    yields the copy's folder."""
     settings.ONLINE_CONSUME_LINGER_S = 0.0  # with REDIS_URL an event's eager consume run would wait 2 s for more
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield root / "serving"
-    serving_adapter.reset_engine()
+    return serve_tiny("1")
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+def serving(serve_tiny):  # noqa: ANN001, ANN201
     """A private copy of the tiny bundle (these tests rewrite its manifest), Tier 3 (no models to load)."""
-    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
-    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
-    settings.APEX_SERVING_TIER = "3"
-    serving_adapter.reset_engine()
-    yield tmp_path / "artifacts" / "serving"
-    serving_adapter.reset_engine()
+    return serve_tiny("3")
 
 
 def _rewrite_manifest(directory: Path) -> str:

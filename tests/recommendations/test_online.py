@@ -56,22 +56,13 @@ def test_a_rating_posted_through_the_api_changes_the_next_recommendations(client
 
 
 @pytest.fixture
-def serving(settings, serving_bundle, tmp_path):  # noqa: ANN001, ANN201
+def serving(serve_tiny):  # noqa: ANN001, ANN201
     """The tiny serving bundle (a private copy) and the catalog movies it knows."""
-    import shutil
-
     from recommendations import serving as serving_adapter
-    from tests.ml_core.serving_bundle import tiny_metadata
 
-    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
-    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
-    settings.APEX_SERVING_TIER = "1"
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
-    serving_adapter.reset_engine()
+    serve_tiny("1")
     learners.learner_reset()
-    yield serving_adapter
-    serving_adapter.reset_engine()
+    return serving_adapter
 
 
 def test_with_the_engine_a_rating_changes_the_list_and_the_served_counters(client, alice, serving,

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from recommendations import serving as serving_adapter
-from tests.factories import MovieFactory, RatingFactory
-from tests.ml_core.serving_bundle import tiny_metadata
+from tests.factories import RatingFactory
 
 pytestmark = pytest.mark.django_db
 PREDICTED = re.compile(r'data-predicted="([0-9.]+)"')
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+def serving(serve_tiny):  # noqa: ANN001, ANN201
     """A private copy of the bundle and the catalog movies it knows."""
-    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
-    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
-    settings.APEX_SERVING_TIER = "1"
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield tmp_path / "artifacts" / "serving"
-    serving_adapter.reset_engine()
+    return serve_tiny("1")
 
 
 @pytest.fixture

@@ -4,30 +4,20 @@ by whichever worker meets it first, and read by the others; a new rating is a ne
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from pathlib import Path
 
 import pytest
 
 from ml_core.serving import pipeline
 from recommendations import serving as serving_adapter
-from tests.factories import MovieFactory, RatingFactory
-from tests.ml_core.serving_bundle import tiny_metadata
+from tests.factories import RatingFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def serving(settings, serving_bundle: Path, tmp_path: Path):  # noqa: ANN001, ANN201
-    shutil.copytree(serving_bundle, tmp_path / "artifacts" / "serving")
-    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
-    settings.APEX_SERVING_TIER = "2"
+def serving(settings, serve_tiny):  # noqa: ANN001, ANN201
     settings.APEX_SHARED_POOL_TTL_S = 60
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield
-    serving_adapter.reset_engine()
+    return serve_tiny("2")
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import pytest
 from django.test import Client
 
 from events.models import Event
-from recommendations import serving as serving_adapter
 from recommendations.models import OnlineCheckpoint
 from tests.factories import MovieFactory, RatingFactory
 
@@ -23,20 +21,9 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def serving(settings, serving_bundle, tmp_path):  # noqa: ANN001, ANN201
+def serving(serve_tiny):  # noqa: ANN001, ANN201
     """The tiny serving bundle (a private copy) with the catalog movies it knows, Tier 1 on CPU."""
-    from tests.ml_core.serving_bundle import tiny_metadata
-
-    root = tmp_path / "artifacts"
-    shutil.copytree(serving_bundle, root / "serving")
-    settings.ML_ARTIFACTS_DIR = root
-    settings.APEX_SERVING_TIER = "1"
-    for movie_id, meta in tiny_metadata().items():
-        MovieFactory(id=movie_id, title=meta["title"], year=meta["year"], overview=meta["overview"],
-                     genres=meta["genres"])
-    serving_adapter.reset_engine()
-    yield root
-    serving_adapter.reset_engine()
+    return serve_tiny("1").parent
 
 
 def _applied_once() -> tuple[int, int]:
