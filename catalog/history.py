@@ -7,6 +7,13 @@ So each process keeps the histories it served (an LRU of ``MAX_USERS``), each st
 its other per-request keys (``history_keys``; recommendations.serving reads them with the engine versions).
 A stored history is used only while both still match and it is younger than ``MAX_AGE_S``.
 
+Processes share what they read: a history read from the database is also written to the shared cache under
+the same token and epoch (``data_key``, expiring after ``MAX_AGE_S``), and ``history_keys`` includes that key,
+so another process finds it in the round trip it makes anyway. After a rating, the live push (a Celery worker)
+reads the member's new history once, and the web workers serving the member's next request take it from there
+instead of each querying PostgreSQL. A shared copy obeys the same rules as a process's own: same token, same
+epoch, same limit, and ``MAX_AGE_S`` counted from the database read, not from when a process picked it up.
+
 Writers change the token: every saved or deleted ``Rating`` row (signals, so admin edits and cascades
 count) sets a new token at once and again after its transaction commits; bulk writes that bypass signals
 (the MovieLens importer) bump the epoch (``history_epoch_bump``). Either order of a reader and a writer ends
@@ -74,9 +81,26 @@ def token_key(user_id: int) -> str:
     return f"catalog:history:{user_id}"
 
 
+def data_key(user_id: int) -> str:
+    return f"catalog:history:data:{user_id}"
+
+
 def history_keys(user_id: int) -> list[str]:
     """The cache keys to read (with the caller's own, in one ``get_many``) before ``rating_history``."""
-    return [token_key(user_id), EPOCH_KEY] if enabled() else []
+    return [token_key(user_id), EPOCH_KEY, data_key(user_id)] if enabled() else []
+
+
+def _shared_entry(value: Any, *, token: Any, epoch: Any, limit: int) -> _Entry | None:
+    """The history another process stored (``data_key``), if it was read under this token, epoch and limit and
+    is younger than ``MAX_AGE_S``; None otherwise (absent, stale or malformed)."""
+    try:
+        stored_token, stored_epoch, stored_limit, read_at, ids, times, ratings = value
+    except (TypeError, ValueError):
+        return None
+    age = time.time() - float(read_at)
+    if token is None or stored_token != token or stored_epoch != epoch or stored_limit != limit or not 0 <= age < MAX_AGE_S:
+        return None
+    return _Entry(token, epoch, limit, time.monotonic() - age, History(list(ids), list(times), list(ratings)))
 
 
 def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = None) -> History:
@@ -90,6 +114,10 @@ def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = 
                 and entry.limit == limit and time.monotonic() - entry.stored_at < MAX_AGE_S):
             _entries.move_to_end(user.pk)
             return entry.history
+    shared = _shared_entry(published.get(data_key(user.pk)), token=token, epoch=epoch, limit=limit)
+    if shared is not None:
+        _remember(user.pk, shared)
+        return shared.history
     history = _query(user, limit)
     if token is None:  # first read since the cache was emptied: create a token, unless a writer set one
         token = uuid.uuid4().hex
@@ -99,12 +127,21 @@ def rating_history(*, user: Any, limit: int, published: dict[str, Any] | None = 
         except Exception:  # noqa: BLE001 - Redis trouble: serve from the database, store nothing
             log.warning("history token for user %s not created; not caching", user.pk, exc_info=True)
             return history
+    _remember(user.pk, _Entry(token, epoch, limit, time.monotonic(), history))
+    try:  # for the other processes: stored under the token seen before the read, as this process's own copy
+        cache.set(data_key(user.pk), (token, epoch, limit, time.time(), history.movie_ids, history.times,
+                                      history.ratings), MAX_AGE_S)
+    except Exception:  # noqa: BLE001 - Redis trouble: the others read the database, as without sharing
+        log.warning("history of user %s not shared", user.pk, exc_info=True)
+    return history
+
+
+def _remember(user_id: int, entry: _Entry) -> None:
     with _lock:
-        _entries[user.pk] = _Entry(token, epoch, limit, time.monotonic(), history)
-        _entries.move_to_end(user.pk)
+        _entries[user_id] = entry
+        _entries.move_to_end(user_id)
         while len(_entries) > MAX_USERS:
             _entries.popitem(last=False)
-    return history
 
 
 def _query(user: Any, limit: int) -> History:

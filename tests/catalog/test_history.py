@@ -49,6 +49,34 @@ def test_a_second_read_is_served_without_a_query(rated, django_assert_num_querie
         assert _read(user) == first
 
 
+def test_another_process_takes_the_history_one_process_read(rated, django_assert_num_queries) -> None:  # noqa: ANN001
+    user, _ = rated
+    first = _read(user)
+    history.forget_all()  # another process: nothing of its own
+    with django_assert_num_queries(0):
+        assert _read(user) == first
+
+
+def test_a_shared_history_is_not_taken_after_a_rating_or_past_its_age(rated, monkeypatch,  # noqa: ANN001
+                                                                     django_assert_num_queries) -> None:
+    user, _ = rated
+    _read(user)
+    newer = MovieFactory()
+    rating_upsert(user=user, movie=newer, value=5.0, rated_at=BASE + dt.timedelta(days=10))
+    history.forget_all()
+    assert _read(user).movie_ids[-1] == newer.id  # the shared copy carries the old token
+    history.forget_all()
+    with django_assert_num_queries(0):
+        assert _read(user).movie_ids[-1] == newer.id  # the new read is shared in turn
+    history.forget_all()
+    with django_assert_num_queries(1):
+        assert len(_read(user, limit=2).movie_ids) == 2  # a copy of another limit is not taken
+    history.forget_all()
+    monkeypatch.setattr(history, "MAX_AGE_S", 0.0)  # its age counts from the database read
+    with django_assert_num_queries(1):
+        _read(user)
+
+
 def test_a_rating_through_the_service_is_seen_on_the_next_read(rated) -> None:  # noqa: ANN001
     user, movies = rated
     _read(user)
@@ -87,6 +115,7 @@ def test_a_history_read_before_a_write_is_not_served_after_it(rated) -> None:  #
     user, movies = rated
     _read(user)
     published_before = cache.get_many(history_keys(user.pk))  # a reader saw the keys ...
+    del published_before[history.data_key(user.pk)]  # (with the shared copy it would serve that snapshot)
     rating_upsert(user=user, movie=MovieFactory(), value=5.0, rated_at=BASE + dt.timedelta(days=20))
     history.forget_all()
     stale = rating_history(user=user, limit=200, published=published_before)  # ... and reads after the write
