@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# b_splines' grid-only terms: interval starts and ends, then per level (left knots, spans, right knots, spans)
+_KnotTerms = tuple[Tensor, Tensor, list[tuple[Tensor, Tensor, Tensor, Tensor]]]
+
 
 class KANLinear(nn.Module):
     """One KAN layer: in_features x out_features learnable edge functions, summed per output."""
@@ -49,11 +52,11 @@ class KANLinear(nn.Module):
             bases = left + right
         return bases
 
-    def _knot_terms(self) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor, Tensor, Tensor]]]:
+    def _knot_terms(self) -> _KnotTerms:
         """What :meth:`b_splines` takes from the grid alone: the interval ends, and per recursion level the left
         knots and spans and the right knots and spans. Kept until the grid's values change (``update_grid``, a
         loaded state), which one comparison per call detects."""
-        cached = self.__dict__.get("_knot_cache")
+        cached: tuple[Tensor, _KnotTerms] | None = self.__dict__.get("_knot_cache")
         if cached is not None and torch.equal(cached[0], self.grid):
             return cached[1]
         g = self.grid
