@@ -352,7 +352,9 @@ def apex_row(name: str, split: Any, *, quick: bool, seed: int) -> dict[str, Any]
             "valid": pick(evaluate(model, split, "valid", full_only=True)),
             "test": {"a": pick(evaluate(model, split, "test", full_only=True)),
                      "b": pick(evaluate(model, train_only_input(split), "test", full_only=True))},
-            "fit_seconds": entry.get("train_seconds"), "trials": len(trials) if isinstance(trials, list) else trials or 1,
+            # an untuned model (its defaults: one configuration) has no trial history in its metrics
+            "fit_seconds": entry.get("train_seconds"),
+            "trials": max(len(trials) if isinstance(trials, list) else int(trials or 0), 1),
             "source": source, "quick": bool(entry.get("quick", quick))}
 
 
