@@ -238,7 +238,12 @@ def tune(model_cls: type[RecommenderBase], split: Any, options: FitOptions, *, s
     else:  # chosen in an earlier session: refit it (same seed, same epochs: the same model)
         model, report, _ = fit_config(model_cls, config, split, options)
     trials = trial_history(study, space)
-    session = {"started_at": started_at, "trials_run": run_here, "seconds": round(time.perf_counter() - started, 1)}
+    import torch
+
+    # torch's thread count changes float reductions, so a configuration refitted with another count can land on
+    # another model (the same seed and epochs): recorded so that a card's refit can be compared with its trial
+    session = {"started_at": started_at, "trials_run": run_here, "seconds": round(time.perf_counter() - started, 1),
+               "torch_threads": torch.get_num_threads()}
     return TuningResult(model=model, report=report, config=config, trials=trials,
                         seconds=round(sum(t["seconds"] or 0.0 for t in trials), 2),
                         study={"name": name, "storage": str(_db_path(storage_dir, model_cls.name) or "memory"),

@@ -218,6 +218,7 @@ def test_train_tune_stores_the_choice_and_train_reuses_it(noisy_folder, tmp_path
     assert main([*args, "--tune", "--trials", "5", "--models", "ease"]) == 0  # a later session continues the study
     stored = json.loads((root / "tuned" / "ease.json").read_text())
     assert len(stored["trials"]) == 5 and [s["trials_run"] for s in stored["sessions"]] == [4, 1]
+    assert all(s["torch_threads"] >= 1 for s in stored["sessions"])  # what a refit must match to give the same model
     assert "5 trials (5 complete, 0 pruned, 0 failed)" in (docs / "MODEL_CARDS.md").read_text()
 
     stored["params"]["reg"] = 77.0  # as if the study had chosen 77: train without --tune must train that
