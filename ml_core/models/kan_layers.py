@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# b_splines' grid-only terms: interval starts and ends, then per level (left knots, spans, right knots, spans)
+# the recursion's grid-only terms: interval starts and ends, then per level (left knots, spans, right knots, spans)
 _KnotTerms = tuple[Tensor, Tensor, list[tuple[Tensor, Tensor, Tensor, Tensor]]]
 
 
@@ -42,40 +42,20 @@ class KANLinear(nn.Module):
             self.spline_weight.copy_(self.curve_to_coeff(self.grid.T[spline_order:-spline_order], noise))
 
     def b_splines(self, x: Tensor) -> Tensor:
-        """B-spline bases by the Cox-de Boor recursion: (N, in) -> (N, in, G + k)."""
-        grid = self.grid
-        x = x.unsqueeze(-1)
-        bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)
-        for k in range(1, self.spline_order + 1):
-            left = (x - grid[:, : -(k + 1)]) / (grid[:, k:-1] - grid[:, : -(k + 1)]) * bases[..., :-1]
-            right = (grid[:, k + 1 :] - x) / (grid[:, k + 1 :] - grid[:, 1:-k]) * bases[..., 1:]
-            bases = left + right
-        return bases
-
-    def _knot_terms(self) -> _KnotTerms:
-        """What :meth:`b_splines` takes from the grid alone: the interval ends, and per recursion level the left
-        knots and spans and the right knots and spans. Kept until the grid's values change (``update_grid``, a
-        loaded state), which one comparison per call detects."""
-        cached: tuple[Tensor, _KnotTerms] | None = self.__dict__.get("_knot_cache")
-        if cached is not None and torch.equal(cached[0], self.grid):
-            return cached[1]
-        g = self.grid
-        levels = [(g[:, : -(k + 1)].contiguous(), g[:, k:-1] - g[:, : -(k + 1)],
-                   g[:, k + 1 :].contiguous(), g[:, k + 1 :] - g[:, 1:-k]) for k in range(1, self.spline_order + 1)]
-        terms = (g[:, :-1].contiguous(), g[:, 1:].contiguous(), levels)
-        self.__dict__["_knot_cache"] = (g.clone(), terms)
-        return terms
+        """B-spline bases by the Cox-de Boor recursion: (N, in) -> (N, in, G + k). Training, export and grid
+        updates take the knot terms fresh from the grid; inference on few rows reuses them (`b_splines_cached`)."""
+        return _cox_de_boor(x, *_knot_terms(self.grid, self.spline_order))
 
     def b_splines_cached(self, x: Tensor) -> Tensor:
-        """:meth:`b_splines` with its knot differences computed once per grid: the same operations on the same
-        values (bit for bit), fewer of them. For inference on few rows, where each operation's fixed cost is
-        most of the time (a request's ~100 candidates); :meth:`b_splines_local` wins on many rows."""
-        lo, hi, levels = self._knot_terms()
-        x = x.unsqueeze(-1)
-        bases = ((x >= lo) & (x < hi)).to(x.dtype)
-        for left_knots, left_spans, right_knots, right_spans in levels:
-            bases = (x - left_knots) / left_spans * bases[..., :-1] + (right_knots - x) / right_spans * bases[..., 1:]
-        return bases
+        """:meth:`b_splines` with its knot terms computed once per grid: the same operations on the same values
+        (bit for bit), fewer of them. For inference on few rows, where each operation's fixed cost is most of
+        the time (a request's ~100 candidates); :meth:`b_splines_local` wins on many rows. The terms are kept
+        until the grid's values change (``update_grid``, a loaded state), which one comparison per call detects."""
+        cached: tuple[Tensor, _KnotTerms] | None = self.__dict__.get("_knot_cache")
+        if cached is None or not torch.equal(cached[0], self.grid):
+            cached = (self.grid.clone(), _knot_terms(self.grid, self.spline_order))
+            self.__dict__["_knot_cache"] = cached
+        return _cox_de_boor(x, *cached[1])
 
     def b_splines_local(self, x: Tensor) -> Tensor:
         """The same bases as :meth:`b_splines`, computed on each input's k + 1 nonzero ones only (de Boor's local
@@ -228,3 +208,20 @@ class MLPNet(nn.Module):
 
     def regularization_loss(self) -> Tensor:
         return torch.zeros(())
+
+
+def _knot_terms(grid: Tensor, order: int) -> _KnotTerms:
+    """What the Cox-de Boor recursion takes from the grid alone: the interval starts and ends, and per level the
+    left knots and spans and the right knots and spans."""
+    levels = [(grid[:, : -(k + 1)].contiguous(), grid[:, k:-1] - grid[:, : -(k + 1)],
+               grid[:, k + 1 :].contiguous(), grid[:, k + 1 :] - grid[:, 1:-k]) for k in range(1, order + 1)]
+    return grid[:, :-1].contiguous(), grid[:, 1:].contiguous(), levels
+
+
+def _cox_de_boor(x: Tensor, lo: Tensor, hi: Tensor, levels: list[tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tensor:
+    """The order-k bases of x (N, in) from the knot terms: (N, in, G + k)."""
+    x = x.unsqueeze(-1)
+    bases = ((x >= lo) & (x < hi)).to(x.dtype)
+    for left_knots, left_spans, right_knots, right_spans in levels:
+        bases = (x - left_knots) / left_spans * bases[..., :-1] + (right_knots - x) / right_spans * bases[..., 1:]
+    return bases
