@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import candidate_slots, known
-from .layers import SeenItems, normalized_adjacency, sample_negatives
+from .layers import SeenItems, graph_batch, normalized_adjacency, sample_negatives
 from .neural_common import TorchRecommender, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
 
@@ -51,6 +51,7 @@ class HGCFConfig:
     negatives: int = 1  # sampled negatives per interaction; the margin loss is averaged over them (HGCF: 1)
     reg: float = 0.0  # weight decay inside RSGD
     batch_size: int = 10000
+    max_steps: int = 200  # full propagations per epoch: past max_steps * batch_size ratings the batch grows instead
     epochs: int = 200
 
 
@@ -106,8 +107,10 @@ class HGCF(TorchRecommender):
         # float32 degrees: the values this model was tuned with (LightGCN's are float64)
         adj = normalized_adjacency(data.users, data.items, data.n_users, data.n_items, degree_dtype=np.float32)
         self.net = net = HGCFNet(data.n_users, data.n_items, cfg)
-        opt = RiemannianSGD(net.parameters(), lr=cfg.learning_rate, c=cfg.curvature, weight_decay=cfg.reg,
-                            momentum=cfg.momentum)
+        batch = graph_batch(len(data.users), cfg.batch_size, cfg.max_steps)  # cfg.batch_size below 2M ratings
+        # the loss is summed over the batch: the square-root rule on the mean's step is sqrt(batch_size / batch) here
+        opt = RiemannianSGD(net.parameters(), lr=cfg.learning_rate * (cfg.batch_size / batch) ** 0.5,
+                            c=cfg.curvature, weight_decay=cfg.reg, momentum=cfg.momentum)
         seen = SeenItems(data.users, data.items, data.n_users, data.n_items)
         users, items = torch.from_numpy(data.users), torch.from_numpy(data.items)
 
@@ -115,8 +118,8 @@ class HGCF(TorchRecommender):
             perm, total, steps = torch.randperm(len(users), generator=gen), 0.0, 0
             negatives = torch.stack([torch.from_numpy(sample_negatives(data.users, seen, gen).astype(np.int64))
                                      for _ in range(cfg.negatives)], dim=1)  # (interactions, k)
-            for start in range(0, len(perm), cfg.batch_size):
-                idx = perm[start : start + cfg.batch_size]
+            for start in range(0, len(perm), batch):
+                idx = perm[start : start + batch]
                 points = net(adj)
                 u = points[users[idx]]
                 pos = points[data.n_users + items[idx]]

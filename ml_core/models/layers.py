@@ -87,6 +87,17 @@ def next_item_loss(h: torch.Tensor, item_weights: torch.Tensor, positives: torch
     return F.cross_entropy(torch.cat([pos_logit, neg_logit], 1), target)
 
 
+def graph_batch(n_examples: int, batch_size: int, max_steps: int) -> int:
+    """The batch size of one epoch of a model that propagates the whole graph at every step (LightGCN, HGCF).
+
+    Each step costs O(ratings) (the propagation), so with a fixed batch an epoch costs O(ratings^2 / batch). Up to
+    ``max_steps * batch_size`` examples the configured batch is kept (every dataset the models were tuned on);
+    past it the batch grows with the data so an epoch makes at most ``max_steps`` propagations and costs
+    O(ratings). The caller scales its step size by the square root of the batch ratio (Adam's and SGD's
+    square-root rule, Malladi et al., NeurIPS 2022), since an epoch then takes fewer, less noisy steps."""
+    return max(batch_size, -(-n_examples // max(1, max_steps)))
+
+
 def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *,
                          degree_dtype: type = np.float64) -> torch.Tensor:
     """Symmetric-normalised bipartite adjacency D^-1/2 A D^-1/2 of the distinct (user, item) pairs, as a coalesced

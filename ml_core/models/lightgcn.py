@@ -28,7 +28,7 @@ from ..interface import EmbeddingModel, FitOptions, FitReport, UserContext
 from ..training import run_epochs
 from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import candidate_slots
-from .layers import clone_state, n_parameters, normalized_adjacency, sample_negatives, seen_matrix
+from .layers import clone_state, graph_batch, n_parameters, normalized_adjacency, sample_negatives, seen_matrix
 from .neural_common import TorchRecommender
 
 
@@ -41,6 +41,7 @@ class LightGCNConfig:
     learning_rate: float = 1e-2
     reg: float = 1e-4  # L2 weight on layer-0 embeddings of the batch
     batch_size: int = 2048
+    max_steps: int = 200  # full propagations per epoch: past max_steps * batch_size pairs the batch grows instead
     epochs: int = 200
     eval_every: int = 5
     loss: str = "bpr"  # "bpr" (the paper) or "softmax" (sampled softmax over shared uniform negatives)
@@ -125,14 +126,15 @@ class LightGCN(TorchRecommender):
         self.net = LightGCNNet(self.n_users, self.n_items, c, adjacency)
         seen = seen_matrix(data.sequences(), self.n_items)
         pairs = np.unique(np.stack([data.users, data.items], 1), axis=0)
-        opt = torch.optim.Adam(self.net.parameters(), lr=c.learning_rate)
+        batch = graph_batch(len(pairs), c.batch_size, c.max_steps)  # c.batch_size below ~400k pairs
+        opt = torch.optim.Adam(self.net.parameters(), lr=c.learning_rate * (batch / c.batch_size) ** 0.5)
 
         def train_epoch(epoch: int) -> float:
             self.net.train()
             order = rng.permutation(len(pairs))
             total, steps = 0.0, 0
-            for start in range(0, len(order), c.batch_size):
-                u, i = pairs[order[start : start + c.batch_size]].T
+            for start in range(0, len(order), batch):
+                u, i = pairs[order[start : start + batch]].T
                 j = (sample_negatives(u, seen, rng) if c.loss == "bpr"
                      else rng.choice(self.n_items, size=min(c.negatives, self.n_items), replace=False))
                 u_t, i_t, j_t = (torch.from_numpy(a) for a in (u, i, j))

@@ -83,3 +83,14 @@ def test_rsgd_with_momentum_converges_faster_than_without_at_the_same_step():
 @needs_ml100k
 def test_hgcf_clears_popularity_on_ml100k():
     assert_clears_popularity(HGCF())
+
+
+class TestHGCFStepBoundedEpochs(RecommenderContract):
+    """Past max_steps * batch_size ratings the batch grows so an epoch makes at most max_steps propagations (the
+    summed loss's step shrinks by the square-root rule): the model still learns the groups, exports and loads."""
+
+    fit_options = FitOptions(seed=7, progress=False, max_epochs=60)
+
+    def make_model(self):
+        return HGCF(HGCFConfig(embedding_size=8, layers=2, learning_rate=0.05, batch_size=64, max_steps=3,
+                               margin=0.2))

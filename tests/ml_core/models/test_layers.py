@@ -56,3 +56,13 @@ def test_next_item_loss_is_full_softmax_up_to_the_limit_and_sampled_past_it():
     sampled.backward()
     touched = (w.grad.abs().sum(1) > 0).nonzero().ravel().tolist()
     assert set(touched) <= set(pos.tolist()) | set(neg.tolist())  # only the positives and the draws move
+
+
+def test_graph_batches_keep_the_configured_size_until_an_epoch_would_pass_max_steps():
+    from ml_core.models.layers import graph_batch
+
+    assert graph_batch(99_000, 2048, 200) == 2048  # every dataset the models were tuned on keeps its batch
+    assert graph_batch(200 * 2048, 2048, 200) == 2048
+    for n in (200 * 2048 + 1, 1_000_000, 25_000_000):
+        batch = graph_batch(n, 2048, 200)
+        assert batch > 2048 and -(-n // batch) <= 200 < -(-n // (batch - 1)) + 1
