@@ -96,11 +96,13 @@ WHY = {
            "and runs each row through the KAN: at 1M that, four validation checks over 5,000 users, is most of the fit "
            "time, and it grows with users x items (the reason the KAN has no 25M row yet).",
     "lightgcn": "every training step propagates the whole normalised graph (`LightGCNNet.propagate`: n_layers sparse "
-                "products over all 2 x ratings edges) to score one batch of 2,048 pairs, and an epoch has "
-                "ratings / 2,048 steps: one epoch costs ratings^2 / batch, quadratic in the ratings. Neighbour-"
-                "sampled or mini-batched propagation (issue 17) is what would make it linear; not done yet.",
+                "products over all 2 x ratings edges), so with a fixed batch of 2,048 pairs an epoch would cost "
+                "ratings^2 / batch. Past 200 x 2,048 pairs the batch grows with the data instead "
+                "(`graph_batch`, `max_steps` = 200 propagations an epoch, square-root step rule): an epoch costs "
+                "O(ratings). Rows measured before that change (2026-12-07) show the quadratic epoch.",
     "hyperbolic": "the same full-graph propagation per step as LightGCN (HGCF's tangent-space hops, "
-                  "`ml_core/models/hyperbolic.py`), so an epoch also grows with ratings^2 / batch; not changed yet.",
+                  "`ml_core/models/hyperbolic.py`); with its batch of 10,000 the step bound (200 propagations an "
+                  "epoch) starts past 2M ratings, so up to 1M an epoch still grows with ratings^2 / batch.",
     "diffusion": "one pass over the users per epoch, each batch of 256 users a dense (batch, items) row block built "
                  "from the sparse matrix (never the whole users x items array): an epoch grows with users x items.",
     "ldiffrec": "as DiffRec, with the rows compressed per item group by the autoencoder before the diffusion; the "

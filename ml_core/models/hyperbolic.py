@@ -15,6 +15,9 @@ Departure: HGCF uses the Lorentz (hyperboloid) model; this implementation uses t
 ball's closed forms. RSGD momentum (HGCF: 0.95) is searched with the step size (0 by default); the momentum
 buffer is parallel-transported along each step, as in geoopt's RiemannianSGD.
 The graph is symmetric-normalised (LightGCN-style) rather than HGCF's row-normalised adjacency.
+Every step propagates the whole graph, so on large logs an epoch makes at most ``max_steps`` (200) steps: past
+200 x 10,000 ratings the batch grows with the data and the step shrinks by the square-root rule (the loss is
+summed over the batch); below that (every dataset tuned so far) the batch is HGCF's fixed one.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ as the mean of their history items' final embeddings.
 ``negatives`` uniformly drawn items shared by the batch, logits = dot products / temperature
 (the contrastive objective of SimpleX, Mao et al. 2021, and SGL's InfoNCE, Wu et al. 2021,
 which both report large gains for LightGCN over BPR). Searched beside BPR, not the default.
+
+Every training step propagates the whole graph (O(ratings)), so an epoch makes at most ``max_steps`` (200) steps:
+past 200 x 2,048 pairs the batch grows with the data and Adam's step follows the square-root rule
+(lr x sqrt(batch / 2,048), Malladi et al. 2022), keeping an epoch linear in the ratings. Below that (ml-100k,
+ml-latest-small) the batch is the paper's 2,048.
 """
 
 from __future__ import annotations
