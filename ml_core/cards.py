@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 FULL = ("hr@10", "ndcg@10", "mrr@10")
 SAMPLED = ("sampled_hr@10", "sampled_ndcg@10", "sampled_mrr@10")
 BEYOND = ("coverage@10", "gini@10", "novelty@10")
+POPULARITY_RATIO = 1.5  # issue 15: every ensemble model at least this many times popularity's test NDCG@10
 
 
 def read_run(dataset_dir: Path) -> dict[str, Any]:
@@ -29,6 +30,11 @@ def read_run(dataset_dir: Path) -> dict[str, Any]:
         log.warning("%s: not valid JSON, rebuilt from the artifact folders", path)
         run = {}
     run.setdefault("models", {})
+    blend = dataset_dir / "ensemble" / "metrics.json"
+    try:  # the DR blend's weights, for the cards' verdict lines (absent until `ensemble` has run)
+        run["blend_weights"] = json.loads(blend.read_text()).get("weights", {}) if blend.exists() else {}
+    except json.JSONDecodeError:
+        run["blend_weights"] = {}
     for saved_path in sorted(dataset_dir.glob("*/metrics.json")):
         try:
             saved = json.loads(saved_path.read_text())
@@ -161,6 +167,34 @@ def _tie_lines(t: dict[str, Any]) -> list[str]:
     return [line]
 
 
+def _verdict_lines(run: dict[str, Any], e: dict[str, Any]) -> list[str]:
+    """An ensemble model's test NDCG@10 against popularity's (issue 15: at least POPULARITY_RATIO x), its blend
+    weight, and where it falls short after a study, what the study saw on validation against the defaults."""
+    from .blending import ENSEMBLE_MODELS
+
+    popular = run["models"].get("popularity", {}).get("test", {}).get("ndcg@10")
+    if e["model"] not in ENSEMBLE_MODELS or not popular:
+        return []
+    ratio = e["test"]["ndcg@10"] / popular
+    met = ratio >= POPULARITY_RATIO
+    line = (f"- Against popularity: {ratio:.2f} x its test NDCG@10 ({_fmt(popular)}); target >= {POPULARITY_RATIO} x "
+            + ("met" if met else "**not met**"))
+    weight = (run.get("blend_weights") or {}).get(e["model"])
+    if weight is not None:
+        line += f"; DR blend weight {weight:.3f}"
+    trials = [t for t in e.get("trials") or [] if t.get("state") == "complete"]
+    best = (e.get("tuning") or {}).get("best_trial")
+    if not met and trials:
+        values = {t["number"]: t["value"] for t in trials}
+        if best in values and 0 in values and best != 0:
+            line += (f". The study's choice (trial {best}) beat the defaults (trial 0) on validation, "
+                     f"{values[best]:.4f} against {values[0]:.4f} over {e['valid'].get('n_users', '?')} users, and "
+                     "is what `train` fits (chosen on validation, never on test); the test does not repeat that gain")
+        elif best == 0:
+            line += ". No trial of the study beat the defaults on validation"
+    return [line]
+
+
 def _dataset_lines(run: dict[str, Any]) -> list[str]:
     """What the dataset lacks or how it is shaped, and which model features fell back because of it."""
     profile = run.get("protocol", {}).get("dataset_profile") or {}
@@ -207,7 +241,7 @@ def _model_section(run: dict[str, Any], e: dict[str, Any], img: str, trials_img:
         lines.append(f"| {label} | " + " | ".join(_fmt(m[k]) for k in FULL + SAMPLED) + " |")
     lines += ["", f"- Beyond accuracy (test top-10): coverage {_fmt(t['coverage@10'])}, Gini of exposure "
               f"{_fmt(t['gini@10'])}, novelty {_fmt(t['novelty@10'])} bits",
-              *_tie_lines(t), *[f"- Fallback: {note}" for note in e.get("fallbacks", [])],
+              *_verdict_lines(run, e), *_tie_lines(t), *[f"- Fallback: {note}" for note in e.get("fallbacks", [])],
               f"- Training: {e['train_seconds']:.1f} s wall, {e.get('train_cpu_seconds', 0):.1f} s CPU, for the "
               f"selected configuration, validation checks included ({e['epochs']} epochs, "
               f"best epoch {e.get('best_epoch') or '-'}, {e.get('torch_threads', '?')} torch thread(s))",

@@ -122,3 +122,23 @@ def test_eval_users_validates_and_tests_on_one_seeded_sample_and_the_card_says_s
     run = json.loads((out / "tiny-movielens" / "metrics.json").read_text())
     assert run["protocol"]["n_eval_users"] == 20 and run["protocol"]["eval_users_sampled"] is True
     assert "20 test users (a seeded sample: --eval-users)" in (docs / "MODEL_CARDS.md").read_text()
+
+
+def test_each_ensemble_model_card_says_how_it_compares_with_popularity_and_why_when_short():
+    """Issue 15, section 3: the card states the ratio to popularity against the 1.5 x target and the blend weight;
+    a tuned model that falls short shows what its study saw on validation against the defaults."""
+    from ml_core.cards import _verdict_lines
+
+    def entry(model, ndcg, trials=(), best=None):
+        return {"model": model, "test": {"ndcg@10": ndcg}, "valid": {"n_users": 610},
+                "trials": [{"number": n, "state": "complete", "value": v} for n, v in trials],
+                "tuning": {"source": "tuned", "best_trial": best} if trials else {"source": "defaults"}}
+
+    run = {"models": {"popularity": entry("popularity", 0.02)}, "blend_weights": {"kan": 0.2, "hyperbolic": 0.05}}
+    [kan] = _verdict_lines(run, entry("kan", 0.05))
+    assert "2.50 x" in kan and "met" in kan and "not met" not in kan and "weight 0.200" in kan
+    [short] = _verdict_lines(run, entry("hyperbolic", 0.026, trials=[(0, 0.028), (14, 0.034)], best=14))
+    assert "1.30 x" in short and "**not met**" in short and "weight 0.050" in short
+    assert "trial 14" in short and "0.0340 against 0.0280 over 610 users" in short
+    assert _verdict_lines(run, entry("ease", 0.01)) == []  # baselines carry no target
+    assert _verdict_lines({"models": {}}, entry("kan", 0.05)) == []  # no popularity run: nothing to compare
