@@ -290,12 +290,14 @@ def render_http(http: list[dict[str, Any]]) -> list[str]:
         if not profiles:
             continue
         lines += ["", f"#### Where a worker's CPU goes, Tier {x['tier']} (py-spy, every worker sampled at 250 Hz)", "",
-                  "One more run of each load with py-spy attached to every uvicorn worker, sampling every thread that is "
-                  "running (idle and waiting threads are skipped), so native work with the GIL released (ONNX Runtime, "
-                  "torch, FAISS) counts for the Python frame that called it; a sample counts for the stage of its innermost frame that names one "
+                  "One more run of each load with py-spy attached to every uvicorn worker, sampling the thread that holds "
+                  "the GIL; a sample counts for the stage of its innermost frame that names one "
                   "(benchmarks/support/flame.py: time in psycopg or the ORM is the database's whoever asked, time in "
                   "torch is model math, a repository file's own lines count for its app). Worker CPU per request = "
-                  "samples / 250 Hz / requests (redis-server and PostgreSQL are not in it; the table above has them).",
+                  "samples / 250 Hz / requests (redis-server and PostgreSQL are not in it; the table above has them). "
+                  "Native work with the GIL released (ONNX Runtime's and torch's kernels, FAISS) is not sampled, so "
+                  "this is less than the table's worker CPU; sampling every thread instead counts threads blocked on "
+                  "sockets and locks as busy (tried: a plain Django view then showed 2.7 ms per request).",
                   "",
                   "| request kind | worker CPU ms/request | largest stages (share of samples) | flame graph |",
                   "|---|---|---|---|"]

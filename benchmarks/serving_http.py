@@ -255,7 +255,7 @@ def _profile(name: str, targets: list[Any], seconds: float, concurrency: int, wo
 
     tmp = Path(tempfile.mkdtemp(prefix="apex-spy-"))
     recorders = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--duration",
-                                   str(int(seconds) + 1), "--format", "raw", "--full-filenames", "--nonblocking", "--output",
+                                   str(int(seconds) + 1), "--format", "raw", "--full-filenames", "--gil", "--nonblocking", "--output",
                                    str(tmp / f"{pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for pid in workers]
     time.sleep(0.5)  # attached before the load starts
