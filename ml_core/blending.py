@@ -42,13 +42,17 @@ def fit_or_load(name: str, split: Split, options: FitOptions, directory: Path, *
 
     snapshot = split.train.snapshot()
     dataset_dir = Path(dataset_dir) if dataset_dir is not None else Path(directory).parent
-    wanted = json.dumps(config_dict(load_choice(dataset_dir / "tuned", MODELS[name], snapshot=snapshot["sha256"])[0]),
+    cls = MODELS[name]
+    wanted = json.dumps(config_dict(load_choice(dataset_dir / "tuned", cls, snapshot=snapshot["sha256"])[0]),
                         sort_keys=True)
     try:
         manifest = verify_artifact(directory)
         metrics = manifest.get("metrics") or {}
+        # a field added to the config since the artifact was trained takes today's default (a new field's
+        # default keeps the old behaviour); a field no longer in the config still differs, and refits
+        stored = {**config_dict(cls().config), **(metrics.get("hyperparameters") or {})}
         if ((manifest.get("data_snapshot") or {}).get("sha256") == snapshot["sha256"] and metrics
-                and json.dumps(metrics.get("hyperparameters"), sort_keys=True) == wanted):
+                and json.dumps(stored, sort_keys=True) == wanted):
             log.info("ensemble: reusing %s from %s", name, directory)
             return load_model(directory), metrics
     except ArtifactError:

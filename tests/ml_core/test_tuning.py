@@ -284,3 +284,19 @@ def test_a_shipped_choice_applies_only_to_the_training_data_it_was_tuned_on(tmp_
     (tuned / "diffusion.json").write_text(json.dumps({"model": "diffusion", "params": {"hidden_dims": [300]}}))
     config, found = tuning.load_choice(tuned, DiffRec, snapshot="f" * 64)  # a local choice always wins
     assert config.hidden_dims == (300,) and found is not None and found["path"] == str(tuned / "diffusion.json")
+
+
+def test_an_artifact_trained_before_a_config_field_existed_is_reused_with_its_default(split, tmp_path, caplog,
+                                                                                     monkeypatch):
+    """A field added to a model's config (its default keeps the old behaviour) must not refit every stored model."""
+    import dataclasses
+
+    from ml_core.registry import MODELS
+
+    options = FitOptions(seed=3, progress=False)
+    fit_or_load("ease", split, options, tmp_path / "ease", quick=False)
+    grown = dataclasses.make_dataclass("GrownEASEConfig", [("new_knob", int, 0)], bases=(EASEConfig,), frozen=True)
+    monkeypatch.setattr(MODELS["ease"], "config_cls", grown)
+    with caplog.at_level(logging.INFO, logger="ml_core.ensemble"):
+        fit_or_load("ease", split, options, tmp_path / "ease", quick=False)
+    assert "reusing ease" in caplog.text  # a changed choice still refits: the test above
