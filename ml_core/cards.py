@@ -205,6 +205,14 @@ def _dataset_lines(run: dict[str, Any]) -> list[str]:
     return ["Data and fallbacks:", "", *[f"- {note}" for note in notes], ""]
 
 
+def _machine(platform: dict[str, Any]) -> str:
+    """'2 CPUs', with torch's kernel instruction set when the run recorded it (results can differ between sets)."""
+    text = f"{platform.get('cpus', '?')} CPUs"
+    if platform.get("cpu_capability"):
+        text += f" ({platform.get('cpu', '?')}, torch {platform.get('torch', '?')} kernels {platform['cpu_capability']})"
+    return text
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
@@ -290,7 +298,7 @@ def render(runs: list[dict[str, Any]], docs_dir: Path, kept: dict[str, str] | No
                   f"{run.get('protocol', {}).get('n_eval_users', '?')} test users"
                   f"{' (a seeded sample: --eval-users)' if run.get('protocol', {}).get('eval_users_sampled') else ''}"
                   ". Last updated "
-                  f"{run.get('updated_at', '?')} on {run.get('platform', {}).get('cpus', '?')} CPUs.", "",
+                  f"{run.get('updated_at', '?')} on {_machine(run.get('platform', {}))}.", "",
                   *_dataset_lines(run), "Test metrics, sorted by full-ranking NDCG@10:", "", *_summary_table(run), ""]
         for name in sorted(run["models"], key=lambda n: -run["models"][n]["test"]["ndcg@10"]):
             e = run["models"][name]

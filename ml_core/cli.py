@@ -341,7 +341,22 @@ def _protocol(split: Any) -> dict[str, Any]:
 
 
 def _platform() -> dict[str, Any]:
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
+    """Where a run trained. torch picks its CPU kernels by the instruction set it finds (``cpu_capability``), and
+    models sensitive to float rounding (the Neural-ODE, HGCF) can land elsewhere on another one."""
+    import torch
+
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "cpu": _cpu_model(), "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -142,3 +142,15 @@ def test_each_ensemble_model_card_says_how_it_compares_with_popularity_and_why_w
     assert "trial 14" in short and "0.0340 against 0.0280 over 610 users" in short
     assert _verdict_lines(run, entry("ease", 0.01)) == []  # baselines carry no target
     assert _verdict_lines({"models": {}}, entry("kan", 0.05)) == []  # no popularity run: nothing to compare
+
+
+def test_a_run_records_the_cpu_and_torch_kernels_it_trained_on_and_the_card_shows_them(movielens_folder, tmp_path):
+    """Models sensitive to float rounding can land elsewhere on another instruction set: the card says where."""
+    import torch
+
+    out, docs = tmp_path / "artifacts", tmp_path / "docs"
+    assert main(["train", "--dataset", str(movielens_folder), "--out", str(out), "--docs", str(docs), "--quick",
+                 "--no-progress", "--models", "popularity"]) == 0
+    platform = json.loads((out / "tiny-movielens" / "metrics.json").read_text())["platform"]
+    assert platform["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and platform["cpu"]
+    assert f"kernels {platform['cpu_capability']})" in (docs / "MODEL_CARDS.md").read_text()
