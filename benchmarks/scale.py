@@ -99,7 +99,7 @@ WHY = {
                 "products over all 2 x ratings edges), so with a fixed batch of 2,048 pairs an epoch would cost "
                 "ratings^2 / batch. Past 200 x 2,048 pairs the batch grows with the data instead "
                 "(`graph_batch`, `max_steps` = 200 propagations an epoch, square-root step rule): an epoch costs "
-                "O(ratings). Rows measured before that change (2026-12-07) show the quadratic epoch.",
+                "O(ratings).",
     "hyperbolic": "the same full-graph propagation per step as LightGCN (HGCF's tangent-space hops, "
                   "`ml_core/models/hyperbolic.py`); with its batch of 10,000 the step bound (200 propagations an "
                   "epoch) starts past 2M ratings, so up to 1M an epoch still grows with ratings^2 / batch.",

@@ -50,7 +50,7 @@ def fit_or_load(name: str, split: Split, options: FitOptions, directory: Path, *
         metrics = manifest.get("metrics") or {}
         # a field added to the config since the artifact was trained takes today's default (a new field's
         # default keeps the old behaviour); a field no longer in the config still differs, and refits
-        stored = {**config_dict(cls().config), **(metrics.get("hyperparameters") or {})}
+        stored = {**config_dict(cls.config_cls()), **(metrics.get("hyperparameters") or {})}
         if ((manifest.get("data_snapshot") or {}).get("sha256") == snapshot["sha256"] and metrics
                 and json.dumps(stored, sort_keys=True) == wanted):
             log.info("ensemble: reusing %s from %s", name, directory)

@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .targets import POPULARITY_RATIO
+
 log = logging.getLogger(__name__)
 
 FULL = ("hr@10", "ndcg@10", "mrr@10")
 SAMPLED = ("sampled_hr@10", "sampled_ndcg@10", "sampled_mrr@10")
 BEYOND = ("coverage@10", "gini@10", "novelty@10")
-POPULARITY_RATIO = 1.5  # issue 15: every ensemble model at least this many times popularity's test NDCG@10
 
 
 def read_run(dataset_dir: Path) -> dict[str, Any]:

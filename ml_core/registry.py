@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import ArtifactError, verify_artifact
+from .models.base import RecommenderBase
 from .models.diffusion import DiffRec, LDiffRec
 from .models.ease import EASE
 from .models.hyperbolic import HGCF
@@ -16,7 +17,7 @@ from .models.neural_ode import NeuralODE
 from .models.popularity import Popularity
 from .models.sasrec import SASRec, SASRecBCE
 
-MODELS: dict[str, type] = {
+MODELS: dict[str, type[RecommenderBase]] = {
     "popularity": Popularity,
     "itemknn": ItemKNN,
     "ease": EASE,

@@ -35,7 +35,7 @@ def metadata_from_interactions(data: Interactions) -> dict[int, dict[str, Any]]:
 def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None, out: Path, *,
                   names: Sequence[str] = ENSEMBLE_MODELS, model_root: Path | None = None, quick: bool = False,
                   seed: int = 42, onnx: bool = True, max_epochs: int | None = None,
-                  tuned_root: Path | None = None, temperature: float = 0.05,
+                  tuned_root: Path | None = None, temperature: float = 0.05, eval_users: int | None = None,
                   on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train/reuse the models on the split's train part, pick weights by DR on validation, write the bundle.
 
@@ -43,6 +43,8 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     ``model_root``: ``<tuned_root>/tuned/<model>.json``, see :mod:`ml_core.tuning`), or its defaults, for at
     most ``max_epochs`` epochs when given (2 with ``quick``). The bundle is written to a sibling folder and
     swapped in with renames, so a serving engine never reads a half-written bundle. Returns the ensemble summary (weights, DR, test metrics, version).
+    ``eval_users``: early stopping, weight selection and the test metrics use a seeded sample of that many users
+    (as ``train --eval-users``; the summary's ``n_eval_users`` says how many).
     ``on_step`` is told each stage as it starts: ``fit:<model>`` for each model, then ``bundle`` (weight selection,
     the rating predictor, indexes, exports and the swap).
     """
@@ -52,7 +54,7 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     start = time.perf_counter()
     out = Path(out)
     metadata = metadata or metadata_from_interactions(data)
-    split = leave_one_out(data, seed=seed)
+    split = leave_one_out(data, seed=seed, eval_users=eval_users)
     names = registered(names)
     # budgets are epochs, never seconds: the bundle does not depend on how busy the machine was
     max_epochs = max_epochs if max_epochs is not None else (2 if quick else None)
@@ -83,7 +85,8 @@ def build_serving(data: Interactions, metadata: dict[int, dict[str, Any]] | None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     ensemble = {"models": list(models), "weights": dict(zip(models, weights.astype(float).round(6).tolist(), strict=False)),
                 "weights_version": f"dr-{stamp}", "selection": info, "metrics": metrics,
-                "temperature": temperature, "gating_threshold": None, "dataset": data.name}
+                "temperature": temperature, "gating_threshold": None, "dataset": data.name,
+                "n_eval_users": int(len(tusers)), "eval_users_sampled": split.eval_sample is not None}
     tmp = out.parent / f".{out.name}.building"
     shutil.rmtree(tmp, ignore_errors=True)
     build_bundle(tmp, item_raw_ids=data.item_vocab.to_json(), interactions_items=split.train.items,

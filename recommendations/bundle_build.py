@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-DATASETS = ("catalog", "ml-100k", "ml-latest-small")
+DATASETS = ("catalog", "ml-100k", "ml-latest-small")  # named; any MovieLens-layout folder path also works
 
 
 class NoRatings(ValueError):
@@ -21,11 +21,13 @@ class NoRatings(ValueError):
 
 
 def serving_bundle_build(*, dataset: str = "catalog", models: Sequence[str] | None = None, quick: bool = False,
-                         epochs: int = 2, seed: int = 42, onnx: bool = True,
+                         epochs: int = 2, seed: int = 42, onnx: bool = True, eval_users: int | None = None,
                          on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (or reuse) the models, write the bundle under ML_ARTIFACTS_DIR/serving, activate its weights and
     publish its version (every serving worker reloads it on its next request). Returns the build's summary with
-    ``weights_version`` and ``seconds`` added. ``on_step``: see ``ml_core.builds.build_serving``."""
+    ``weights_version`` and ``seconds`` added. ``dataset``: ``catalog``, a named dataset or a MovieLens-layout
+    folder (ml-1m ... ml-32m, ``python -m ml_core synth``). ``eval_users``: validate, select weights and test on a
+    seeded sample of that many users (large sets). ``on_step``: see ``ml_core.builds.build_serving``."""
     from ml_core.builds import ENSEMBLE_MODELS, DatasetError, build_serving
 
     from . import serving
@@ -40,7 +42,7 @@ def serving_bundle_build(*, dataset: str = "catalog", models: Sequence[str] | No
     out = serving.serving_dir()
     summary = build_serving(data, metadata, out, names=names, model_root=Path(settings.ML_ARTIFACTS_DIR) / data.name,
                             quick=quick, seed=seed, onnx=onnx, max_epochs=epochs if quick else None,
-                            on_step=on_step)
+                            eval_users=eval_users, on_step=on_step)
     registered = serving_bundle_register(bundle_dir=out)  # weights row (activated) and artifact rows
     serving.publish_bundle_version(summary["version"])
     return {**summary, "dataset": data.name, "weights_version": registered["weights_version"],

@@ -46,3 +46,30 @@ def test_an_empty_catalog_is_a_clear_error(settings, tmp_path) -> None:  # noqa:
     settings.ML_ARTIFACTS_DIR = tmp_path
     with pytest.raises(CommandError, match="no ratings yet"):
         call_command("build_serving_artifacts", "--dataset", "catalog", "--quick")
+
+
+def test_a_movielens_layout_folder_builds_with_a_seeded_sample_of_evaluation_users(settings, tmp_path) -> None:  # noqa: ANN001
+    """Any MovieLens-layout folder (here one `ml_core synth` writes) serves through the same command; with
+    --eval-users the weights are selected and tested on that many seeded users, and the bundle says so."""
+    import json
+
+    from ml_core import synth
+    from recommendations.models import EnsembleWeights
+
+    settings.ML_ARTIFACTS_DIR = tmp_path / "artifacts"
+    folder = tmp_path / "synth-small"
+    synth.write_dataset(synth.SynthSpec(users=200, items=300, ratings=8_000, seed=5, chunk_users=64), folder)
+    call_command("build_serving_artifacts", "--dataset", str(folder), "--quick", "--models", "ease,itemknn",
+                 "--no-onnx", "--eval-users", "60")
+    ensemble = json.loads((tmp_path / "artifacts" / "serving" / "ensemble.json").read_text())
+    assert ensemble["dataset"] == "synth-small"
+    assert ensemble["n_eval_users"] == 60 and ensemble["eval_users_sampled"] is True
+    assert ensemble["metrics"]["test"]["n_users"] == 60
+    assert (tmp_path / "artifacts" / "synth-small" / "ease" / "manifest.json").exists()
+    assert EnsembleWeights.objects.get(is_active=True).weights.keys() == {"ease", "itemknn"}
+
+
+def test_a_folder_that_is_not_a_dataset_is_a_clear_error(settings, tmp_path) -> None:  # noqa: ANN001
+    settings.ML_ARTIFACTS_DIR = tmp_path
+    with pytest.raises(CommandError, match="no-such-folder"):
+        call_command("build_serving_artifacts", "--dataset", str(tmp_path / "no-such-folder"), "--quick")

@@ -1,4 +1,4 @@
-"""`python manage.py build_serving_artifacts [--dataset catalog|ml-100k|ml-latest-small] [--quick]`."""
+"""`python manage.py build_serving_artifacts [--dataset catalog|ml-100k|ml-latest-small|FOLDER] [--quick]`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,12 @@ class Command(BaseCommand):
             "ML_ARTIFACTS_DIR/serving, and activate a new EnsembleWeights row.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--dataset", default="catalog", choices=DATASETS,
-                            help="catalog: the ratings in the database (default); or a named MovieLens dataset")
+        parser.add_argument("--dataset", default="catalog",
+                            help=f"catalog: the ratings in the database (default); a named dataset ({', '.join(DATASETS[1:])}); "
+                                 "or a MovieLens-layout folder (ml-1m ... ml-32m, `python -m ml_core synth`)")
+        parser.add_argument("--eval-users", type=int, default=None,
+                            help="validate, select the weights and test on a seeded sample of this many users "
+                                 "(large sets; default: every user)")
         parser.add_argument("--models", default=None, help="comma-separated ensemble models (default: the six)")
         parser.add_argument("--quick", action="store_true",
                             help="each model's stored (or default) configuration, trained for at most --epochs "
@@ -40,7 +44,7 @@ class Command(BaseCommand):
             summary = serving_bundle_build(dataset=options["dataset"], models=(options["models"] or "").split(",")
                                            if options["models"] else None, quick=options["quick"],
                                            epochs=options["epochs"], seed=options["seed"],
-                                           onnx=not options["no_onnx"])
+                                           onnx=not options["no_onnx"], eval_users=options["eval_users"])
         except NoRatings as exc:
             raise CommandError(str(exc)) from exc
         test = summary["metrics"]["test"]
