@@ -314,6 +314,9 @@ NIGHTLY_MODELS = env_str("NIGHTLY_MODELS", "popularity,itemknn,ease")  # cheap f
 # the serving bundle the nightly retrain step rebuilds from gold (ml_core.serving_build; workers load it on reload)
 NIGHTLY_SERVING_MODELS = env_list("NIGHTLY_SERVING_MODELS", ["sasrec", "lightgcn", "ease"])
 NIGHTLY_MAX_EPOCHS = env_int("NIGHTLY_MAX_EPOCHS", 5)  # training epochs per serving model (never seconds)
+# validation, weight selection and test on at most this many seeded members (every member of a smaller set):
+# full ranking over 160k members x 60k movies would take the night
+NIGHTLY_EVAL_USERS = env_int("NIGHTLY_EVAL_USERS", 10_000)
 NIGHTLY_HOUR_UTC = env_int("NIGHTLY_HOUR_UTC", 3)
 EVENTS_EXPORT_LAG_S = env_int("EVENTS_EXPORT_LAG_S", 60)  # export only events older than this (late commits)
 CELERY_BEAT_SCHEDULE["nightly-lakehouse"] = {

@@ -177,11 +177,13 @@ def train_from_gold(
     seed: int = 42,
     quick: bool = False,
     threads: int = 1,
+    eval_users: int | None = None,
 ) -> dict[str, Any]:
     """Retrain models on the gold tables, export checksummed artifacts, and return the metrics entry per model.
 
     Same protocol and export as ``python -m ml_core train`` (leave-one-out, tuning on validation);
-    the manifests' data snapshot records the gold table versions read.
+    the manifests' data snapshot records the gold table versions read. ``eval_users``: validation and test on a
+    seeded sample of that many users when there are more (``train --eval-users``).
     """
     import json
     import time
@@ -194,7 +196,7 @@ def train_from_gold(
 
     torch.set_num_threads(max(1, threads))
     data, snapshot = interactions_from_gold_snapshot(root, dataset)
-    split = leave_one_out(data, seed=seed)
+    split = leave_one_out(data, seed=seed, eval_users=eval_users)
     target = artifacts_root(str(out) if out else None) / f"{dataset}-gold"
     target.mkdir(parents=True, exist_ok=True)
     options = FitOptions(seed=seed, progress=False, max_epochs=2 if quick else None)

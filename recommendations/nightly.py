@@ -141,7 +141,8 @@ def models_retrain_from_gold(*, dataset: str | None = None, models: str | None =
 
     dataset = dataset or settings.NIGHTLY_DATASET
     results = train_from_gold(
-        settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS, out=settings.ML_ARTIFACTS_DIR
+        settings.LAKEHOUSE_ROOT, dataset, models=models or settings.NIGHTLY_MODELS, out=settings.ML_ARTIFACTS_DIR,
+        eval_users=settings.NIGHTLY_EVAL_USERS,
     )
     bundle = serving_bundle_from_gold(dataset=dataset)
     return {
@@ -160,7 +161,8 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
     configuration ``train --tune --dataset <dataset>`` stored (``ML_ARTIFACTS_DIR/<dataset>/tuned/``, else its
     defaults) under
     ``ML_ARTIFACTS_DIR/<dataset>-gold/`` (a model that ``train_from_gold`` just trained on the same data is
-    reused, as is everything a failed run already trained). The bundle is swapped in whole, so serving reads
+    reused, as is everything a failed run already trained). Early stopping, weight selection and the test metrics
+    use at most ``NIGHTLY_EVAL_USERS`` seeded users (every user of a smaller set). The bundle is swapped in whole, so serving reads
     either the old one or the new one; its weights and artifact rows are stored by the reload step.
     """
     from ml_core.builds import build_serving, interactions_from_gold_snapshot, metadata_from_interactions
@@ -180,6 +182,7 @@ def serving_bundle_from_gold(*, dataset: str | None = None, names: Sequence[str]
         quick=True,
         max_epochs=settings.NIGHTLY_MAX_EPOCHS,
         tuned_root=Path(settings.ML_ARTIFACTS_DIR) / dataset,
+        eval_users=settings.NIGHTLY_EVAL_USERS,
     )
     return {
         "version": summary["version"],

@@ -226,3 +226,17 @@ def test_a_failed_bundle_build_keeps_the_served_bundle_and_a_rerun_replaces_it(g
     assert serving_adapter.get_engine().manifest_version == runs[1].detail["version"] != old
     assert served.manifest_version == runs[0].detail["bundle"]["version"]  # reloaded in place
     assert verify_bundle(serving)["ok"] and not (serving.parent / ".serving.building").exists()
+
+
+def test_the_nightly_rebuild_evaluates_on_at_most_nightly_eval_users_seeded_members(gold_serving: Path, settings) -> None:  # noqa: ANN001
+    """At a real catalogue's size full ranking over every member would take the night: the retrain and the bundle
+    validate, select weights and test on a seeded sample of NIGHTLY_EVAL_USERS members."""
+    import json
+
+    settings.NIGHTLY_EVAL_USERS = 7
+    run = nightly.nightly_run(steps=("retrain",))[0]
+    assert run.status == "succeeded", run.error
+    assert run.detail["models"]["popularity"]["test"]["n_users"] == 7
+    assert run.detail["bundle"]["test"]["n_users"] == 7
+    ensemble = json.loads((gold_serving / "artifacts" / "serving" / "ensemble.json").read_text())
+    assert ensemble["n_eval_users"] == 7 and ensemble["eval_users_sampled"] is True
