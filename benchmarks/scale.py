@@ -185,8 +185,8 @@ def write_doc(rows: list[dict]) -> None:
     if missing:
         lines += ["", f"Not yet measured at 25M (issue 17): {', '.join(missing)}."]
     text = DOC.read_text() if DOC.exists() else ""
-    # the sections of benchmarks/retrieval_scale.py and benchmarks/softmax_scale.py stay as they are
-    kept = [k for k in (section_of(text, name) for name in ("retrieval", "softmax")) if k is not None]
+    # the sections of benchmarks/retrieval_scale.py, softmax_scale.py and serving_scale.py stay as they are
+    kept = [k for k in (section_of(text, name) for name in ("retrieval", "softmax", "serving-scale")) if k is not None]
     DOC.write_text("\n".join(lines) + "\n" + "".join("\n" + k + "\n" for k in kept))
 
 

@@ -72,7 +72,18 @@ def _worker(bundle: str, tier: int, n_requests: int) -> None:
     out["repeat@100"] = _percentiles(times)
     rss_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
     out["rss_mb"] = rss_kb / 1024
+    out.update(memory_split_mb())
     print(json.dumps(out))
+
+
+def memory_split_mb() -> dict[str, float]:
+    """This process's resident memory split (MB): anonymous (heap, arrays read into memory: each worker pays it
+    again) and file-backed (memory-mapped artifacts, shared libraries: one copy in the page cache for every worker
+    of the machine)."""
+    status = {line.split(":")[0]: int(line.split()[1]) for line in open("/proc/self/status")
+              if line.startswith(("RssAnon", "RssFile", "RssShmem"))}
+    return {"anon_mb": status.get("RssAnon", 0) / 1024,
+            "file_mb": (status.get("RssFile", 0) + status.get("RssShmem", 0)) / 1024}
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
