@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..interface import EmbeddingModel, FitOptions, FitReport, OnnxExportable, OnnxSpec, UserContext
 from ..tuning import Categorical, Distribution, Int, LogFloat
 from .base import candidate_slots, known
-from .layers import SeenItems, graph_batch, normalized_adjacency, sample_negatives
+from .layers import SeenItems, SymmetricSpMM, csr_adjacency, graph_batch, sample_negatives
 from .neural_common import TorchRecommender, seed_everything
 from .poincare import RiemannianSGD, expmap0, logmap0, pairwise_distance
 
@@ -56,6 +56,7 @@ class HGCFConfig:
     batch_size: int = 10000
     max_steps: int = 200  # full propagations per epoch: past max_steps * batch_size ratings the batch grows instead
     epochs: int = 200
+    min_patience: int = 10  # validation checks without gain before stopping (HGCF's curve is noisy)
 
 
 class HGCFNet(nn.Module):
@@ -72,7 +73,7 @@ class HGCFNet(nn.Module):
         x = logmap0(self.points, self.c)
         total = torch.zeros_like(x)
         for _ in range(self.layers):
-            x = torch.sparse.mm(adj, x)
+            x = SymmetricSpMM.apply(adj, x)  # the backward reuses the symmetric adjacency: no transpose per step
             total = total + x
         return expmap0(total, self.c)
 
@@ -108,7 +109,7 @@ class HGCF(TorchRecommender):
         gen = seed_everything(options.seed)
         self._remember_data(data)
         # float32 degrees: the values this model was tuned with (LightGCN's are float64)
-        adj = normalized_adjacency(data.users, data.items, data.n_users, data.n_items, degree_dtype=np.float32)
+        adj = csr_adjacency(data.users, data.items, data.n_users, data.n_items, degree_dtype=np.float32)
         self.net = net = HGCFNet(data.n_users, data.n_items, cfg)
         batch = graph_batch(len(data.users), cfg.batch_size, cfg.max_steps)  # cfg.batch_size below 2M ratings
         # the loss is summed over the batch: the square-root rule on the mean's step is sqrt(batch_size / batch) here

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 def pad_left(seqs: Sequence[np.ndarray], max_len: int, offset: int = 1) -> np.ndarray:
@@ -111,6 +113,35 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
     return torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(vals), (n, n),
                                    check_invariants=True).coalesce()
+
+
+class SymmetricSpMM(torch.autograd.Function):
+    """A @ x for a symmetric sparse A; the backward reuses A instead of transposing it (3-4x faster on CPU). LightGCN
+    and HGCF propagate with it."""
+
+    @staticmethod
+    def forward(ctx: Any, adjacency: Tensor, x: Tensor) -> Tensor:  # noqa: D102
+        ctx.adjacency = adjacency
+        out: Tensor = torch.sparse.mm(adjacency, x)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:  # noqa: D102
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+    if TYPE_CHECKING:  # torch's Function.apply is untyped (*args): the signature of forward, for the checker only
+
+        @classmethod
+        def apply(cls, adjacency: Tensor, x: Tensor) -> Tensor: ...
+
+
+def csr_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *,
+                  degree_dtype: type = np.float64) -> torch.Tensor:
+    """:func:`normalized_adjacency` as a sparse CSR tensor (:class:`SymmetricSpMM`'s layout)."""
+    coo = normalized_adjacency(users, items, n_users, n_items, degree_dtype=degree_dtype)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
 
 
 def n_parameters(net: nn.Module) -> int:
