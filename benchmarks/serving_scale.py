@@ -14,7 +14,9 @@ HNSW from 50,000 items). The page gives:
 - each tier in a fresh process (``benchmarks/serving.py``'s worker): cold start, user and item requests at 100
   and 500 candidates (p50/p95, every ensemble model, nothing cached), and resident memory split into anonymous
   (each worker pays it) and file-backed (shared by the workers of one machine);
-- the FAISS index of the bundle against exact search on the same vectors: recall@100 and latency of user queries.
+- the FAISS index of the bundle against exact search on the same vectors: recall@100 and latency of user queries;
+- with ``--http-seconds``, the site itself on that bundle (``benchmarks/serving_http.py``: uvicorn, PostgreSQL,
+  Redis): the bare DRF endpoint, returning members, members who just rated and first requests, on Tiers 2 and 3.
 """
 
 from __future__ import annotations
@@ -101,13 +103,40 @@ def retrieval_recall(bundle: Path, n_queries: int, k: int = 100, seed: int = 0) 
         _, want = exact.search(q, k)
         t_exact.append(time.perf_counter() - t)
         recalls.append(len(set(got.tolist()) & set(want[0].tolist())) / k)
-    return {"kind": index.kind, "n_items": len(index.vectors), "dims": int(index.vectors.shape[1]),
+    return {"kind": index.kind, "k": k, "n_items": len(index.vectors), "dims": int(index.vectors.shape[1]),
             "queries": n_queries, "recall": float(np.mean(recalls)), "min_recall": float(np.min(recalls)),
             "index_p50_ms": float(np.percentile(t_index, 50) * 1e3), "exact_p50_ms": float(np.percentile(t_exact, 50) * 1e3)}
 
 
+HTTP_LOADS = ("bare", "warm", "rated", "cold")
+HTTP_NAMES = {"bare": "bare DRF endpoint", "warm": "returning member", "rated": "member who just rated",
+              "cold": "first request"}
+
+
+def render_http(http: list[dict[str, Any]]) -> list[str]:
+    """The site on the bundle: one row per tier and load."""
+    if not http:
+        return []
+    first = http[0]
+    lines = ["", f"The site on this bundle (`benchmarks/serving_http.py`: uvicorn, {first['workers']} workers, "
+             f"{first['database']}, Redis; {first['concurrency']} connections, {first['rounds']} x "
+             f"{first['seconds']:g} s per load; load average at start {first['load_at_start']}):", "",
+             "| tier | request | requests/s | ratio to bare | p50 ms | p95 ms | server CPU ms/request | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for run in http:
+        if "error" in run:
+            lines.append(f"| {run['tier']} | error: {run['error']} ||||||")
+            continue
+        for name in HTTP_LOADS:
+            row = run[name]
+            ratio = "1.00" if name == "bare" else f"{run[f'ratio_{name}']:.2f}"
+            lines.append(f"| {run['tier']} | {HTTP_NAMES[name]} | {row['rps']:.0f} | {ratio} | {row['p50_ms']:.1f} | "
+                         f"{row['p95_ms']:.1f} | {row['server_cpu_ms']:.1f} | {row['errors']} |")
+    return lines
+
+
 def render(facts: dict[str, Any], build: dict[str, float] | None, tiers: list[dict[str, Any]],
-           recall: dict[str, Any], meta: dict[str, Any]) -> str:
+           recall: dict[str, Any], meta: dict[str, Any], http: list[dict[str, Any]] | None = None) -> str:
     start, end = marked(SECTION)
     lines = [start, "## Serving at catalogue size", "",
              f"Produced by `python benchmarks/serving_scale.py --bundle {meta['bundle']}"
@@ -146,8 +175,9 @@ def render(facts: dict[str, Any], build: dict[str, float] | None, tiers: list[di
                      f"{'; '.join(goals) or '-'} |")
     lines += ["", f"Retrieval: the bundle's {recall['kind']} index over {recall['n_items']:,} vectors of "
               f"{recall['dims']} dimensions against exact search on the same vectors, {recall['queries']} user "
-              f"queries: recall@100 {recall['recall']:.3f} (lowest {recall['min_recall']:.2f}); p50 "
-              f"{recall['index_p50_ms']:.2f} ms against {recall['exact_p50_ms']:.2f} ms exact.", "", end]
+              f"queries: recall@{recall['k']} {recall['recall']:.3f} (lowest {recall['min_recall']:.2f}); p50 "
+              f"{recall['index_p50_ms']:.2f} ms against {recall['exact_p50_ms']:.2f} ms exact.",
+              *render_http(http or []), "", end]
     return "\n".join(lines)
 
 
@@ -158,6 +188,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--tiers", default="1,2,3")
     parser.add_argument("--queries", type=int, default=500, help="user queries for the retrieval recall")
+    parser.add_argument("--http-seconds", type=float, default=0.0,
+                        help="seconds per load and round of the site on this bundle (0: no HTTP part)")
+    parser.add_argument("--http-tiers", default="2,3")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432",
+                        help="PostgreSQL server for the HTTP part's scratch database")
     parser.add_argument("--out", default=str(ROOT / "docs" / "SCALE.md"))
     args = parser.parse_args()
     bundle = Path(args.bundle)
@@ -170,7 +205,17 @@ def main() -> int:
     build = build_time(Path(args.build_time) if args.build_time else None)
     tiers = [in_process(bundle, int(t), args.requests) for t in args.tiers.split(",") if t]
     recall = retrieval_recall(bundle, args.queries)
-    section = render(facts, build, tiers, recall, meta)
+    http = []
+    if args.http_seconds > 0:
+        from benchmarks.serving_http import run_http
+
+        for tier in [t for t in args.http_tiers.split(",") if t]:
+            try:
+                http.append(run_http(bundle, tier, seconds=args.http_seconds, concurrency=8, workers=2,
+                                     postgres=args.postgres or None, rounds=2, loads=HTTP_LOADS))
+            except Exception as exc:  # noqa: BLE001 - the page says which tier failed and why
+                http.append({"tier": tier, "error": f"{type(exc).__name__}: {exc}"})
+    section = render(facts, build, tiers, recall, meta, http)
     write_section(Path(args.out), SECTION, section, title="Scale")
     print(section)
     return 0

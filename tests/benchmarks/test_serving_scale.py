@@ -39,4 +39,4 @@ def test_the_section_reports_the_bundle_a_tier_in_a_fresh_process_and_exact_reca
     text = serving_scale.render(facts, {"wall_s": 90.0, "peak_mb": 2048.0}, [tier], recall,
                                 {"bundle": "B", "build_time": None, "when": "now", "machine": "m", "load": 0.5})
     assert "**40 movies**" in text and "1.5 min wall, peak 2.0 GB" in text
-    assert "p50 <= 1 ms" in text and "recall@100 1.000" in text
+    assert "p50 <= 1 ms" in text and "recall@10 1.000" in text
