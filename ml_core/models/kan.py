@@ -191,16 +191,22 @@ class KANRanker(TorchRecommender):
 
     def _training_lists(self, builder: FeatureBuilder, contexts: list[UserContext], labels: list[np.ndarray],
                         rng: np.random.Generator) -> torch.Tensor:
-        """(n_lists, 1 + n_hard + n_uniform, F): positive first, then EASE-hard and uniform negatives."""
-        _cfg, out = self.config, []
+        """(n_lists, 1 + n_hard + n_uniform, F): positive first, then EASE-hard and uniform negatives.
+
+        Only the EASE rows cover every item (the hard negatives and the z-score need them); the other features are
+        built for each list's own items, so the cost grows with users x (items + list length), not x items x F.
+        """
+        out = []
         for start in range(0, len(contexts), 128):
             chunk = contexts[start : start + 128]
-            feats = builder.features(chunk)
+            ease = builder.ease_rows(chunk)
             for row, ctx in enumerate(chunk):
-                for pos in labels[start + row]:
-                    cand = self._candidates(feats[row, :, 0], ctx.history, pos, labels[start + row], rng)
-                    if cand is not None:
-                        out.append(feats[row, cand])
+                lists = [cand for pos in labels[start + row]
+                         if (cand := self._candidates(ease[row], ctx.history, pos, labels[start + row], rng))
+                         is not None]
+                if lists:
+                    feats = builder.candidate_features(ctx, np.concatenate(lists), ease_all=ease[row])
+                    out.extend(np.split(feats, len(lists)))
         return torch.from_numpy(np.stack(out))
 
     def _candidates(self, ease: np.ndarray, history: Sequence[int], positive: int, avoid: Sequence[int] | np.ndarray,

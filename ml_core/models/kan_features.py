@@ -160,11 +160,19 @@ class FeatureBuilder:
                                                    else self.week0)
         return int((float(now) - self.week0) // WEEK)
 
-    def candidate_features(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+    def ease_rows(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, n_items) float32 EASE scores of each context's history over every item (the first feature)."""
+        assert self._ease is not None  # fit() or restore() first
+        n = len(self.arrays["log_pop"])
+        return self._ease.score_rows(binary_rows([known(ctx.history, n) for ctx in contexts], n))
+
+    def candidate_features(self, ctx: UserContext, items: np.ndarray, ease_all: np.ndarray | None = None
+                           ) -> np.ndarray:
         """(len(items), F) float32 features of one context for the given items only (the serving path).
 
         The same features as ``features([ctx], items)[0]``, built from the history's rows instead of
-        (1, n_items) history rows times item x item matrices.
+        (1, n_items) history rows times item x item matrices. ``ease_all``: the context's row of
+        :meth:`ease_rows` when the caller has it already.
         """
         assert self._ease is not None  # fit() or restore() first
         a = self.arrays
@@ -175,7 +183,8 @@ class FeatureBuilder:
         n_seen = float(len(seen))
         last = h[-1] if len(h) else 0
         now_w = self._week(ctx)
-        ease_all = self._ease.score_rows(binary_rows([seen], n))[0]  # the z-score needs all
+        if ease_all is None:
+            ease_all = self._ease.score_rows(binary_rows([seen], n))[0]  # the z-score needs all
         ease = ease_all[idx]
         ease_z = (ease - ease_all.mean()) / (ease_all.std() + 1e-6)
         knn_recent = self._neighbours(recent, idx).sum(0) / max(float(len(recent)), 1.0)

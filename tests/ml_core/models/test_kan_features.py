@@ -102,3 +102,22 @@ def test_the_ranker_trains_and_scores_past_the_dense_limit(log, contexts):
     one = model.score(contexts[0].history, np.arange(log.n_items), now=contexts[0].now)
     np.testing.assert_allclose(one, scores[0], atol=1e-4)
     assert dataclasses.asdict(model.config)["dense_items"] == 20
+
+
+@pytest.mark.parametrize("which", ["dense", "sparse"])
+def test_training_lists_hold_the_full_rows_features_of_their_items_only(log, dense, contexts, which):
+    """The ranker's training lists take features for each list's items only: the same values the full rows give,
+    the same items drawn (the EASE row, every item, picks the hard negatives)."""
+    builder = dense if which == "dense" else FeatureBuilder(ease_reg=5.0, svd_factors=4, dense_items=20,
+                                                            neighbours=5).fit(log)
+    model = KANRanker(KANConfig(n_hard=4, n_uniform=3))
+    labels = [np.array([ctx.history[-1], ctx.history[0]]) for ctx in contexts]
+    lists = model._training_lists(builder, contexts, labels, np.random.default_rng(7)).numpy()
+    full, rng, want = builder.features(contexts), np.random.default_rng(7), []
+    for row, ctx in enumerate(contexts):
+        np.testing.assert_allclose(builder.ease_rows([ctx])[0], full[row, :, FEATURES.index("ease")], atol=1e-6)
+        for pos in labels[row]:
+            cand = model._candidates(full[row, :, 0], ctx.history, pos, labels[row], rng)
+            want.append(full[row, cand])
+    assert lists.shape == (2 * len(contexts), 8, len(FEATURES))
+    np.testing.assert_allclose(lists, np.stack(want), atol=1e-5)
