@@ -109,7 +109,11 @@ WHY = {
                   "reuses the matrix instead of transposing a COO one every step: a step at 1M ratings 0.57 -> 0.14 s); "
                   "the rows at 1M and below were measured before.",
     "diffusion": "one pass over the users per epoch, each batch of 256 users a dense (batch, items) row block built "
-                 "from the sparse matrix (never the whole users x items array): an epoch grows with users x items.",
+                 "from the sparse matrix (never the whole users x items array): an epoch grows with users x items. "
+                 "At 25M (56,687 items) the denoiser's input and output layers hold 57M weights each (hidden 1,000), "
+                 "so a batch costs ~175 GFLOP: the run of 2026-12-07 was half-way through its first epoch after 25 "
+                 "min on a loaded machine (~45 min an epoch) and was stopped, no row. DiffRec's own answer at this "
+                 "size is L-DiffRec (its row).",
     "ldiffrec": "as DiffRec, with the rows compressed per item group by the autoencoder before the diffusion; the "
                 "k-means grouping on truncated-SVD item factors is a one-off cost.",
     "neural_ode": "every event is a target once an epoch (each timeline cut into windows of max_len + 1, as SASRec), "
