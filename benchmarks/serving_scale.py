@@ -63,12 +63,12 @@ def disk_mb(folder: Path) -> float:
 
 def bundle_facts(bundle: Path) -> dict[str, Any]:
     ensemble = json.loads((bundle / "ensemble.json").read_text())
-    items = json.loads((bundle / "items.json").read_text())
-    n_items = len(items["movie_ids"]) if isinstance(items, dict) and "movie_ids" in items else len(items)
+    n_items = len(json.loads((bundle / "items.json").read_text())["movie_ids"])
     models = {}
     for name in ensemble["models"]:
         metrics = json.loads((bundle / "models" / name / "manifest.json").read_text()).get("metrics") or {}
         models[name] = {"train_s": metrics.get("train_seconds"), "epochs": metrics.get("epochs"),
+                        "max_epochs": metrics.get("max_epochs"),
                         "ndcg": (metrics.get("test") or {}).get("ndcg@10"),
                         "weight": ensemble["weights"].get(name)}
     parts = {p.name: disk_mb(p) for p in sorted(bundle.iterdir()) if p.is_dir()}
@@ -148,8 +148,9 @@ def render(facts: dict[str, Any], build: dict[str, float] | None, tiers: list[di
              f"ensemble test NDCG@10 {facts['test']['ndcg@10']:.4f}. On disk {facts['disk_mb']:.0f} MB ("
              + ", ".join(f"{k} {v:.0f} MB" for k, v in facts["parts_mb"].items()) + ").", ""]
     if build:
-        lines += [f"Build (`build_serving_artifacts --quick --epochs 1`, one torch thread): {build['wall_s'] / 60:.1f} "
-                  f"min wall, peak {build['peak_mb'] / 1024:.1f} GB.", ""]
+        caps = sorted({m["max_epochs"] for m in facts["models"].values() if m.get("max_epochs")})
+        cap = f"at most {', '.join(map(str, caps))} epochs a model" if caps else "each model to early stopping"
+        lines += [f"Build ({cap}): {build['wall_s'] / 60:.1f} min wall, peak {build['peak_mb'] / 1024:.1f} GB.", ""]
     lines += ["| model | fit s | epochs | test NDCG@10 | DR weight |", "|---|---:|---:|---:|---:|"]
     for name, m in facts["models"].items():
         ndcg = f"{m['ndcg']:.4f}" if m["ndcg"] is not None else "-"

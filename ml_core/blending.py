@@ -48,8 +48,9 @@ def fit_or_load(name: str, split: Split, options: FitOptions, directory: Path, *
     try:
         manifest = verify_artifact(directory)
         metrics = manifest.get("metrics") or {}
-        # a field added to the config since the artifact was trained takes today's default (a new field's
-        # default keeps the old behaviour); a field no longer in the config still differs, and refits
+        # a field added to the config since the artifact was trained takes today's default (the artifact is
+        # reused: a new field whose default changes training, such as HGCF's min_patience, needs a retrain by
+        # hand); a field no longer in the config still differs, and refits
         stored = {**config_dict(cls.config_cls()), **(metrics.get("hyperparameters") or {})}
         if ((manifest.get("data_snapshot") or {}).get("sha256") == snapshot["sha256"] and metrics
                 and json.dumps(stored, sort_keys=True) == wanted):

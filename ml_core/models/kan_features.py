@@ -184,7 +184,7 @@ class FeatureBuilder:
         last = h[-1] if len(h) else 0
         now_w = self._week(ctx)
         if ease_all is None:
-            ease_all = self._ease.score_rows(binary_rows([seen], n))[0]  # the z-score needs all
+            ease_all = self.ease_rows([ctx])[0]  # the z-score needs all
         ease = ease_all[idx]
         ease_z = (ease - ease_all.mean()) / (ease_all.std() + 1e-6)
         knn_recent = self._neighbours(recent, idx).sum(0) / max(float(len(recent)), 1.0)
